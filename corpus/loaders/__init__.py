@@ -1,0 +1,66 @@
+"""Format detection and dispatch to the loader for each format."""
+
+from __future__ import annotations
+
+from corpus.documents import LoadedDocument
+from corpus.errors import SourceReadError
+from corpus.fetch import RawFile
+from corpus.manifest import SourceSpec
+
+_BY_SUFFIX = {
+    ".pdf": "pdf", ".html": "html", ".htm": "html", ".xml": "bwb-xml", ".md": "markdown",
+    ".markdown": "markdown", ".txt": "text", ".csv": "csv", ".jsonl": "jsonl",
+}
+
+
+def detect_format(name: str, data: bytes) -> str:
+    """The format of a file from its name, else from its first bytes."""
+    lower = name.lower()
+    for suffix, fmt in _BY_SUFFIX.items():
+        if lower.endswith(suffix):
+            return fmt
+    head = data[:2048].lstrip().lower()
+    if head.startswith(b"%pdf"):
+        return "pdf"
+    if head.startswith((b"<!doctype html", b"<html")) or b"<html" in head:
+        return "html"
+    if head.startswith(b"<?xml") and b"<toestand" in data[:4096]:
+        return "bwb-xml"
+    raise SourceReadError(f"{name}: unknown format (name the format in the manifest)")
+
+
+def load_file(raw: RawFile, spec: SourceSpec) -> list[LoadedDocument]:
+    """Parse one file of a source into documents."""
+    fmt = spec.format or detect_format(raw.name, raw.data)
+    if not raw.data.strip():
+        raise SourceReadError(f"{raw.name}: the file is empty")
+    if fmt == "pdf":
+        from corpus.loaders.pdf import load_pdf
+
+        return load_pdf(raw.data, name=raw.name, url=raw.link, title=_single_title(spec))
+    if fmt == "html":
+        from corpus.loaders.html import load_html
+
+        return load_html(raw.data, name=raw.name, url=raw.link, language=spec.language)
+    if fmt == "bwb-xml":
+        from corpus.loaders.bwb import load_bwb_xml
+
+        return load_bwb_xml(raw.data, name=raw.name, url=raw.link)
+    if fmt == "markdown":
+        from corpus.loaders.text import load_markdown
+
+        return load_markdown(raw.data, name=raw.name, url=raw.link, title=_single_title(spec))
+    if fmt == "text":
+        from corpus.loaders.text import load_text
+
+        return load_text(raw.data, name=raw.name, url=raw.link, title=_single_title(spec))
+    if fmt in ("csv", "jsonl"):
+        from corpus.loaders.records import load_records
+
+        return load_records(raw.data, name=raw.name, fmt=fmt, columns=spec.columns, url=raw.link)
+    raise SourceReadError(f"{raw.name}: no loader for format {fmt!r}")
+
+
+def _single_title(spec: SourceSpec) -> str | None:
+    # A glob source holds many documents: the source title would wrongly name each of them.
+    return None if any(ch in spec.location for ch in "*?[") else spec.title

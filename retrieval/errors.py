@@ -1,0 +1,17 @@
+"""Errors raised by the retrieval layer."""
+
+
+class RetrievalError(Exception):
+    """Base class for index and search problems; the message is shown to a maintainer."""
+
+
+class ConfigError(RetrievalError):
+    """A setting is missing or invalid; the message names the variable."""
+
+
+class IndexNotReadyError(RetrievalError):
+    """No index has been built yet (run `vraagbaak corpus refresh`)."""
+
+
+class ModelMismatchError(RetrievalError):
+    """The index was built with another embedding model (run refresh with --rebuild)."""

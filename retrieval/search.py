@@ -1,0 +1,175 @@
+"""Hybrid retrieval: BM25 and dense vectors fused, one hit per citable unit, twins folded."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from retrieval.embedders import Embedder
+from retrieval.errors import ModelMismatchError
+from retrieval.lexical import LexicalIndex, analyse
+from retrieval.store import GenerationStore
+from retrieval.terminology import expand
+from retrieval.types import Chunk, SearchHit
+from retrieval.vector_index import VectorIndex
+
+logger = logging.getLogger(__name__)
+
+MODES = ("hybrid", "bm25", "dense")
+
+
+@dataclass(frozen=True)
+class FusionParams:
+    """How the two rankings are combined (chosen on LegalQA-NL dev, see docs/EVALUATION.md)."""
+
+    candidates: int = 100
+    """How deep each ranker is read before fusing."""
+    lexical_weight: float = 0.3
+    twin_threshold: float = 0.9
+    """Word overlap (Jaccard, numbers ignored) above which two units are the same rule stated twice."""
+    expand_terms: bool = True
+
+
+class HybridRetriever:
+    """Searches one index generation; reopen (or call ``refresh_if_switched``) to see a new one."""
+
+    def __init__(self, *, store: GenerationStore, vectors: VectorIndex, embedder: Embedder,
+                 params: FusionParams | None = None) -> None:
+        self._store = store
+        self._vectors = vectors
+        self._embedder = embedder
+        self.params = params or FusionParams()
+        self.generation = ""
+        self._load(store.require_active())
+
+    def _load(self, generation: str) -> None:
+        meta = self._store.read_meta(generation)
+        if meta.model != self._embedder.name:
+            raise ModelMismatchError(
+                f"the index was built with {meta.model} but the embedder is {self._embedder.name}: "
+                "run `vraagbaak corpus refresh --rebuild`"
+            )
+        self._chunks: list[Chunk] = self._store.read_chunks(generation)
+        self._position = {c.id: i for i, c in enumerate(self._chunks)}
+        self._word_cache: dict[int, frozenset[str]] = {}
+        self._lexical = LexicalIndex.load(self._store.path(generation) / "bm25")
+        self.generation = generation
+        logger.info("serving index generation %s (%d chunks)", generation, len(self._chunks))
+
+    def refresh_if_switched(self) -> bool:
+        """Pick up a newer active generation after a refresh; True when it switched."""
+        active = self._store.active()
+        if active and active != self.generation:
+            self._load(active)
+            return True
+        return False
+
+    @property
+    def chunks(self) -> Sequence[Chunk]:
+        """All chunks of the served generation."""
+        return self._chunks
+
+    def search(self, query: str, *, k: int = 10, mode: str = "hybrid") -> list[SearchHit]:
+        """Ranked hits, one per citable unit, best first."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}")
+        query = query.strip()
+        if not query or not self._chunks:
+            return []
+        depth = max(self.params.candidates, k * 3)
+        lexical: list[tuple[int, float]] = []
+        dense: list[tuple[int, float]] = []
+        if mode in ("hybrid", "bm25"):
+            tokens = analyse(query)
+            if self.params.expand_terms:
+                tokens = expand(tokens)
+            lexical = self._lexical.search(tokens, depth)
+        if mode in ("hybrid", "dense"):
+            vector = self._embedder.embed_query(query)
+            dense = [(self._position[cid], score)
+                     for cid, score in self._vectors.query(self.generation, vector, depth)
+                     if cid in self._position]
+        fused = self._fuse(lexical, dense, mode)
+        return self._units(fused, lexical, dense, query, k)
+
+    def _fuse(self, lexical: list[tuple[int, float]], dense: list[tuple[int, float]],
+              mode: str) -> dict[int, float]:
+        scores: dict[int, float] = {}
+        weight = {"bm25": 1.0, "dense": 0.0}.get(mode, self.params.lexical_weight)
+        for ranking, w in ((lexical, weight), (dense, 1.0 - weight)):
+            if not ranking or w == 0.0:
+                continue
+            values = np.array([s for _, s in ranking], dtype=np.float64)
+            low, high = float(values.min()), float(values.max())
+            span = high - low or 1.0
+            for pos, s in ranking:
+                scores[pos] = scores.get(pos, 0.0) + w * (s - low) / span
+        return scores
+
+    def _units(self, fused: dict[int, float], lexical: list[tuple[int, float]],
+               dense: list[tuple[int, float]], query: str, k: int) -> list[SearchHit]:
+        lex_rank = {pos: r for r, (pos, _) in enumerate(lexical, 1)}
+        dense_rank = {pos: r for r, (pos, _) in enumerate(dense, 1)}
+        dense_score = dict(dense)
+        best: dict[str, tuple[float, int]] = {}
+        for pos, score in fused.items():
+            unit = self._chunks[pos].unit_id
+            if unit not in best or score > best[unit][0]:
+                best[unit] = (score, pos)
+        ranked = sorted(best.values(), key=lambda item: (-item[0], item[1]))
+        ranked = self._fold_twins(ranked[: k * 3], query)
+        return [
+            SearchHit(chunk=self._chunks[pos], score=round(score, 6), lexical_rank=lex_rank.get(pos),
+                      dense_rank=dense_rank.get(pos), dense_score=dense_score.get(pos), twins=twins)
+            for score, pos, twins in ranked[:k]
+        ]
+
+    def _fold_twins(self, ranked: list[tuple[float, int]], query: str) -> list[tuple[float, int, tuple[str, ...]]]:
+        """Merge units that state the same rule twice (e.g. a law repeating a part for special sectors).
+
+        The group keeps the best score and is shown as the unit that comes first in the source,
+        the general rule, unless the query names words that only the later unit's headings carry.
+        """
+        if not ranked:
+            return []
+        positions = [pos for _, pos in ranked]
+        words = [self._words(pos) for pos in positions]
+        query_tokens = set(analyse(query))
+        taken: set[int] = set()
+        out: list[tuple[float, int, tuple[str, ...]]] = []
+        for i, (score, pos) in enumerate(ranked):
+            if i in taken:
+                continue
+            group = [i] + [j for j in range(i + 1, len(ranked))
+                           if j not in taken and _jaccard(words[i], words[j]) >= self.params.twin_threshold
+                           and self._chunks[positions[j]].source_id == self._chunks[pos].source_id]
+            taken.update(group)
+            members = [positions[j] for j in group]
+            shown = min(members, key=lambda p: (self._chunks[p].position, p))
+            for p in members:
+                if self._heading_overlap(p, query_tokens) > self._heading_overlap(shown, query_tokens):
+                    shown = p
+            twins = tuple(self._chunks[p].unit_id for p in members if p != shown)
+            out.append((score, shown, twins))
+        return out
+
+    def _words(self, pos: int) -> frozenset[str]:
+        cached = self._word_cache.get(pos)
+        if cached is None:
+            # Article numbers differ between twins by definition; compare the wording only.
+            cached = frozenset(t for t in analyse(self._chunks[pos].text) if not t[0].isdigit())
+            self._word_cache[pos] = cached
+        return cached
+
+    def _heading_overlap(self, pos: int, query_tokens: set[str]) -> int:
+        return len(query_tokens & set(analyse(" ".join(self._chunks[pos].heading_path))))
+
+
+
+def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    if not a or not b:
+        return 0.0
+    return len(a & b) / len(a | b)

@@ -1,0 +1,147 @@
+"""On-disk layout of the index: generations, the active pointer, and the embedding cache.
+
+    index/ACTIVE                   {"generation": "..."} switched with os.replace (atomic)
+    index/generations/<gen>/       chunks.jsonl, vectors.npy, bm25/, meta.json
+    index/chroma/                  chromadb's own files (one collection per generation)
+    cache/embeddings.sqlite        (model, content_hash) -> vector
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from retrieval.errors import IndexNotReadyError
+from retrieval.types import Chunk
+
+
+@dataclass(frozen=True)
+class GenerationMeta:
+    """What a generation was built with."""
+
+    generation: str
+    model: str
+    dim: int
+    chunks: int
+    created: float
+
+
+class GenerationStore:
+    """Reads and writes index generations under ``index_dir``."""
+
+    def __init__(self, index_dir: Path) -> None:
+        self.index_dir = index_dir
+        self.generations_dir = index_dir / "generations"
+
+    def new_generation_id(self) -> str:
+        """A fresh, sortable generation id."""
+        return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{time.time_ns() % 1_000_000:06d}"
+
+    def path(self, generation: str) -> Path:
+        """Folder of one generation."""
+        return self.generations_dir / generation
+
+    def write(self, generation: str, chunks: Sequence[Chunk], vectors: np.ndarray, *, model: str) -> Path:
+        """Write chunks, vectors and metadata of a generation (not yet active)."""
+        folder = self.path(generation)
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / "chunks.jsonl").open("w", encoding="utf-8") as fh:
+            for chunk in chunks:
+                fh.write(json.dumps(chunk.to_record(), ensure_ascii=False) + "\n")
+        np.save(folder / "vectors.npy", np.asarray(vectors, dtype=np.float32))
+        meta = GenerationMeta(generation, model, int(vectors.shape[1]) if vectors.ndim == 2 else 0,
+                              len(chunks), time.time())
+        (folder / "meta.json").write_text(json.dumps(meta.__dict__))
+        return folder
+
+    def read_meta(self, generation: str) -> GenerationMeta:
+        """Metadata of a generation."""
+        return GenerationMeta(**json.loads((self.path(generation) / "meta.json").read_text()))
+
+    def read_chunks(self, generation: str) -> list[Chunk]:
+        """All chunks of a generation, in index order."""
+        with (self.path(generation) / "chunks.jsonl").open(encoding="utf-8") as fh:
+            return [Chunk.from_record(json.loads(line)) for line in fh if line.strip()]
+
+    def read_vectors(self, generation: str) -> np.ndarray:
+        """Vectors aligned with ``read_chunks``."""
+        return np.load(self.path(generation) / "vectors.npy")
+
+    def active(self) -> str | None:
+        """The generation the bot serves, or None before the first refresh."""
+        pointer = self.index_dir / "ACTIVE"
+        if not pointer.exists():
+            return None
+        generation = json.loads(pointer.read_text())["generation"]
+        return generation if (self.path(generation) / "meta.json").exists() else None
+
+    def require_active(self) -> str:
+        """The active generation, or a clear error telling the maintainer to refresh."""
+        generation = self.active()
+        if generation is None:
+            raise IndexNotReadyError("no index yet: run `vraagbaak corpus refresh` first")
+        return generation
+
+    def activate(self, generation: str) -> None:
+        """Atomically make ``generation`` the one readers open."""
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.index_dir / "ACTIVE.tmp"
+        tmp.write_text(json.dumps({"generation": generation}))
+        os.replace(tmp, self.index_dir / "ACTIVE")
+
+    def all_generations(self) -> list[str]:
+        """Generation folders on disk, oldest first."""
+        if not self.generations_dir.exists():
+            return []
+        return sorted(p.name for p in self.generations_dir.iterdir() if p.is_dir())
+
+    def remove(self, generation: str) -> None:
+        """Delete a generation folder."""
+        shutil.rmtree(self.path(generation), ignore_errors=True)
+
+
+class EmbeddingCache:
+    """SQLite cache of vectors keyed by (model, content hash): unchanged chunks are never re-embedded."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path)
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS embeddings (model TEXT NOT NULL, hash TEXT NOT NULL, "
+            "vector BLOB NOT NULL, PRIMARY KEY (model, hash))"
+        )
+        self._db.commit()
+
+    def get_many(self, model: str, hashes: Iterable[str]) -> dict[str, np.ndarray]:
+        """Cached vectors for the hashes that have one."""
+        wanted = list(dict.fromkeys(hashes))
+        found: dict[str, np.ndarray] = {}
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            marks = ",".join("?" * len(part))
+            rows = self._db.execute(
+                f"SELECT hash, vector FROM embeddings WHERE model = ? AND hash IN ({marks})", [model, *part]
+            )
+            for digest, blob in rows:
+                found[digest] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def put_many(self, model: str, items: Iterable[tuple[str, np.ndarray]]) -> None:
+        """Store vectors; committed at once so an interrupted refresh keeps the work done."""
+        self._db.executemany(
+            "INSERT OR REPLACE INTO embeddings (model, hash, vector) VALUES (?, ?, ?)",
+            [(model, digest, np.asarray(vec, dtype=np.float32).tobytes()) for digest, vec in items],
+        )
+        self._db.commit()
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()

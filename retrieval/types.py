@@ -1,0 +1,62 @@
+"""Data that crosses the retrieval boundary: indexable chunks and ranked hits."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of a source small enough to embed, with everything needed to cite it."""
+
+    id: str
+    """Stable id ``source:doc:unit:n``; doubles as the citation key."""
+    source_id: str
+    doc_id: str
+    unit_id: str
+    """The citable unit the chunk belongs to (an article or a record); results are one per unit."""
+    title: str
+    kind: str
+    text: str
+    content_hash: str
+    label: str | None = None
+    heading_path: tuple[str, ...] = ()
+    page: int | None = None
+    url: str | None = None
+    effective_date: str | None = None
+    language: str | None = None
+    position: int = 0
+    """Order of the chunk within its source; used to prefer the first of two twin articles."""
+
+    def embedding_text(self) -> str:
+        """The text that is embedded and ranked: document, headings and label give the chunk context."""
+        head = [self.title, *self.heading_path]
+        if self.label and self.label.lower() not in self.text[:80].lower():
+            head.append(self.label)
+        return "\n".join([*(h for h in head if h), self.text])
+
+    def to_record(self) -> dict:
+        """A JSON-friendly dict (tuples become lists)."""
+        record = asdict(self)
+        record["heading_path"] = list(self.heading_path)
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict) -> "Chunk":
+        """Inverse of ``to_record``."""
+        data = dict(record)
+        data["heading_path"] = tuple(data.get("heading_path") or ())
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One ranked result: the best chunk of a citable unit, with its fused score."""
+
+    chunk: Chunk
+    score: float
+    lexical_rank: int | None = None
+    dense_rank: int | None = None
+    dense_score: float | None = None
+    twins: tuple[str, ...] = ()
+    """Unit ids of near-identical units folded into this hit (e.g. the same rule repeated elsewhere)."""

@@ -1,0 +1,36 @@
+"""Shared fixtures: every test gets its own data dir and the fake embedder unless it asks otherwise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point every data path at tmp_path so no test touches a real home directory."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("VRAAGBAAK_HOME", str(home))
+    monkeypatch.setenv("VRAAGBAAK_EMBEDDER", "fake")
+    for name in ("VRAAGBAAK_MANIFEST", "VRAAGBAAK_CHROMA_URL", "VRAAGBAAK_ONLINE"):
+        monkeypatch.delenv(name, raising=False)
+    return home
+
+
+@pytest.fixture
+def home(_isolated_home: Path) -> Path:
+    """The per-test data dir."""
+    return _isolated_home
+
+
+def shared_path(*parts: str) -> Path:
+    """A file under ../shared, or skip the test when the shared data is not beside the repo."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared data not found at {path} (place ../shared beside the repo)")
+    return path

