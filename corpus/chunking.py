@@ -20,6 +20,7 @@ LIST_TARGET_CHARS = 700
 _PARAGRAPH = re.compile(r"^\s*§\s*(\d+(?:/\d+)?)(?:er)?\.", re.UNICODE)
 _LID = re.compile(r"^\s*(\d+)\.\s+\S")
 _POINT = re.compile(r"^\s*(?:\d+°|[a-z]\)|[a-z]\.\s|-\s)", re.UNICODE)
+_SUBPOINT = re.compile(r"^\s*(?:[a-z]{1,2}[.)]\s|[ivx]+[.)]\s|-\s)")
 _SLUG = re.compile(r"[^a-z0-9]+")
 
 
@@ -66,11 +67,11 @@ def _blocks(text: str) -> list[tuple[str | None, str]]:
 
 
 def _split_long(text: str, target: int) -> list[str]:
-    """Split one oversized block at point lines, then at sentence ends, packing up to ``target``."""
-    lines = text.splitlines()
+    """Split an oversized block at its entries (sub-points stay with their entry), packing up to ``target``."""
     units: list[str] = []
-    for line in lines:
-        if units and not _POINT.match(line) and len(units[-1]) + len(line) < target // 2:
+    for line in text.splitlines():
+        # "a." / "b)" / "- " continue the entry above them (a definition with its sub-points).
+        if units and _SUBPOINT.match(line):
             units[-1] += "\n" + line
         else:
             units.append(line)
