@@ -8,7 +8,7 @@ from corpus.fetch import RawFile
 from corpus.manifest import SourceSpec
 
 _BY_SUFFIX = {
-    ".pdf": "pdf", ".html": "html", ".htm": "html", ".xml": "bwb-xml", ".md": "markdown",
+    ".pdf": "pdf", ".html": "html", ".htm": "html", ".md": "markdown",
     ".markdown": "markdown", ".txt": "text", ".csv": "csv", ".jsonl": "jsonl",
 }
 
@@ -16,6 +16,13 @@ _BY_SUFFIX = {
 def detect_format(name: str, data: bytes) -> str:
     """The format of a file from its name, else from its first bytes."""
     lower = name.lower()
+    if lower.endswith(".xml"):
+        # BWB acts and EUR-Lex XHTML pages both end in .xml; the root element tells them apart.
+        if b"<toestand" in data[:4096]:
+            return "bwb-xml"
+        if b"<html" in data[:4096].lower():
+            return "html"
+        raise SourceReadError(f"{name}: XML that is neither a BWB act nor XHTML (name the format in the manifest)")
     for suffix, fmt in _BY_SUFFIX.items():
         if lower.endswith(suffix):
             return fmt

@@ -277,3 +277,17 @@ def test_http_size_limit_and_unreachable_host(tmp_path: Path, site: _Site) -> No
     dead = load_manifest(_web_manifest(tmp_path, "http://127.0.0.1:9/x.html")).sources[0]
     with pytest.raises(SourceReadError, match="could not fetch"):
         fetch_source(dead, tmp_path, timeout=2)
+
+
+def test_format_detection_by_name_and_bytes() -> None:
+    from corpus.errors import SourceReadError
+    from corpus.loaders import detect_format
+
+    assert detect_format("wet.xml", b'<?xml version="1.0"?><toestand bwb-id="X">') == "bwb-xml"
+    assert detect_format("gdpr.xml", b'<?xml version="1.0"?><html xmlns="http://www.w3.org/1999/xhtml">') == "html"
+    assert detect_format("download", b"%PDF-1.7 ...") == "pdf"
+    assert detect_format("nota.MD", b"# Titel") == "markdown"
+    with pytest.raises(SourceReadError, match="unknown format"):
+        detect_format("blob.bin", b"\x00\x01")
+    with pytest.raises(SourceReadError, match="neither"):
+        detect_format("other.xml", b"<?xml version='1.0'?><root/>")
