@@ -149,11 +149,14 @@ def chunk_document(doc: LoadedDocument, *, source_id: str, kind: str, start_posi
         used_units[unit_key] = seen + 1
         if seen:
             unit_key = f"{unit_key}-{seen + 1}"
-        unit_id = f"{source_id}:{doc.doc_id}:{unit_key}"
+        # An article is one citable unit even when a record file spreads it over several rows
+        # (one row per lid): rows of the same document title and article label share the unit.
+        owner = slug(doc.title) if section.is_article else doc.doc_id
+        unit_id = f"{source_id}:{owner}:{unit_key}"
         pieces = split_article(section) if section.is_article else split_guidance(section)
         for n, (label, text) in enumerate(pieces):
             chunk = Chunk(
-                id=f"{unit_id}:{n}",
+                id=f"{source_id}:{doc.doc_id}:{unit_key}:{n}",
                 source_id=source_id,
                 doc_id=doc.doc_id,
                 unit_id=unit_id,

@@ -34,7 +34,7 @@ from retrieval.vector_index import VectorIndex
 
 logger = logging.getLogger(__name__)
 
-CHUNKER_VERSION = "1"
+CHUNKER_VERSION = "2"
 """Bump when loaders or chunking change, so unchanged files are parsed again."""
 EMBED_BATCH = 32
 
@@ -240,17 +240,18 @@ class Refresher:
             pending_state.append((report, fetched.validators, raw_hash))
 
         chunks = _renumber([c for spec in manifest.sources for c in new_by_source.get(spec.id, [])])
-        old_hashes = {c.id: c.content_hash for cs in previous.values() for c in cs}
+        # Compared whole (text and citation metadata), position aside: a changed link or label is a change too.
+        old_chunks = {c.id: replace(c, position=0) for cs in previous.values() for c in cs}
         summary = RefreshSummary(sources=reports, dry_run=dry_run)
         new_ids = {c.id for c in chunks}
         for chunk in chunks:
-            if chunk.id not in old_hashes:
+            if chunk.id not in old_chunks:
                 summary.added += 1
-            elif old_hashes[chunk.id] != chunk.content_hash:
+            elif old_chunks[chunk.id] != replace(chunk, position=0):
                 summary.changed += 1
             else:
                 summary.unchanged += 1
-        summary.removed = sum(1 for cid in old_hashes if cid not in new_ids)
+        summary.removed = sum(1 for cid in old_chunks if cid not in new_ids)
         structural_change = summary.added or summary.changed or summary.removed
         if not dry_run:
             if structural_change or rebuild or previous_gen is None or _order_changed(previous, chunks):

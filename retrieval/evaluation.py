@@ -51,9 +51,9 @@ def _norm(text: str) -> str:
 
 
 def hit_keys(hit: SearchHit) -> set[str]:
-    """What a gold entry may name for this hit: the document id, the unit id, or the article label."""
+    """What a gold entry may name for this hit: a document id in the unit, the unit id, or the article label."""
     chunk = hit.chunk
-    keys = {_norm(chunk.doc_id), _norm(chunk.unit_id)}
+    keys = {_norm(chunk.doc_id), _norm(chunk.unit_id), *(_norm(d) for d in hit.doc_ids)}
     if chunk.label:
         keys.add(_norm(re.split(r",|\s\(", chunk.label, maxsplit=1)[0]))
     return keys

@@ -54,6 +54,9 @@ class HybridRetriever:
             )
         self._chunks: list[Chunk] = self._store.read_chunks(generation)
         self._position = {c.id: i for i, c in enumerate(self._chunks)}
+        self._unit_members: dict[str, list[int]] = {}
+        for i, chunk in enumerate(self._chunks):
+            self._unit_members.setdefault(chunk.unit_id, []).append(i)
         self._word_cache: dict[int, frozenset[str]] = {}
         self._lexical = LexicalIndex.load(self._store.path(generation) / "bm25")
         self.generation = generation
@@ -120,12 +123,15 @@ class HybridRetriever:
             if unit not in best or score > best[unit][0]:
                 best[unit] = (score, pos)
         ranked = sorted(best.values(), key=lambda item: (-item[0], item[1]))
-        ranked = self._fold_twins(ranked[: k * 3], query)
-        return [
-            SearchHit(chunk=self._chunks[pos], score=round(score, 6), lexical_rank=lex_rank.get(pos),
-                      dense_rank=dense_rank.get(pos), dense_score=dense_score.get(pos), twins=twins)
-            for score, pos, twins in ranked[:k]
-        ]
+        hits = []
+        for score, pos, twins in self._fold_twins(ranked[: k * 3], query)[:k]:
+            members = self._unit_members[self._chunks[pos].unit_id]
+            hits.append(SearchHit(
+                chunk=self._chunks[members[0]], score=round(score, 6), matched=self._chunks[pos],
+                doc_ids=tuple(dict.fromkeys(self._chunks[m].doc_id for m in members)),
+                lexical_rank=lex_rank.get(pos), dense_rank=dense_rank.get(pos), dense_score=dense_score.get(pos),
+                twins=twins))
+        return hits
 
     def _fold_twins(self, ranked: list[tuple[float, int]], query: str) -> list[tuple[float, int, tuple[str, ...]]]:
         """Merge units that state the same rule twice (e.g. a law repeating a part for special sectors).

@@ -51,12 +51,22 @@ class Chunk:
 
 @dataclass(frozen=True)
 class SearchHit:
-    """One ranked result: the best chunk of a citable unit, with its fused score."""
+    """One ranked result: a citable unit (article, record, section) with its fused score."""
 
     chunk: Chunk
+    """The unit's first chunk: what a citation names (document, article, link)."""
     score: float
+    matched: Chunk | None = None
+    """The unit's chunk that matched the query best (the passage to quote); defaults to ``chunk``."""
+    doc_ids: tuple[str, ...] = ()
+    """Every document id inside the unit (several rows of a record file can make one article)."""
     lexical_rank: int | None = None
     dense_rank: int | None = None
     dense_score: float | None = None
     twins: tuple[str, ...] = ()
     """Unit ids of near-identical units folded into this hit (e.g. the same rule repeated elsewhere)."""
+
+    @property
+    def passage(self) -> Chunk:
+        """The chunk to quote from."""
+        return self.matched or self.chunk

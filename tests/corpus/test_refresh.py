@@ -291,3 +291,17 @@ def test_format_detection_by_name_and_bytes() -> None:
         detect_format("blob.bin", b"\x00\x01")
     with pytest.raises(SourceReadError, match="neither"):
         detect_format("other.xml", b"<?xml version='1.0'?><root/>")
+
+
+def test_a_changed_link_is_a_change_without_re_embedding(home: Path, corpus_dir: Path) -> None:
+    embedder = FakeEmbedder()
+    refresher = _refresher(home, embedder)
+    path = _manifest(corpus_dir)
+    refresher.refresh(load_manifest(path))
+    calls = embedder.calls
+    path.write_text(path.read_text() + "    link: 'https://example.org/nota/'\n", encoding="utf-8")
+    summary = refresher.refresh(load_manifest(path))
+    assert summary.changed == 3 and summary.switched
+    assert embedder.calls == calls  # same text, so the cached vectors serve
+    chunks = refresher.store.read_chunks(refresher.store.require_active())
+    assert {c.url.split("#")[0] for c in chunks} == {"https://example.org/nota/a.md", "https://example.org/nota/b.md"}
