@@ -1,11 +1,14 @@
-"""Composition root: settings -> embedder, vector index, retriever, refresher."""
+"""Composition root: settings -> embedder, vector index, retriever, refresher, audit log, helpdesk."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
+from bot.audit import AuditLog, load_or_create_key
+from bot.core import HelpdeskService
+from bot.settings import BotSettings
 from corpus.refresh import Refresher
 from retrieval.embedders import Embedder, make_embedder
 from retrieval.search import HybridRetriever
@@ -18,9 +21,10 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class App:
-    """Builds the long-lived components lazily, each once, from one settings object."""
+    """Builds the long-lived components lazily, each once, from the settings objects."""
 
     settings: RetrievalSettings
+    bot_settings: BotSettings = field(default_factory=BotSettings)
     embedder_override: Embedder | None = None
 
     @cached_property
@@ -48,3 +52,22 @@ class App:
     def retriever(self) -> HybridRetriever:
         """The hybrid retriever over the active generation."""
         return HybridRetriever(store=self.store, vectors=self.vectors, embedder=self.embedder)
+
+    @cached_property
+    def audit(self) -> AuditLog:
+        """The question / reply log."""
+        home = self.settings.home
+        return AuditLog(home / "audit.sqlite", key=load_or_create_key(home / "pseudonym.key"))
+
+    @cached_property
+    def helpdesk(self) -> HelpdeskService:
+        """The helpdesk core, with the generative composer when an LLM endpoint is configured."""
+        composer = None
+        if self.bot_settings.llm is not None:
+            from retrieval.generative import GenerativeComposer
+
+            llm = self.bot_settings.llm
+            composer = GenerativeComposer(base_url=llm.base_url, model=llm.model, api_key=llm.api_key,
+                                          timeout=llm.timeout_seconds)
+        return HelpdeskService.create(retriever=self.retriever, audit=self.audit, model=self.embedder.name,
+                                      composer=composer)

@@ -10,6 +10,8 @@ from pathlib import Path
 import click
 
 from bot.app import App
+from bot.channels.console import ConsoleChat, console_incoming, render
+from bot.settings import BotSettings
 from corpus.cli import corpus_group
 from retrieval.errors import ConfigError, RetrievalError
 from retrieval.evaluation import EvalFileError, evaluate, read_questions
@@ -27,8 +29,11 @@ def main(ctx: click.Context, verbose: bool) -> None:
     """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # bm25s logs every index build at DEBUG on its own handler; httpx logs request URLs.
+    for noisy in ("bm25s", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
-        ctx.obj = App(RetrievalSettings.from_env())
+        ctx.obj = App(RetrievalSettings.from_env(), BotSettings.from_env())
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -74,38 +79,80 @@ def eval_command(app: App, questions: Path, k: int, mode: str, as_json: bool) ->
 
 @main.command("ask")
 @click.argument("question")
-@click.option("--k", default=3, show_default=True, type=click.IntRange(1, 20))
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (decision, text, citations, ticket, actions).")
 @click.pass_obj
-def ask_command(app: App, question: str, k: int, as_json: bool) -> None:
-    """Ask one question; prints the best passages with their sources.
+def ask_command(app: App, question: str, as_json: bool) -> None:
+    """Ask one question and print the helpdesk's reply with its sources.
 
     \b
     Example:
       vraagbaak ask "Wanneer mag ik een innovatiepartnerschap gebruiken?"
     """
     try:
-        hits = app.retriever.search(question, k=k)
+        reply = app.helpdesk.handle(console_incoming(question))
     except RetrievalError as exc:
         raise click.ClickException(str(exc)) from None
-    citations = [
-        {"n": n, "title": h.chunk.title, "label": h.chunk.label, "url": h.chunk.url, "kind": h.chunk.kind,
-         "effective_date": h.chunk.effective_date}
-        for n, h in enumerate(hits, 1)
-    ]
-    if as_json:
-        click.echo(json.dumps({"question": question, "passages": [h.chunk.text for h in hits],
-                               "citations": citations}, ensure_ascii=False))
-        return
-    if not hits:
-        click.echo("Ik vond geen passende bron voor die vraag.")
-        return
-    click.echo("Dit zijn de meest relevante passages:\n")
-    for cite, hit in zip(citations, hits):
-        excerpt = hit.chunk.text if len(hit.chunk.text) < 600 else hit.chunk.text[:600].rsplit(" ", 1)[0] + " …"
-        click.echo(f"[{cite['n']}] {excerpt}\n")
-    click.echo("Bronnen:")
-    for cite in citations:
-        parts = [cite["title"], cite["label"], f"geldig op {cite['effective_date']}" if cite["effective_date"] else None,
-                 cite["url"]]
-        click.echo(f"  [{cite['n']}] " + " — ".join(p for p in parts if p))
+    click.echo(json.dumps(reply.as_dict(), ensure_ascii=False) if as_json else render(reply))
+
+
+@main.command("chat")
+@click.pass_obj
+def chat_command(app: App) -> None:
+    """Chat with the helpdesk in the terminal (the console channel)."""
+    try:
+        helpdesk = app.helpdesk
+        app.retriever.search("opwarmen", k=1)  # load the model before the first question, not during it
+    except RetrievalError as exc:
+        raise click.ClickException(str(exc)) from None
+    ConsoleChat(helpdesk).run()
+
+
+@main.command("stats")
+@click.option("--days", default=30, show_default=True, type=click.IntRange(1, 3650), help="Period to report on.")
+@click.pass_obj
+def stats_command(app: App, days: int) -> None:
+    """Questions per day, decision mix, escalation rate, feedback, and the knowledge gaps to fill."""
+    stats = app.audit.stats(days=days)
+    click.echo(f"Laatste {days} dagen. Vragen: {stats.total}")
+    for day, count in stats.per_day:
+        click.echo(f"  {day}  {count}")
+    mix = ", ".join(f"{decision} {count}" for decision, count in sorted(stats.decisions.items()))
+    click.echo(f"Beslissingen: {mix or '-'}")
+    click.echo(f"Doorverwezen naar experts: {stats.escalation_rate:.0%}")
+    votes = stats.feedback_up + stats.feedback_down
+    ratio = f" ({stats.feedback_up / votes:.0%} positief)" if votes else ""
+    click.echo(f"Feedback: 👍 {stats.feedback_up} / 👎 {stats.feedback_down}{ratio}")
+    if stats.gaps:
+        click.echo("Vragen zonder goed antwoord (kennislacunes):")
+        for question, count in stats.gaps:
+            click.echo(f"  {count}x  {question}")
+
+
+@main.group("feedback")
+def feedback_group() -> None:
+    """Feedback on answers."""
+
+
+@feedback_group.command("export")
+@click.option("-o", "--output", type=click.File("w", encoding="utf-8"), default="-", help="JSONL file (default: stdout).")
+@click.pass_obj
+def feedback_export_command(app: App, output) -> None:
+    """Disliked answers as JSONL in the eval format, to turn into test questions (fill in "gold")."""
+    for line in app.audit.export_disliked():
+        output.write(json.dumps(line, ensure_ascii=False) + "\n")
+
+
+@main.group("log")
+def log_group() -> None:
+    """The question and reply log."""
+
+
+@log_group.command("purge")
+@click.option("--older-than", "days", type=click.IntRange(1, None), default=None,
+              help="Days to keep (default: VRAAGBAAK_RETENTION_DAYS, 365).")
+@click.pass_obj
+def log_purge_command(app: App, days: int | None) -> None:
+    """Delete logged questions, replies and feedback older than the retention period."""
+    keep = days or app.bot_settings.retention_days
+    removed = app.audit.purge(older_than_days=keep)
+    click.echo(f"{removed} exchanges older than {keep} days removed.")

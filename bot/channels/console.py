@@ -1,0 +1,77 @@
+"""The console channel: `vraagbaak ask` and the interactive `vraagbaak chat` in a terminal."""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Callable
+
+from bot.core import HelpdeskService
+from bot.messages import Decision, Incoming, Reply
+
+CHANNEL = "console"
+UP = {"👍", "+", "/goed", "/ja"}
+DOWN = {"👎", "-", "/slecht", "/nee"}
+QUIT = {"/stop", "/exit", "/quit", "exit", "quit"}
+
+WELCOME = ("Welkom bij Vraagbaak, de helpdesk voor innovatieve overheidsopdrachten.\n"
+           "Stel je vraag in een zin. Na een antwoord: 👍 of + (nuttig), 👎 of - (niet nuttig), /expert (vraag een "
+           "expert), /reset (nieuw gesprek), /help, /stop (afsluiten).")
+
+
+def render(reply: Reply) -> str:
+    """A reply as terminal text: the answer, then the numbered sources."""
+    parts = [reply.text]
+    if reply.citations:
+        parts.append("Bronnen:\n" + "\n".join("  " + c.line() for c in reply.citations))
+    return "\n\n".join(parts)
+
+
+def console_incoming(text: str, *, user: str | None = None) -> Incoming:
+    """A console message: the local user is the officer, one conversation per user."""
+    user = user or getpass.getuser()
+    return Incoming(channel=CHANNEL, conversation_id=f"console:{user}", user_id=user, text=text, user_name=user,
+                    reply_address={"user": user})
+
+
+class ConsoleChat:
+    """A chat loop over injectable input/output, so tests can drive it like a person would."""
+
+    def __init__(self, helpdesk: HelpdeskService, *, user: str | None = None,
+                 read: Callable[[str], str] = input, write: Callable[[str], None] = print) -> None:
+        self.helpdesk = helpdesk
+        self.user = user or getpass.getuser()
+        self._read = read
+        self._write = write
+        self.last_reply: Reply | None = None
+        """The last reply that can take feedback (an answer)."""
+        self.replies: list[Reply] = []
+
+    def say(self, text: str) -> str:
+        """Handle one line typed by the officer; returns what the console shows."""
+        text = text.strip()
+        if text in UP | DOWN:
+            if self.last_reply is None or self.last_reply.decision is not Decision.ANSWER:
+                return "Er is nog geen antwoord om te beoordelen. Stel eerst een vraag."
+            return self.helpdesk.feedback(reply_id=self.last_reply.reply_id, channel=CHANNEL, user_id=self.user,
+                                          up=text in UP)
+        reply = self.helpdesk.handle(console_incoming(text, user=self.user))
+        self.replies.append(reply)
+        if reply.decision is Decision.ANSWER:
+            self.last_reply = reply
+        return render(reply)
+
+    def run(self) -> None:
+        """Read questions until /stop or end of input."""
+        self._write(WELCOME)
+        while True:
+            try:
+                line = self._read("\nJij: ")
+            except (EOFError, KeyboardInterrupt):
+                self._write("\nTot ziens!")
+                return
+            if line.strip().lower() in QUIT:
+                self._write("Tot ziens!")
+                return
+            if not line.strip():
+                continue
+            self._write("\nVraagbaak: " + self.say(line))

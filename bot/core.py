@@ -1,0 +1,265 @@
+"""The channel-agnostic helpdesk: a question comes in, a cited reply (or a next step) goes out."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from bot.audit import AuditLog
+from bot.conversation import ConversationMemory, Turn, contextual_query
+from bot.messages import Action, ActionKind, Citation, Decision, Incoming, Reply
+from bot.policy import RuleMatch, Rules, Thresholds, load_rules, signals, thresholds_for
+from retrieval.answer import extract
+from retrieval.types import SearchHit
+
+logger = logging.getLogger(__name__)
+
+MAX_QUESTION_CHARS = 2000
+"""Longer messages are cut: nobody types more in a chat, and it bounds the work per message."""
+SEARCH_K = 5
+
+NEXT_STEP_ANSWER = ("Was dit nuttig? Geef 👍 of 👎. Twijfel je nog, typ dan /expert en ik leg je vraag voor aan "
+                    "de expertenpool.")
+NEXT_STEP_EXPERT_OFFER = "Typ /expert als je je vraag aan de expertenpool wilt voorleggen."
+HELP_TEXT = (
+    "Ik ben Vraagbaak, de eerstelijnshelpdesk voor innovatieve overheidsopdrachten (PCP, innovatiepartnerschap, "
+    "concurrentiegerichte dialoog, onderhandelingsprocedures, marktconsultatie, drempels).\n"
+    "Stel je vraag gewoon in een zin. Ik antwoord met passages uit wetgeving en richtlijnen, en ik vermeld altijd "
+    "de bron. Ik geef geen juridisch advies over een concreet geschil: zulke vragen leg ik voor aan de expertenpool.\n"
+    "Opdrachten: /expert (vraag een expert), /status (mijn vragen aan experts), /reset (nieuw gesprek), /help."
+)
+
+
+class Retriever(Protocol):
+    """What the helpdesk needs from retrieval."""
+
+    def search(self, query: str, *, k: int = 10, mode: str = "hybrid") -> list[SearchHit]:
+        """Ranked hits."""
+        ...
+
+
+class Escalator(Protocol):
+    """Turns a question into a ticket for the expert pool (the escalation package implements it)."""
+
+    def escalate(self, incoming: Incoming, *, question: str, hits: list[SearchHit], reason: str,
+                 history: list[str]) -> int | None:
+        """Create a ticket; its number, or None when no ticket system is configured."""
+        ...
+
+    def status(self, incoming: Incoming) -> str:
+        """A Dutch summary of the officer's tickets."""
+        ...
+
+
+class NoEscalation:
+    """Used until an expert pool is configured: nothing is sent, and the officer is told so."""
+
+    def escalate(self, incoming: Incoming, *, question: str, hits: list[SearchHit], reason: str,
+                 history: list[str]) -> int | None:
+        """No ticket system: nothing to create."""
+        return None
+
+    def status(self, incoming: Incoming) -> str:
+        """No tickets can exist."""
+        return "Er is nog geen expertenpool ingesteld, dus je hebt geen lopende vragen bij experts."
+
+
+class Composer(Protocol):
+    """Writes the answer text for a question from its hits; markers [n] refer to the hits' order."""
+
+    def compose(self, question: str, hits: list[SearchHit]) -> tuple[str, list[SearchHit]] | None:
+        """(text with [n] markers, the hits cited in order), or None to fall back to the extractive answer."""
+        ...
+
+
+@dataclass
+class HelpdeskService:
+    """Decides and answers; every channel calls ``handle`` and renders the Reply."""
+
+    retriever: Retriever
+    audit: AuditLog
+    escalator: Escalator
+    memory: ConversationMemory
+    rules: Rules
+    thresholds: Thresholds
+    composer: Composer | None = None
+    clock: Callable[[], float] = time.time
+
+    @classmethod
+    def create(cls, *, retriever: Retriever, audit: AuditLog, model: str, escalator: Escalator | None = None,
+               thresholds: Thresholds | None = None, composer: Composer | None = None) -> "HelpdeskService":
+        """A service with the bundled rules, the thresholds calibrated for ``model`` and default memory."""
+        return cls(retriever=retriever, audit=audit, escalator=escalator or NoEscalation(),
+                   memory=ConversationMemory(), rules=load_rules(), thresholds=thresholds or thresholds_for(model),
+                   composer=composer)
+
+    # -- entry points -------------------------------------------------------------------------------------
+
+    def handle(self, incoming: Incoming) -> Reply:
+        """Answer one message: a command, or a question."""
+        text = _clean(incoming.text)
+        command = text.split(maxsplit=1)[0].lower() if text.startswith("/") else None
+        if command in ("/start", "/help", "/hulp"):
+            return self._reply(HELP_TEXT, Decision.CLARIFY)
+        if command == "/reset":
+            self.memory.reset(incoming.conversation_id)
+            return self._reply("Het gesprek is gewist. Stel gerust een nieuwe vraag.", Decision.CLARIFY)
+        if command == "/status":
+            return self._reply(self.escalator.status(incoming) + "\n\nStel gerust een nieuwe vraag.", Decision.CLARIFY)
+        if command == "/expert":
+            rest = text[len("/expert"):].strip()
+            return self.ask_expert(incoming, question=rest or None)
+        if command is not None:
+            return self._reply(f"Die opdracht ken ik niet. {HELP_TEXT}", Decision.CLARIFY)
+        return self._question(incoming, text)
+
+    def feedback(self, *, reply_id: str, channel: str, user_id: str, up: bool) -> str:
+        """Store 👍 / 👎 for a reply; returns the Dutch acknowledgement."""
+        if not self.audit.feedback(reply_id=reply_id, channel=channel, user_id=user_id, value=1 if up else -1):
+            return "Ik vind dat antwoord niet meer terug; je feedback is niet bewaard."
+        if up:
+            return "Bedankt voor je feedback!"
+        return ("Bedankt, dat helpt ons de helpdesk te verbeteren. Wil je dat een expert ernaar kijkt? "
+                "Typ dan /expert.")
+
+    def ask_expert(self, incoming: Incoming, *, question: str | None = None, reply_id: str | None = None) -> Reply:
+        """Escalate on request: the given question, the question of ``reply_id``, or the last question asked."""
+        history = self.memory.history(incoming.conversation_id)
+        if question is None and reply_id is not None:
+            logged = self.audit.exchange(reply_id)
+            question = logged["question"] if logged else None
+        if question is None and history:
+            question = history[-1].question
+        if not question:
+            return self._reply("Welke vraag wil je aan de expertenpool voorleggen? Typ /expert gevolgd door je "
+                               "vraag.", Decision.CLARIFY)
+        hits = self._search(question)
+        return self._escalate(incoming, question, question, hits, reason="op vraag van de gebruiker",
+                              intro="Ik leg je vraag voor aan de expertenpool.")
+
+    # -- the question path --------------------------------------------------------------------------------
+
+    def _question(self, incoming: Incoming, question: str) -> Reply:
+        history = self.memory.history(incoming.conversation_id)
+        if self.rules.asks_for_expert(question):
+            # "Kan ik een jurist spreken?" right after a question is about that question.
+            return self.ask_expert(incoming, question=None if history and len(question) < 80 else question)
+        legal = self.rules.legal_match(question)
+        if legal is not None:
+            return self._legal(incoming, question, legal)
+        if self.rules.is_vague(question) and not history:
+            return self._reply(
+                "Kun je je vraag wat concreter maken? Vertel bijvoorbeeld over welke procedure of welk type "
+                "opdracht het gaat, en wat je wilt weten: \"Wanneer mag ik een innovatiepartnerschap gebruiken?\" "
+                "of \"Tot welk bedrag volstaat een aanvaarde factuur?\"", Decision.CLARIFY, incoming=incoming,
+                question=question)
+        query = contextual_query(question, history)
+        hits = self._search(query)
+        dense, cov = signals(query, hits)
+        verdict = self.thresholds.decide(dense, cov) if hits else "out_of_scope"
+        if verdict == "out_of_scope":
+            return self._reply(
+                "Daarover vind ik niets in mijn bronnen: ik ken alleen regels en richtlijnen over "
+                "overheidsopdrachten, met de nadruk op innovatieve procedures. Gaat je vraag toch over een "
+                f"overheidsopdracht, formuleer ze dan anders. {NEXT_STEP_EXPERT_OFFER}",
+                Decision.OUT_OF_SCOPE, incoming=incoming, question=question, query=query, confidence=dense,
+                actions=(ActionKind.ASK_EXPERT,))
+        if verdict == "escalate":
+            return self._escalate(
+                incoming, question, query, hits, reason="onvoldoende zekerheid over het antwoord",
+                intro="Ik vind geen bron die je vraag goed genoeg beantwoordt, dus ik leg ze voor aan de "
+                      "expertenpool.", confidence=dense, show_sources=False)
+        return self._answer(incoming, question, query, hits, dense)
+
+    def _answer(self, incoming: Incoming, question: str, query: str, hits: list[SearchHit], conf: float) -> Reply:
+        composed = self.composer.compose(question, hits) if self.composer else None
+        if composed is not None:
+            body, cited = composed
+        else:
+            extracted = extract(question, hits, context=query if query != question else "")
+            cited = list(extracted.sources)
+            lines = [f"• {q.text} [{q.source}]" for q in extracted.quotes]
+            lead = _lead(cited)
+            body = lead + "\n\n" + "\n".join(lines)
+        citations = _citations(cited)
+        text = f"{body}\n\n{NEXT_STEP_ANSWER}"
+        return self._reply(text, Decision.ANSWER, incoming=incoming, question=question, query=query,
+                           citations=citations, confidence=conf,
+                           actions=(ActionKind.FEEDBACK_UP, ActionKind.FEEDBACK_DOWN, ActionKind.ASK_EXPERT))
+
+    def _legal(self, incoming: Incoming, question: str, match: RuleMatch) -> Reply:
+        hits = self._search(question)
+        return self._escalate(
+            incoming, question, question, hits, reason=match.label,
+            intro=f"Dit lijkt een vraag over {match.label}. Daarover geef ik geen advies: een jurist moet je "
+                  "concrete situatie bekijken. Ik leg je vraag voor aan de expertenpool.")
+
+    def _escalate(self, incoming: Incoming, question: str, query: str, hits: list[SearchHit], *, reason: str,
+                  intro: str, confidence: float | None = None, show_sources: bool = True) -> Reply:
+        history = [t.question for t in self.memory.history(incoming.conversation_id)]
+        ticket = self.escalator.escalate(incoming, question=question, hits=hits[:3], reason=reason, history=history)
+        if ticket is not None:
+            outro = (f"Je vraag heeft nummer VB-{ticket}. Een expert antwoordt per mail aan de helpdesk en je krijgt "
+                     "het antwoord hier in dit gesprek. Met /status zie je je lopende vragen.")
+        else:
+            outro = ("Er is nog geen expertenpool ingesteld, dus ik kan je vraag niet doorsturen. Neem contact op "
+                     "met de juridische dienst van je bestuur, of stel intussen een andere vraag.")
+        # Sources are offered only when retrieval found something related, never when it is the reason to escalate.
+        cited = hits[:2] if show_sources and hits and self.thresholds.decide(*signals(question, hits)) == "answer" \
+            else []
+        text = intro + (" Deze bronnen kunnen intussen helpen:" if cited else "") + "\n\n" + outro
+        return self._reply(text, Decision.ESCALATE, incoming=incoming, question=question, query=query,
+                           citations=_citations(cited), ticket=ticket, confidence=confidence)
+
+    # -- helpers ------------------------------------------------------------------------------------------
+
+    def _search(self, query: str) -> list[SearchHit]:
+        refresh = getattr(self.retriever, "refresh_if_switched", None)
+        if refresh is not None:
+            refresh()
+        return self.retriever.search(query, k=SEARCH_K)
+
+    def _reply(self, text: str, decision: Decision, *, incoming: Incoming | None = None, question: str | None = None,
+               query: str | None = None, citations: tuple[Citation, ...] = (), ticket: int | None = None,
+               confidence: float | None = None, actions: tuple[ActionKind, ...] = ()) -> Reply:
+        reply_id = uuid.uuid4().hex[:12]
+        reply = Reply(text=text, decision=decision, reply_id=reply_id, citations=citations,
+                      actions=tuple(Action(kind, reply_id) for kind in actions), ticket=ticket)
+        if incoming is not None and question is not None:
+            self.audit.record(channel=incoming.channel, conversation_id=incoming.conversation_id,
+                              user_id=incoming.user_id, question=question, query=query or question, reply=reply,
+                              confidence=confidence)
+            self.memory.add(incoming.conversation_id, Turn(
+                question=question, query=query or question, reply_id=reply_id, decision=decision,
+                chunk_ids=tuple(c.chunk_id for c in citations), at=self.clock()))
+        return reply
+
+
+def _clean(text: str) -> str:
+    # Control characters can hide text in a terminal or a log; nothing legitimate needs them in a question.
+    text = re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", " ", text or "")
+    return text.strip()[:MAX_QUESTION_CHARS]
+
+
+def _lead(cited: list[SearchHit]) -> str:
+    if not cited:
+        return "Dit vond ik in de bronnen:"
+    first = cited[0].chunk
+    where = f"{first.label} van {first.title}" if first.label and first.kind == "legislation" else first.title
+    more = " en andere bronnen" if len(cited) > 1 else ""
+    return f"Volgens {where}{more}:"
+
+
+def _citations(hits: list[SearchHit]) -> tuple[Citation, ...]:
+    out = []
+    for n, hit in enumerate(hits, 1):
+        chunk = hit.chunk
+        label = hit.passage.label if hit.passage.label and hit.passage is not chunk else chunk.label
+        out.append(Citation(n=n, title=chunk.title, label=label, url=hit.passage.url or chunk.url, kind=chunk.kind,
+                            effective_date=chunk.effective_date, chunk_id=hit.passage.id))
+    return tuple(out)
