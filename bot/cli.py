@@ -10,6 +10,9 @@ from pathlib import Path
 import click
 
 from bot.app import App
+from bot.audit import AuditLog
+from bot.core import HelpdeskService
+from bot.messages import Incoming
 from bot.channels.console import ConsoleChat, console_incoming, render
 from bot.settings import BotSettings
 from corpus.cli import corpus_group
@@ -59,7 +62,8 @@ def eval_command(app: App, questions: Path, k: int, mode: str, as_json: bool) ->
         items = read_questions(questions)
         retriever = app.retriever
         retriever.search(items[0].question, k=k, mode=mode)  # warm-up: first query loads the model
-        result = evaluate(items, lambda q: retriever.search(q, k=max(k, 10), mode=mode), k=k)
+        decide = _decider(app) if any(q.expect for q in items) else None
+        result = evaluate(items, lambda q: retriever.search(q, k=max(k, 10), mode=mode), k=k, decide=decide)
     except (EvalFileError, RetrievalError) as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:
@@ -75,6 +79,20 @@ def eval_command(app: App, questions: Path, k: int, mode: str, as_json: bool) ->
     missed = [row["id"] for row in result["per_question"] if row["rank"] is None]
     if missed:
         click.echo(f"  not found in top {k}: {', '.join(missed)}")
+
+
+def _decider(app: App):
+    """The helpdesk's decision for a question, each in a fresh conversation, logged nowhere permanent."""
+    helpdesk = HelpdeskService.create(retriever=app.retriever, audit=AuditLog(Path(":memory:"), key=b"eval"),
+                                      model=app.embedder.name)
+    counter = iter(range(1_000_000))
+
+    def decide(question: str) -> str:
+        n = next(counter)
+        reply = helpdesk.handle(Incoming(channel="eval", conversation_id=f"eval:{n}", user_id="eval", text=question))
+        return str(reply.decision)
+
+    return decide
 
 
 @main.command("ask")

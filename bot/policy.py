@@ -14,7 +14,8 @@ from retrieval.types import SearchHit
 
 # Question words carry no topic; they must not count towards how well a passage covers the question.
 _QUESTION_WORDS = frozenset(analyse("wat wie welke welk waar wanneer hoe hoeveel waarom mag moet kan kunnen "
-                                    "zijn is wordt worden gelden geldt moeten mogen nodig iemand iets"))
+                                    "zijn is wordt worden gelden geldt moeten mogen nodig iemand iets vraag vragen "
+                                    "vraagt aanvragen nieuw nieuwe onze gemeente stad"))
 
 
 @dataclass(frozen=True)
@@ -43,16 +44,19 @@ class Thresholds:
     answer_dense: float
     """Below this similarity an answer also needs ``min_coverage``, else the question is escalated."""
     min_coverage: float = 0.5
-    """Share of the question's topic words that the best source must contain when similarity is modest."""
-    out_of_scope_coverage: float = 0.0
-    """Below this share of topic words found, the question is out of scope whatever the similarity."""
+    """Share of the question's topic words the best source must contain when similarity is modest."""
+    out_of_scope_coverage: float = 0.15
+    """When similarity is modest and the best source shares (almost) no topic word, nothing is relevant."""
 
     def decide(self, dense: float, cov: float) -> str:
         """"out_of_scope", "escalate" (not confident enough) or "answer"."""
-        if dense < self.out_of_scope_dense or cov < self.out_of_scope_coverage:
+        if dense < self.out_of_scope_dense:
             return "out_of_scope"
-        if dense < self.answer_dense and cov < self.min_coverage:
-            return "escalate"
+        if dense < self.answer_dense:
+            if cov < self.out_of_scope_coverage:
+                return "out_of_scope"
+            if cov < self.min_coverage:
+                return "escalate"
         return "answer"
 
 

@@ -23,10 +23,12 @@ DONT_KNOW = "weet ik niet"
 """Part of the prompt's fixed refusal ("Dat weet ik niet op basis van de bronnen."): the caller falls back."""
 
 _SECTION = re.compile(r"^=== (system|human) ===[ \t]*$", re.MULTILINE)
-# [1], [ 2 ], [1, 3], [1;3]: one or more numbers in square brackets. The spaces around the marker are captured
-# so a removed marker does not leave "zin ." or a double space behind.
-_MARKER = re.compile(r"(?P<pre>[ \t]*)\[\s*(?P<nums>\d+(?:\s*[,;]\s*\d+)*)\s*\](?P<post>[ \t]*)")
+# [1], [ 2 ], [1, 3], [1;3]: one or more numbers in square brackets.
+_MARKER = re.compile(r"\[\s*(?P<nums>\d+(?:\s*[,;]\s*\d+)*)\s*\]")
 _NUMBER = re.compile(r"\d+")
+_REMOVED = "\x00"
+# A run of removed markers with the spaces around it: replaced as one, so "zin [7] [9]." becomes "zin.".
+_GAP = re.compile(r"[ \t]*\x00(?:[ \t]*\x00)*[ \t]*")
 _CLOSING = set(".,;:!?)]}»\"'…")
 
 
@@ -44,29 +46,28 @@ def validate_markers(text: str, n_sources: int) -> tuple[str, list[int]]:
             number = int(raw)
             if 1 <= number <= n_sources and number not in valid:
                 valid.append(number)
-        if valid:
-            for number in valid:
-                if number not in order:
-                    order.append(number)
-            renumbered = sorted(order.index(number) + 1 for number in valid)
-            return f"{match['pre']}[{', '.join(map(str, renumbered))}]{match['post']}"
-        return _gap(match)
+        if not valid:
+            return _REMOVED
+        for number in valid:
+            if number not in order:
+                order.append(number)
+        return "[" + ", ".join(str(n) for n in sorted(order.index(number) + 1 for number in valid)) + "]"
 
-    cleaned = _MARKER.sub(replace, text)
-    cleaned = "\n".join(line.rstrip() for line in cleaned.splitlines()).strip()
+    cleaned = _MARKER.sub(replace, text.replace(_REMOVED, ""))
+    cleaned = _GAP.sub(_gap, cleaned)
+    cleaned = "\n".join(line.rstrip() for line in cleaned.split("\n")).strip()
     return cleaned, order
 
 
 def _gap(match: re.Match[str]) -> str:
-    """What replaces a removed marker: one space between two words, nothing next to punctuation or a line end."""
+    """What replaces removed markers: one space between two words, nothing next to punctuation or a line end."""
     source = match.string
     left = source[match.start() - 1] if match.start() > 0 else ""
     right = source[match.end()] if match.end() < len(source) else ""
     if not left or left.isspace() or not right or right.isspace() or right in _CLOSING:
         return ""
-    if match["pre"] or match["post"] or (left.isalnum() and right.isalnum()):
-        return " "
-    return ""
+    spaced = match.group().replace(_REMOVED, "") != ""
+    return " " if spaced or (left.isalnum() and right.isalnum()) else ""
 
 
 class GenerativeComposer:
@@ -83,7 +84,7 @@ class GenerativeComposer:
         self._prompt: tuple[str, str] | None = None
 
     def __repr__(self) -> str:
-        # The default dataclass-like repr would be fine, but never let the key reach a log through repr().
+        # Spelled out so a future field list can never put the key into a log line through repr().
         return f"GenerativeComposer(base_url={self._base_url!r}, model={self._model!r})"
 
     def compose(self, question: str, hits: list[SearchHit]) -> tuple[str, list[SearchHit]] | None:

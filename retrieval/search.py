@@ -27,7 +27,7 @@ class FusionParams:
 
     candidates: int = 100
     """How deep each ranker is read before fusing."""
-    lexical_weight: float = 0.3
+    lexical_weight: float = 0.4
     twin_threshold: float = 0.9
     """Word overlap (Jaccard, numbers ignored) above which two units are the same rule stated twice."""
     expand_terms: bool = True
@@ -134,7 +134,7 @@ class HybridRetriever:
         return hits
 
     def _fold_twins(self, ranked: list[tuple[float, int]], query: str) -> list[tuple[float, int, tuple[str, ...]]]:
-        """Merge units that state the same rule twice (e.g. a law repeating a part for special sectors).
+        """Merge units that state the same rule twice (a law repeating a part for special sectors).
 
         The group keeps the best score and is shown as the unit that comes first in the source,
         the general rule, unless the query names words that only the later unit's headings carry.
@@ -150,8 +150,8 @@ class HybridRetriever:
             if i in taken:
                 continue
             group = [i] + [j for j in range(i + 1, len(ranked))
-                           if j not in taken and _jaccard(words[i], words[j]) >= self.params.twin_threshold
-                           and self._chunks[positions[j]].source_id == self._chunks[pos].source_id]
+                           if j not in taken and self._restates(pos, positions[j])
+                           and _jaccard(words[i], words[j]) >= self.params.twin_threshold]
             taken.update(group)
             members = [positions[j] for j in group]
             shown = min(members, key=lambda p: (self._chunks[p].position, p))
@@ -161,6 +161,14 @@ class HybridRetriever:
             twins = tuple(self._chunks[p].unit_id for p in members if p != shown)
             out.append((score, shown, twins))
         return out
+
+    def _restates(self, a: int, b: int) -> bool:
+        """Could unit b restate unit a? Only across top-level parts of one document (Deel 2 vs Deel 3);
+        near-identical articles side by side in one part are distinct rules (in-house vs. joint control)."""
+        first, second = self._chunks[a], self._chunks[b]
+        return (first.source_id == second.source_id and first.doc_id == second.doc_id
+                and bool(first.heading_path) and bool(second.heading_path)
+                and first.heading_path[0] != second.heading_path[0])
 
     def _words(self, pos: int) -> frozenset[str]:
         cached = self._word_cache.get(pos)
