@@ -79,7 +79,9 @@ def test_follow_up_keeps_the_context_and_reset_forgets_it(chat: ConsoleChat) -> 
     chat.say("en bij een innovatiepartnerschap?")
     follow = chat.replies[-1]
     assert follow.decision is Decision.ANSWER
-    assert "innovatiepartnerschap" in (follow.citations[0].label or follow.citations[0].title).lower()
+    query = chat.helpdesk.audit.exchange(follow.reply_id)["query"]
+    assert query == "Hoeveel kandidaten nodig ik minstens uit bij een innovatiepartnerschap?"
+    assert any("innovatiepartnerschap" in f"{c.title} {c.label}".lower() for c in follow.citations)
     chat.say("/reset")
     chat.say("en bij een innovatiepartnerschap?")
     # Without context the elliptic question is answered on its own words, not as a follow-up.
