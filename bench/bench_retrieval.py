@@ -5,6 +5,7 @@ Usage (numbers go to docs/PERFORMANCE.md):
     python bench/bench_retrieval.py throughput --manifest bench/manifests/aanbestedingswet.yaml
     VRAAGBAAK_HOME=/path/with/index python bench/bench_retrieval.py refresh --manifest bench/manifests/legalqa.yaml
     VRAAGBAAK_HOME=/path/with/index python bench/bench_retrieval.py query --questions FILE.jsonl [--repeat 3]
+    VRAAGBAAK_HOME=/path/with/index python bench/bench_retrieval.py reply --questions FILE.jsonl [--repeat 3]
 
 Each prints one JSON object.
 """
@@ -108,6 +109,35 @@ def query(args: argparse.Namespace) -> dict:
             "peak_rss_mb": round(_peak_rss_mb()), **_machine()}
 
 
+def reply(args: argparse.Namespace) -> dict:
+    """Warm end-to-end reply latency of the helpdesk (extractive answers), as a channel would call it."""
+    from bot.audit import AuditLog
+    from bot.core import HelpdeskService
+    from bot.messages import Incoming
+
+    settings = RetrievalSettings.from_env()
+    embedder = make_embedder(settings.embedder)
+    retriever = HybridRetriever(store=GenerationStore(settings.index_dir),
+                                vectors=ChromaIndex(path=settings.index_dir / "chroma"), embedder=embedder)
+    with tempfile.TemporaryDirectory() as tmp:
+        helpdesk = HelpdeskService.create(retriever=retriever, audit=AuditLog(Path(tmp) / "audit.sqlite", key=b"b"),
+                                          model=embedder.name)
+        questions = [q.question for path in args.questions for q in read_questions(path)]
+        for n, q in enumerate(questions[:5]):
+            helpdesk.handle(Incoming(channel="bench", conversation_id=f"w{n}", user_id="b", text=q))
+        latencies = []
+        decisions: dict[str, int] = {}
+        for r in range(args.repeat):
+            for n, q in enumerate(questions):
+                started = time.perf_counter()
+                out = helpdesk.handle(Incoming(channel="bench", conversation_id=f"{r}:{n}", user_id="b", text=q))
+                latencies.append((time.perf_counter() - started) * 1000)
+                decisions[str(out.decision)] = decisions.get(str(out.decision), 0) + 1
+    return {"bench": "warm reply (extractive)", "chunks": len(retriever.chunks), "replies": len(latencies),
+            "p50_ms": round(statistics.median(latencies), 1), "p95_ms": round(percentile(latencies, 95), 1),
+            "decisions": decisions, "peak_rss_mb": round(_peak_rss_mb()), **_machine()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -120,8 +150,12 @@ def main() -> None:
     p.add_argument("--questions", type=Path, nargs="+", required=True)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--mode", default="hybrid")
+    p = sub.add_parser("reply")
+    p.add_argument("--questions", type=Path, nargs="+", required=True)
+    p.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    print(json.dumps({"throughput": throughput, "refresh": refresh, "query": query}[args.cmd](args)))
+    commands = {"throughput": throughput, "refresh": refresh, "query": query, "reply": reply}
+    print(json.dumps(commands[args.cmd](args)))
 
 
 if __name__ == "__main__":
