@@ -8,8 +8,15 @@ from functools import cached_property
 
 from bot.audit import AuditLog, load_or_create_key
 from bot.core import HelpdeskService
+from bot.escalator import PoolEscalator
 from bot.settings import BotSettings
 from corpus.refresh import Refresher
+from escalation.mail import MessageIds
+from escalation.mailer import SmtpMailer
+from escalation.pool import ExpertPool, load_pool
+from escalation.service import EscalationService
+from escalation.settings import EscalationSettings
+from escalation.store import TicketStore
 from retrieval.embedders import Embedder, make_embedder
 from retrieval.search import HybridRetriever
 from retrieval.settings import RetrievalSettings
@@ -70,4 +77,45 @@ class App:
             composer = GenerativeComposer(base_url=llm.base_url, model=llm.model, api_key=llm.api_key,
                                           timeout=llm.timeout_seconds)
         return HelpdeskService.create(retriever=self.retriever, audit=self.audit, model=self.embedder.name,
-                                      composer=composer)
+                                      composer=composer, escalator=self.escalator)
+
+    @cached_property
+    def escalation_settings(self) -> EscalationSettings:
+        """Pool, database and mail settings."""
+        return EscalationSettings.from_env(self.settings.home)
+
+    @cached_property
+    def pool(self) -> ExpertPool | None:
+        """The expert pool, when ``VRAAGBAAK_EXPERTS_FILE`` names one."""
+        path = self.escalation_settings.experts_file
+        return load_pool(path) if path else None
+
+    @cached_property
+    def tickets(self) -> EscalationService:
+        """The expert-pool service (tickets in SQLite under the data dir unless VRAAGBAAK_DATABASE_URL is set)."""
+        es = self.escalation_settings
+        es.home.mkdir(parents=True, exist_ok=True)
+        return EscalationService(
+            store=TicketStore(es.database_url), pool=self.pool,
+            ids=MessageIds(load_or_create_key(es.home / "mail.key"), es.mail_domain),
+            mailer=SmtpMailer(es.smtp) if es.smtp else None, mail_from=es.mail_from, reply_to=es.reply_to,
+            archive_dir=es.home / "mail-archive")
+
+    @cached_property
+    def escalator(self) -> PoolEscalator:
+        """The helpdesk's escalation port."""
+        return PoolEscalator(self.tickets, pseudonym=self.audit.pseudonym)
+
+    def mailbox(self):
+        """The expert mailbox over IMAP, or None when not configured."""
+        imap = self.escalation_settings.imap
+        if imap is None:
+            return None
+        from escalation.mailbox import ImapMailbox
+
+        return ImapMailbox(host=imap.host, port=imap.port, user=imap.user, password=imap.password,
+                           security=imap.security, folder=imap.folder)
+
+    def deliverers(self) -> dict:
+        """Push channels that can deliver expert answers (Telegram and Teams register here when configured)."""
+        return {}

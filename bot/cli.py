@@ -16,6 +16,8 @@ from bot.messages import Incoming
 from bot.channels.console import ConsoleChat, console_incoming, render
 from bot.settings import BotSettings
 from corpus.cli import corpus_group
+from escalation.cli import experts_group, tickets_group
+from escalation.errors import EscalationError
 from retrieval.errors import ConfigError, RetrievalError
 from retrieval.evaluation import EvalFileError, evaluate, read_questions
 from retrieval.search import MODES
@@ -42,6 +44,8 @@ def main(ctx: click.Context, verbose: bool) -> None:
 
 
 main.add_command(corpus_group)
+main.add_command(tickets_group)
+main.add_command(experts_group)
 
 
 @main.command("eval")
@@ -122,7 +126,7 @@ def chat_command(app: App) -> None:
         app.retriever.search("opwarmen", k=1)  # load the model before the first question, not during it
     except RetrievalError as exc:
         raise click.ClickException(str(exc)) from None
-    ConsoleChat(helpdesk).run()
+    ConsoleChat(helpdesk, pending=app.escalator.pending_answers).run()
 
 
 @main.command("stats")

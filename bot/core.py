@@ -31,7 +31,8 @@ HELP_TEXT = (
     "concurrentiegerichte dialoog, onderhandelingsprocedures, marktconsultatie, drempels).\n"
     "Stel je vraag gewoon in een zin. Ik antwoord met passages uit wetgeving en richtlijnen, en ik vermeld altijd "
     "de bron. Ik geef geen juridisch advies over een concreet geschil: zulke vragen leg ik voor aan de expertenpool.\n"
-    "Opdrachten: /expert (vraag een expert), /status (mijn vragen aan experts), /reset (nieuw gesprek), /help."
+    "Opdrachten: /expert (vraag een expert), /status (mijn vragen aan experts), /opgelost N en /vervolg N "
+    "(bij een antwoord van een expert), /reset (nieuw gesprek), /help."
 )
 
 
@@ -44,29 +45,47 @@ class Retriever(Protocol):
 
 
 class Escalator(Protocol):
-    """Turns a question into a ticket for the expert pool (the escalation package implements it)."""
+    """Turns a question into a ticket for the expert pool (bot/escalator.py implements it)."""
 
     def escalate(self, incoming: Incoming, *, question: str, hits: list[SearchHit], reason: str,
-                 history: list[str]) -> int | None:
-        """Create a ticket; its number, or None when no ticket system is configured."""
+                 history: list[str]) -> tuple[int | None, str]:
+        """Create a ticket: its number (None when no ticket could be made) and a Dutch "what happens next"."""
         ...
 
     def status(self, incoming: Incoming) -> str:
         """A Dutch summary of the officer's tickets."""
         ...
 
+    def solved(self, incoming: Incoming, number: int) -> str:
+        """The officer marks a ticket solved."""
+        ...
+
+    def follow_up(self, incoming: Incoming, number: int, text: str) -> str:
+        """A follow-up question to the same expert."""
+        ...
+
 
 class NoEscalation:
-    """Used until an expert pool is configured: nothing is sent, and the officer is told so."""
+    """For tests and tools that run without a ticket store: nothing is created, and the officer is told so."""
+
+    _NONE = "Er is geen expertenpool beschikbaar, dus ik kan je vraag niet doorsturen."
 
     def escalate(self, incoming: Incoming, *, question: str, hits: list[SearchHit], reason: str,
-                 history: list[str]) -> int | None:
-        """No ticket system: nothing to create."""
-        return None
+                 history: list[str]) -> tuple[int | None, str]:
+        """No ticket system."""
+        return None, self._NONE + " Neem contact op met de juridische dienst van je bestuur."
 
     def status(self, incoming: Incoming) -> str:
         """No tickets can exist."""
-        return "Er is nog geen expertenpool ingesteld, dus je hebt geen lopende vragen bij experts."
+        return "Je hebt geen vragen bij de expertenpool."
+
+    def solved(self, incoming: Incoming, number: int) -> str:
+        """Nothing to close."""
+        return f"Ik vind geen vraag VB-{number} van jou."
+
+    def follow_up(self, incoming: Incoming, number: int, text: str) -> str:
+        """Nothing to follow up."""
+        return self._NONE
 
 
 class Composer(Protocol):
@@ -111,12 +130,27 @@ class HelpdeskService:
             return self._reply("Het gesprek is gewist. Stel gerust een nieuwe vraag.", Decision.CLARIFY)
         if command == "/status":
             return self._reply(self.escalator.status(incoming) + "\n\nStel gerust een nieuwe vraag.", Decision.CLARIFY)
+        if command in ("/opgelost", "/vervolg"):
+            return self._ticket_command(incoming, command, text)
         if command == "/expert":
             rest = text[len("/expert"):].strip()
             return self.ask_expert(incoming, question=rest or None)
         if command is not None:
             return self._reply(f"Die opdracht ken ik niet. {HELP_TEXT}", Decision.CLARIFY)
         return self._question(incoming, text)
+
+    def _ticket_command(self, incoming: Incoming, command: str, text: str) -> Reply:
+        match = re.match(r"^/\w+\s+(?:vb-?)?(\d+)\s*(.*)$", text, re.IGNORECASE | re.DOTALL)
+        if not match:
+            usage = "/opgelost 12" if command == "/opgelost" else "/vervolg 12 en wat als ...?"
+            return self._reply(f"Geef het nummer van je vraag mee, bijvoorbeeld: {usage}", Decision.CLARIFY)
+        number, rest = int(match.group(1)), match.group(2).strip()
+        if command == "/opgelost":
+            return self._reply(self.escalator.solved(incoming, number), Decision.CLARIFY)
+        if not rest:
+            return self._reply("Typ je vervolgvraag na het nummer, bijvoorbeeld: /vervolg 12 en wat als ...?",
+                               Decision.CLARIFY)
+        return self._reply(self.escalator.follow_up(incoming, number, rest), Decision.ESCALATE)
 
     def feedback(self, *, reply_id: str, channel: str, user_id: str, up: bool) -> str:
         """Store 👍 / 👎 for a reply; returns the Dutch acknowledgement."""
@@ -202,13 +236,8 @@ class HelpdeskService:
     def _escalate(self, incoming: Incoming, question: str, query: str, hits: list[SearchHit], *, reason: str,
                   intro: str, confidence: float | None = None, show_sources: bool = True) -> Reply:
         history = [t.question for t in self.memory.history(incoming.conversation_id)]
-        ticket = self.escalator.escalate(incoming, question=question, hits=hits[:3], reason=reason, history=history)
-        if ticket is not None:
-            outro = (f"Je vraag heeft nummer VB-{ticket}. Een expert antwoordt per mail aan de helpdesk en je krijgt "
-                     "het antwoord hier in dit gesprek. Met /status zie je je lopende vragen.")
-        else:
-            outro = ("Er is nog geen expertenpool ingesteld, dus ik kan je vraag niet doorsturen. Neem contact op "
-                     "met de juridische dienst van je bestuur, of stel intussen een andere vraag.")
+        ticket, outro = self.escalator.escalate(incoming, question=question, hits=hits[:3], reason=reason,
+                                                history=history)
         # Sources are offered only when retrieval found something related, never when it is the reason to escalate.
         cited = hits[:2] if show_sources and hits and self.thresholds.decide(*signals(question, hits)) == "answer" \
             else []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -16,7 +17,7 @@ FORMATS = ("pdf", "html", "bwb-xml", "markdown", "text", "csv", "jsonl")
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _FIELDS = {"id", "title", "kind", "language", "location", "format", "effective_date", "columns", "link",
-           "online", "notes"}
+           "online", "optional", "notes"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class SourceSpec:
     """Base link used in citations (the official address); defaults to the URL for web sources."""
     online: bool = False
     """True for sources only refreshed when network access is allowed (``--online``)."""
+    optional: bool = False
+    """True for a local source that may not exist yet (published expert answers): missing is skipped, not failed."""
 
     @property
     def is_remote(self) -> bool:
@@ -117,8 +120,19 @@ def _parse_entry(entry: object, n: int) -> SourceSpec:
         raise ManifestError(f"source {name}: columns must be a mapping of role to column")
     if fmt in ("csv", "jsonl") and not {"id", "text"} <= set(columns):
         raise ManifestError(f"source {name}: record files need columns 'id' and 'text'")
+    location = str(entry["location"])
+    if not location.startswith(("http://", "https://")):
+        # ${VRAAGBAAK_HOME} lets the bundled manifest point into the data dir (published expert answers).
+        location = os.path.expandvars(location.replace("${VRAAGBAAK_HOME}", _home()))
     return SourceSpec(
-        id=name, title=str(entry["title"]), kind=kind, location=str(entry["location"]),
+        id=name, title=str(entry["title"]), kind=kind, location=location,
         language=str(entry.get("language", "nl")), format=fmt, effective_date=date, columns=columns,
         link=entry.get("link"), online=bool(entry.get("online", False)),
+        optional=bool(entry.get("optional", False)),
     )
+
+
+def _home() -> str:
+    from retrieval.settings import RetrievalSettings
+
+    return str(RetrievalSettings.from_env().home)

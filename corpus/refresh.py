@@ -131,6 +131,12 @@ def _refresh_lock(index_dir: Path) -> Iterator[None]:
         yield
 
 
+def _exists(spec: SourceSpec, base_dir: Path) -> bool:
+    path = Path(spec.location).expanduser()
+    path = path if path.is_absolute() else base_dir / path
+    return any(path.parent.glob(path.name)) if path.parent.exists() else False
+
+
 def _raw_hash(fetched: FetchResult) -> str:
     digest = hashlib.sha256(CHUNKER_VERSION.encode())
     for raw in fetched.files:
@@ -216,6 +222,10 @@ class Refresher:
                 new_by_source[spec.id] = kept
                 continue
             old = state.get(spec.id)
+            if spec.optional and not spec.is_remote and not _exists(spec, manifest.base_dir):
+                report.status, report.chunks, report.error = "skipped", 0, "nothing there yet (optional source)"
+                new_by_source[spec.id] = []
+                continue
             try:
                 fetched = fetch_source(spec, manifest.base_dir, validators=old.get("validators"))
                 raw_hash = None if fetched.not_modified else _raw_hash(fetched)

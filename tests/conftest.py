@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.pg_server import pg_database_url, postgres_url  # noqa: F401 (fixtures)
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -37,11 +37,13 @@ class ConsoleChat:
     """A chat loop over injectable input/output, so tests can drive it like a person would."""
 
     def __init__(self, helpdesk: HelpdeskService, *, user: str | None = None,
+                 pending: Callable[[Incoming], list[str]] | None = None,
                  read: Callable[[str], str] = input, write: Callable[[str], None] = print) -> None:
         self.helpdesk = helpdesk
         self.user = user or getpass.getuser()
         self._read = read
         self._write = write
+        self._pending = pending
         self.last_reply: Reply | None = None
         """The last reply that can take feedback (an answer)."""
         self.replies: list[Reply] = []
@@ -60,9 +62,17 @@ class ConsoleChat:
             self.last_reply = reply
         return render(reply)
 
+    def pending_answers(self) -> list[str]:
+        """Expert answers that arrived since the officer last opened the chat."""
+        if self._pending is None:
+            return []
+        return self._pending(console_incoming("", user=self.user))
+
     def run(self) -> None:
         """Read questions until /stop or end of input."""
         self._write(WELCOME)
+        for answer in self.pending_answers():
+            self._write("\nVraagbaak: " + answer)
         while True:
             try:
                 line = self._read("\nJij: ")

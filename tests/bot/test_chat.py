@@ -46,8 +46,8 @@ def test_legal_dispute_is_escalated_not_answered(chat: ConsoleChat) -> None:
     reply = chat.replies[-1]
     assert reply.decision is Decision.ESCALATE
     assert "geen advies" in shown and "expertenpool" in shown
-    assert reply.ticket is None  # no expert pool configured yet: said, not pretended
-    assert "nog geen expertenpool" in shown
+    assert reply.ticket == 1  # the ticket exists even before an expert pool is configured ...
+    assert "VB-1" in shown and "nog geen expertenpool" in shown  # ... and the officer is told so
 
 
 def test_french_dispute_is_escalated_too(chat: ConsoleChat) -> None:

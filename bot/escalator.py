@@ -1,0 +1,80 @@
+"""The helpdesk's escalation port implemented by the expert-pool service (plain data across the boundary)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bot.messages import Incoming
+from escalation.errors import TicketNotFound
+from escalation.service import EscalationService
+from escalation.store import ANSWERED, CLOSED, NewTicket
+from retrieval.types import SearchHit
+
+STATE_NL = {"open": "wacht op verzending", "sent": "bij een expert", "answered": "beantwoord", "closed": "afgesloten",
+            "reopened": "vervolgvraag bij een expert"}
+
+
+class PoolEscalator:
+    """Creates tickets for the expert pool and answers the officer's ticket commands in Dutch."""
+
+    def __init__(self, service: EscalationService, *, pseudonym: Callable[[str, str], str]) -> None:
+        self.service = service
+        self._pseudonym = pseudonym
+
+    def _officer(self, incoming: Incoming) -> str:
+        return self._pseudonym(incoming.channel, incoming.user_id)
+
+    def escalate(self, incoming: Incoming, *, question: str, hits: list[SearchHit], reason: str,
+                 history: list[str]) -> tuple[int | None, str]:
+        """Open a ticket; its number and a Dutch sentence on what happens next."""
+        sources = [{"title": h.chunk.title, "label": h.passage.label or h.chunk.label, "url": h.passage.url}
+                   for h in hits]
+        ticket = self.service.open_ticket(NewTicket(
+            officer=self._officer(incoming), channel=incoming.channel,
+            reply_address=incoming.reply_address or {}, question=question, reason=reason, topic="",
+            officer_name=incoming.user_name, context=[q for q in history if q != question][-3:], sources=sources))
+        if self.service.pool is None:
+            note = (f"Je vraag is geregistreerd als {ticket.tag}, maar er is nog geen expertenpool ingesteld: de "
+                    "beheerder van de helpdesk ziet ze in de lijst met tickets. Met /status volg je ze op.")
+        elif self.service.mailer is None:
+            note = (f"Je vraag heeft nummer {ticket.tag}. De mail naar de expertenpool staat klaar en vertrekt zodra "
+                    "de mailserver is ingesteld. Het antwoord krijg je hier in dit gesprek; met /status volg je ze op.")
+        else:
+            who = f" ({ticket.expert_name})" if ticket.expert_name else ""
+            note = (f"Je vraag heeft nummer {ticket.tag} en gaat naar een expert{who}. Het antwoord krijg je hier in "
+                    f"dit gesprek, normaal binnen {self.service.sla_hours:g} uur. Met /status volg je ze op.")
+        return ticket.number, note
+
+    def status(self, incoming: Incoming) -> str:
+        """The officer's tickets."""
+        mine = self.service.tickets_for(self._officer(incoming))
+        if not mine:
+            return "Je hebt geen vragen bij de expertenpool."
+        lines = ["Je vragen bij de expertenpool:"]
+        for t in mine[:10]:
+            start = t.question if len(t.question) <= 60 else t.question[:60].rsplit(" ", 1)[0] + " …"
+            lines.append(f"- {t.tag}: {STATE_NL.get(t.state, t.state)} — {start}")
+        return "\n".join(lines)
+
+    def solved(self, incoming: Incoming, number: int) -> str:
+        """/opgelost N"""
+        try:
+            ticket = self.service.mark_solved(number, self._officer(incoming))
+        except TicketNotFound:
+            return f"Ik vind geen vraag VB-{number} van jou."
+        return f"Fijn! {ticket.tag} is afgesloten."
+
+    def follow_up(self, incoming: Incoming, number: int, text: str) -> str:
+        """/vervolg N vraag"""
+        try:
+            ticket = self.service.follow_up(number, self._officer(incoming), text)
+        except TicketNotFound:
+            return f"Ik vind geen vraag VB-{number} van jou."
+        if ticket.state == CLOSED or ticket.state == ANSWERED:
+            return f"{ticket.tag} kon niet heropend worden."
+        return f"Je vervolgvraag bij {ticket.tag} gaat naar dezelfde expert. Het antwoord komt hier terecht."
+
+    def pending_answers(self, incoming: Incoming) -> list[str]:
+        """Expert answers waiting for this officer in a pull channel (the console)."""
+        user = incoming.user_id
+        return self.service.take_pending(incoming.channel, lambda address: address.get("user") == user)

@@ -1,0 +1,163 @@
+"""`vraagbaak tickets ...` and `vraagbaak experts ...`: the maintainer's view of the expert pool."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import click
+
+from escalation.errors import EscalationError
+from escalation.store import STATES
+
+
+def _when(timestamp: float | None) -> str:
+    return dt.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M") if timestamp else "-"
+
+
+def faq_path(home: Path) -> Path:
+    """Where published expert answers go (the `expertenpool` source of the bundled manifest)."""
+    return home / "faq" / "expert-answers.jsonl"
+
+
+@click.group("tickets")
+def tickets_group() -> None:
+    """Questions escalated to the expert pool."""
+
+
+@tickets_group.command("list")
+@click.option("--state", type=click.Choice(STATES), help="Only tickets in this state.")
+@click.pass_obj
+def list_command(app, state: str | None) -> None:
+    """Tickets, newest first."""
+    rows = app.tickets.store.list(state=state)
+    if not rows:
+        click.echo("No tickets.")
+    for t in rows:
+        start = t.question if len(t.question) <= 60 else t.question[:60] + " …"
+        click.echo(f"{t.tag:<8} {t.state:<9} {_when(t.created_at)}  {t.topic:<22} {t.expert_name or '-':<20} {start}")
+
+
+@tickets_group.command("show")
+@click.argument("number", type=int)
+@click.pass_obj
+def show_command(app, number: int) -> None:
+    """One ticket in full, with the expert's answer."""
+    try:
+        t = app.tickets.store.get(number)
+    except EscalationError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{t.tag}  state: {t.state}  topic: {t.topic}  channel: {t.channel}")
+    click.echo(f"created {_when(t.created_at)}, due {_when(t.due_at)}, expert: {t.expert_name or '-'} "
+               f"<{t.expert_email or '-'}>")
+    click.echo(f"reason: {t.reason}\n\nQuestion:\n{t.question}")
+    if t.sources:
+        click.echo("\nSources found by Vraagbaak:")
+        for n, s in enumerate(t.sources, 1):
+            click.echo(f"  [{n}] " + " — ".join(str(x) for x in (s.get("title"), s.get("label"), s.get("url")) if x))
+    if t.answer:
+        click.echo(f"\nAnswer by {t.answered_by} on {_when(t.answered_at)}:\n{t.answer}")
+    queued = [m for m in app.tickets.store.due_mails(include_future=True) if m.ticket == number]
+    if queued:
+        click.echo(f"\n{len(queued)} mail(s) still queued (see `vraagbaak tickets retry`).")
+
+
+@tickets_group.command("retry")
+@click.pass_obj
+def retry_command(app) -> None:
+    """Send every queued mail now, whatever its backoff."""
+    if app.tickets.mailer is None:
+        raise click.ClickException("no SMTP server configured (VRAAGBAAK_SMTP_HOST); mails stay queued")
+    sent, failed = app.tickets.send_outbox(include_future=True)
+    click.echo(f"{sent} sent, {failed} failed.")
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
+@tickets_group.command("ingest")
+@click.argument("eml", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+def ingest_command(app, eml: Path) -> None:
+    """Process one expert reply saved as an .eml file (as if it arrived over IMAP)."""
+    result = app.tickets.ingest(eml.read_bytes())
+    app.tickets.deliver(app.deliverers())
+    ticket = f"VB-{result.ticket}" if result.ticket else "no ticket"
+    click.echo(f"{result.status}: {ticket}" + (f" ({result.reason})" if result.reason else ""))
+    if result.status == "rejected":
+        raise click.exceptions.Exit(1)
+
+
+@tickets_group.command("poll")
+@click.pass_obj
+def poll_command(app) -> None:
+    """Read the expert mailbox once (IMAP), deliver answers, send reminders for overdue tickets."""
+    mailbox = app.mailbox()
+    if mailbox is None:
+        raise click.ClickException("no expert mailbox configured (VRAAGBAAK_IMAP_HOST)")
+    try:
+        results = app.tickets.poll(mailbox)
+    except EscalationError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        mailbox.close()
+    delivered = app.tickets.deliver(app.deliverers())
+    reminders = app.tickets.remind_overdue()
+    counts = {s: sum(1 for r in results if r.status == s) for s in ("accepted", "duplicate", "rejected")}
+    click.echo(f"{counts['accepted']} accepted, {counts['duplicate']} duplicate, {counts['rejected']} rejected; "
+               f"{delivered} delivered; {reminders} reminders.")
+
+
+@tickets_group.command("publish")
+@click.argument("number", type=int)
+@click.pass_obj
+def publish_command(app, number: int) -> None:
+    """Turn an answered ticket into a FAQ record (after the expert agreed); the next refresh indexes it."""
+    try:
+        record = app.tickets.publish(number, faq_path(app.settings.home))
+    except EscalationError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Published as \"{record['title']}\". Run `vraagbaak corpus refresh` to make it citable.")
+
+
+@tickets_group.command("close")
+@click.argument("number", type=int)
+@click.pass_obj
+def close_command(app, number: int) -> None:
+    """Close a ticket."""
+    try:
+        click.echo(f"{app.tickets.close(number).tag} closed.")
+    except EscalationError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@tickets_group.command("reopen")
+@click.argument("number", type=int)
+@click.pass_obj
+def reopen_command(app, number: int) -> None:
+    """Reopen a ticket (it waits for an expert again)."""
+    try:
+        click.echo(f"{app.tickets.reopen(number).tag} reopened.")
+    except EscalationError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group("experts")
+def experts_group() -> None:
+    """The expert pool."""
+
+
+@experts_group.command("list")
+@click.pass_obj
+def experts_list_command(app) -> None:
+    """Experts, their topics, the fallback address and the SLA."""
+    try:
+        pool = app.pool
+    except EscalationError as exc:
+        raise click.ClickException(str(exc)) from None
+    if pool is None:
+        raise click.ClickException("no expert pool configured: set VRAAGBAAK_EXPERTS_FILE "
+                                   "(example: escalation/data/experts.example.yaml)")
+    for expert in pool.experts:
+        click.echo(f"{expert.name:<24} {expert.email:<32} {', '.join(expert.topics)}")
+    click.echo(f"fallback: {pool.fallback}; SLA: {pool.sla_hours:g} h"
+               + (f"; working hours: {pool.working_hours}" if pool.working_hours else ""))

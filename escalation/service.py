@@ -1,0 +1,347 @@
+"""The expert-pool round trip: open tickets, send mail, read replies, deliver answers, remind, publish."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from escalation.errors import EscalationError, MailError, TicketNotFound
+from escalation.mail import MessageIds, build_message, question_body, reminder_body, subject_for
+from escalation.mailer import Mailer
+from escalation.pool import Expert, ExpertPool, classify_topic
+from escalation.reply_parsing import ReplyParseError, parse_reply
+from escalation.store import ANSWERED, CLOSED, REOPENED, NewTicket, Ticket, TicketStore, tickets
+
+if TYPE_CHECKING:
+    from escalation.mailbox import Mailbox
+
+logger = logging.getLogger(__name__)
+
+RETRY_BASE_SECONDS = 30.0
+RETRY_MAX_SECONDS = 3600.0
+
+
+class DeliveryError(EscalationError):
+    """A channel could not deliver an answer; ``permanent`` when retrying is pointless (user blocked the bot)."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class Deliverer(Protocol):
+    """Pushes a text into a chat, given the channel's stored reply address (Telegram, Teams ...)."""
+
+    def deliver(self, reply_address: dict[str, Any], text: str) -> None:
+        """Send, or raise DeliveryError."""
+        ...
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What became of one inbound mail."""
+
+    status: str
+    """accepted | duplicate | rejected"""
+    ticket: int | None = None
+    reason: str | None = None
+
+
+def backoff(attempts: int) -> float:
+    """Seconds before the next try: 30 s, 1 min, 2 min ... capped at one hour."""
+    return min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** max(0, attempts))
+
+
+def answer_text(ticket: Ticket) -> str:
+    """The officer's view of an expert answer (Dutch)."""
+    who = ticket.expert_name if ticket.answered_by == ticket.expert_email and ticket.expert_name else "de expertenpool"
+    start = " ".join(ticket.question.split())
+    start = start if len(start) <= 80 else start[:80].rsplit(" ", 1)[0] + " …"
+    return (f"Antwoord van de expertenpool op je vraag {ticket.tag} (\"{start}\"):\n\n{ticket.answer}\n\n— {who}\n\n"
+            f"Is je vraag hiermee beantwoord? Typ /opgelost {ticket.number}. Heb je nog een vervolgvraag voor "
+            f"dezelfde expert? Typ /vervolg {ticket.number} gevolgd door je vraag.")
+
+
+class EscalationService:
+    """Owns the ticket lifecycle; channels reach it through the helpdesk's escalation port."""
+
+    def __init__(self, *, store: TicketStore, pool: ExpertPool | None, ids: MessageIds, mailer: Mailer | None,
+                 mail_from: str, reply_to: str, archive_dir: Path, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.pool = pool
+        self.ids = ids
+        self.mailer = mailer
+        self.mail_from = mail_from
+        self.reply_to = reply_to
+        self.archive_dir = archive_dir
+        self.clock = clock
+
+    @property
+    def sla_hours(self) -> float:
+        """Hours an expert has to answer."""
+        return self.pool.sla_hours if self.pool else 48.0
+
+    # -- tickets --------------------------------------------------------------------------------------------
+
+    def route(self, topic: str) -> tuple[Expert | None, list[str]]:
+        """The assigned expert (round robin within the topic) and the mail recipients."""
+        if self.pool is None:
+            return None, []
+        candidates = self.pool.candidates(topic)
+        if not candidates:
+            return None, [self.pool.fallback]
+        expert = candidates[self.store.next_in_rotation(topic, len(candidates))]
+        return expert, [expert.email]
+
+    def open_ticket(self, new: NewTicket) -> Ticket:
+        """Commit the ticket and its mail together, then try to send right away (it stays queued on failure)."""
+        new.topic = new.topic or classify_topic(new.question)
+        expert, recipients = self.route(new.topic)
+
+        def first_mail(number: int) -> dict[str, Any]:
+            draft = _draft(number, new)
+            return {"kind": "question", "recipients": recipients, "subject": subject_for(draft),
+                    "body": question_body(draft, sla_hours=self.sla_hours),
+                    "message_id": self.ids.new(number, "question")}
+
+        ticket = self.store.create(new, expert_name=expert.name if expert else None,
+                                   expert_email=expert.email if expert else None, sla_hours=self.sla_hours,
+                                   mail=first_mail if recipients else None)
+        logger.info("ticket %s opened (topic %s, expert %s)", ticket.tag, new.topic, expert.name if expert else "-")
+        self.send_outbox()
+        return ticket
+
+    def tickets_for(self, officer: str) -> list[Ticket]:
+        """An officer's tickets, newest first."""
+        return self.store.list(officer=officer, limit=20)
+
+    def _own(self, number: int, officer: str) -> Ticket:
+        ticket = self.store.get(number)
+        if ticket.officer != officer:
+            # Another officer's ticket is none of this officer's business; say it does not exist.
+            raise TicketNotFound(f"no ticket VB-{number}")
+        return ticket
+
+    def mark_solved(self, number: int, officer: str) -> Ticket:
+        """The officer is satisfied: close the ticket."""
+        self._own(number, officer)
+        self.store.set_state(number, CLOSED)
+        return self.store.get(number)
+
+    def follow_up(self, number: int, officer: str, text: str) -> Ticket:
+        """A follow-up question to the same expert: the ticket is reopened and mailed in the same thread."""
+        ticket = self._own(number, officer)
+        recipients = [ticket.expert_email] if ticket.expert_email else ([self.pool.fallback] if self.pool else [])
+        with self.store.transaction() as conn:
+            self.store.set_state(number, REOPENED, conn=conn, due_at=self.clock() + self.sla_hours * 3600,
+                                 reminded_at=None)
+            if recipients:
+                self.store.enqueue(number, kind="followup", recipients=recipients,
+                                   subject=subject_for(ticket, prefix="Vervolgvraag "),
+                                   body=question_body(ticket, sla_hours=self.sla_hours, follow_up=text),
+                                   message_id=self.ids.new(number, "followup"), conn=conn)
+        self.send_outbox()
+        return self.store.get(number)
+
+    def close(self, number: int) -> Ticket:
+        """Close a ticket (maintainer)."""
+        self.store.set_state(number, CLOSED)
+        return self.store.get(number)
+
+    def reopen(self, number: int) -> Ticket:
+        """Reopen a ticket (maintainer); it waits for an expert again."""
+        self.store.set_state(number, REOPENED, due_at=self.clock() + self.sla_hours * 3600, reminded_at=None)
+        return self.store.get(number)
+
+    # -- mail out -------------------------------------------------------------------------------------------
+
+    def send_outbox(self, *, include_future: bool = False) -> tuple[int, int]:
+        """Send queued mails that are due; (sent, failed). Without a mailer everything stays queued."""
+        if self.mailer is None:
+            return 0, 0
+        sent = failed = 0
+        for mail in self.store.due_mails(include_future=include_future):
+            thread = [m for m in self.store.sent_message_ids(mail.ticket) if m != mail.message_id]
+            message = build_message(sender=self.mail_from, reply_to=self.reply_to, recipients=mail.recipients,
+                                    subject=mail.subject, body=mail.body, message_id=mail.message_id,
+                                    ticket=mail.ticket, in_reply_to=thread or None)
+            try:
+                self.mailer.send(message)
+            except MailError as exc:
+                failed += 1
+                self.store.mark_failed(mail.id, str(exc), retry_in=backoff(mail.attempts))
+                logger.warning("mail for VB-%s not sent (attempt %d): %s", mail.ticket, mail.attempts + 1, exc)
+                continue
+            self.store.mark_sent(mail.id)
+            sent += 1
+        return sent, failed
+
+    def remind_overdue(self) -> int:
+        """Mail a reminder to the expert and the fallback for each ticket past its SLA (once)."""
+        count = 0
+        for ticket in self.store.overdue():
+            recipients = sorted({a for a in (ticket.expert_email, self.pool.fallback if self.pool else None) if a})
+            with self.store.transaction() as conn:
+                conn.execute(tickets.update().where(tickets.c.number == ticket.number)
+                             .values(reminded_at=self.clock()))
+                if recipients:
+                    self.store.enqueue(ticket.number, kind="reminder", recipients=recipients,
+                                       subject=subject_for(ticket, prefix="Herinnering "), body=reminder_body(ticket),
+                                       message_id=self.ids.new(ticket.number, "reminder"), conn=conn)
+            count += 1
+        if count:
+            self.send_outbox()
+        return count
+
+    # -- mail in --------------------------------------------------------------------------------------------
+
+    def ingest(self, raw: bytes) -> IngestResult:
+        """Match an expert's reply to its ticket and queue the answer for the officer; idempotent per Message-ID."""
+        try:
+            reply = parse_reply(raw)
+        except ReplyParseError as exc:
+            digest = hashlib.sha256(raw).hexdigest()
+            if self.store.seen_message(f"sha256:{digest}"):
+                return IngestResult("duplicate")
+            self._reject(f"sha256:{digest}", "?", f"unreadable message: {exc}", raw)
+            return IngestResult("rejected", reason=f"unreadable message: {exc}")
+        message_id = reply.message_id or f"sha256:{hashlib.sha256(raw).hexdigest()}"
+        if self.store.seen_message(message_id):
+            return IngestResult("duplicate")
+        number = self._match(reply)
+        reason = None
+        if reply.auto_submitted:
+            reason = "automatic reply (out of office)"
+        elif number is None:
+            reason = "no valid ticket reference from a pool member"
+        elif self.pool is None or not self.pool.is_member(reply.sender):
+            reason = f"sender {reply.sender} is not in the expert pool"
+        elif not reply.answer.strip():
+            reason = "the reply contains no new text (only the quoted question)"
+        if reason is None:
+            try:
+                ticket = self.store.get(number)
+            except TicketNotFound:
+                reason = f"ticket VB-{number} does not exist"
+            else:
+                if ticket.state == CLOSED:
+                    reason = f"ticket VB-{number} is closed"
+        if reason is not None:
+            self._reject(message_id, reply.sender, reason, raw, ticket=number)
+            logger.warning("inbound mail rejected: %s", reason)
+            return IngestResult("rejected", ticket=number, reason=reason)
+        archive = self._archive(message_id, raw)
+        with self.store.transaction() as conn:
+            self.store.record_inbound(message_id=message_id, sender=reply.sender, status="accepted", ticket=number,
+                                      archive=str(archive), conn=conn)
+            self.store.set_state(number, ANSWERED, conn=conn, answer=reply.answer, answered_at=self.clock(),
+                                 answered_by=reply.sender)
+            answered = self.store.get(number, conn=conn)
+            self.store.add_delivery(answered, answer_text(answered), conn=conn)
+        logger.info("answer for VB-%s accepted from a pool member", number)
+        return IngestResult("accepted", ticket=number)
+
+    def _match(self, reply: Any) -> int | None:
+        for ref in [reply.in_reply_to, *reply.references]:
+            if ref:
+                number = self.ids.verify(ref)
+                if number is not None:
+                    return number
+        # No signed reference (some clients drop them): the subject tag counts, but only from a pool member.
+        if reply.ticket_tag is not None and self.pool is not None and self.pool.is_member(reply.sender):
+            return reply.ticket_tag
+        return None
+
+    def _archive(self, message_id: str, raw: bytes) -> Path:
+        self.archive_dir.mkdir(parents=True, exist_ok=True)
+        path = self.archive_dir / (hashlib.sha256(message_id.encode()).hexdigest()[:32] + ".eml")
+        path.write_bytes(raw)
+        return path
+
+    def _reject(self, message_id: str, sender: str, reason: str, raw: bytes, *, ticket: int | None = None) -> None:
+        archive = self._archive(message_id, raw)
+        self.store.record_inbound(message_id=message_id, sender=sender, status="rejected", reason=reason,
+                                  ticket=ticket, archive=str(archive))
+
+    def poll(self, mailbox: "Mailbox") -> list[IngestResult]:
+        """Read new mail; each message is moved only after its result is committed."""
+        results = []
+        for message in mailbox.fetch_new():
+            result = self.ingest(message.raw)
+            if result.status == "rejected":
+                mailbox.mark_rejected(message.uid)
+            else:
+                mailbox.mark_processed(message.uid)
+            results.append(result)
+        return results
+
+    # -- back to the officer --------------------------------------------------------------------------------
+
+    def deliver(self, deliverers: dict[str, Deliverer]) -> int:
+        """Push due answers through their channel; failures are retried with backoff, never dropped."""
+        delivered = 0
+        for item in self.store.pending_deliveries():
+            deliverer = deliverers.get(item.channel)
+            if deliverer is None:
+                continue  # e.g. the console: shown when the officer next opens the chat
+            try:
+                deliverer.deliver(item.reply_address, item.text)
+            except DeliveryError as exc:
+                retry = RETRY_MAX_SECONDS * 24 if exc.permanent else backoff(item.attempts)
+                self.store.mark_delivery_failed(item.id, str(exc), retry_in=retry)
+                logger.warning("answer for VB-%s not delivered via %s: %s", item.ticket, item.channel, exc)
+                continue
+            self.store.mark_delivered(item.id)
+            delivered += 1
+        return delivered
+
+    def take_pending(self, channel: str, match: Callable[[dict[str, Any]], bool]) -> list[str]:
+        """Answers waiting for a pull channel (the console), marked delivered as they are handed over."""
+        texts = []
+        for item in self.store.pending_deliveries(channel=channel, include_future=True):
+            if match(item.reply_address):
+                texts.append(item.text)
+                self.store.mark_delivered(item.id)
+        return texts
+
+    # -- knowledge capture ----------------------------------------------------------------------------------
+
+    def publish(self, number: int, faq_file: Path) -> dict[str, Any]:
+        """Append the question and the expert's answer as a record of the expert-answers FAQ source."""
+        ticket = self.store.get(number)
+        if not ticket.answer:
+            raise EscalationError(f"{ticket.tag} has no expert answer to publish")
+        date = time.strftime("%Y-%m-%d", time.localtime(ticket.answered_at or self.clock()))
+        record = {
+            "id": ticket.tag,
+            "title": f"Antwoord expertenpool, ticket {ticket.tag}, {date}",
+            "question": ticket.question,
+            "text": f"Vraag: {ticket.question}\n\nAntwoord van de expertenpool: {ticket.answer}",
+            "date": date,
+        }
+        faq_file.parent.mkdir(parents=True, exist_ok=True)
+        existing = []
+        if faq_file.exists():
+            existing = [json.loads(line) for line in faq_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        records = [r for r in existing if r.get("id") != ticket.tag] + [record]
+        tmp = faq_file.with_suffix(".tmp")
+        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+        tmp.replace(faq_file)
+        self.store.set_state(number, ticket.state, published_at=self.clock())
+        return record
+
+
+def _draft(number: int, new: NewTicket) -> Ticket:
+    """A Ticket view of a ticket being created, to render its first mail inside the same transaction."""
+    return Ticket(number=number, state="open", created_at=0, updated_at=0, officer=new.officer,
+                  officer_name=new.officer_name, municipality=new.municipality, channel=new.channel,
+                  reply_address=new.reply_address, question=new.question, context=new.context, sources=new.sources,
+                  reason=new.reason, topic=new.topic, expert_name=None, expert_email=None, answer=None,
+                  answered_at=None, answered_by=None, due_at=0, reminded_at=None, published_at=None)
+

@@ -1,0 +1,407 @@
+"""Tickets, the mail outbox, processed inbound mail and pending deliveries, in SQLite or PostgreSQL.
+
+SQLAlchemy Core keeps one code path for both; the schema is versioned by numbered migrations.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from escalation.errors import TicketNotFound
+
+OPEN, SENT, ANSWERED, CLOSED, REOPENED = "open", "sent", "answered", "closed", "reopened"
+STATES = (OPEN, SENT, ANSWERED, CLOSED, REOPENED)
+
+metadata = sa.MetaData()
+
+tickets = sa.Table(
+    "tickets", metadata,
+    sa.Column("number", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("officer", sa.String(64), nullable=False),
+    sa.Column("officer_name", sa.String(200)),
+    sa.Column("municipality", sa.String(200)),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("reply_address", sa.Text, nullable=False),
+    sa.Column("question", sa.Text, nullable=False),
+    sa.Column("context", sa.Text, nullable=False),
+    sa.Column("sources", sa.Text, nullable=False),
+    sa.Column("reason", sa.String(300), nullable=False),
+    sa.Column("topic", sa.String(32), nullable=False),
+    sa.Column("expert_name", sa.String(200)),
+    sa.Column("expert_email", sa.String(320)),
+    sa.Column("answer", sa.Text),
+    sa.Column("answered_at", sa.Float),
+    sa.Column("answered_by", sa.String(320)),
+    sa.Column("due_at", sa.Float, nullable=False),
+    sa.Column("reminded_at", sa.Float),
+    sa.Column("published_at", sa.Float),
+)
+
+outbox = sa.Table(
+    "outbox", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ticket", sa.Integer, sa.ForeignKey("tickets.number"), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("recipients", sa.Text, nullable=False),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("message_id", sa.String(300), nullable=False, unique=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", sa.Float, nullable=False),
+    sa.Column("sent_at", sa.Float),
+    sa.Column("last_error", sa.Text),
+)
+
+inbox = sa.Table(
+    "inbox", metadata,
+    sa.Column("message_id", sa.String(300), primary_key=True),
+    sa.Column("ticket", sa.Integer),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("sender", sa.String(320), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("archive", sa.Text),
+)
+
+deliveries = sa.Table(
+    "deliveries", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ticket", sa.Integer, sa.ForeignKey("tickets.number"), nullable=False),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("reply_address", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", sa.Float, nullable=False),
+    sa.Column("delivered_at", sa.Float),
+    sa.Column("last_error", sa.Text),
+)
+
+rotation = sa.Table(
+    "rotation", metadata,
+    sa.Column("topic", sa.String(32), primary_key=True),
+    sa.Column("counter", sa.Integer, nullable=False),
+)
+
+schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.Integer, primary_key=True))
+
+
+def _migration_1(conn: Connection) -> None:
+    for table in (tickets, outbox, inbox, deliveries, rotation):
+        table.create(conn)
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migration_1}
+"""Numbered schema steps; add 2, 3, ... and never edit a released one."""
+
+
+def migrate(engine: Engine) -> int:
+    """Apply the missing migrations in order; returns the schema version."""
+    with engine.begin() as conn:
+        schema_version.create(conn, checkfirst=True)
+        current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
+        for version in sorted(v for v in MIGRATIONS if v > current):
+            MIGRATIONS[version](conn)
+            conn.execute(schema_version.insert().values(version=version))
+            current = version
+    return current
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """A question for the expert pool and where its answer must go."""
+
+    number: int
+    state: str
+    created_at: float
+    updated_at: float
+    officer: str
+    officer_name: str | None
+    municipality: str | None
+    channel: str
+    reply_address: dict[str, Any]
+    question: str
+    context: list[str]
+    sources: list[dict[str, Any]]
+    reason: str
+    topic: str
+    expert_name: str | None
+    expert_email: str | None
+    answer: str | None
+    answered_at: float | None
+    answered_by: str | None
+    due_at: float
+    reminded_at: float | None
+    published_at: float | None
+
+    @property
+    def tag(self) -> str:
+        """The number as officers and experts see it."""
+        return f"VB-{self.number}"
+
+
+@dataclass(frozen=True)
+class OutgoingMail:
+    """A mail waiting in (or sent from) the outbox."""
+
+    id: int
+    ticket: int
+    kind: str
+    recipients: list[str]
+    subject: str
+    body: str
+    message_id: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """An expert answer waiting to reach the officer's chat."""
+
+    id: int
+    ticket: int
+    channel: str
+    reply_address: dict[str, Any]
+    text: str
+    attempts: int
+
+
+@dataclass
+class NewTicket:
+    """What the helpdesk knows when it escalates."""
+
+    officer: str
+    channel: str
+    reply_address: dict[str, Any]
+    question: str
+    reason: str
+    topic: str
+    officer_name: str | None = None
+    municipality: str | None = None
+    context: list[str] = field(default_factory=list)
+    sources: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _ticket(row: Any) -> Ticket:
+    data = dict(row._mapping)
+    for key in ("reply_address", "context", "sources"):
+        data[key] = json.loads(data[key])
+    return Ticket(**data)
+
+
+class TicketStore:
+    """All escalation state behind one SQLAlchemy engine (sqlite:///... or postgresql+psycopg://...)."""
+
+    def __init__(self, url: str, *, clock: Callable[[], float] = time.time) -> None:
+        kwargs: dict[str, Any] = {}
+        if url.startswith("sqlite"):
+            # The bot's worker thread and the asyncio loop share the store.
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        self.engine = sa.create_engine(url, future=True, **kwargs)
+        self.clock = clock
+        self.version = migrate(self.engine)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One database transaction (committed on success)."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    # -- tickets ------------------------------------------------------------------------------------------
+
+    def create(self, new: NewTicket, *, expert_name: str | None, expert_email: str | None, sla_hours: float,
+               mail: Callable[[int], dict[str, Any]] | None = None) -> Ticket:
+        """Insert a ticket, and in the same transaction its first outgoing mail (``mail(number)`` builds it)."""
+        now = self.clock()
+        with self.transaction() as conn:
+            number = conn.execute(tickets.insert().values(
+                created_at=now, updated_at=now, state=OPEN, officer=new.officer, officer_name=new.officer_name,
+                municipality=new.municipality, channel=new.channel,
+                reply_address=json.dumps(new.reply_address), question=new.question,
+                context=json.dumps(new.context, ensure_ascii=False),
+                sources=json.dumps(new.sources, ensure_ascii=False), reason=new.reason, topic=new.topic,
+                expert_name=expert_name, expert_email=expert_email, due_at=now + sla_hours * 3600,
+            ).returning(tickets.c.number)).scalar_one()
+            if mail is not None:
+                self._enqueue(conn, number, **mail(number))
+        return self.get(number)
+
+    def get(self, number: int, *, conn: Connection | None = None) -> Ticket:
+        """A ticket by number (inside ``conn``'s transaction when given)."""
+        query = sa.select(tickets).where(tickets.c.number == number)
+        if conn is not None:
+            row = conn.execute(query).first()
+        else:
+            with self.engine.connect() as own:
+                row = own.execute(query).first()
+        if row is None:
+            raise TicketNotFound(f"no ticket VB-{number}")
+        return _ticket(row)
+
+    def list(self, *, state: str | None = None, officer: str | None = None, limit: int = 100) -> list[Ticket]:
+        """Tickets, newest first."""
+        query = sa.select(tickets).order_by(tickets.c.number.desc()).limit(limit)
+        if state:
+            query = query.where(tickets.c.state == state)
+        if officer:
+            query = query.where(tickets.c.officer == officer)
+        with self.engine.connect() as conn:
+            return [_ticket(r) for r in conn.execute(query)]
+
+    def set_state(self, number: int, state: str, *, conn: Connection | None = None, **values: Any) -> None:
+        """Change a ticket's state (and other columns)."""
+        if state not in STATES:
+            raise ValueError(f"unknown state {state!r}")
+        statement = tickets.update().where(tickets.c.number == number).values(
+            state=state, updated_at=self.clock(), **values)
+        if conn is not None:
+            result = conn.execute(statement)
+        else:
+            with self.transaction() as own:
+                result = own.execute(statement)
+        if result.rowcount == 0:
+            raise TicketNotFound(f"no ticket VB-{number}")
+
+    def overdue(self) -> list[Ticket]:
+        """Tickets past their SLA that got no reminder since they became due."""
+        now = self.clock()
+        query = sa.select(tickets).where(tickets.c.state.in_((OPEN, SENT, REOPENED)), tickets.c.due_at < now,
+                                         tickets.c.reminded_at.is_(None))
+        with self.engine.connect() as conn:
+            return [_ticket(r) for r in conn.execute(query)]
+
+    def next_in_rotation(self, topic: str, size: int) -> int:
+        """Round-robin position within a topic's experts, persisted so restarts keep the turn."""
+        with self.transaction() as conn:
+            current = conn.execute(sa.select(rotation.c.counter).where(rotation.c.topic == topic)).scalar()
+            if current is None:
+                conn.execute(rotation.insert().values(topic=topic, counter=1))
+                return 0
+            conn.execute(rotation.update().where(rotation.c.topic == topic).values(counter=current + 1))
+            return current % size
+
+    # -- outbox -------------------------------------------------------------------------------------------
+
+    def _enqueue(self, conn: Connection, ticket: int, *, kind: str, recipients: list[str], subject: str, body: str,
+                 message_id: str) -> None:
+        now = self.clock()
+        conn.execute(outbox.insert().values(ticket=ticket, kind=kind, recipients=json.dumps(recipients),
+                                            subject=subject, body=body, message_id=message_id, created_at=now,
+                                            attempts=0, next_attempt_at=now))
+
+    def enqueue(self, ticket: int, *, kind: str, recipients: list[str], subject: str, body: str,
+                message_id: str, conn: Connection | None = None) -> None:
+        """Queue a mail (sent by the outbox worker)."""
+        if conn is not None:
+            self._enqueue(conn, ticket, kind=kind, recipients=recipients, subject=subject, body=body,
+                          message_id=message_id)
+            return
+        with self.transaction() as own:
+            self._enqueue(own, ticket, kind=kind, recipients=recipients, subject=subject, body=body,
+                          message_id=message_id)
+
+    def due_mails(self, *, include_future: bool = False) -> list[OutgoingMail]:
+        """Unsent mails whose retry time has come (all unsent ones with ``include_future``)."""
+        query = sa.select(outbox).where(outbox.c.sent_at.is_(None)).order_by(outbox.c.id)
+        if not include_future:
+            query = query.where(outbox.c.next_attempt_at <= self.clock())
+        with self.engine.connect() as conn:
+            return [OutgoingMail(id=r.id, ticket=r.ticket, kind=r.kind, recipients=json.loads(r.recipients),
+                                 subject=r.subject, body=r.body, message_id=r.message_id, attempts=r.attempts)
+                    for r in conn.execute(query)]
+
+    def mark_sent(self, mail_id: int) -> None:
+        """Record a mail as sent; a ticket whose question went out becomes "sent"."""
+        with self.transaction() as conn:
+            row = conn.execute(sa.select(outbox.c.ticket, outbox.c.kind, outbox.c.attempts)
+                               .where(outbox.c.id == mail_id)).first()
+            conn.execute(outbox.update().where(outbox.c.id == mail_id).values(
+                sent_at=self.clock(), attempts=row.attempts + 1, last_error=None))
+            if row.kind == "question":
+                conn.execute(tickets.update().where(tickets.c.number == row.ticket,
+                                                    tickets.c.state.in_((OPEN, REOPENED)))
+                             .values(state=SENT, updated_at=self.clock()))
+
+    def mark_failed(self, mail_id: int, error: str, *, retry_in: float) -> None:
+        """Record a failed attempt and when to try again."""
+        with self.transaction() as conn:
+            conn.execute(outbox.update().where(outbox.c.id == mail_id).values(
+                attempts=outbox.c.attempts + 1, last_error=error[:500], next_attempt_at=self.clock() + retry_in))
+
+    def sent_message_ids(self, ticket: int) -> list[str]:
+        """Message-IDs of the mails sent for a ticket (threading)."""
+        with self.engine.connect() as conn:
+            return [r.message_id for r in conn.execute(
+                sa.select(outbox.c.message_id).where(outbox.c.ticket == ticket).order_by(outbox.c.id))]
+
+    # -- inbound mail ---------------------------------------------------------------------------------------
+
+    def seen_message(self, message_id: str) -> bool:
+        """True when a mail with this Message-ID was processed before."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(inbox.c.message_id).where(inbox.c.message_id == message_id)).first() \
+                is not None
+
+    def record_inbound(self, *, message_id: str, sender: str, status: str, reason: str | None = None,
+                       ticket: int | None = None, archive: str | None = None,
+                       conn: Connection | None = None) -> None:
+        """Remember a processed mail (accepted or rejected)."""
+        statement = inbox.insert().values(message_id=message_id, ticket=ticket, received_at=self.clock(),
+                                          sender=sender, status=status, reason=reason, archive=archive)
+        if conn is not None:
+            conn.execute(statement)
+            return
+        with self.transaction() as own:
+            own.execute(statement)
+
+    def rejected(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Recently rejected inbound mails."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(inbox).where(inbox.c.status == "rejected")
+                                .order_by(inbox.c.received_at.desc()).limit(limit))
+            return [dict(r._mapping) for r in rows]
+
+    # -- deliveries ---------------------------------------------------------------------------------------
+
+    def add_delivery(self, ticket: Ticket, text: str, *, conn: Connection) -> None:
+        """Queue an expert answer for the officer's channel."""
+        now = self.clock()
+        conn.execute(deliveries.insert().values(
+            ticket=ticket.number, channel=ticket.channel, reply_address=json.dumps(ticket.reply_address),
+            text=text, created_at=now, attempts=0, next_attempt_at=now))
+
+    def pending_deliveries(self, *, channel: str | None = None, include_future: bool = False) -> list[Delivery]:
+        """Answers not yet delivered."""
+        query = sa.select(deliveries).where(deliveries.c.delivered_at.is_(None)).order_by(deliveries.c.id)
+        if channel:
+            query = query.where(deliveries.c.channel == channel)
+        if not include_future:
+            query = query.where(deliveries.c.next_attempt_at <= self.clock())
+        with self.engine.connect() as conn:
+            return [Delivery(id=r.id, ticket=r.ticket, channel=r.channel, reply_address=json.loads(r.reply_address),
+                             text=r.text, attempts=r.attempts) for r in conn.execute(query)]
+
+    def mark_delivered(self, delivery_id: int) -> None:
+        """The officer has the answer."""
+        with self.transaction() as conn:
+            conn.execute(deliveries.update().where(deliveries.c.id == delivery_id).values(
+                delivered_at=self.clock(), attempts=deliveries.c.attempts + 1))
+
+    def mark_delivery_failed(self, delivery_id: int, error: str, *, retry_in: float) -> None:
+        """A channel could not deliver; try later."""
+        with self.transaction() as conn:
+            conn.execute(deliveries.update().where(deliveries.c.id == delivery_id).values(
+                attempts=deliveries.c.attempts + 1, last_error=error[:500],
+                next_attempt_at=self.clock() + retry_in))
