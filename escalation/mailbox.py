@@ -186,10 +186,12 @@ class ImapMailbox:
 
     def _open(self) -> BaseMailBox:
         box: BaseMailBox
+        # imaplib's own default context checks neither the certificate nor the host name; this one does.
+        context = self._ssl_context or ssl.create_default_context()
         if self._security == "tls":
-            box = MailBox(self._host, self._port, timeout=self._timeout, ssl_context=self._ssl_context)
+            box = MailBox(self._host, self._port, timeout=self._timeout, ssl_context=context)
         elif self._security == "starttls":
-            box = MailBoxStartTls(self._host, self._port, timeout=self._timeout, ssl_context=self._ssl_context)
+            box = MailBoxStartTls(self._host, self._port, timeout=self._timeout, ssl_context=context)
         else:
             box = MailBoxUnencrypted(self._host, self._port, timeout=self._timeout)
         try:

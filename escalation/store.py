@@ -329,7 +329,7 @@ class TicketStore:
                                .where(outbox.c.id == mail_id)).first()
             conn.execute(outbox.update().where(outbox.c.id == mail_id).values(
                 sent_at=self.clock(), attempts=row.attempts + 1, last_error=None))
-            if row.kind == "question":
+            if row.kind in ("question", "followup"):
                 conn.execute(tickets.update().where(tickets.c.number == row.ticket,
                                                     tickets.c.state.in_((OPEN, REOPENED)))
                              .values(state=SENT, updated_at=self.clock()))

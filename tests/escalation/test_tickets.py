@@ -1,0 +1,270 @@
+"""The expert round trip against real servers: SMTP on loopback, SQLite and PostgreSQL ticket stores."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from email.utils import make_msgid
+from pathlib import Path
+
+import pytest
+
+from escalation.errors import MailError, TicketNotFound
+from escalation.mail import REPLY_MARKER, MessageIds
+from escalation.mailer import SmtpMailer, SmtpSettings
+from escalation.pool import ExpertPool, classify_topic, load_pool
+from escalation.service import EscalationService
+from escalation.store import ANSWERED, CLOSED, REOPENED, SENT, NewTicket, TicketStore
+from tests.smtp_server import SmtpServer
+
+POOL_YAML = """
+fallback: juridische-dienst@example.be
+sla_hours: 24
+experts:
+  - {name: An Peeters, email: an.peeters@example.be, topics: [pcp, innovatiepartnerschap]}
+  - {name: Bram Claes, email: Bram.Claes@example.be, topics: [innovatiepartnerschap, dialoog]}
+  - {name: Chloé Dubois, email: chloe.dubois@example.be, topics: [general]}
+"""
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'tickets.sqlite'}"
+    return request.getfixturevalue("pg_database_url")
+
+
+@pytest.fixture
+def pool(tmp_path: Path) -> ExpertPool:
+    path = tmp_path / "experts.yaml"
+    path.write_text(POOL_YAML, encoding="utf-8")
+    return load_pool(path)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _service(store_url: str, pool: ExpertPool | None, tmp_path: Path, smtp: SmtpServer | None,
+             clock: Clock | None = None) -> EscalationService:
+    clock = clock or Clock()
+    mailer = SmtpMailer(SmtpSettings(host=smtp.host, port=smtp.port, security="none", timeout=3)) if smtp else None
+    return EscalationService(store=TicketStore(store_url, clock=clock), pool=pool,
+                             ids=MessageIds(b"k" * 32, "vraagbaak.example.be"), mailer=mailer,
+                             mail_from="vraagbaak@example.be", reply_to="experten@example.be",
+                             archive_dir=tmp_path / "archive", clock=clock)
+
+
+def _new(question: str = "Mag ik bij een innovatiepartnerschap met één partner verder na fase 1?") -> NewTicket:
+    return NewTicket(officer="p1", channel="console", reply_address={"user": "an"}, question=question,
+                     reason="op vraag van de gebruiker", topic="", officer_name="An", municipality="Kortrijk",
+                     context=["Wat is een innovatiepartnerschap?"],
+                     sources=[{"title": "Innovatiepartnerschap (voorbeeldnota)", "label": "Fasen", "url": "file:///x"}])
+
+
+def _reply_to(sent: EmailMessage, *, sender: str, body: str, keep_refs: bool = True, subject: str | None = None,
+              message_id: str | None = None) -> bytes:
+    reply = EmailMessage()
+    reply["From"] = sender
+    reply["To"] = sent["Reply-To"]
+    reply["Subject"] = subject or "RE: " + sent["Subject"]
+    reply["Message-ID"] = message_id or make_msgid(domain="example.be")
+    if keep_refs:
+        reply["In-Reply-To"] = sent["Message-ID"]
+        reply["References"] = sent["Message-ID"]
+    quoted = "\n".join("> " + line for line in sent.get_content().splitlines())
+    reply.set_content(f"{body}\n\nOp vr 27 nov. 2026 om 10:12 schreef Vraagbaak <vraagbaak@example.be>:\n{quoted}\n")
+    return bytes(reply)
+
+
+def test_ticket_and_mail_commit_together_and_the_mail_is_well_formed(store_url: str, pool: ExpertPool,
+                                                                      tmp_path: Path, smtp_server: SmtpServer) -> None:
+    service = _service(store_url, pool, tmp_path, smtp_server)
+    ticket = service.open_ticket(_new())
+    assert service.store.version == 1
+    assert ticket.topic == "innovatiepartnerschap" and ticket.expert_email == "an.peeters@example.be"
+    assert service.store.get(ticket.number).state == SENT
+    [mail] = smtp_server.received
+    assert mail["Subject"].startswith(f"[VB-{ticket.number}] Mag ik bij een innovatiepartnerschap")
+    assert mail["Reply-To"] == "experten@example.be"
+    assert mail["Auto-Submitted"] == "auto-generated"
+    assert service.ids.verify(mail["Message-ID"]) == ticket.number
+    body = mail.get_content()
+    assert body.startswith(REPLY_MARKER)
+    assert "Kortrijk" in body and "Wat is een innovatiepartnerschap?" in body and "[1] Innovatiepartnerschap" in body
+
+
+def test_round_robin_within_a_topic_survives_a_restart(store_url: str, pool: ExpertPool, tmp_path: Path) -> None:
+    first = _service(store_url, pool, tmp_path, None)
+    assignments = [first.open_ticket(_new()).expert_name for _ in range(2)]
+    again = _service(store_url, pool, tmp_path, None)  # a restart
+    assignments.append(again.open_ticket(_new()).expert_name)
+    assert assignments == ["An Peeters", "Bram Claes", "An Peeters"]
+    general = again.open_ticket(_new("Hoe lang moet ik mijn dossiers bewaren?"))
+    assert general.topic == "general" and general.expert_name == "Chloé Dubois"
+
+
+def test_without_smtp_the_ticket_exists_and_the_mail_waits(store_url: str, pool: ExpertPool, tmp_path: Path) -> None:
+    service = _service(store_url, pool, tmp_path, None)
+    ticket = service.open_ticket(_new())
+    assert service.store.get(ticket.number).state == "open"
+    assert [m.ticket for m in service.store.due_mails()] == [ticket.number]
+
+
+def test_mail_server_down_then_up_delivers_exactly_once(store_url: str, pool: ExpertPool, tmp_path: Path,
+                                                         smtp_server: SmtpServer) -> None:
+    smtp_server.stop()
+    clock = Clock()
+    service = _service(store_url, pool, tmp_path, smtp_server, clock)
+    ticket = service.open_ticket(_new())
+    [queued] = service.store.due_mails(include_future=True)
+    assert queued.attempts == 1 and service.store.due_mails() == []  # backing off
+    clock.now += 10
+    assert service.send_outbox() == (0, 0)  # not due yet
+    smtp_server.start()
+    clock.now += 31
+    assert service.send_outbox() == (1, 0)
+    assert service.send_outbox(include_future=True) == (0, 0)
+    restarted = _service(store_url, pool, tmp_path, smtp_server, clock)
+    assert restarted.send_outbox(include_future=True) == (0, 0)
+    assert len(smtp_server.received) == 1
+    assert restarted.store.get(ticket.number).state == SENT
+
+
+def test_a_crash_between_commit_and_send_loses_nothing(store_url: str, pool: ExpertPool, tmp_path: Path,
+                                                      smtp_server: SmtpServer) -> None:
+    class Dying:
+        def send(self, message: EmailMessage) -> None:
+            raise KeyboardInterrupt("process killed")
+
+    service = _service(store_url, pool, tmp_path, None)
+    service.mailer = Dying()
+    with pytest.raises(KeyboardInterrupt):
+        service.open_ticket(_new())
+    after_restart = _service(store_url, pool, tmp_path, smtp_server)
+    assert after_restart.send_outbox() == (1, 0)
+    assert after_restart.send_outbox(include_future=True) == (0, 0)
+    assert len(smtp_server.received) == 1
+
+
+def test_reply_round_trip_duplicate_and_follow_up(store_url: str, pool: ExpertPool, tmp_path: Path,
+                                                  smtp_server: SmtpServer) -> None:
+    service = _service(store_url, pool, tmp_path, smtp_server)
+    ticket = service.open_ticket(_new())
+    raw = _reply_to(smtp_server.received[0], sender="An Peeters <An.Peeters@example.be>",
+                    body="Ja, dat kan als de opdrachtdocumenten dat vooraf voorzien.\n\nMet vriendelijke groeten,\nAn")
+    result = service.ingest(raw)
+    assert (result.status, result.ticket) == ("accepted", ticket.number)
+    answered = service.store.get(ticket.number)
+    assert answered.state == ANSWERED
+    assert answered.answer == "Ja, dat kan als de opdrachtdocumenten dat vooraf voorzien."
+    assert service.ingest(raw).status == "duplicate"
+    [delivery] = service.store.pending_deliveries()
+    assert f"VB-{ticket.number}" in delivery.text and "vooraf voorzien" in delivery.text
+    assert delivery.reply_address == {"user": "an"}
+    assert service.take_pending("console", lambda a: a.get("user") == "an") == [delivery.text]
+    assert service.store.pending_deliveries(include_future=True) == []
+
+    service.follow_up(ticket.number, "p1", "En als de partner failliet gaat?")
+    assert service.store.get(ticket.number).state == SENT  # reopened, then mailed
+    follow = smtp_server.received[-1]
+    assert follow["To"] == "an.peeters@example.be"
+    assert follow["In-Reply-To"].strip() == smtp_server.received[0]["Message-ID"].strip()
+    assert "En als de partner failliet gaat?" in follow.get_content()
+    with pytest.raises(TicketNotFound):
+        service.follow_up(ticket.number, "someone-else", "mag ik meelezen?")
+    service.mark_solved(ticket.number, "p1")
+    assert service.store.get(ticket.number).state == CLOSED
+
+
+def test_forged_and_empty_replies_are_rejected(store_url: str, pool: ExpertPool, tmp_path: Path,
+                                               smtp_server: SmtpServer) -> None:
+    service = _service(store_url, pool, tmp_path, smtp_server)
+    ticket = service.open_ticket(_new())
+    sent = smtp_server.received[0]
+    forged_id = sent["Message-ID"].replace("@", "x@", 1)
+    outsider = _reply_to(sent, sender="hacker@evil.example", body="Klik hier voor het antwoord.")
+    assert service.ingest(outsider).status == "rejected"
+    bad_hmac = EmailMessage()
+    bad_hmac["From"] = "onbekend@example.org"
+    bad_hmac["Subject"] = "RE: iets"
+    bad_hmac["Message-ID"] = make_msgid()
+    bad_hmac["In-Reply-To"] = forged_id
+    bad_hmac.set_content("Ik beantwoord dit wel.")
+    assert service.ingest(bytes(bad_hmac)).status == "rejected"
+    only_quote = _reply_to(sent, sender="an.peeters@example.be", body="")
+    result = service.ingest(only_quote)
+    assert result.status == "rejected" and "no new text" in result.reason
+    # A pool member whose client dropped the references is matched on the subject tag.
+    tag_only = _reply_to(sent, sender="bram.claes@example.be", body="Zie artikel 40, dat kan.", keep_refs=False)
+    assert service.ingest(tag_only).status == "accepted"
+    assert service.store.get(ticket.number).answered_by == "bram.claes@example.be"
+    assert len(service.store.rejected()) == 3
+    assert all(Path(r["archive"]).exists() for r in service.store.rejected())
+    assert len(service.store.pending_deliveries()) == 1
+
+
+def test_overdue_tickets_remind_the_expert_and_the_fallback_once(store_url: str, pool: ExpertPool, tmp_path: Path,
+                                                                 smtp_server: SmtpServer) -> None:
+    clock = Clock()
+    service = _service(store_url, pool, tmp_path, smtp_server, clock)
+    ticket = service.open_ticket(_new())
+    assert service.remind_overdue() == 0
+    clock.now += 25 * 3600
+    assert service.remind_overdue() == 1
+    reminder = smtp_server.received[-1]
+    assert reminder["Subject"].startswith(f"Herinnering [VB-{ticket.number}]")
+    assert set(reminder["To"].split(", ")) == {"an.peeters@example.be", "juridische-dienst@example.be"}
+    assert service.remind_overdue() == 0
+
+
+def test_publish_writes_a_faq_record(store_url: str, pool: ExpertPool, tmp_path: Path,
+                                     smtp_server: SmtpServer) -> None:
+    service = _service(store_url, pool, tmp_path, smtp_server)
+    ticket = service.open_ticket(_new())
+    faq = tmp_path / "faq" / "expert-answers.jsonl"
+    with pytest.raises(Exception, match="no expert answer"):
+        service.publish(ticket.number, faq)
+    service.ingest(_reply_to(smtp_server.received[0], sender="an.peeters@example.be", body="Ja, na fase 1 kan dat."))
+    record = service.publish(ticket.number, faq)
+    assert record["title"].startswith(f"Antwoord expertenpool, ticket VB-{ticket.number}, ")
+    service.publish(ticket.number, faq)  # publishing again replaces, never duplicates
+    assert faq.read_text(encoding="utf-8").count(f'"VB-{ticket.number}"') == 1
+
+
+def test_pool_file_errors_name_the_problem(tmp_path: Path) -> None:
+    from escalation.errors import PoolConfigError
+
+    bad = tmp_path / "p.yaml"
+    bad.write_text("fallback: nope\nexperts: []\n")
+    with pytest.raises(PoolConfigError, match="fallback"):
+        load_pool(bad)
+    bad.write_text("fallback: a@b.be\nexperts:\n  - {name: X, email: x@b.be, topics: [astrologie]}\n")
+    with pytest.raises(PoolConfigError, match="unknown topics"):
+        load_pool(bad)
+    with pytest.raises(PoolConfigError, match="not found"):
+        load_pool(tmp_path / "missing.yaml")
+
+
+def test_topics() -> None:
+    assert classify_topic("Valt PCP onder de wet?") == "pcp"
+    assert classify_topic("Hoe werkt de concurrentiegerichte dialoog?") == "dialoog"
+    assert classify_topic("Wat is de drempel voor Europese bekendmaking?") == "drempels"
+    assert classify_topic("Hoe archiveer ik?") == "general"
+
+
+def test_smtp_failure_is_a_mail_error_without_secrets() -> None:
+    from tests.smtp_server import free_port
+
+    mailer = SmtpMailer(SmtpSettings(host="127.0.0.1", port=free_port(), security="none", user="u",
+                                     password="geheim-wachtwoord", timeout=2))
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "a@b.be", "c@d.be", "x"
+    message.set_content("x")
+    with pytest.raises(MailError) as info:
+        mailer.send(message)
+    assert "geheim-wachtwoord" not in str(info.value)
+    assert REOPENED == "reopened"
