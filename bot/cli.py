@@ -178,3 +178,36 @@ def log_purge_command(app: App, days: int | None) -> None:
     keep = days or app.bot_settings.retention_days
     removed = app.audit.purge(older_than_days=keep)
     click.echo(f"{removed} exchanges older than {keep} days removed.")
+
+
+@main.command("serve")
+@click.option("--once", is_flag=True, help="Do one pass of the background work and exit (for cron).")
+@click.pass_obj
+def serve_command(app: App, once: bool) -> None:
+    """Run the background service: queued mail, the expert mailbox, answer delivery, SLA reminders.
+
+    Chat channels (Telegram, Teams) join this process when they are configured.
+    """
+    import asyncio
+    import signal
+
+    from bot.worker import EscalationWorker
+
+    try:
+        worker = EscalationWorker(service=app.tickets, mailbox_factory=app.mailbox, deliverers=app.deliverers,
+                                  interval_seconds=app.escalation_settings.poll_seconds)
+    except EscalationError as exc:
+        raise click.ClickException(str(exc)) from None
+    if once:
+        click.echo(json.dumps(worker.run_once()))
+        return
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        click.echo("Vraagbaak service running (Ctrl-C to stop).", err=True)
+        await worker.run(stop)
+
+    asyncio.run(run())

@@ -30,6 +30,7 @@ class Turn:
     decision: Decision
     chunk_ids: tuple[str, ...]
     at: float
+    ticket: int | None = None
 
 
 class ConversationMemory:

@@ -172,6 +172,10 @@ class HelpdeskService:
         if not question:
             return self._reply("Welke vraag wil je aan de expertenpool voorleggen? Typ /expert gevolgd door je "
                                "vraag.", Decision.CLARIFY)
+        already = next((t.ticket for t in reversed(history) if t.ticket and t.question == question), None)
+        if already is not None:
+            return self._reply(f"Die vraag ligt al bij de expertenpool als VB-{already}. Met /status volg je ze op.",
+                               Decision.ESCALATE)
         hits = self._search(question)
         return self._escalate(incoming, question, question, hits, reason="op vraag van de gebruiker",
                               intro="Ik leg je vraag voor aan de expertenpool.")
@@ -265,7 +269,7 @@ class HelpdeskService:
                               confidence=confidence)
             self.memory.add(incoming.conversation_id, Turn(
                 question=question, query=query or question, reply_id=reply_id, decision=decision,
-                chunk_ids=tuple(c.chunk_id for c in citations), at=self.clock()))
+                chunk_ids=tuple(c.chunk_id for c in citations), at=self.clock(), ticket=ticket))
         return reply
 
 

@@ -180,7 +180,7 @@ class ImapMailbox:
         except MailboxLoginError as exc:
             raise self._error("login refused (check user and password)", exc) from exc
         except (ImapToolsError, imaplib.IMAP4.error, *_DROPPED) as exc:
-            raise self._error(f"could not connect ({self._security})", exc) from exc
+            raise self._error(f"could not open the mailbox over {self._security} IMAP", exc) from exc
         self._box = box
         return box
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import grp
 import imaplib
 import os
-import grp
 import pwd
 import re
 import secrets
@@ -54,10 +54,10 @@ class ImapServer:
             except (imaplib.IMAP4.error, OSError):
                 pass
 
-    def append(self, raw: bytes, folder: str = "INBOX") -> str:
+    def append(self, raw: bytes, folder: str = "INBOX", *, flags: str | None = None) -> str:
         """Put one message into `folder` (server-side name) as the mail user; returns its UID there."""
         with self._client() as client:
-            typ, data = client.append(_quote(folder), None, None, raw)
+            typ, data = client.append(_quote(folder), flags, None, raw)
             assert typ == "OK", data
             match = re.search(rb"APPENDUID \d+ (\d+)", data[0])
             assert match, data
@@ -157,6 +157,7 @@ def _config(*, run: Path, passwd: Path, cert: Path, key: Path, port: int, tls_po
     mail_user, mail_group = _mail_owner()
     root = os.geteuid() == 0
     internal_user = "dovecot" if root else mail_user
+    internal_group = "dovecot" if root else mail_group
     login_user = "dovenull" if root else mail_user
     namespace_separator = f"  separator = {separator}\n" if separator else ""
     # As root, auth reads the passwd file inside pytest's root-only tmp dir, so it runs as root;
@@ -180,6 +181,7 @@ ssl_key = <{key}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 default_internal_user = {internal_user}
+default_internal_group = {internal_group}
 default_login_user = {login_user}
 mail_uid = {mail_user}
 mail_gid = {mail_group}
@@ -218,19 +220,27 @@ service anvil {{
 """
 
 
-def _wait_for_greeting(port: int, process: subprocess.Popen, log: Path) -> None:
+def _wait_for_greeting(port: int, process: subprocess.Popen, run: Path) -> None:
     deadline = time.monotonic() + _START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            break
+    while time.monotonic() < deadline and process.poll() is None:
         try:
             with socket.create_connection((HOST, port), timeout=1) as sock:
                 if sock.recv(100).startswith(b"* OK"):
                     return
         except OSError:
             time.sleep(0.05)
-    log_text = log.read_text(errors="replace") if log.exists() else "(no log)"
-    raise RuntimeError(f"dovecot did not start on {HOST}:{port}:\n{log_text[-3000:]}")
+    output = "".join(path.read_text(errors="replace")[-3000:]
+                     for path in (run / "stdout.log", run / "dovecot.log") if path.exists())
+    raise RuntimeError(f"dovecot did not start on {HOST}:{port}:\n{output or '(no output)'}")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()  # the master stops its children and exits; takes about a second
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
 
 
 @contextmanager
@@ -243,42 +253,38 @@ def dovecot(directory: Path, *, separator: str | None = None) -> Iterator[ImapSe
     if not version.startswith("2.3."):
         pytest.skip(f"tests/servers.py writes a dovecot 2.3 config; found dovecot {version.strip()}")
 
-    run = directory
-    (run / "base").mkdir(parents=True)
-    (run / "state").mkdir()
-    cert, key = _write_certificate(run)
+    (directory / "base").mkdir(parents=True)
+    (directory / "state").mkdir()
+    cert, key = _write_certificate(directory)
+    port = free_port()
+    tls_port = free_port()
+    while tls_port == port:
+        tls_port = free_port()
     # The mail user (nobody under root) must reach its maildir, and pytest's tmp dirs are 0700 root-only:
     # keep the maildir in a traversable dir of its own, removed at the end.
     mail_root = Path(tempfile.mkdtemp(prefix="vraagbaak-imap-"))
-    mail_root.chmod(0o711)
-    home = mail_root / "experts"
-    home.mkdir()
-    mail_user, mail_group = _mail_owner()
-    shutil.chown(home, mail_user, mail_group)
-
-    user, password = "experts@example.org", secrets.token_urlsafe(18)
-    passwd = run / "passwd"
-    passwd.write_text(f"{user}:{{PLAIN}}{password}::::{home}::\n")
-    passwd.chmod(0o600)
-    port, tls_port = free_port(), free_port()
-    config = run / "dovecot.conf"
-    config.write_text(_config(run=run, passwd=passwd, cert=cert, key=key,
-                              port=port, tls_port=tls_port, separator=separator))
-    log = run / "dovecot.log"
-    with open(run / "stdout.log", "wb") as stdout:
-        process = subprocess.Popen([binary, "-F", "-c", str(config)], stdin=subprocess.DEVNULL,
-                                   stdout=stdout, stderr=subprocess.STDOUT)
+    process = None
     try:
-        _wait_for_greeting(port, process, log)
+        mail_root.chmod(0o711)
+        home = mail_root / "experts"
+        home.mkdir()
+        shutil.chown(home, *_mail_owner())
+        user, password = "experts@example.org", secrets.token_urlsafe(18)
+        passwd = directory / "passwd"
+        passwd.write_text(f"{user}:{{PLAIN}}{password}::::{home}::\n")
+        passwd.chmod(0o600)
+        config = directory / "dovecot.conf"
+        config.write_text(_config(run=directory, passwd=passwd, cert=cert, key=key,
+                                  port=port, tls_port=tls_port, separator=separator))
+        with open(directory / "stdout.log", "wb") as stdout:
+            process = subprocess.Popen([binary, "-F", "-c", str(config)], stdin=subprocess.DEVNULL,
+                                       stdout=stdout, stderr=subprocess.STDOUT)
+        _wait_for_greeting(port, process, directory)
         yield ImapServer(host=HOST, port=port, tls_port=tls_port, user=user, password=password,
-                         ca_file=cert, config=config, log=log)
+                         ca_file=cert, config=config, log=directory / "dovecot.log")
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        if process is not None:
+            _stop(process)
         shutil.rmtree(mail_root, ignore_errors=True)
 
 

@@ -1,4 +1,4 @@
-"""ImapMailbox against a real dovecot on loopback."""
+"""ImapMailbox against a real dovecot on loopback (`imap_server` comes from tests/servers.py via conftest)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from escalation.errors import MailboxError
 from escalation.mailbox import ImapMailbox, MailboxMessage
-from tests.servers import ImapServer, dovecot, free_port, imap_server  # noqa: F401  (imap_server is a fixture)
+from tests.servers import ImapServer, dovecot, free_port
 
 
 def make_message(n: int, body: str = "") -> bytes:
@@ -34,7 +34,7 @@ def make_message(n: int, body: str = "") -> bytes:
 
 
 @pytest.fixture
-def server(imap_server: ImapServer) -> ImapServer:  # noqa: F811
+def server(imap_server: ImapServer) -> ImapServer:
     """The session's dovecot with an empty mailbox."""
     imap_server.reset()
     return imap_server
@@ -113,6 +113,21 @@ def test_mark_processed_moves_the_message_out_of_the_inbox(server, open_mailbox)
     assert server.list_folder("Vraagbaak.Geweigerd") == []
 
 
+def test_moving_leaves_messages_another_client_marked_deleted_alone(server, open_mailbox):
+    # Without the server-side MOVE, imap-tools copies, flags \Deleted and EXPUNGEs the whole folder.
+    pending_delete, answer = make_message(1), make_message(2)
+    server.append(pending_delete, flags=r"(\Deleted)")
+    server.append(answer)
+    mailbox = open_mailbox()
+    messages = mailbox.fetch_new()
+    assert [m.raw for m in messages] == [answer]
+
+    mailbox.mark_processed(messages[0].uid)
+
+    assert server.list_folder("INBOX") == [pending_delete]
+    assert server.list_folder("Vraagbaak.Verwerkt") == [answer]
+
+
 def test_mark_rejected_moves_the_message_to_the_rejected_folder(server, open_mailbox):
     spam, answer = make_message(1, body="Koop nu!\r\n"), make_message(2)
     server.append(spam)
@@ -175,7 +190,8 @@ def test_server_down_is_a_mailbox_error(open_mailbox):
     mailbox = open_mailbox(port=free_port(), password="niet-in-de-melding")
     with pytest.raises(MailboxError) as caught:
         mailbox.fetch_new()
-    assert "could not connect" in str(caught.value)
+    assert "could not open the mailbox" in str(caught.value)
+    assert "Connection refused" in str(caught.value)
     assert "niet-in-de-melding" not in str(caught.value)
 
 

