@@ -79,8 +79,16 @@ def test_console_question_goes_to_an_expert_and_the_answer_comes_back(configured
     assert "Antwoord van de expertenpool" not in shown_once.output  # delivered once
 
     assert runner.invoke(main, ["tickets", "poll"]).output.startswith("0 accepted")
+    follow = runner.invoke(main, ["chat"], input="/vervolg 1 Geldt dat ook voor speelpleinen in een park?\n/stop\n")
+    assert "gaat naar dezelfde expert" in follow.output
+    assert smtp_server.received[-1]["To"] == "chloe.dubois@example.be"
+    assert "speelpleinen in een park" in smtp_server.received[-1].get_content()
+    solved = runner.invoke(main, ["chat"], input="/opgelost 1\n/opgelost 99\n/stop\n")
+    assert "VB-1 is afgesloten" in solved.output and "geen vraag VB-99" in solved.output
+    experts = runner.invoke(main, ["experts", "list"])
+    assert "chloe.dubois@example.be" in experts.output and "fallback: juridische-dienst@example.be" in experts.output
     listed = runner.invoke(main, ["tickets", "show", "1"])
-    assert "answered" in listed.output and "maximaal vier jaar" in listed.output
+    assert "closed" in listed.output and "maximaal vier jaar" in listed.output
 
     published = runner.invoke(main, ["tickets", "publish", "1"])
     assert published.exit_code == 0, published.output
