@@ -60,6 +60,10 @@ class SmtpMailer:
                 if s.oauth_token and s.user:
                     raw = f"user={s.user}\x01auth=Bearer {s.oauth_token}\x01\x01".encode()
                     code, reply = client.docmd("AUTH", "XOAUTH2 " + base64.b64encode(raw).decode())
+                    if code == 334:
+                        # A refused token comes back as a 334 error challenge (Gmail, RFC 7628); an empty
+                        # reply ends the exchange and fetches the real 535, instead of QUIT being read as SASL.
+                        code, reply = client.docmd("")
                     if code != 235:
                         raise MailError(f"XOAUTH2 authentication refused by {s.host} (code {code})")
                 elif s.user and s.password:

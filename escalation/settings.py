@@ -56,6 +56,8 @@ class EscalationSettings:
             user = env.get("VRAAGBAAK_SMTP_USER") or None
             password = env.get("VRAAGBAAK_SMTP_PASSWORD") or None
             token = env.get("VRAAGBAAK_SMTP_OAUTH_TOKEN") or None
+            if token and not user:
+                raise EscalationConfigError("VRAAGBAAK_SMTP_OAUTH_TOKEN needs VRAAGBAAK_SMTP_USER (the mailbox address)")
             if user and not (password or token):
                 raise EscalationConfigError("VRAAGBAAK_SMTP_USER is set: also set VRAAGBAAK_SMTP_PASSWORD "
                                             "(or VRAAGBAAK_SMTP_OAUTH_TOKEN for XOAUTH2)")
