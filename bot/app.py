@@ -116,6 +116,10 @@ class App:
         return ImapMailbox(host=imap.host, port=imap.port, user=imap.user, password=imap.password,
                            security=imap.security, folder=imap.folder)
 
+    def channels(self) -> list:
+        """The chat channels configured in the environment (each imports its SDK only when on)."""
+        return []
+
     def deliverers(self) -> dict:
-        """Push channels that can deliver expert answers (Telegram and Teams register here when configured)."""
-        return {}
+        """Channels that can push expert answers, by name (for one-off commands such as `tickets poll`)."""
+        return {channel.name: channel for channel in self.channels()}

@@ -184,19 +184,26 @@ def log_purge_command(app: App, days: int | None) -> None:
 @click.option("--once", is_flag=True, help="Do one pass of the background work and exit (for cron).")
 @click.pass_obj
 def serve_command(app: App, once: bool) -> None:
-    """Run the background service: queued mail, the expert mailbox, answer delivery, SLA reminders.
+    """Run the service: the configured chat channels (Telegram, Teams) on one HTTP server, plus the background work
+    (queued mail, the expert mailbox, answers back to chats, SLA reminders).
 
-    Chat channels (Telegram, Teams) join this process when they are configured.
+    \b
+    Channels are on when configured: TELEGRAM_BOT_TOKEN for Telegram, MICROSOFT_APP_ID (or VRAAGBAAK_TEAMS_AUTH=off
+    for local testing) for Teams. Listens on VRAAGBAAK_HOST:VRAAGBAAK_PORT (default 127.0.0.1:3978).
     """
     import asyncio
     import signal
 
+    from bot.server import ServerSettings, run_server
     from bot.worker import EscalationWorker
 
     try:
-        worker = EscalationWorker(service=app.tickets, mailbox_factory=app.mailbox, deliverers=app.deliverers,
+        channels = app.channels()
+        worker = EscalationWorker(service=app.tickets, mailbox_factory=app.mailbox,
+                                  deliverers=lambda: {c.name: c for c in channels},
                                   interval_seconds=app.escalation_settings.poll_seconds)
-    except EscalationError as exc:
+        settings = ServerSettings.from_env()
+    except (EscalationError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
     if once:
         click.echo(json.dumps(worker.run_once()))
@@ -207,7 +214,8 @@ def serve_command(app: App, once: bool) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        click.echo("Vraagbaak service running (Ctrl-C to stop).", err=True)
-        await worker.run(stop)
+        names = ", ".join(c.name for c in channels) or "no chat channel (console only)"
+        click.echo(f"Vraagbaak listening on {settings.host}:{settings.port}: {names}. Ctrl-C stops.", err=True)
+        await run_server(channels=channels, worker=worker, settings=settings, stop=stop)
 
     asyncio.run(run())
