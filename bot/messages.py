@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -96,8 +96,6 @@ class Reply:
     citations: tuple[Citation, ...] = ()
     actions: tuple[Action, ...] = ()
     ticket: int | None = None
-    sources_text: str = field(default="")
-    """The source list rendered as plain lines (empty when nothing is cited)."""
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON shape of `vraagbaak ask --json`."""

@@ -1,7 +1,7 @@
 """On-disk layout of the index: generations, the active pointer, and the embedding cache.
 
     index/ACTIVE                   {"generation": "..."} switched with os.replace (atomic)
-    index/generations/<gen>/       chunks.jsonl, vectors.npy, bm25/, meta.json
+    index/generations/<gen>/       chunks.jsonl, bm25/, meta.json
     index/chroma/                  chromadb's own files (one collection per generation)
     cache/embeddings.sqlite        (model, content_hash) -> vector
 """
@@ -49,16 +49,14 @@ class GenerationStore:
         """Folder of one generation."""
         return self.generations_dir / generation
 
-    def write(self, generation: str, chunks: Sequence[Chunk], vectors: np.ndarray, *, model: str) -> Path:
-        """Write chunks, vectors and metadata of a generation (not yet active)."""
+    def write(self, generation: str, chunks: Sequence[Chunk], *, model: str, dim: int) -> Path:
+        """Write the chunks and metadata of a generation (not yet active)."""
         folder = self.path(generation)
         folder.mkdir(parents=True, exist_ok=True)
         with (folder / "chunks.jsonl").open("w", encoding="utf-8") as fh:
             for chunk in chunks:
                 fh.write(json.dumps(chunk.to_record(), ensure_ascii=False) + "\n")
-        np.save(folder / "vectors.npy", np.asarray(vectors, dtype=np.float32))
-        meta = GenerationMeta(generation, model, int(vectors.shape[1]) if vectors.ndim == 2 else 0,
-                              len(chunks), time.time())
+        meta = GenerationMeta(generation, model, dim, len(chunks), time.time())
         (folder / "meta.json").write_text(json.dumps(meta.__dict__))
         return folder
 
@@ -70,10 +68,6 @@ class GenerationStore:
         """All chunks of a generation, in index order."""
         with (self.path(generation) / "chunks.jsonl").open(encoding="utf-8") as fh:
             return [Chunk.from_record(json.loads(line)) for line in fh if line.strip()]
-
-    def read_vectors(self, generation: str) -> np.ndarray:
-        """Vectors aligned with ``read_chunks``."""
-        return np.load(self.path(generation) / "vectors.npy")
 
     def active(self) -> str | None:
         """The generation the bot serves, or None before the first refresh."""
