@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -18,6 +19,7 @@ from escalation.service import EscalationService
 from escalation.settings import EscalationSettings
 from escalation.store import TicketStore
 from retrieval.embedders import Embedder, make_embedder
+from retrieval.errors import ConfigError
 from retrieval.search import HybridRetriever
 from retrieval.settings import RetrievalSettings
 from retrieval.store import GenerationStore
@@ -117,9 +119,27 @@ class App:
                            security=imap.security, folder=imap.folder)
 
     def channels(self) -> list:
-        """The chat channels configured in the environment (each imports its SDK only when on)."""
-        return []
+        """The chat channels configured in the environment (each imports its SDK only when it is on)."""
+        from bot.channels.teams_settings import TeamsSettings
+
+        # The helpdesk is handed over lazily: building it needs an index, delivering an expert answer does not.
+        found: list = []
+        if os.environ.get("TELEGRAM_BOT_TOKEN"):
+            from bot.channels.telegram import TelegramChannel
+
+            found.append(TelegramChannel.from_env(helpdesk=lambda: self.helpdesk, home=self.settings.home))
+        teams = TeamsSettings.from_env()
+        if teams is not None:
+            from bot.channels.teams import TeamsChannel
+
+            found.append(TeamsChannel(helpdesk=lambda: self.helpdesk, settings=teams))
+        return found
 
     def deliverers(self) -> dict:
         """Channels that can push expert answers, by name (for one-off commands such as `tickets poll`)."""
-        return {channel.name: channel for channel in self.channels()}
+        try:
+            return {channel.name: channel for channel in self.channels()}
+        except ConfigError as exc:
+            # Answers wait in the database until the channel is configured right; nothing is lost.
+            logger.warning("chat channels not available, answers stay queued: %s", exc)
+            return {}

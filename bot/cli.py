@@ -219,3 +219,120 @@ def serve_command(app: App, once: bool) -> None:
         await run_server(channels=channels, worker=worker, settings=settings, stop=stop)
 
     asyncio.run(run())
+
+
+@main.group("telegram")
+def telegram_group() -> None:
+    """Who may use the Telegram bot: invite codes and admitted officers (docs/TELEGRAM.md).
+
+    Officers listed in VRAAGBAAK_TELEGRAM_ALLOWED_USERS are always allowed; others join with an invite.
+    """
+
+
+def _telegram_access(app: App):
+    from bot.channels.telegram_access import ACCESS_FILE, TelegramAccess
+
+    return TelegramAccess(app.settings.home / ACCESS_FILE)
+
+
+def _local_time(timestamp: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
+
+
+@telegram_group.command("invite")
+@click.option("--uses", default=1, show_default=True, type=click.IntRange(1, 500),
+              help="How many officers can join with this code.")
+@click.option("--days", default=7.0, show_default=True, type=click.FloatRange(0, 365, min_open=True),
+              help="How long the code stays valid.")
+@click.option("--bot", "bot_username", default=None, help="The bot's @username, to print the deep link.")
+@click.pass_obj
+def telegram_invite_command(app: App, uses: int, days: float, bot_username: str | None) -> None:
+    """Create an invite code; the officer opens the link (or sends /start CODE to the bot) to join.
+
+    \b
+    Example:
+      vraagbaak telegram invite --bot vraagbaak_gemeente_bot --uses 5 --days 14
+    """
+    access = _telegram_access(app)
+    try:
+        invite = access.create_invite(uses=uses, days=days)
+    finally:
+        access.close()
+    click.echo(invite.link(bot_username))
+    click.echo(f"Code {invite.code}: {uses} use(s), valid until {_local_time(invite.expires_at)}. It is shown only "
+               "now.", err=True)
+
+
+@telegram_group.command("users")
+@click.pass_obj
+def telegram_users_command(app: App) -> None:
+    """List officers admitted through an invite (ids from VRAAGBAAK_TELEGRAM_ALLOWED_USERS are not listed)."""
+    access = _telegram_access(app)
+    try:
+        members = access.members()
+    finally:
+        access.close()
+    for user_id, joined in members:
+        click.echo(f"{user_id}\t{_local_time(joined)}")
+    if not members:
+        click.echo("No officers joined through an invite yet.", err=True)
+
+
+@telegram_group.command("revoke")
+@click.argument("user_id", type=int)
+@click.pass_obj
+def telegram_revoke_command(app: App, user_id: int) -> None:
+    """Take away access given through an invite (remove ids from VRAAGBAAK_TELEGRAM_ALLOWED_USERS yourself)."""
+    access = _telegram_access(app)
+    try:
+        removed = access.revoke(user_id)
+    finally:
+        access.close()
+    if not removed:
+        raise click.ClickException(f"{user_id} did not join through an invite")
+    click.echo(f"{user_id} no longer has access via an invite.")
+
+
+@main.group("teams")
+def teams_group() -> None:
+    """Microsoft Teams: the app package to upload (docs/TEAMS.md)."""
+
+
+@teams_group.command("manifest")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("vraagbaak-teams.zip"),
+              show_default=True, help="Where to write the app package (zip).")
+@click.option("--app-id", envvar="MICROSOFT_APP_ID", help="The bot's Entra application (client) id. "
+              "Default: MICROSOFT_APP_ID.")
+@click.option("--host", help="Public host name of the server (as in https://HOST/api/messages); added to "
+              "validDomains and the default website URL.")
+@click.option("--website-url", help="https URL about the helpdesk. Default: https://HOST/.")
+@click.option("--privacy-url", help="https URL of the privacy statement. Default: the website URL.")
+@click.option("--terms-url", help="https URL of the terms of use. Default: the website URL.")
+@click.option("--developer", default="Vraagbaak", show_default=True, help="Publisher name shown in Teams.")
+@click.option("--version", "app_version", default="1.0.0", show_default=True,
+              help="App version; raise it for every new upload.")
+def teams_manifest_command(output: Path, app_id: str | None, host: str | None, website_url: str | None,
+                           privacy_url: str | None, terms_url: str | None, developer: str, app_version: str) -> None:
+    """Write the Teams app package: manifest.json (schema 1.17) with color.png and outline.png.
+
+    \b
+    Example:
+      vraagbaak teams manifest --host vraagbaak.gemeente.be -o vraagbaak-teams.zip
+    Upload the zip in the Teams admin center (Teams apps > Manage apps > Upload new app).
+    """
+    from bot.channels.teams_manifest import ManifestError, build_manifest, write_package
+
+    if not app_id:
+        raise click.ClickException("give --app-id or set MICROSOFT_APP_ID (the Entra application id of the bot)")
+    if not website_url and not host:
+        raise click.ClickException("give --host (the public host name of the server) or --website-url")
+    try:
+        manifest = build_manifest(app_id=app_id, website_url=website_url or f"https://{host}/",
+                                  privacy_url=privacy_url, terms_url=terms_url, developer=developer,
+                                  domains=[host] if host else [], version=app_version)
+        write_package(output, manifest)
+    except (ManifestError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Teams app package written to {output} (app id {manifest['id']}, version {app_version}).")

@@ -1,0 +1,439 @@
+"""The Microsoft Teams channel: Bot Framework activities in, Adaptive Cards out, expert answers pushed back later.
+
+The only module that imports botbuilder / botframework. Microsoft archived that SDK; its successor (Microsoft 365
+Agents SDK, Python >= 3.12) replaces this one file: same Channel protocol, same teams_cards JSON (docs/TEAMS.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import html
+import ipaddress
+import logging
+import re
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from botbuilder.core import InvokeResponse, TurnContext, serializer_helper
+from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
+from botbuilder.schema import Activity, ActivityTypes, Attachment, ConversationReference, Entity
+from botframework.connector.auth import AuthenticateRequestResult, CertificateServiceClientCredentialsFactory
+
+from bot.channels.teams_cards import (CARD_CONTENT_TYPE, SUBMIT_KEY, answer_card, citation_entity,
+                                      expert_answer_card, fallback_text, needs_card)
+from bot.channels.teams_settings import SINGLE_TENANT, TeamsSettings
+from bot.core import HelpdeskService
+from bot.messages import Incoming, Reply
+from escalation.service import DeliveryError
+from retrieval.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "teams"
+ROUTE = "/api/messages"
+ACK_AFTER_SECONDS = 10.0
+"""Teams retries a message that gets no HTTP answer within ~15 s; a slower turn finishes after the answer."""
+DELIVER_TIMEOUT_SECONDS = 30.0
+SEEN_CAPACITY = 10_000
+GROUP_CONVERSATIONS = {"channel", "groupChat"}
+T = TypeVar("T")
+
+WELCOME = ("Hallo! Ik ben Vraagbaak, de helpdesk voor innovatieve overheidsopdrachten (PCP, "
+           "innovatiepartnerschap, concurrentiegerichte dialoog, marktconsultatie, drempels ...). Stel je vraag "
+           "gewoon in een zin: ik antwoord met passages uit wetgeving en richtlijnen en vermeld altijd de bron. Onder "
+           "een antwoord geef je 👍 of 👎, of leg je de vraag voor aan de expertenpool. Typ /help voor alle "
+           "opdrachten.")
+WELCOME_GROUP = "In een kanaal of groepsgesprek antwoord ik alleen als je me vermeldt met @{name}."
+NOT_TEXT = "Ik kan alleen tekst lezen. Stel je vraag in een zin, of typ /help."
+SORRY = ("Sorry, er ging iets mis bij het verwerken van je bericht. Probeer het straks opnieuw; lukt het dan nog "
+         "niet, meld het dan aan de beheerder van Vraagbaak.")
+
+
+class _SdkConfig:
+    """The attribute bag botbuilder reads its settings from (APP_ID, APP_PASSWORD, APP_TYPE, APP_TENANTID)."""
+
+    def __init__(self, **values: str) -> None:
+        self.__dict__.update(values)
+
+
+class _JsonEntity(Entity):
+    """An entity serialized with all its keys (the SDK's Entity drops everything but ``type``)."""
+
+    _attribute_map = {"type": {"key": "type", "type": "str"},
+                      "additional_properties": {"key": "", "type": "{object}"}}
+
+
+def _authentication(settings: TeamsSettings) -> ConfigurationBotFrameworkAuthentication:
+    if not settings.auth:
+        # Without an app id the SDK accepts requests without a token and calls the connector without one.
+        return ConfigurationBotFrameworkAuthentication(_SdkConfig(APP_ID="", APP_PASSWORD="", APP_TYPE="MultiTenant"))
+    config = _SdkConfig(APP_ID=settings.app_id, APP_PASSWORD=settings.app_password or "",
+                        APP_TYPE=settings.app_type, APP_TENANTID=settings.tenant_id or "")
+    credentials = None
+    if settings.certificate_thumbprint and settings.certificate_key_file:
+        try:
+            key = settings.certificate_key_file.read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"MICROSOFT_APP_CERTIFICATE_PRIVATE_KEY: cannot read "
+                              f"{settings.certificate_key_file}: {exc}") from None
+        credentials = CertificateServiceClientCredentialsFactory(
+            settings.certificate_thumbprint, key, settings.app_id,
+            settings.tenant_id if settings.app_type == SINGLE_TENANT else None)
+    return ConfigurationBotFrameworkAuthentication(config, credentials_factory=credentials)
+
+
+class TeamsChannel:
+    """Serves ``POST /api/messages`` for Teams through botbuilder's CloudAdapter and pushes expert answers."""
+
+    name = CHANNEL
+
+    def __init__(self, *, helpdesk: HelpdeskService | Callable[[], HelpdeskService], settings: TeamsSettings,
+                 ack_after: float = ACK_AFTER_SECONDS) -> None:
+        self._helpdesk = helpdesk
+        self.settings = settings
+        self.ack_after = ack_after
+        self._auth = _authentication(settings)
+        self._adapter = CloudAdapter(self._auth)
+        self._adapter.on_turn_error = self._on_turn_error
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._tasks: set[asyncio.Task] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def helpdesk(self) -> HelpdeskService:
+        """The helpdesk core; given as a factory it is built on first use, so delivering alone never loads the index."""
+        if callable(self._helpdesk):
+            self._helpdesk = self._helpdesk()
+        return self._helpdesk
+
+    async def _core(self, call: Callable[[HelpdeskService], T]) -> T:
+        """Run a blocking helpdesk call (search, SQLite, the model) in a worker thread."""
+        return await asyncio.to_thread(lambda: call(self.helpdesk))
+
+    # -- Channel protocol -----------------------------------------------------------------------------------
+
+    def routes(self) -> list[web.RouteDef]:
+        """The Bot Framework messaging endpoint."""
+        return [web.post(ROUTE, self._on_http)]
+
+    async def start(self) -> None:
+        """Remember the server's event loop for deliveries from the worker thread."""
+        self._loop = asyncio.get_running_loop()
+        if not self.settings.auth:
+            logger.warning("!!! TEAMS AUTHENTICATION IS OFF (VRAAGBAAK_TEAMS_AUTH=off): requests to %s are not "
+                           "checked. Only for local testing with the Bot Framework Emulator; never expose this "
+                           "server. !!!", ROUTE)
+        else:
+            logger.info("Teams channel on %s for app %s (%s)", ROUTE, self.settings.app_id, self.settings.app_type)
+
+    async def stop(self) -> None:
+        """Let turns in flight finish briefly, then cancel them."""
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=5)
+            for task in pending:
+                task.cancel()
+        self._loop = None
+
+    def deliver(self, reply_address: dict[str, Any], text: str) -> None:
+        """Continue the stored conversation with an expert's answer; called from a worker thread."""
+        try:
+            reference = ConversationReference().deserialize(reply_address or {})
+        except Exception as exc:  # whatever the SDK's deserializer raises on bad data
+            raise DeliveryError(f"unusable Teams conversation reference: {exc}", permanent=True) from None
+        if not (reference.service_url and reference.conversation and reference.conversation.id):
+            raise DeliveryError("Teams conversation reference without serviceUrl or conversation id",
+                                permanent=True)
+        loop = self._loop
+        if loop is not None and loop.is_running():
+            if _running_loop() is loop:
+                raise RuntimeError("TeamsChannel.deliver blocks; call it from a worker thread")
+            future = asyncio.run_coroutine_threadsafe(self._send_proactive(reference, text), loop)
+            try:
+                future.result(timeout=DELIVER_TIMEOUT_SECONDS)
+            except concurrent.futures.TimeoutError:
+                future.cancel()
+                raise DeliveryError(f"Teams did not accept the message within {DELIVER_TIMEOUT_SECONDS:g} s") from None
+            return
+        # Not serving (a one-off command such as `vraagbaak tickets poll`): a private loop for this one message.
+        try:
+            asyncio.run(asyncio.wait_for(self._send_proactive(reference, text), DELIVER_TIMEOUT_SECONDS))
+        except TimeoutError:
+            raise DeliveryError(f"Teams did not accept the message within {DELIVER_TIMEOUT_SECONDS:g} s") from None
+
+    # -- HTTP -----------------------------------------------------------------------------------------------
+
+    async def _on_http(self, request: web.Request) -> web.Response:
+        """Authenticate, check the tenant, drop retries, then run the turn (answering HTTP within Teams' limit)."""
+        if "application/json" not in request.headers.get("Content-Type", ""):
+            return web.json_response({"error": "expected application/json"}, status=415)
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.json_response({"error": "invalid JSON"}, status=400)
+        if not isinstance(body, dict) or not body.get("type"):
+            return web.json_response({"error": "not an activity"}, status=400)
+        try:
+            activity = Activity().deserialize(body)
+        except Exception:  # the SDK's deserializer has no narrower contract
+            return web.json_response({"error": "not an activity"}, status=400)
+        auth = await self._authenticate(activity, request.headers.get("Authorization", ""))
+        if isinstance(auth, web.Response):
+            return auth
+        tenant = _tenant_id(body)
+        if not self.settings.tenant_allowed(tenant):
+            logger.warning("Teams activity from tenant %s refused (not in VRAAGBAAK_TEAMS_ALLOWED_TENANTS)", tenant)
+            return web.json_response({"error": "tenant not allowed"}, status=403)
+        if not self.settings.auth and not _is_loopback(activity.service_url):
+            # Unauthenticated, the bot would post wherever a request tells it to: only local connectors.
+            logger.warning("Teams activity refused: auth is off and serviceUrl %s is not on this machine",
+                           activity.service_url)
+            return web.json_response({"error": "serviceUrl must be local when auth is off"}, status=403)
+        if self._already_seen(activity):
+            logger.info("Teams activity %s delivered again (retry); not answered twice", activity.id)
+            return web.Response(status=200)
+        task = asyncio.create_task(self._adapter.process_activity(auth, activity, self._on_turn))
+        self._tasks.add(task)
+        task.add_done_callback(self._turn_done)
+        done, _ = await asyncio.wait({task}, timeout=self.ack_after)
+        if not done:
+            logger.warning("Teams turn for activity %s still running after %g s; answered HTTP early",
+                           activity.id, self.ack_after)
+            return web.Response(status=202)
+        if task.cancelled() or task.exception() is not None:
+            return web.json_response({"error": "internal error"}, status=500)
+        invoke: InvokeResponse | None = task.result()
+        if invoke:
+            return web.json_response(serializer_helper(invoke.body), status=invoke.status)
+        return web.Response(status=200)
+
+    async def _authenticate(self, activity: Activity, header: str) -> AuthenticateRequestResult | web.Response:
+        try:
+            return await self._auth.authenticate_request(activity, header)
+        except PermissionError as exc:
+            reason = str(exc)
+        except OSError as exc:  # the OpenID metadata of the Bot Framework could not be fetched
+            logger.warning("Teams request not checked: Bot Framework signing keys unavailable (%s)", exc)
+            return web.json_response({"error": "authentication unavailable"}, status=503)
+        except Exception as exc:  # malformed or foreign tokens surface as many exception types
+            reason = type(exc).__name__
+        logger.warning("Teams request refused: not authenticated (%s)", reason)
+        return web.json_response({"error": "unauthorized"}, status=401)
+
+    def _already_seen(self, activity: Activity) -> bool:
+        if not activity.id:
+            return False
+        conversation = activity.conversation.id if activity.conversation else ""
+        key = f"{conversation}|{activity.id}"
+        if key in self._seen:
+            return True
+        self._seen[key] = None
+        if len(self._seen) > SEEN_CAPACITY:
+            self._seen.popitem(last=False)
+        return False
+
+    def _turn_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("Teams turn failed outside the bot logic", exc_info=task.exception())
+
+    # -- turns ----------------------------------------------------------------------------------------------
+
+    async def _on_turn(self, context: TurnContext) -> None:
+        """Dispatch one activity: a message (typed or a card button) or a conversation update."""
+        kind = context.activity.type
+        if kind == ActivityTypes.message:
+            await self._on_message(context)
+        elif kind == ActivityTypes.conversation_update:
+            await self._on_conversation_update(context)
+        else:
+            logger.debug("Teams activity of type %s ignored", kind)
+
+    async def _on_message(self, context: TurnContext) -> None:
+        """A question or command, or the data of one of our card buttons."""
+        activity = context.activity
+        value = activity.value if isinstance(activity.value, dict) else None
+        if value and value.get(SUBMIT_KEY):
+            await self._on_submit(context, value)
+            return
+        group = _conversation_type(activity) in GROUP_CONVERSATIONS
+        if group and not _mentions(activity, activity.recipient.id if activity.recipient else None):
+            return  # channel talk not addressed to the bot
+        text = _message_text(activity)
+        if not text:
+            await context.send_activity(NOT_TEXT if activity.attachments else WELCOME)
+            return
+        await self._typing(context)
+        incoming = _incoming(activity, text)
+        reply = await self._core(lambda helpdesk: helpdesk.handle(incoming))
+        await context.send_activity(_reply_activity(reply))
+
+    async def _on_submit(self, context: TurnContext, value: dict[str, Any]) -> None:
+        """👍 / 👎 / "Vraag een expert" pressed on an answer card."""
+        activity = context.activity
+        kind, reply_id = value.get(SUBMIT_KEY), str(value.get("reply_id") or "")
+        incoming = _incoming(activity, "/expert")
+        if kind == "feedback" and reply_id:
+            up = value.get("up") in (True, "true", 1, "1")
+            ack = await self._core(lambda helpdesk: helpdesk.feedback(reply_id=reply_id, channel=CHANNEL,
+                                                                      user_id=incoming.user_id, up=up))
+            await context.send_activity(ack)
+        elif kind == "expert":
+            reply = await self._core(lambda helpdesk: helpdesk.ask_expert(incoming, reply_id=reply_id or None))
+            await context.send_activity(_reply_activity(reply))
+        else:
+            logger.warning("Teams card submit with unknown data ignored (%s)", kind)
+
+    async def _on_conversation_update(self, context: TurnContext) -> None:
+        """Welcome when the bot itself joins a chat, team or group chat (not for every new member)."""
+        activity = context.activity
+        bot_id = activity.recipient.id if activity.recipient else None
+        if not any(m.id == bot_id for m in activity.members_added or []):
+            return
+        text = WELCOME
+        if _conversation_type(activity) in GROUP_CONVERSATIONS:
+            text += "\n\n" + WELCOME_GROUP.format(name=(activity.recipient.name or "Vraagbaak"))
+        await context.send_activity(text)
+
+    async def _typing(self, context: TurnContext) -> None:
+        try:
+            await context.send_activity(Activity(type=ActivityTypes.typing))
+        except Exception as exc:  # a lost typing indicator is no reason to lose the answer
+            logger.warning("Teams typing indicator not sent: %s", exc)
+
+    async def _on_turn_error(self, context: TurnContext, error: Exception) -> None:
+        """The one catch-all: log with the traceback, tell the officer politely, never show the error."""
+        logger.error("Teams turn failed for activity %s", context.activity.id, exc_info=error)
+        try:
+            await context.send_activity(SORRY)
+        except Exception:  # the connector itself may be what failed
+            logger.exception("Teams apology not sent either")
+
+    # -- proactive ------------------------------------------------------------------------------------------
+
+    async def _send_proactive(self, reference: ConversationReference, text: str) -> None:
+        failures: list[Exception] = []
+
+        async def send(context: TurnContext) -> None:
+            # A new message in the conversation (a channel thread's id already names the thread), not a reply
+            # to the synthetic continuation activity.
+            context.activity.id = None
+            try:
+                await context.send_activity(_expert_activity(text))
+            except Exception as exc:  # reported to the delivery queue below, with its retry policy
+                failures.append(exc)
+
+        try:
+            await self._adapter.continue_conversation(reference, send, bot_app_id=self._bot_app_id)
+        except Exception as exc:  # token or connector creation failed before the callback ran
+            failures.append(exc)
+        if failures:
+            raise _delivery_error(failures[0])
+
+    @property
+    def _bot_app_id(self) -> str:
+        return self.settings.app_id if self.settings.auth else ""
+
+
+# -- activity helpers ---------------------------------------------------------------------------------------
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _tenant_id(body: dict[str, Any]) -> str | None:
+    """The tenant from channelData.tenant.id or conversation.tenantId (the SDK's models drop the latter)."""
+    channel_data = body.get("channelData") if isinstance(body.get("channelData"), dict) else {}
+    tenant = channel_data.get("tenant") if isinstance(channel_data.get("tenant"), dict) else {}
+    conversation = body.get("conversation") if isinstance(body.get("conversation"), dict) else {}
+    found = tenant.get("id") or conversation.get("tenantId")
+    return str(found) if found else None
+
+
+def _is_loopback(url: str | None) -> bool:
+    host = urlsplit(url or "").hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _conversation_type(activity: Activity) -> str:
+    return (activity.conversation.conversation_type if activity.conversation else None) or "personal"
+
+
+def _mention_entities(activity: Activity) -> list[dict[str, Any]]:
+    out = []
+    for entity in activity.entities or []:
+        if getattr(entity, "type", None) == "mention":
+            out.append(getattr(entity, "additional_properties", None) or {})
+    return out
+
+
+def _mentions(activity: Activity, bot_id: str | None) -> bool:
+    return bool(bot_id) and any((m.get("mentioned") or {}).get("id") == bot_id for m in _mention_entities(activity))
+
+
+def _message_text(activity: Activity) -> str:
+    """The officer's words: the bot's @mention removed, other mentions kept as plain names."""
+    text = activity.text or ""
+    bot_id = activity.recipient.id if activity.recipient else None
+    for mention in _mention_entities(activity):
+        if (mention.get("mentioned") or {}).get("id") == bot_id and mention.get("text"):
+            text = text.replace(mention["text"], " ")
+    text = re.sub(r"</?at>", "", text)
+    return " ".join(html.unescape(text).split())
+
+
+def _incoming(activity: Activity, text: str) -> Incoming:
+    """A Teams message as the core sees it; the ConversationReference (as data) is the reply address."""
+    user = activity.from_property
+    reference = TurnContext.get_conversation_reference(activity).serialize()
+    return Incoming(channel=CHANNEL, conversation_id=f"teams:{activity.conversation.id}",
+                    user_id=(user.aad_object_id or user.id) if user else "unknown", text=text,
+                    user_name=user.name if user else None, reply_address=reference, message_id=activity.id)
+
+
+def _card_activity(card: dict[str, Any], *, summary: str, entity: dict[str, Any] | None = None) -> Activity:
+    # No activity.text: Teams would show it as a second message above the card. ``summary`` and the card's
+    # fallbackText are the Bot Framework's plain-text fallbacks for clients without cards.
+    activity = Activity(type=ActivityTypes.message, summary=summary,
+                        attachments=[Attachment(content_type=CARD_CONTENT_TYPE, content=card)])
+    if entity is not None:
+        extra = dict(entity)
+        json_entity = _JsonEntity(type=extra.pop("type"))
+        json_entity.additional_properties = extra
+        activity.entities = [json_entity]
+    return activity
+
+
+def _reply_activity(reply: Reply) -> Activity:
+    """A reply with sources or buttons as a card with citation entities; anything else as plain text."""
+    if not needs_card(reply):
+        return Activity(type=ActivityTypes.message, text=reply.text)
+    return _card_activity(answer_card(reply), summary=fallback_text(reply), entity=citation_entity(reply))
+
+
+def _expert_activity(text: str) -> Activity:
+    return _card_activity(expert_answer_card(text), summary=text)
+
+
+def _delivery_error(exc: Exception) -> DeliveryError:
+    if isinstance(exc, DeliveryError):
+        return exc
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if status in (403, 404):
+        # 403: the bot was removed or blocked; 404: the conversation no longer exists. Retrying will not help.
+        return DeliveryError(f"Teams conversation unreachable (HTTP {status}): bot removed or conversation gone",
+                             permanent=True)
+    detail = f"HTTP {status}" if status else type(exc).__name__
+    return DeliveryError(f"Teams delivery failed ({detail})")

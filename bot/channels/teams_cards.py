@@ -1,0 +1,138 @@
+"""Teams message content as plain JSON: Adaptive Cards (1.5) for replies, and Teams' AI citation entities.
+
+No SDK import: the Teams adapter wraps these dicts in its SDK's types, so a replacement SDK can reuse them as they are.
+
+Citation entity shape (Teams "bot messages with AI-generated content"): one ``https://schema.org/Message`` entity
+per activity; each ``Claim`` has ``position`` (the [n] marker) and an ``appearance`` ``DigitalDocument`` with
+``name`` (max 80 characters), ``abstract`` (max 160) and an optional ``url`` that makes the name a link.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.messages import Action, ActionKind, Citation, Reply
+
+CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
+CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
+CARD_VERSION = "1.5"
+SUBMIT_KEY = "vb"
+"""Key in Action.Submit data that marks our own buttons (Teams echoes the data back as the message ``value``)."""
+
+NAME_MAX = 80
+ABSTRACT_MAX = 160
+_TOOLTIPS = {
+    ActionKind.FEEDBACK_UP: "Dit antwoord was nuttig",
+    ActionKind.FEEDBACK_DOWN: "Dit antwoord was niet nuttig",
+    ActionKind.ASK_EXPERT: "Leg deze vraag voor aan de expertenpool",
+}
+
+
+def needs_card(reply: Reply) -> bool:
+    """Replies with sources or buttons become a card; everything else is a plain message."""
+    return bool(reply.citations or reply.actions)
+
+
+def answer_card(reply: Reply) -> dict[str, Any]:
+    """The reply as an Adaptive Card: answer text with [n] markers, numbered sources with links, buttons."""
+    body = _text_blocks(reply.text)
+    if reply.citations:
+        body.append({"type": "TextBlock", "text": "Bronnen", "weight": "Bolder", "wrap": True, "spacing": "Medium",
+                     "separator": True})
+        body.extend({"type": "TextBlock", "text": source_markdown(c), "wrap": True, "spacing": "Small"}
+                    for c in reply.citations)
+    card = _card(body, fallback=fallback_text(reply))
+    if reply.actions:
+        card["actions"] = [submit_action(a) for a in reply.actions]
+    return card
+
+
+def expert_answer_card(text: str) -> dict[str, Any]:
+    """An expert's answer pushed into the conversation later, marked as coming from the expert pool."""
+    header = {"type": "TextBlock", "text": "Antwoord van de expertenpool", "weight": "Bolder", "size": "Medium",
+              "color": "Accent", "wrap": True}
+    body = [{"type": "Container", "style": "emphasis", "items": [header]}, *_text_blocks(text)]
+    return _card(body, fallback=text)
+
+
+def submit_action(action: Action) -> dict[str, Any]:
+    """An Action.Submit whose data comes back as the ``value`` of a message activity."""
+    if action.kind is ActionKind.ASK_EXPERT:
+        data: dict[str, Any] = {SUBMIT_KEY: "expert", "reply_id": action.reply_id}
+    else:
+        data = {SUBMIT_KEY: "feedback", "up": action.kind is ActionKind.FEEDBACK_UP, "reply_id": action.reply_id}
+    return {"type": "Action.Submit", "title": action.label, "tooltip": _TOOLTIPS[action.kind], "data": data}
+
+
+def citation_entity(reply: Reply) -> dict[str, Any] | None:
+    """Teams' native citations for the reply's [n] markers, or None when nothing is cited."""
+    if not reply.citations:
+        return None
+    claims = []
+    for c in reply.citations:
+        appearance: dict[str, Any] = {"@type": "DigitalDocument", "name": _cut(c.title, NAME_MAX),
+                                      "abstract": _cut(_abstract(c), ABSTRACT_MAX)}
+        if _is_web(c.url):
+            appearance["url"] = c.url
+        claims.append({"@type": "Claim", "position": c.n, "appearance": appearance})
+    return {"type": "https://schema.org/Message", "@type": "Message", "@context": "https://schema.org", "@id": "",
+            "citation": claims}
+
+
+def fallback_text(reply: Reply) -> str:
+    """The reply as plain text, with its sources, for clients that cannot show cards."""
+    if not reply.citations:
+        return reply.text
+    return reply.text + "\n\nBronnen:\n" + "\n".join(c.line() for c in reply.citations)
+
+
+def source_markdown(c: Citation) -> str:
+    """One source line: the marker, the title (a link for web sources), the label and the effective date."""
+    name = " — ".join(p for p in (c.title, c.label) if p)
+    shown = f"[{_link_text(name)}]({_link_url(c.url)})" if _is_web(c.url) else name
+    when = f" (geldig op {c.effective_date})" if c.effective_date else ""
+    return f"[{c.n}] {shown}{when}"
+
+
+def _card(body: list[dict[str, Any]], *, fallback: str) -> dict[str, Any]:
+    return {"type": "AdaptiveCard", "$schema": CARD_SCHEMA, "version": CARD_VERSION, "msteams": {"width": "Full"},
+            "fallbackText": fallback, "body": body}
+
+
+def _text_blocks(text: str) -> list[dict[str, Any]]:
+    # One TextBlock per line: Teams' card markdown does not reliably turn a single newline into a line break.
+    blocks: list[dict[str, Any]] = []
+    new_paragraph = False
+    for line in text.splitlines():
+        if not line.strip():
+            new_paragraph = True
+            continue
+        block: dict[str, Any] = {"type": "TextBlock", "text": line, "wrap": True}
+        if blocks:
+            block["spacing"] = "Medium" if new_paragraph else "Small"
+        blocks.append(block)
+        new_paragraph = False
+    return blocks
+
+
+def _abstract(c: Citation) -> str:
+    parts = [c.label, f"geldig op {c.effective_date}" if c.effective_date else None]
+    return " — ".join(p for p in parts if p) or c.title
+
+
+def _cut(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _is_web(url: str | None) -> bool:
+    return bool(url) and url.lower().startswith(("https://", "http://"))
+
+
+def _link_text(text: str) -> str:
+    # Brackets inside a markdown link text would end the link early.
+    return text.replace("[", "(").replace("]", ")")
+
+
+def _link_url(url: str) -> str:
+    return url.replace(" ", "%20").replace("(", "%28").replace(")", "%29")

@@ -1,0 +1,749 @@
+"""The Telegram channel: python-telegram-bot 22 around the helpdesk core, by long polling or by webhook."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import datetime as dtm
+import hmac
+import html
+import logging
+import os
+import re
+import time
+import warnings
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiohttp import web
+from telegram import (Bot, BotCommand, CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions,
+                      Message, MessageEntity, ReplyParameters, Update)
+from telegram.constants import ChatAction, ChatType, ParseMode
+from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
+from telegram.ext import (Application, ApplicationBuilder, CallbackQueryHandler, CommandHandler, ContextTypes,
+                          MessageHandler, TypeHandler, filters)
+
+from bot.channels.telegram_access import ACCESS_FILE, TelegramAccess
+from bot.core import HelpdeskService
+from bot.messages import ActionKind, Citation, Incoming, Reply
+from escalation.service import DeliveryError
+from retrieval.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "telegram"
+WEBHOOK_PATH = "/telegram/webhook"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+MAX_MESSAGE_CHARS = 4096
+"""Telegram's limit per message; we count the HTML source in UTF-16 units, which is never less than Telegram does."""
+MAX_CALLBACK_BYTES = 64
+MAX_RETRY_WAIT_SECONDS = 5.0
+"""A 429 is retried once after at most this long; a handler that sleeps longer holds up its user for nothing."""
+DELIVER_TIMEOUT_SECONDS = 30.0
+TYPING_EVERY_SECONDS = 4.5
+"""Telegram shows "typing" for five seconds per chat action."""
+CONCURRENT_UPDATES = 8
+ALLOWED_UPDATES = ["message", "callback_query"]
+
+WELCOME = (
+    "Welkom bij Vraagbaak, de helpdesk voor innovatieve overheidsopdrachten.\n\n"
+    "Wat ik kan: je vragen over precommercieel aankopen (PCP), het innovatiepartnerschap, de "
+    "concurrentiegerichte dialoog, onderhandelingsprocedures, marktconsultatie en drempelbedragen beantwoorden "
+    "met passages uit wetgeving en richtlijnen, altijd met de bron erbij. Twijfel ik, of vraag je het, dan leg "
+    "ik je vraag voor aan de expertenpool; hun antwoord krijg je hier in dit gesprek.\n\n"
+    "Wat ik niet kan: juridisch advies geven over een concreet geschil, bijlagen of foto's lezen, of beslissen "
+    "in jouw plaats.\n\n"
+    "Privacy: ik bewaar je vragen en mijn antwoorden in een logboek om de helpdesk te verbeteren, met je "
+    "Telegram-id alleen als pseudoniem, en wis ze na de bewaartermijn. Vraag je een expert, dan krijgt die je vraag "
+    "en je naam per mail. Zet geen persoonsgegevens of vertrouwelijke dossierinformatie in je vragen.\n\n"
+    "Stel je vraag gewoon in een zin. Opdrachten: /help, /expert, /status, /reset. In een groep antwoord ik alleen "
+    "als je mij noemt ({mention}) of op een bericht van mij antwoordt."
+)
+WELCOME_INVITED = "Je uitnodiging is aanvaard: je kunt Vraagbaak vanaf nu gebruiken.\n\n"
+REFUSAL = (
+    "Sorry, Vraagbaak is alleen beschikbaar voor medewerkers die de beheerder van de helpdesk heeft toegelaten. "
+    "Kreeg je een uitnodigingslink? Open die dan opnieuw. Anders kun je toegang vragen aan de beheerder; geef dan "
+    "je Telegram-nummer door: {user_id}."
+)
+INVITE_INVALID = ("Deze uitnodiging is niet (meer) geldig: ze is al gebruikt of verlopen. Vraag de beheerder van "
+                  "de helpdesk om een nieuwe link.")
+REFUSAL_BUTTON = "Sorry, je hebt (nog) geen toegang tot Vraagbaak."
+RATE_LIMITED = ("Je stuurt veel berichten kort na elkaar. Wacht even en probeer het over een minuut opnieuw; "
+                "je vorige vragen zijn wel verwerkt.")
+ERROR_TEXT = ("Sorry, er ging iets mis bij het verwerken van je bericht. Probeer het straks opnieuw; lukt het dan "
+              "nog niet, meld het aan de beheerder van de helpdesk.")
+TEXT_ONLY = "Ik kan alleen tekstberichten lezen. Typ je vraag gewoon in een zin."
+BUTTON_GONE = "Deze knop werkt niet meer. Stel je vraag gerust opnieuw."
+EXPERT_BUTTON_ACK = "Ik leg je vraag voor aan de expertenpool."
+COMMANDS = [("help", "Wat Vraagbaak kan en welke opdrachten er zijn"),
+            ("expert", "Leg je laatste vraag voor aan de expertenpool"),
+            ("status", "Je vragen bij de expertenpool"),
+            ("reset", "Begin een nieuw gesprek")]
+
+T = TypeVar("T")
+
+
+# -- settings ---------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TelegramSettings:
+    """Bot token, Bot API server, who may use the bot, polling or webhook, and the per-user rate limit."""
+
+    token: str = field(repr=False)
+    api_base_url: str | None = None
+    """Root of a self-hosted Bot API server (or a test stand-in); None for api.telegram.org."""
+    allowed_users: frozenset[int] = frozenset()
+    mode: str = "polling"
+    webhook_url: str | None = None
+    webhook_secret: str | None = field(default=None, repr=False)
+    rate_per_minute: int = 20
+    """Messages and expert requests per user per minute; 0 switches the limit off."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "TelegramSettings":
+        """Read ``TELEGRAM_*`` and ``VRAAGBAAK_TELEGRAM_*``; every problem names its variable (never the secret)."""
+        env = os.environ if env is None else env
+        token = (env.get("TELEGRAM_BOT_TOKEN") or "").strip()
+        if not token:
+            raise ConfigError("TELEGRAM_BOT_TOKEN is required for the Telegram channel (the token @BotFather gave)")
+        if not re.fullmatch(r"\d+:[A-Za-z0-9_-]+", token):
+            raise ConfigError("TELEGRAM_BOT_TOKEN does not look like a bot token (digits, a colon, then letters)")
+        base = (env.get("TELEGRAM_API_BASE_URL") or "").strip() or None
+        if base is not None and not re.match(r"^https?://[^/\s]+", base):
+            raise ConfigError(f"TELEGRAM_API_BASE_URL must be an http(s) URL, got {base!r}")
+        allowed = set()
+        for item in re.split(r"[,\s]+", env.get("VRAAGBAAK_TELEGRAM_ALLOWED_USERS") or ""):
+            if not item:
+                continue
+            if not re.fullmatch(r"\d{1,20}", item):
+                raise ConfigError("VRAAGBAAK_TELEGRAM_ALLOWED_USERS must be numeric Telegram user ids separated by "
+                                  f"commas, got {item!r}")
+            allowed.add(int(item))
+        mode = (env.get("VRAAGBAAK_TELEGRAM_MODE") or "polling").strip().lower()
+        if mode not in ("polling", "webhook"):
+            raise ConfigError(f"VRAAGBAAK_TELEGRAM_MODE must be polling or webhook, got {mode!r}")
+        webhook_url = (env.get("VRAAGBAAK_TELEGRAM_WEBHOOK_URL") or "").strip() or None
+        secret = (env.get("VRAAGBAAK_TELEGRAM_WEBHOOK_SECRET") or "").strip() or None
+        if mode == "webhook":
+            if webhook_url is None or not re.match(r"^https?://[^/\s]+", webhook_url):
+                raise ConfigError("VRAAGBAAK_TELEGRAM_WEBHOOK_URL must be the public http(s) URL of "
+                                  f"{WEBHOOK_PATH} when VRAAGBAAK_TELEGRAM_MODE=webhook")
+            if secret is None:
+                raise ConfigError("VRAAGBAAK_TELEGRAM_WEBHOOK_SECRET is required when VRAAGBAAK_TELEGRAM_MODE=webhook")
+            if not re.fullmatch(r"[A-Za-z0-9_-]{16,256}", secret):
+                raise ConfigError("VRAAGBAAK_TELEGRAM_WEBHOOK_SECRET must be 16 to 256 characters from A-Z, a-z, "
+                                  "0-9, _ and - (Telegram's rule)")
+        rate = (env.get("VRAAGBAAK_TELEGRAM_RATE_PER_MINUTE") or "20").strip()
+        if not rate.isdigit():
+            raise ConfigError(f"VRAAGBAAK_TELEGRAM_RATE_PER_MINUTE must be a whole number (0 = off), got {rate!r}")
+        return cls(token=token, api_base_url=base, allowed_users=frozenset(allowed), mode=mode,
+                   webhook_url=webhook_url, webhook_secret=secret, rate_per_minute=int(rate))
+
+    def bot_urls(self) -> tuple[str, str] | None:
+        """PTB's base_url and base_file_url for a self-hosted server (the token is appended by PTB)."""
+        if self.api_base_url is None:
+            return None
+        root = self.api_base_url.rstrip("/")
+        root = root[: -len("/bot")] if root.endswith("/bot") else root
+        return f"{root}/bot", f"{root}/file/bot"
+
+
+# -- rendering (pure functions: tested without Telegram) --------------------------------------------------------
+
+def utf16_len(text: str) -> int:
+    """Length as Telegram counts it (UTF-16 code units)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def render_reply(reply: Reply, *, limit: int = MAX_MESSAGE_CHARS) -> list[str]:
+    """A reply as Telegram HTML messages: escaped text, then the numbered sources in an expandable blockquote."""
+    blocks = _text_blocks(reply.text, limit)
+    if reply.citations:
+        blocks.extend(_source_blocks(reply.citations, limit))
+    return _pack(blocks, limit, "\n\n")
+
+
+def render_text(text: str, *, limit: int = MAX_MESSAGE_CHARS) -> list[str]:
+    """A plain Dutch text (an expert answer) as Telegram HTML messages, its first paragraph in bold."""
+    blocks = _text_blocks(text, limit)
+    if blocks and utf16_len(blocks[0]) + 7 <= limit:
+        blocks[0] = f"<b>{blocks[0]}</b>"
+    return _pack(blocks, limit, "\n\n")
+
+
+def source_line(citation: Citation) -> str:
+    """One source as HTML: a link when the source is on the web, escaped text otherwise."""
+    name = " — ".join(p for p in (citation.title, citation.label) if p)
+    url = citation.url or ""
+    if re.match(r"^https?://", url, re.IGNORECASE):
+        shown = f'<a href="{html.escape(url, quote=True)}">{html.escape(name, quote=False)}</a>'
+    else:
+        shown = html.escape(name, quote=False)
+    date = f", geldig op {html.escape(citation.effective_date, quote=False)}" if citation.effective_date else ""
+    return f"[{citation.n}] {shown}{date}"
+
+
+def _escape(text: str) -> str:
+    return html.escape(text, quote=False)
+
+
+def _text_blocks(text: str, limit: int) -> list[str]:
+    """Escaped paragraphs, each within ``limit``; a paragraph too long is cut at lines, a line too long at spaces."""
+    blocks: list[str] = []
+    for paragraph in re.split(r"\n\s*\n", text.strip()):
+        paragraph = paragraph.strip("\n")
+        if not paragraph.strip():
+            continue
+        escaped = _escape(paragraph)
+        if utf16_len(escaped) <= limit:
+            blocks.append(escaped)
+            continue
+        lines: list[str] = []
+        for line in paragraph.split("\n"):
+            lines.extend(_cut_line(line, limit))
+        blocks.extend(_pack(lines, limit, "\n"))
+    return blocks
+
+
+def _cut_line(line: str, limit: int) -> list[str]:
+    """A line as escaped pieces within ``limit``, cut in the plain text (never inside an entity), at a space if any."""
+    pieces = []
+    rest = line
+    while rest:
+        if utf16_len(_escape(rest)) <= limit:
+            pieces.append(_escape(rest))
+            break
+        low, high = 1, len(rest)  # the longest prefix whose escaped form fits
+        while low < high:
+            mid = (low + high + 1) // 2
+            if utf16_len(_escape(rest[:mid])) <= limit:
+                low = mid
+            else:
+                high = mid - 1
+        cut = low
+        space = rest.rfind(" ", 0, cut)
+        if space > cut // 2:
+            cut = space
+        pieces.append(_escape(rest[:cut].rstrip()))
+        rest = rest[cut:].lstrip()
+    return pieces
+
+
+def _source_blocks(citations: tuple[Citation, ...], limit: int) -> list[str]:
+    head, open_, close = "<b>Bronnen</b>\n", "<blockquote expandable>", "</blockquote>"
+    overhead = utf16_len(head + open_ + close)
+    lines = []
+    for citation in citations:
+        line = source_line(citation)
+        if utf16_len(line) + overhead > limit:  # a source name of thousands of characters: show it without a link
+            line = _cut_line(f"[{citation.n}] {citation.title}", limit - overhead)[0]
+        lines.append(line)
+    groups = _pack(lines, limit - overhead, "\n")
+    return [(head if i == 0 else "") + open_ + group + close for i, group in enumerate(groups)]
+
+
+def _pack(blocks: list[str], limit: int, sep: str) -> list[str]:
+    """Join self-contained HTML blocks into as few messages as fit; a block is never split."""
+    parts: list[str] = []
+    current = ""
+    for block in blocks:
+        candidate = block if not current else current + sep + block
+        if utf16_len(candidate) <= limit:
+            current = candidate
+        else:
+            if current:
+                parts.append(current)
+            current = block
+    if current:
+        parts.append(current)
+    return parts
+
+
+def callback_data(kind: ActionKind, reply_id: str) -> str:
+    """The button payload: ids only, so it fits Telegram's 64 bytes and survives a restart."""
+    prefix = {ActionKind.FEEDBACK_UP: "fb:+:", ActionKind.FEEDBACK_DOWN: "fb:-:", ActionKind.ASK_EXPERT: "ex:"}[kind]
+    data = prefix + reply_id
+    if len(data.encode()) > MAX_CALLBACK_BYTES:
+        raise ValueError(f"callback data too long for Telegram: {len(data.encode())} bytes")
+    return data
+
+
+def keyboard_for(reply: Reply) -> InlineKeyboardMarkup | None:
+    """👍 / 👎 on one row and "Vraag een expert" below, for the actions the reply offers."""
+    feedback = [InlineKeyboardButton(a.label, callback_data=callback_data(a.kind, a.reply_id)) for a in reply.actions
+                if a.kind in (ActionKind.FEEDBACK_UP, ActionKind.FEEDBACK_DOWN)]
+    expert = [InlineKeyboardButton(a.label, callback_data=callback_data(a.kind, a.reply_id)) for a in reply.actions
+              if a.kind is ActionKind.ASK_EXPERT]
+    rows = [row for row in (feedback, expert) if row]
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
+# -- rate limit -------------------------------------------------------------------------------------------------
+
+class RateLimiter:
+    """At most ``per_minute`` events per user in any sliding minute, in memory (a restart forgives everyone)."""
+
+    def __init__(self, per_minute: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self._clock = clock
+        self._events: dict[int, deque[float]] = {}
+        self._warned: set[int] = set()
+
+    def allow(self, user_id: int) -> tuple[bool, bool]:
+        """(allowed, tell the user): the user hears about the limit once per episode, not for every message."""
+        if self.per_minute <= 0:
+            return True, False
+        now = self._clock()
+        events = self._events.setdefault(user_id, deque())
+        while events and now - events[0] >= 60:
+            events.popleft()
+        if len(events) < self.per_minute:
+            events.append(now)
+            self._warned.discard(user_id)
+            if len(self._events) > 10_000:  # forget idle users so memory stays bounded
+                for idle in [u for u, ev in self._events.items() if not ev or now - ev[-1] >= 60]:
+                    del self._events[idle]
+            return True, False
+        tell = user_id not in self._warned
+        self._warned.add(user_id)
+        return False, tell
+
+
+# -- the channel ------------------------------------------------------------------------------------------------
+
+class TelegramChannel:
+    """Officers chat with the helpdesk in Telegram; expert answers are pushed back into the same chat."""
+
+    name = CHANNEL
+
+    def __init__(self, *, helpdesk: HelpdeskService | Callable[[], HelpdeskService], settings: TelegramSettings,
+                 access: TelegramAccess, clock: Callable[[], float] = time.monotonic) -> None:
+        # URLs carry the token: httpx logs them at INFO and PTB at DEBUG.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        if logging.getLogger("telegram").getEffectiveLevel() < logging.INFO:
+            logging.getLogger("telegram").setLevel(logging.INFO)
+        self._helpdesk = helpdesk
+        self.settings = settings
+        self.access = access
+        self.limiter = RateLimiter(settings.rate_per_minute, clock=clock)
+        self.handled_updates = 0
+        """Updates fully processed since start (for diagnostics, and tests that wait for a quiet moment)."""
+        self.application = self._build_application()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._running = False
+
+    @property
+    def helpdesk(self) -> HelpdeskService:
+        """The helpdesk core, built on first use (delivering an expert answer does not need the index)."""
+        if callable(self._helpdesk):
+            self._helpdesk = self._helpdesk()
+        return self._helpdesk
+
+    @classmethod
+    def from_env(cls, *, helpdesk: HelpdeskService | Callable[[], HelpdeskService], home: Path,
+                 env: Mapping[str, str] | None = None) -> "TelegramChannel":
+        """The channel as `vraagbaak serve` runs it: settings from the environment, invites under ``home``."""
+        settings = TelegramSettings.from_env(env)
+        access = TelegramAccess(home / ACCESS_FILE, allowed=settings.allowed_users)
+        return cls(helpdesk=helpdesk, settings=settings, access=access)
+
+    def _builder(self) -> ApplicationBuilder:
+        builder = ApplicationBuilder().token(self.settings.token).concurrent_updates(CONCURRENT_UPDATES)
+        urls = self.settings.bot_urls()
+        if urls is not None:
+            builder = builder.base_url(urls[0]).base_file_url(urls[1])
+        return builder
+
+    def _build_application(self) -> Application:
+        builder = self._builder()
+        if self.settings.mode == "webhook":
+            builder = builder.updater(None)  # updates arrive on our own aiohttp route
+        application = builder.build()
+        application.add_handler(CommandHandler("start", self._on_start, filters=filters.UpdateType.MESSAGE))
+        application.add_handler(CallbackQueryHandler(self._on_button))
+        application.add_handler(MessageHandler(filters.TEXT & filters.UpdateType.MESSAGE, self._on_text))
+        application.add_handler(MessageHandler(filters.ATTACHMENT & filters.ChatType.PRIVATE
+                                               & filters.UpdateType.MESSAGE, self._on_attachment))
+        application.add_handler(TypeHandler(Update, self._count), group=1)
+        application.add_error_handler(self._on_error)
+        return application
+
+    # -- Channel protocol ---------------------------------------------------------------------------------------
+
+    def routes(self) -> list[web.RouteDef]:
+        """The webhook endpoint in webhook mode; nothing in polling mode."""
+        if self.settings.mode != "webhook":
+            return []
+        return [web.post(WEBHOOK_PATH, self._webhook)]
+
+    async def start(self) -> None:
+        """Connect (getMe), start handling, then long-poll or register the webhook."""
+        self._loop = asyncio.get_running_loop()
+        app = self.application
+        await app.initialize()
+        await app.start()
+        self._running = True
+        if self.settings.mode == "webhook":
+            await app.bot.set_webhook(url=self.settings.webhook_url, secret_token=self.settings.webhook_secret,
+                                      allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False)
+        else:
+            assert app.updater is not None
+            await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False)
+        try:
+            await app.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])
+        except TelegramError as exc:  # the menu is a convenience; the bot works without it
+            logger.warning("Telegram command menu not set: %s", exc)
+        logger.info("Telegram channel started as @%s (%s)", app.bot.username, self.settings.mode)
+
+    async def stop(self) -> None:
+        """Stop polling, finish the updates in hand, close connections. The webhook stays registered so Telegram
+        keeps updates until the service is back."""
+        if not self._running:
+            return
+        self._running = False
+        app = self.application
+        if app.updater is not None and app.updater.running:
+            await app.updater.stop()
+        if app.running:
+            await app.stop()
+        await app.shutdown()
+
+    def deliver(self, reply_address: dict[str, Any], text: str) -> None:
+        """Push an expert answer into the stored chat; called from a worker thread (or a one-off CLI command)."""
+        chat_id = reply_address.get("chat_id") if isinstance(reply_address, dict) else None
+        if not isinstance(chat_id, int):
+            raise DeliveryError("no Telegram chat id in the reply address", permanent=True)
+        reply_to = reply_address.get("reply_to_message_id")
+        reply_to = reply_to if isinstance(reply_to, int) else None
+        parts = render_text(text)
+        if self._running and self._loop is not None:
+            try:
+                if asyncio.get_running_loop() is self._loop:
+                    raise DeliveryError("deliver() must be called from a worker thread, not the bot's event loop")
+            except RuntimeError:
+                pass  # no loop in this thread: as it should be
+            future = asyncio.run_coroutine_threadsafe(
+                self._deliver_parts(self.application.bot, chat_id, parts, reply_to), self._loop)
+            try:
+                future.result(timeout=DELIVER_TIMEOUT_SECONDS)
+            except concurrent.futures.TimeoutError:
+                future.cancel()
+                raise DeliveryError("Telegram did not answer in time") from None
+            return
+        asyncio.run(self._deliver_standalone(chat_id, parts, reply_to))  # e.g. `vraagbaak tickets deliver`
+
+    async def _deliver_standalone(self, chat_id: int, parts: list[str], reply_to: int | None) -> None:
+        urls = self.settings.bot_urls()
+        bot = Bot(self.settings.token, **({"base_url": urls[0], "base_file_url": urls[1]} if urls else {}))
+        try:
+            await bot.initialize()
+        except TelegramError as exc:
+            raise DeliveryError(f"Telegram not reachable: {type(exc).__name__}") from None
+        try:
+            await self._deliver_parts(bot, chat_id, parts, reply_to)
+        finally:
+            await bot.shutdown()
+
+    async def _deliver_parts(self, bot: Any, chat_id: int, parts: list[str], reply_to: int | None) -> None:
+        try:
+            await self._send_parts(bot, chat_id, parts, reply_to=reply_to)
+        except Forbidden as exc:
+            raise DeliveryError(f"the officer blocked the bot or left the chat ({exc.message})", permanent=True) \
+                from None
+        except BadRequest as exc:  # chat not found, or a message Telegram refuses: sending again will not help
+            raise DeliveryError(f"Telegram refused the message ({exc.message})", permanent=True) from None
+        except TelegramError as exc:
+            raise DeliveryError(f"Telegram error: {type(exc).__name__}: {exc.message}") from None
+
+    # -- sending ------------------------------------------------------------------------------------------------
+
+    async def _send_parts(self, bot: Any, chat_id: int, parts: list[str], *,
+                          keyboard: InlineKeyboardMarkup | None = None, reply_to: int | None = None) -> None:
+        """Send HTML parts in order; the keyboard goes under the last one; a migrated group is followed once."""
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            reply = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to and i == 0 else None
+
+            def send(target: int = chat_id) -> Awaitable[Message]:
+                return bot.send_message(target, part, parse_mode=ParseMode.HTML, reply_parameters=reply,
+                                        reply_markup=keyboard if last else None,
+                                        link_preview_options=LinkPreviewOptions(is_disabled=True))
+            try:
+                await _with_retry(send)
+            except ChatMigrated as exc:
+                logger.info("Telegram group moved to a supergroup; sending there")
+                chat_id = exc.new_chat_id
+                await _with_retry(lambda: send(chat_id))
+
+    async def _send_reply(self, chat_id: int, reply: Reply, *, reply_to: int | None = None) -> None:
+        await self._send_parts(self.application.bot, chat_id, render_reply(reply), keyboard=keyboard_for(reply),
+                               reply_to=reply_to)
+
+    async def _say(self, chat_id: int, text: str, *, reply_to: int | None = None) -> None:
+        await self._send_parts(self.application.bot, chat_id, _text_parts(text), reply_to=reply_to)
+
+    @contextlib.asynccontextmanager
+    async def _typing(self, chat_id: int) -> AsyncIterator[None]:
+        """Show "typing ..." until the block ends (the first one before any work starts)."""
+        await self._chat_action(chat_id)
+
+        async def keep() -> None:
+            while True:
+                await asyncio.sleep(TYPING_EVERY_SECONDS)
+                await self._chat_action(chat_id)
+
+        task = asyncio.create_task(keep())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _chat_action(self, chat_id: int) -> None:
+        try:
+            await self.application.bot.send_chat_action(chat_id, ChatAction.TYPING)
+        except TelegramError as exc:  # cosmetic: the answer matters, not the indicator
+            logger.debug("typing indicator not shown: %s", exc)
+
+    # -- handlers -----------------------------------------------------------------------------------------------
+
+    async def _on_start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/start, optionally with an invite code from a deep link."""
+        message, user = update.effective_message, update.effective_user
+        if message is None or user is None:
+            return
+        invited = False
+        if context.args and not self.access.is_allowed(user.id):
+            if not await asyncio.to_thread(self.access.redeem, context.args[0], user.id):
+                await self._say(message.chat_id, INVITE_INVALID)
+                return
+            invited = True
+            logger.info("Telegram user admitted with an invite code")
+        if not self.access.is_allowed(user.id):
+            await self._refuse(message, user.id)
+            return
+        text = (WELCOME_INVITED if invited else "") + WELCOME.format(mention=f"@{context.bot.username}")
+        await self._say(message.chat_id, text)
+
+    async def _on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A question, or a command for the core (/help, /expert, /status, /reset, /opgelost, /vervolg)."""
+        message, user = update.effective_message, update.effective_user
+        if message is None or user is None or message.text is None or user.is_bot:
+            return
+        text = self._addressed(message)
+        if text is None or not await self._within_rate(message, user.id):
+            return
+        if not self.access.is_allowed(user.id):
+            await self._refuse(message, user.id)
+            return
+        if not text.strip():
+            text = "/help"  # "@vraagbaak_bot" alone in a group
+        incoming = self._incoming(message, user, text)
+        group = _is_group(message)
+        async with self._typing(message.chat_id):
+            reply = await asyncio.to_thread(self.helpdesk.handle, incoming)
+        await self._send_reply(message.chat_id, reply, reply_to=message.message_id if group else None)
+
+    async def _on_attachment(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Photos, files, voice notes: say that only text is read."""
+        message, user = update.effective_message, update.effective_user
+        if message is not None and user is not None and self.access.is_allowed(user.id):
+            await self._say(message.chat_id, TEXT_ONLY)
+
+    async def _on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """👍, 👎 or "Vraag een expert" under an answer; everything needed is in the callback data and the log."""
+        query = update.callback_query
+        if query is None:
+            return
+        user = query.from_user
+        match = re.fullmatch(r"(fb:(?P<vote>[+-])|ex):(?P<reply>[0-9a-f]{1,40})", query.data or "")
+        if match is None:
+            await _answer(query, BUTTON_GONE)
+            return
+        if not self.access.is_allowed(user.id):
+            await _answer(query, REFUSAL_BUTTON, alert=True)
+            return
+        reply_id = match["reply"]
+        message = query.message
+        if match["vote"]:
+            ack = await asyncio.to_thread(self.helpdesk.feedback, reply_id=reply_id, channel=CHANNEL,
+                                          user_id=str(user.id), up=match["vote"] == "+")
+            await _answer(query, ack)
+            await self._drop_buttons(query, keep_expert=True)
+            return
+        if message is None:
+            await _answer(query, BUTTON_GONE)
+            return
+        allowed, tell = self.limiter.allow(user.id)
+        if not allowed:
+            await _answer(query, RATE_LIMITED, alert=tell)
+            return
+        await _answer(query, EXPERT_BUTTON_ACK)
+        chat = message.chat
+        incoming = Incoming(channel=CHANNEL, conversation_id=_conversation(chat.id, chat.type, user.id),
+                            user_id=str(user.id), text="/expert", user_name=user.full_name,
+                            reply_address=_address(chat.id, chat.type, message.message_id),
+                            message_id=str(message.message_id))
+        async with self._typing(chat.id):
+            reply = await asyncio.to_thread(self.helpdesk.ask_expert, incoming, reply_id=reply_id)
+        await self._drop_buttons(query, keep_expert=False)
+        await self._send_reply(chat.id, reply, reply_to=message.message_id)
+
+    async def _drop_buttons(self, query: Any, *, keep_expert: bool) -> None:
+        """Take used buttons away (the message itself remembers, so this survives a restart)."""
+        message = query.message
+        markup = getattr(message, "reply_markup", None)
+        if not isinstance(message, Message) or markup is None:
+            return
+        rows = [[b for b in row if keep_expert and (b.callback_data or "").startswith("ex:")]
+                for row in markup.inline_keyboard]
+        rows = [row for row in rows if row]
+        if rows == [list(row) for row in markup.inline_keyboard]:
+            return
+        try:
+            await _with_retry(lambda: message.edit_reply_markup(InlineKeyboardMarkup(rows) if rows else None))
+        except BadRequest as exc:  # "message is not modified" after a double tap, or a message too old to edit
+            logger.debug("buttons not updated: %s", exc)
+
+    async def _count(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        self.handled_updates += 1
+
+    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Log the error with its traceback, and tell the officer in Dutch; never a stack trace in the chat."""
+        logger.error("Telegram update not handled", exc_info=context.error)
+        if not isinstance(update, Update):
+            return
+        if update.callback_query is not None:
+            await _answer(update.callback_query, None)
+        chat = update.effective_chat
+        if chat is None:
+            return
+        try:
+            await self._say(chat.id, ERROR_TEXT)
+        except TelegramError as exc:
+            logger.warning("could not tell the officer about the error either: %s", exc)
+
+    # -- webhook ------------------------------------------------------------------------------------------------
+
+    async def _webhook(self, request: web.Request) -> web.Response:
+        """POST /telegram/webhook: only Telegram knows the secret token; updates join the same queue as polling."""
+        given = request.headers.get(SECRET_HEADER)
+        if given is None:
+            return web.Response(status=401, text="secret token missing")
+        expected = self.settings.webhook_secret or ""
+        if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+            logger.warning("Telegram webhook call with a wrong secret token refused")
+            return web.Response(status=403, text="wrong secret token")
+        if not self._running:
+            return web.Response(status=503, text="not ready")
+        try:
+            data = await request.json()
+            update = Update.de_json(data, self.application.bot)
+        except Exception:  # noqa: BLE001 - whatever is malformed, Telegram gets a 400 and we keep running
+            logger.warning("Telegram webhook body is not an update")
+            return web.Response(status=400, text="not an update")
+        await self.application.update_queue.put(update)
+        return web.Response(text="ok")
+
+    # -- helpers ------------------------------------------------------------------------------------------------
+
+    def _addressed(self, message: Message) -> str | None:
+        """The text meant for the helpdesk, or None when a group message is not for us.
+
+        In a private chat every message counts. In a group only a mention of the bot, a reply to one of its
+        messages, or a command (``/help`` or ``/help@our_bot``, not ``/help@other_bot``) does; the mention is
+        removed from the question.
+        """
+        text = message.text or ""
+        bot = self.application.bot
+        username = bot.username or ""
+        command = re.match(r"^(/\w+)@(\w+)\b", text)
+        if command:
+            if command.group(2).lower() != username.lower():
+                return None  # a command for another bot in the same group
+            text = command.group(1) + text[command.end():]
+        mentioned = False
+        if username and re.search(rf"@{re.escape(username)}\b", text, re.IGNORECASE):
+            mentioned = True
+            text = re.sub(rf"@{re.escape(username)}\b", " ", text, flags=re.IGNORECASE)
+        for entity, shown in message.parse_entities([MessageEntity.TEXT_MENTION]).items():
+            if entity.user is not None and entity.user.id == bot.id:
+                mentioned = True
+                text = text.replace(shown, " ")
+        replied = message.reply_to_message
+        if replied is not None and replied.from_user is not None and replied.from_user.id == bot.id:
+            mentioned = True
+        if _is_group(message) and not (mentioned or text.startswith("/")):
+            return None
+        return " ".join(text.split()) if mentioned else text.strip()
+
+    def _incoming(self, message: Message, user: Any, text: str) -> Incoming:
+        chat = message.chat
+        return Incoming(channel=CHANNEL, conversation_id=_conversation(chat.id, chat.type, user.id),
+                        user_id=str(user.id), text=text, user_name=user.full_name,
+                        reply_address=_address(chat.id, chat.type, message.message_id),
+                        message_id=str(message.message_id))
+
+    async def _refuse(self, message: Message, user_id: int) -> None:
+        logger.info("Telegram message from a user who is not allowed refused")
+        await self._say(message.chat_id, REFUSAL.format(user_id=user_id),
+                        reply_to=message.message_id if _is_group(message) else None)
+
+    async def _within_rate(self, message: Message, user_id: int) -> bool:
+        allowed, tell = self.limiter.allow(user_id)
+        if not allowed and tell:
+            await self._say(message.chat_id, RATE_LIMITED, reply_to=message.message_id if _is_group(message) else None)
+        return allowed
+
+
+def _text_parts(text: str) -> list[str]:
+    return _pack(_text_blocks(text, MAX_MESSAGE_CHARS), MAX_MESSAGE_CHARS, "\n\n")
+
+
+def _is_group(message: Message) -> bool:
+    return message.chat.type in (ChatType.GROUP, ChatType.SUPERGROUP)
+
+
+def _conversation(chat_id: int, chat_type: str, user_id: int) -> str:
+    """One conversation per private chat; in a group one per officer, so colleagues' questions do not mix."""
+    if chat_type in (ChatType.GROUP, ChatType.SUPERGROUP):
+        return f"telegram:{chat_id}:{user_id}"
+    return f"telegram:{chat_id}"
+
+
+def _address(chat_id: int, chat_type: str, message_id: int) -> dict[str, Any]:
+    """Where an expert answer goes: the chat, and in a group the question it answers."""
+    if chat_type in (ChatType.GROUP, ChatType.SUPERGROUP):
+        return {"chat_id": chat_id, "reply_to_message_id": message_id}
+    return {"chat_id": chat_id}
+
+
+async def _answer(query: CallbackQuery, text: str | None, *, alert: bool = False) -> None:
+    """Stop the button's spinner; a query that is too old (after a restart) cannot be answered, which is fine."""
+    try:
+        await query.answer(text[:200] if text else None, show_alert=alert)
+    except BadRequest as exc:
+        logger.debug("callback query not answered: %s", exc)
+
+
+def _retry_seconds(exc: RetryAfter) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PTB 22 deprecates the int form of retry_after
+        value = exc.retry_after
+    return value.total_seconds() if isinstance(value, dtm.timedelta) else float(value)
+
+
+async def _with_retry(call: Callable[[], Awaitable[T]]) -> T:
+    """One call to Telegram; on 429 wait what Telegram asks (capped) and try once more."""
+    try:
+        return await call()
+    except RetryAfter as exc:
+        wait = min(_retry_seconds(exc), MAX_RETRY_WAIT_SECONDS)
+        logger.warning("Telegram flood control: retrying once in %.1f s", wait)
+        await asyncio.sleep(wait)
+        return await call()

@@ -1,0 +1,35 @@
+"""Which channels `vraagbaak serve` starts, from the environment alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.app import App
+from bot.settings import BotSettings
+from retrieval.settings import RetrievalSettings
+
+
+def _app() -> App:
+    return App(RetrievalSettings.from_env(), BotSettings.from_env())
+
+
+def test_no_channel_without_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("TELEGRAM_BOT_TOKEN", "MICROSOFT_APP_ID", "VRAAGBAAK_TEAMS_AUTH"):
+        monkeypatch.delenv(name, raising=False)
+    assert _app().channels() == []
+
+
+def test_configured_channels_start_without_an_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:test-token-not-real")
+    monkeypatch.setenv("VRAAGBAAK_TEAMS_AUTH", "off")
+    monkeypatch.delenv("MICROSOFT_APP_ID", raising=False)
+    app = _app()
+    # Delivering expert answers (tickets poll) must work on a data dir that has no index yet.
+    assert sorted(app.deliverers()) == ["teams", "telegram"]
+
+
+def test_a_bad_channel_setting_keeps_answers_queued(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MICROSOFT_APP_ID", "00000000-0000-0000-0000-000000000000")
+    monkeypatch.delenv("MICROSOFT_APP_PASSWORD", raising=False)
+    monkeypatch.delenv("VRAAGBAAK_TEAMS_AUTH", raising=False)
+    assert _app().deliverers() == {}

