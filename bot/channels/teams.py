@@ -403,10 +403,10 @@ def _incoming(activity: Activity, text: str) -> Incoming:
                     user_name=user.name if user else None, reply_address=reference, message_id=activity.id)
 
 
-def _card_activity(card: dict[str, Any], *, summary: str, entity: dict[str, Any] | None = None,
-                   text: str | None = None) -> Activity:
-    # ``summary`` and the card's fallbackText are the Bot Framework's plain-text fallbacks for clients without cards.
-    activity = Activity(type=ActivityTypes.message, summary=summary, text=text,
+def _card_activity(card: dict[str, Any], *, summary: str, entity: dict[str, Any] | None = None) -> Activity:
+    # No activity.text: Teams would show it as a second message above the card. ``summary`` and the card's
+    # fallbackText are the Bot Framework's plain-text fallbacks for clients without cards.
+    activity = Activity(type=ActivityTypes.message, summary=summary,
                         attachments=[Attachment(content_type=CARD_CONTENT_TYPE, content=card)])
     if entity is not None:
         extra = dict(entity)
@@ -420,9 +420,7 @@ def _reply_activity(reply: Reply) -> Activity:
     """A reply with sources or buttons as a card with citation entities; anything else as plain text."""
     if not needs_card(reply):
         return Activity(type=ActivityTypes.message, text=reply.text)
-    # The answer is the message text (Teams shows its native citations on it); sources and buttons are the card.
-    return _card_activity(answer_card(reply), summary=fallback_text(reply), entity=citation_entity(reply),
-                          text=reply.text)
+    return _card_activity(answer_card(reply), summary=fallback_text(reply), entity=citation_entity(reply))
 
 
 def _expert_activity(text: str) -> Activity:

@@ -34,14 +34,11 @@ def needs_card(reply: Reply) -> bool:
 
 
 def answer_card(reply: Reply) -> dict[str, Any]:
-    """The card under an answer: the numbered sources with links, and the buttons.
-
-    The answer itself (with its [n] markers) travels as the message text, because Teams attaches its native
-    citation pop-ups to the text of a message, not to a card.
-    """
-    body: list[dict[str, Any]] = []
+    """The reply as an Adaptive Card: answer text with [n] markers, numbered sources with links, buttons."""
+    body = _text_blocks(reply.text)
     if reply.citations:
-        body.append({"type": "TextBlock", "text": "Bronnen", "weight": "Bolder", "wrap": True})
+        body.append({"type": "TextBlock", "text": "Bronnen", "weight": "Bolder", "wrap": True, "spacing": "Medium",
+                     "separator": True})
         body.extend({"type": "TextBlock", "text": source_markdown(c), "wrap": True, "spacing": "Small"}
                     for c in reply.citations)
     card = _card(body, fallback=fallback_text(reply))
