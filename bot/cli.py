@@ -218,7 +218,12 @@ def serve_command(app: App, once: bool) -> None:
         click.echo(f"Vraagbaak listening on {settings.host}:{settings.port}: {names}. Ctrl-C stops.", err=True)
         await run_server(channels=channels, worker=worker, settings=settings, stop=stop)
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:  # e.g. the port is taken
+        raise click.ClickException(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}") from None
 
 
 @main.group("telegram")

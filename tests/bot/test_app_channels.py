@@ -33,3 +33,21 @@ def test_a_bad_channel_setting_keeps_answers_queued(monkeypatch: pytest.MonkeyPa
     monkeypatch.delenv("MICROSOFT_APP_PASSWORD", raising=False)
     monkeypatch.delenv("VRAAGBAAK_TEAMS_AUTH", raising=False)
     assert _app().deliverers() == {}
+
+
+def test_serve_reports_a_taken_port_without_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from click.testing import CliRunner
+
+    from bot.cli import main
+
+    for name in ("TELEGRAM_BOT_TOKEN", "MICROSOFT_APP_ID", "VRAAGBAAK_TEAMS_AUTH"):
+        monkeypatch.delenv(name, raising=False)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        monkeypatch.setenv("VRAAGBAAK_PORT", str(busy.getsockname()[1]))
+        result = CliRunner().invoke(main, ["serve"])
+    assert result.exit_code == 1
+    assert "cannot listen on 127.0.0.1" in result.output and "Traceback" not in result.output
