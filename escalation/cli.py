@@ -62,6 +62,18 @@ def show_command(app, number: int) -> None:
         click.echo(f"\n{len(queued)} mail(s) still queued (see `vraagbaak tickets retry`).")
 
 
+def _deliver(app) -> int:
+    """Push waiting answers through the configured chat channels, then release the channels' connections."""
+    channels = app.deliverers()
+    try:
+        return app.tickets.deliver(channels)
+    finally:
+        for channel in channels.values():
+            close = getattr(channel, "close", None)
+            if close is not None:
+                close()
+
+
 @tickets_group.command("retry")
 @click.pass_obj
 def retry_command(app) -> None:
@@ -80,7 +92,7 @@ def retry_command(app) -> None:
 def ingest_command(app, eml: Path) -> None:
     """Process one expert reply saved as an .eml file (as if it arrived over IMAP)."""
     result = app.tickets.ingest(eml.read_bytes())
-    app.tickets.deliver(app.deliverers())
+    _deliver(app)
     ticket = f"VB-{result.ticket}" if result.ticket else "no ticket"
     click.echo(f"{result.status}: {ticket}" + (f" ({result.reason})" if result.reason else ""))
     if result.status == "rejected":
@@ -100,7 +112,7 @@ def poll_command(app) -> None:
         raise click.ClickException(str(exc)) from None
     finally:
         mailbox.close()
-    delivered = app.tickets.deliver(app.deliverers())
+    delivered = _deliver(app)
     reminders = app.tickets.remind_overdue()
     counts = {s: sum(1 for r in results if r.status == s) for s in ("accepted", "duplicate", "rejected")}
     click.echo(f"{counts['accepted']} accepted, {counts['duplicate']} duplicate, {counts['rejected']} rejected; "

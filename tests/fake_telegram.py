@@ -8,11 +8,13 @@ chat. Runs its own event loop in a thread, so the bot under test and the test it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import json
 import re
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
@@ -144,6 +146,7 @@ class FakeTelegram:
     def __post_init__(self) -> None:
         self._cond = threading.Condition()
         self._updates: list[dict[str, Any]] = []
+        self._held = False
         self._faults: list[Fault] = []
         self._chats: dict[int, dict[str, Any]] = {}
         self._next_update = 1
@@ -202,6 +205,17 @@ class FakeTelegram:
         """Make the next matching call(s) of ``method`` fail as Telegram would."""
         with self._cond:
             self._faults.append(Fault(method, status, description, chat_id, retry_after, times))
+
+    @contextlib.contextmanager
+    def one_batch(self) -> Iterator[None]:
+        """Updates pushed inside the block reach the bot together, in one getUpdates answer."""
+        with self._cond:
+            self._held = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._held = False
 
     def push_message(self, text: str, *, sender: dict[str, Any], chat: dict[str, Any] | None = None,
                      reply_to: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -328,7 +342,7 @@ class FakeTelegram:
         while True:
             with self._cond:
                 self._updates = [u for u in self._updates if u["update_id"] >= offset]  # offset confirms
-                ready = list(self._updates[:100])
+                ready = [] if self._held else list(self._updates[:100])
             if ready or time.monotonic() >= deadline:
                 return web.json_response({"ok": True, "result": ready})
             await asyncio.sleep(0.01)

@@ -11,8 +11,10 @@ import html
 import logging
 import os
 import re
+import threading
 import time
 import warnings
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,7 +25,7 @@ from aiohttp import web
 from telegram import (Bot, BotCommand, CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions,
                       Message, MessageEntity, ReplyParameters, Update)
 from telegram.constants import ChatAction, ChatType, ParseMode
-from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
+from telegram.error import BadRequest, ChatMigrated, Forbidden, InvalidToken, RetryAfter, TelegramError
 from telegram.ext import (Application, ApplicationBuilder, CallbackQueryHandler, CommandHandler, ContextTypes,
                           MessageHandler, TypeHandler, filters)
 
@@ -43,7 +45,9 @@ MAX_MESSAGE_CHARS = 4096
 MAX_CALLBACK_BYTES = 64
 MAX_RETRY_WAIT_SECONDS = 5.0
 """A 429 is retried once after at most this long; a handler that sleeps longer holds up its user for nothing."""
-DELIVER_TIMEOUT_SECONDS = 30.0
+REQUEST_TIMEOUTS = {"connect": 5.0, "write": 5.0, "read": 5.0, "pool": 1.0}
+"""Seconds per phase of one Bot API call (python-telegram-bot's defaults, set explicitly so deliver() can add up)."""
+DELIVER_MARGIN_SECONDS = 30.0
 TYPING_EVERY_SECONDS = 4.5
 """Telegram shows "typing" for five seconds per chat action."""
 CONCURRENT_UPDATES = 8
@@ -101,7 +105,7 @@ class TelegramSettings:
     webhook_url: str | None = None
     webhook_secret: str | None = field(default=None, repr=False)
     rate_per_minute: int = 20
-    """Messages and expert requests per user per minute; 0 switches the limit off."""
+    """Messages, commands, files and button presses per user per minute (refused users too); 0 switches it off."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "TelegramSettings":
@@ -168,7 +172,16 @@ def render_reply(reply: Reply, *, limit: int = MAX_MESSAGE_CHARS) -> list[str]:
 
 
 def render_text(text: str, *, limit: int = MAX_MESSAGE_CHARS) -> list[str]:
-    """A plain Dutch text (an expert answer) as Telegram HTML messages, its first paragraph in bold."""
+    """A plain Dutch text (an expert answer) as Telegram HTML messages, its first paragraph in bold.
+
+    Telegram counts a message after parsing the HTML, so a text of up to ``limit`` characters is one message
+    however many ``&`` or ``<`` it escapes to: an expert answer then reaches the chat whole or not at all.
+    """
+    paragraphs = [p.strip("\n") for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
+    if paragraphs and utf16_len("\n\n".join(paragraphs)) <= limit:
+        escaped = [_escape(p) for p in paragraphs]
+        escaped[0] = f"<b>{escaped[0]}</b>"
+        return ["\n\n".join(escaped)]
     blocks = _text_blocks(text, limit)
     if blocks and utf16_len(blocks[0]) + 7 <= limit:
         blocks[0] = f"<b>{blocks[0]}</b>"
@@ -315,6 +328,28 @@ class RateLimiter:
 
 # -- the channel ------------------------------------------------------------------------------------------------
 
+class TelegramStartError(ConfigError):
+    """Telegram could not be reached, or refused to start the bot; the message never carries the token.
+
+    A ConfigError, so `vraagbaak serve` stops with this message instead of a traceback.
+    """
+
+
+def send_worst_case_seconds() -> float:
+    """The longest one message can take in ``_send_parts``: a call, the capped 429 wait and a second call, and all
+    of that twice when the group moved to a supergroup."""
+    one_call = sum(REQUEST_TIMEOUTS.values())
+    return 2 * (2 * one_call + MAX_RETRY_WAIT_SECONDS)
+
+
+def deliver_timeout(parts: int) -> float:
+    """How long deliver() waits for ``parts`` messages: well past the worst case of sending them.
+
+    Giving up earlier would cancel a send that may still reach the chat, and the retry would show it twice.
+    """
+    return max(parts, 1) * send_worst_case_seconds() + DELIVER_MARGIN_SECONDS
+
+
 class TelegramChannel:
     """Officers chat with the helpdesk in Telegram; expert answers are pushed back into the same chat."""
 
@@ -327,6 +362,7 @@ class TelegramChannel:
         if logging.getLogger("telegram").getEffectiveLevel() < logging.INFO:
             logging.getLogger("telegram").setLevel(logging.INFO)
         self._helpdesk = helpdesk
+        self._helpdesk_lock = threading.Lock()
         self.settings = settings
         self.access = access
         self.limiter = RateLimiter(settings.rate_per_minute, clock=clock)
@@ -335,13 +371,21 @@ class TelegramChannel:
         self.application = self._build_application()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._running = False
+        self._closed = False
+        # One lock per conversation, alive while one of its updates is in hand: a chat's updates are handled in the
+        # order they arrived (a question, then /expert about it), different chats at the same time.
+        self._conversation_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     @property
     def helpdesk(self) -> HelpdeskService:
-        """The helpdesk core, built on first use (delivering an expert answer does not need the index)."""
-        if callable(self._helpdesk):
-            self._helpdesk = self._helpdesk()
-        return self._helpdesk
+        """The helpdesk core, built on first use (delivering an expert answer does not need the index).
+
+        Building it loads the model and the index: only touch this from a worker thread (see ``_core``).
+        """
+        with self._helpdesk_lock:
+            if callable(self._helpdesk):
+                self._helpdesk = self._helpdesk()
+            return self._helpdesk
 
     @classmethod
     def from_env(cls, *, helpdesk: HelpdeskService | Callable[[], HelpdeskService], home: Path,
@@ -352,7 +396,9 @@ class TelegramChannel:
         return cls(helpdesk=helpdesk, settings=settings, access=access)
 
     def _builder(self) -> ApplicationBuilder:
-        builder = ApplicationBuilder().token(self.settings.token).concurrent_updates(CONCURRENT_UPDATES)
+        builder = (ApplicationBuilder().token(self.settings.token).concurrent_updates(CONCURRENT_UPDATES)
+                   .connect_timeout(REQUEST_TIMEOUTS["connect"]).write_timeout(REQUEST_TIMEOUTS["write"])
+                   .read_timeout(REQUEST_TIMEOUTS["read"]).pool_timeout(REQUEST_TIMEOUTS["pool"]))
         urls = self.settings.bot_urls()
         if urls is not None:
             builder = builder.base_url(urls[0]).base_file_url(urls[1])
@@ -381,8 +427,28 @@ class TelegramChannel:
         return [web.post(WEBHOOK_PATH, self._webhook)]
 
     async def start(self) -> None:
-        """Connect (getMe), start handling, then long-poll or register the webhook."""
+        """Connect (getMe), start handling, then long-poll or register the webhook; a failure undoes all of it.
+
+        Raises ConfigError when Telegram rejects the token and TelegramStartError when Telegram cannot be reached
+        or refuses a call; neither message, nor any exception chained to it, carries the token.
+        """
+        if self._closed:
+            raise RuntimeError("this Telegram channel was closed; make a new one")
+        if self._running:
+            return
         self._loop = asyncio.get_running_loop()
+        try:
+            await self._start()
+        except BaseException as exc:
+            await self._undo_start()
+            error = self._start_error(exc)
+            if error is None:
+                raise
+        else:
+            return
+        raise error  # raised here, outside the except block, so PTB's exception (with the token) is not chained
+
+    async def _start(self) -> None:
         app = self.application
         await app.initialize()
         await app.start()
@@ -396,24 +462,73 @@ class TelegramChannel:
         try:
             await app.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])
         except TelegramError as exc:  # the menu is a convenience; the bot works without it
-            logger.warning("Telegram command menu not set: %s", exc)
+            logger.warning("Telegram command menu not set: %s", self._redact(str(exc)))
         logger.info("Telegram channel started as @%s (%s)", app.bot.username, self.settings.mode)
 
-    async def stop(self) -> None:
-        """Stop polling, finish the updates in hand, close connections. The webhook stays registered so Telegram
-        keeps updates until the service is back."""
-        if not self._running:
-            return
+    def _start_error(self, exc: BaseException) -> Exception | None:
+        """What start() raises instead of ``exc``; None to let ``exc`` through (it does not carry the token)."""
+        if isinstance(exc, InvalidToken):  # PTB puts the token itself in this message
+            return ConfigError("TELEGRAM_BOT_TOKEN was rejected by Telegram (revoked or mistyped?)")
+        if isinstance(exc, TelegramError):
+            where = self.settings.api_base_url or "api.telegram.org"
+            return TelegramStartError(f"the Telegram channel could not start: {type(exc).__name__} from {where}: "
+                                      f"{self._redact(exc.message)}")
+        if isinstance(exc, Exception) and self.settings.token in str(exc):
+            return TelegramStartError(f"the Telegram channel could not start: {type(exc).__name__}: "
+                                      f"{self._redact(str(exc))}")
+        return None
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self.settings.token, "<TELEGRAM_BOT_TOKEN>")
+
+    async def _undo_start(self) -> None:
+        """Stop whatever start() got running, so nothing keeps polling or holds connections after a failure."""
         self._running = False
         app = self.application
-        if app.updater is not None and app.updater.running:
-            await app.updater.stop()
-        if app.running:
-            await app.stop()
-        await app.shutdown()
+        try:
+            if app.updater is not None and app.updater.running:
+                await app.updater.stop()
+            if app.running:
+                await app.stop()
+            await app.shutdown()
+            # After a failed getMe the Application counts as not initialized, but its bot's connections are open.
+            await app.bot.shutdown()
+        except Exception as exc:  # noqa: BLE001 - the start error matters more; this one only gets logged
+            logger.warning("Telegram channel not fully cleaned up after a failed start: %s",
+                           self._redact(f"{type(exc).__name__}: {exc}"))
+
+    async def stop(self) -> None:
+        """Stop polling, finish the updates in hand, close connections and the access database; safe to call twice.
+
+        The webhook stays registered so Telegram keeps updates until the service is back.
+        """
+        running, self._running = self._running, False
+        if running:
+            app = self.application
+            if app.updater is not None and app.updater.running:
+                await app.updater.stop()
+            if app.running:
+                await app.stop()
+            await app.shutdown()
+        self.close()
+
+    def close(self) -> None:
+        """Release what the channel holds without a running bot (the access database); safe to call twice.
+
+        For a channel that was only used to deliver() (e.g. `vraagbaak tickets poll`); stop() calls it too.
+        """
+        if self._running:
+            raise RuntimeError("stop() the Telegram channel instead: it is running")
+        if not self._closed:
+            self._closed = True
+            self.access.close()
 
     def deliver(self, reply_address: dict[str, Any], text: str) -> None:
-        """Push an expert answer into the stored chat; called from a worker thread (or a one-off CLI command)."""
+        """Push an expert answer into the stored chat; called from a worker thread (or a one-off CLI command).
+
+        An answer that fits in one Telegram message goes out as one, so a retry after a failure cannot repeat half
+        of it. A longer one goes out in parts; if a later part fails, the retry sends the earlier ones again.
+        """
         chat_id = reply_address.get("chat_id") if isinstance(reply_address, dict) else None
         if not isinstance(chat_id, int):
             raise DeliveryError("no Telegram chat id in the reply address", permanent=True)
@@ -429,7 +544,7 @@ class TelegramChannel:
             future = asyncio.run_coroutine_threadsafe(
                 self._deliver_parts(self.application.bot, chat_id, parts, reply_to), self._loop)
             try:
-                future.result(timeout=DELIVER_TIMEOUT_SECONDS)
+                future.result(timeout=deliver_timeout(len(parts)))
             except concurrent.futures.TimeoutError:
                 future.cancel()
                 raise DeliveryError("Telegram did not answer in time") from None
@@ -440,13 +555,15 @@ class TelegramChannel:
         urls = self.settings.bot_urls()
         bot = Bot(self.settings.token, **({"base_url": urls[0], "base_file_url": urls[1]} if urls else {}))
         try:
-            await bot.initialize()
-        except TelegramError as exc:
-            raise DeliveryError(f"Telegram not reachable: {type(exc).__name__}") from None
-        try:
+            try:
+                await bot.initialize()
+            except InvalidToken:  # its message carries the token
+                raise DeliveryError("TELEGRAM_BOT_TOKEN was rejected by Telegram (revoked or mistyped?)") from None
+            except TelegramError as exc:
+                raise DeliveryError(f"Telegram not reachable: {type(exc).__name__}") from None
             await self._deliver_parts(bot, chat_id, parts, reply_to)
         finally:
-            await bot.shutdown()
+            await bot.shutdown()  # also after a failed getMe: its connections are open
 
     async def _deliver_parts(self, bot: Any, chat_id: int, parts: list[str], reply_to: int | None) -> None:
         try:
@@ -517,18 +634,21 @@ class TelegramChannel:
         message, user = update.effective_message, update.effective_user
         if message is None or user is None:
             return
-        invited = False
-        if context.args and not self.access.is_allowed(user.id):
-            if not await asyncio.to_thread(self.access.redeem, context.args[0], user.id):
-                await self._say(message.chat_id, INVITE_INVALID)
+        async with self._in_order(_conversation(message.chat.id, message.chat.type, user.id)):
+            if not await self._within_rate(message, user.id):
                 return
-            invited = True
-            logger.info("Telegram user admitted with an invite code")
-        if not self.access.is_allowed(user.id):
-            await self._refuse(message, user.id)
-            return
-        text = (WELCOME_INVITED if invited else "") + WELCOME.format(mention=f"@{context.bot.username}")
-        await self._say(message.chat_id, text)
+            invited = False
+            if context.args and not self.access.is_allowed(user.id):
+                if not await asyncio.to_thread(self.access.redeem, context.args[0], user.id):
+                    await self._say(message.chat_id, INVITE_INVALID)
+                    return
+                invited = True
+                logger.info("Telegram user admitted with an invite code")
+            if not self.access.is_allowed(user.id):
+                await self._refuse(message, user.id)
+                return
+            text = (WELCOME_INVITED if invited else "") + WELCOME.format(mention=f"@{context.bot.username}")
+            await self._say(message.chat_id, text)
 
     async def _on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A question, or a command for the core (/help, /expert, /status, /reset, /opgelost, /vervolg)."""
@@ -536,24 +656,30 @@ class TelegramChannel:
         if message is None or user is None or message.text is None or user.is_bot:
             return
         text = self._addressed(message)
-        if text is None or not await self._within_rate(message, user.id):
+        if text is None:
             return
-        if not self.access.is_allowed(user.id):
-            await self._refuse(message, user.id)
-            return
-        if not text.strip():
-            text = "/help"  # "@vraagbaak_bot" alone in a group
-        incoming = self._incoming(message, user, text)
-        group = _is_group(message)
-        async with self._typing(message.chat_id):
-            reply = await asyncio.to_thread(self.helpdesk.handle, incoming)
-        await self._send_reply(message.chat_id, reply, reply_to=message.message_id if group else None)
+        async with self._in_order(_conversation(message.chat.id, message.chat.type, user.id)):
+            if not await self._within_rate(message, user.id):
+                return
+            if not self.access.is_allowed(user.id):
+                await self._refuse(message, user.id)
+                return
+            if not text.strip():
+                text = "/help"  # "@vraagbaak_bot" alone in a group
+            incoming = self._incoming(message, user, text)
+            group = _is_group(message)
+            async with self._typing(message.chat_id):
+                reply = await self._core(lambda helpdesk: helpdesk.handle(incoming))
+            await self._send_reply(message.chat_id, reply, reply_to=message.message_id if group else None)
 
     async def _on_attachment(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Photos, files, voice notes: say that only text is read."""
         message, user = update.effective_message, update.effective_user
-        if message is not None and user is not None and self.access.is_allowed(user.id):
-            await self._say(message.chat_id, TEXT_ONLY)
+        if message is None or user is None:
+            return
+        async with self._in_order(_conversation(message.chat.id, message.chat.type, user.id)):
+            if await self._within_rate(message, user.id) and self.access.is_allowed(user.id):
+                await self._say(message.chat_id, TEXT_ONLY)
 
     async def _on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """👍, 👎 or "Vraag een expert" under an answer; everything needed is in the callback data and the log."""
@@ -561,6 +687,18 @@ class TelegramChannel:
         if query is None:
             return
         user = query.from_user
+        message = query.message
+        key = (f"telegram:user:{user.id}" if message is None
+               else _conversation(message.chat.id, message.chat.type, user.id))
+        async with self._in_order(key):
+            allowed, tell = self.limiter.allow(user.id)
+            if not allowed:
+                await _answer(query, RATE_LIMITED, alert=tell)
+                return
+            await self._button(query, user, message)
+
+    async def _button(self, query: CallbackQuery, user: Any, message: Any) -> None:
+        """A button press within the rate limit: vote, or escalate the answer's question."""
         match = re.fullmatch(r"(fb:(?P<vote>[+-])|ex):(?P<reply>[0-9a-f]{1,40})", query.data or "")
         if match is None:
             await _answer(query, BUTTON_GONE)
@@ -569,19 +707,15 @@ class TelegramChannel:
             await _answer(query, REFUSAL_BUTTON, alert=True)
             return
         reply_id = match["reply"]
-        message = query.message
         if match["vote"]:
-            ack = await asyncio.to_thread(self.helpdesk.feedback, reply_id=reply_id, channel=CHANNEL,
-                                          user_id=str(user.id), up=match["vote"] == "+")
+            up = match["vote"] == "+"
+            ack = await self._core(lambda helpdesk: helpdesk.feedback(reply_id=reply_id, channel=CHANNEL,
+                                                                      user_id=str(user.id), up=up))
             await _answer(query, ack)
             await self._drop_buttons(query, keep_expert=True)
             return
         if message is None:
             await _answer(query, BUTTON_GONE)
-            return
-        allowed, tell = self.limiter.allow(user.id)
-        if not allowed:
-            await _answer(query, RATE_LIMITED, alert=tell)
             return
         await _answer(query, EXPERT_BUTTON_ACK)
         chat = message.chat
@@ -590,9 +724,23 @@ class TelegramChannel:
                             reply_address=_address(chat.id, chat.type, message.message_id),
                             message_id=str(message.message_id))
         async with self._typing(chat.id):
-            reply = await asyncio.to_thread(self.helpdesk.ask_expert, incoming, reply_id=reply_id)
+            reply = await self._core(lambda helpdesk: helpdesk.ask_expert(incoming, reply_id=reply_id))
         await self._drop_buttons(query, keep_expert=False)
         await self._send_reply(chat.id, reply, reply_to=message.message_id)
+
+    async def _core(self, call: Callable[[HelpdeskService], T]) -> T:
+        """Call the helpdesk in a worker thread; building it on first use (model, index) happens there too."""
+        return await asyncio.to_thread(lambda: call(self.helpdesk))
+
+    @contextlib.asynccontextmanager
+    async def _in_order(self, conversation_id: str) -> AsyncIterator[None]:
+        """Handle one update of a conversation at a time, in arrival order; enter it before the handler's first
+        await, since PTB starts the handlers of a batch concurrently but in order."""
+        lock = self._conversation_locks.get(conversation_id)
+        if lock is None:
+            lock = self._conversation_locks[conversation_id] = asyncio.Lock()
+        async with lock:
+            yield
 
     async def _drop_buttons(self, query: Any, *, keep_expert: bool) -> None:
         """Take used buttons away (the message itself remembers, so this survives a restart)."""

