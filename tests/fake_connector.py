@@ -1,11 +1,13 @@
 """A stand-in for the Bot Framework connector (the serviceUrl in Teams activities), on loopback for tests.
 
 Records what the bot posts to ``/v3/conversations/{id}/activities[/{replyToId}]`` and answers like the real
-service (``{"id": ...}``); a conversation can be made to fail with a status, as when the bot was removed.
+service (``{"id": ...}``); a conversation can be made to fail with a status, as when the bot was removed, or to
+hold its answer until the test lets it go, as a slow connector would.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +39,9 @@ class FakeConnector:
     posted: list[Posted] = field(default_factory=list)
     failures: dict[str, int] = field(default_factory=dict)
     """conversation id -> HTTP status to answer with instead of accepting the activity."""
+    holds: dict[str, asyncio.Event] = field(default_factory=dict)
+    """conversation id -> an event; a post to it is recorded only once the event is set, then answered."""
+    _transports: list[Any] = field(default_factory=list)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _server: TestServer | None = None
 
@@ -54,6 +59,10 @@ class FakeConnector:
         if self._server is not None:
             await self._server.close()
 
+    def open_connections(self) -> int:
+        """How many of the connections the bot opened to post are still open (kept alive or in use)."""
+        return sum(1 for transport in {id(t): t for t in self._transports}.values() if not transport.is_closing())
+
     def messages(self, conversation_id: str | None = None) -> list[Posted]:
         """Posted message activities (typing indicators left out), optionally for one conversation."""
         return [p for p in self.posted
@@ -61,6 +70,10 @@ class FakeConnector:
 
     async def _post(self, request: web.Request) -> web.Response:
         conversation = request.match_info["conversation"]
+        self._transports.append(request.transport)
+        hold = self.holds.get(conversation)
+        if hold is not None:
+            await hold.wait()
         status = self.failures.get(conversation)
         if status is not None:
             return web.json_response({"error": {"code": "BotNotInConversationRoster",

@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import html
-import ipaddress
 import logging
 import re
-from collections import OrderedDict
-from collections.abc import Callable
+import threading
+from collections import Counter, OrderedDict
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -25,7 +26,7 @@ from botframework.connector.auth import AuthenticateRequestResult, CertificateSe
 
 from bot.channels.teams_cards import (CARD_CONTENT_TYPE, SUBMIT_KEY, answer_card, citation_entity,
                                       expert_answer_card, fallback_text, needs_card)
-from bot.channels.teams_settings import SINGLE_TENANT, TeamsSettings
+from bot.channels.teams_settings import SINGLE_TENANT, TeamsSettings, check_local_mode, is_loopback
 from bot.core import HelpdeskService
 from bot.messages import Incoming, Reply
 from escalation.service import DeliveryError
@@ -37,7 +38,11 @@ CHANNEL = "teams"
 ROUTE = "/api/messages"
 ACK_AFTER_SECONDS = 10.0
 """Teams retries a message that gets no HTTP answer within ~15 s; a slower turn finishes after the answer."""
-DELIVER_TIMEOUT_SECONDS = 30.0
+SDK_HTTP_TIMEOUT_SECONDS = 100.0
+"""msrest's default ``Connection.timeout``, which the SDK's connector client passes to ``requests``."""
+DELIVER_TIMEOUT_SECONDS = 3 * SDK_HTTP_TIMEOUT_SECONDS
+"""How long ``deliver`` waits for a proactive send before reporting it as still running (never cancelling it)."""
+STOP_GRACE_SECONDS = 5.0
 SEEN_CAPACITY = 10_000
 GROUP_CONVERSATIONS = {"channel", "groupChat"}
 T = TypeVar("T")
@@ -48,6 +53,7 @@ WELCOME = ("Hallo! Ik ben Vraagbaak, de helpdesk voor innovatieve overheidsopdra
            "een antwoord geef je 👍 of 👎, of leg je de vraag voor aan de expertenpool. Typ /help voor alle "
            "opdrachten.")
 WELCOME_GROUP = "In een kanaal of groepsgesprek antwoord ik alleen als je me vermeldt met @{name}."
+FORWARDED_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
 NOT_TEXT = "Ik kan alleen tekst lezen. Stel je vraag in een zin, of typ /help."
 SORRY = ("Sorry, er ging iets mis bij het verwerken van je bericht. Probeer het straks opnieuw; lukt het dan nog "
          "niet, meld het dan aan de beheerder van Vraagbaak.")
@@ -92,16 +98,22 @@ class TeamsChannel:
     name = CHANNEL
 
     def __init__(self, *, helpdesk: HelpdeskService | Callable[[], HelpdeskService], settings: TeamsSettings,
-                 ack_after: float = ACK_AFTER_SECONDS) -> None:
+                 ack_after: float = ACK_AFTER_SECONDS, deliver_timeout: float = DELIVER_TIMEOUT_SECONDS) -> None:
         self._helpdesk = helpdesk
         self.settings = settings
         self.ack_after = ack_after
+        self.deliver_timeout = deliver_timeout
         self._auth = _authentication(settings)
         self._adapter = CloudAdapter(self._auth)
         self._adapter.on_turn_error = self._on_turn_error
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._tasks: set[asyncio.Task] = set()
+        self._turn_locks: dict[str, asyncio.Lock] = {}
+        self._turn_users: Counter[str] = Counter()
+        self._sending: dict[tuple[str, str, str], concurrent.futures.Future] = {}
+        self._sending_guard = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
 
     @property
     def helpdesk(self) -> HelpdeskService:
@@ -121,25 +133,40 @@ class TeamsChannel:
         return [web.post(ROUTE, self._on_http)]
 
     async def start(self) -> None:
-        """Remember the server's event loop for deliveries from the worker thread."""
-        self._loop = asyncio.get_running_loop()
+        """Remember the server's event loop for deliveries from the worker thread; never unauthenticated in public."""
         if not self.settings.auth:
+            check_local_mode(self.settings.host)
             logger.warning("!!! TEAMS AUTHENTICATION IS OFF (VRAAGBAAK_TEAMS_AUTH=off): requests to %s are not "
                            "checked. Only for local testing with the Bot Framework Emulator; never expose this "
                            "server. !!!", ROUTE)
         else:
             logger.info("Teams channel on %s for app %s (%s)", ROUTE, self.settings.app_id, self.settings.app_type)
+        self._stopping = False
+        self._loop = asyncio.get_running_loop()
 
     async def stop(self) -> None:
-        """Let turns in flight finish briefly, then cancel them."""
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=5)
-            for task in pending:
-                task.cancel()
+        """Refuse new turns, let turns and sends in flight finish briefly, cancel the rest; safe to call twice."""
+        self._stopping = True
         self._loop = None
+        running = {task for task in self._tasks if not task.done()}
+        if not running:
+            return
+        _, pending = await asyncio.wait(running, timeout=STOP_GRACE_SECONDS)
+        for task in pending:
+            task.cancel()
+        if pending:
+            logger.warning("Teams: %d turn(s) or send(s) still running at shutdown were cancelled", len(pending))
+            # Awaited so that their clean-up (closing connector sessions) has run when stop() returns.
+            await asyncio.gather(*pending, return_exceptions=True)
 
     def deliver(self, reply_address: dict[str, Any], text: str) -> None:
-        """Continue the stored conversation with an expert's answer; called from a worker thread."""
+        """Continue the stored conversation with an expert's answer; called from a worker thread.
+
+        A started send is never cancelled: the SDK posts from a thread, so a cancelled send can still reach Teams
+        and a retry would show the answer twice. A send that outlasts ``deliver_timeout`` (well beyond the SDK's
+        own HTTP timeout) keeps running; this attempt reports a retryable error, and the next attempt for the same
+        answer reports the outcome of that send instead of sending again, and sends anew only if it failed.
+        """
         try:
             reference = ConversationReference().deserialize(reply_address or {})
         except Exception as exc:  # whatever the SDK's deserializer raises on bad data
@@ -147,27 +174,49 @@ class TeamsChannel:
         if not (reference.service_url and reference.conversation and reference.conversation.id):
             raise DeliveryError("Teams conversation reference without serviceUrl or conversation id",
                                 permanent=True)
-        loop = self._loop
-        if loop is not None and loop.is_running():
-            if _running_loop() is loop:
-                raise RuntimeError("TeamsChannel.deliver blocks; call it from a worker thread")
-            future = asyncio.run_coroutine_threadsafe(self._send_proactive(reference, text), loop)
-            try:
-                future.result(timeout=DELIVER_TIMEOUT_SECONDS)
-            except concurrent.futures.TimeoutError:
-                future.cancel()
-                raise DeliveryError(f"Teams did not accept the message within {DELIVER_TIMEOUT_SECONDS:g} s") from None
+        key = (reference.service_url, reference.conversation.id, text)
+        with self._sending_guard:
+            earlier = self._sending.get(key)
+            if earlier is not None and not earlier.done():
+                raise DeliveryError("Teams is still sending the previous attempt of this answer; its outcome is "
+                                    "checked on the next attempt")
+            self._sending.pop(key, None)
+        if earlier is not None and not earlier.cancelled() and earlier.exception() is None:
+            logger.info("Teams: an earlier, slow send of this answer went through after all; not sent again")
             return
-        # Not serving (a one-off command such as `vraagbaak tickets poll`): a private loop for this one message.
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            # Not serving (a one-off command such as `vraagbaak tickets poll`): a private loop for this one message,
+            # bounded by the SDK's own HTTP timeout.
+            asyncio.run(self._send_proactive(reference, text))
+            return
+        if _running_loop() is loop:
+            raise RuntimeError("TeamsChannel.deliver blocks; call it from a worker thread")
+        future = asyncio.run_coroutine_threadsafe(self._send_proactive(reference, text), loop)
         try:
-            asyncio.run(asyncio.wait_for(self._send_proactive(reference, text), DELIVER_TIMEOUT_SECONDS))
-        except TimeoutError:
-            raise DeliveryError(f"Teams did not accept the message within {DELIVER_TIMEOUT_SECONDS:g} s") from None
+            future.result(timeout=self.deliver_timeout)
+        except concurrent.futures.TimeoutError:
+            with self._sending_guard:
+                self._sending[key] = future
+            logger.warning("Teams has not confirmed an expert answer after %g s; letting the send finish",
+                           self.deliver_timeout)
+            raise DeliveryError(f"Teams has not confirmed the message after {self.deliver_timeout:g} s; the send "
+                                f"goes on and the next attempt reports its outcome") from None
+        except concurrent.futures.CancelledError:
+            raise DeliveryError("Teams send interrupted: the server is stopping") from None
 
     # -- HTTP -----------------------------------------------------------------------------------------------
 
     async def _on_http(self, request: web.Request) -> web.Response:
         """Authenticate, check the tenant, drop retries, then run the turn (answering HTTP within Teams' limit)."""
+        if self._stopping:
+            return web.json_response({"error": "shutting down"}, status=503)
+        if not self.settings.auth:
+            # Unauthenticated, anyone reaching the port could ask questions, open tickets and send mail.
+            refusal = _not_local(request)
+            if refusal is not None:
+                logger.warning("Teams request refused: auth is off and %s", refusal)
+                return web.json_response({"error": "only local requests when auth is off"}, status=403)
         if "application/json" not in request.headers.get("Content-Type", ""):
             return web.json_response({"error": "expected application/json"}, status=415)
         try:
@@ -187,7 +236,7 @@ class TeamsChannel:
         if not self.settings.tenant_allowed(tenant):
             logger.warning("Teams activity from tenant %s refused (not in VRAAGBAAK_TEAMS_ALLOWED_TENANTS)", tenant)
             return web.json_response({"error": "tenant not allowed"}, status=403)
-        if not self.settings.auth and not _is_loopback(activity.service_url):
+        if not self.settings.auth and not is_loopback(urlsplit(activity.service_url or "").hostname):
             # Unauthenticated, the bot would post wherever a request tells it to: only local connectors.
             logger.warning("Teams activity refused: auth is off and serviceUrl %s is not on this machine",
                            activity.service_url)
@@ -195,7 +244,7 @@ class TeamsChannel:
         if self._already_seen(activity):
             logger.info("Teams activity %s delivered again (retry); not answered twice", activity.id)
             return web.Response(status=200)
-        task = asyncio.create_task(self._adapter.process_activity(auth, activity, self._on_turn))
+        task = asyncio.create_task(self._run_turn(auth, activity))
         self._tasks.add(task)
         task.add_done_callback(self._turn_done)
         done, _ = await asyncio.wait({task}, timeout=self.ack_after)
@@ -234,6 +283,34 @@ class TeamsChannel:
         if len(self._seen) > SEEN_CAPACITY:
             self._seen.popitem(last=False)
         return False
+
+    async def _run_turn(self, auth: AuthenticateRequestResult, activity: Activity) -> InvokeResponse | None:
+        """One turn, after the earlier turns of its conversation, so the core sees them in the order they came in."""
+        clients: list[Any] = []
+
+        async def logic(context: TurnContext) -> None:
+            clients.append(context.turn_state.get(self._adapter.BOT_CONNECTOR_CLIENT_KEY))
+            await self._on_turn(context)
+
+        try:
+            async with self._in_order(_conversation_key(activity)):
+                return await self._adapter.process_activity(auth, activity, logic)
+        finally:
+            await _close_connectors(clients)
+
+    @asynccontextmanager
+    async def _in_order(self, key: str) -> AsyncIterator[None]:
+        """One turn at a time per conversation; asyncio.Lock wakes its waiters first come, first served."""
+        # The task's first step takes (or queues for) the lock, and tasks start in the order they were created.
+        lock = self._turn_locks.setdefault(key, asyncio.Lock())
+        self._turn_users[key] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._turn_users[key] -= 1
+            if not self._turn_users[key]:
+                del self._turn_users[key], self._turn_locks[key]
 
     def _turn_done(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)
@@ -315,9 +392,15 @@ class TeamsChannel:
     # -- proactive ------------------------------------------------------------------------------------------
 
     async def _send_proactive(self, reference: ConversationReference, text: str) -> None:
+        task = asyncio.current_task()
+        if task is not None and asyncio.get_running_loop() is self._loop:
+            self._tasks.add(task)  # stop() lets it finish
+            task.add_done_callback(self._tasks.discard)
         failures: list[Exception] = []
+        clients: list[Any] = []
 
         async def send(context: TurnContext) -> None:
+            clients.append(context.turn_state.get(self._adapter.BOT_CONNECTOR_CLIENT_KEY))
             # A new message in the conversation (a channel thread's id already names the thread), not a reply
             # to the synthetic continuation activity.
             context.activity.id = None
@@ -330,6 +413,8 @@ class TeamsChannel:
             await self._adapter.continue_conversation(reference, send, bot_app_id=self._bot_app_id)
         except Exception as exc:  # token or connector creation failed before the callback ran
             failures.append(exc)
+        finally:
+            await _close_connectors(clients)
         if failures:
             raise _delivery_error(failures[0])
 
@@ -357,14 +442,25 @@ def _tenant_id(body: dict[str, Any]) -> str | None:
     return str(found) if found else None
 
 
-def _is_loopback(url: str | None) -> bool:
-    host = urlsplit(url or "").hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def _not_local(request: web.Request) -> str | None:
+    """Why a request did not come from this machine, or None when it did."""
+    if not is_loopback(request.remote):
+        return f"the request came from {request.remote or 'an unknown address'}"
+    forwarded = next((name for name in FORWARDED_HEADERS if name in request.headers), None)
+    if forwarded is not None:
+        return f"the request came through a proxy ({forwarded} header)"
+    return None
+
+
+async def _close_connectors(clients: list[Any]) -> None:
+    """Close the connector clients the SDK opened for a turn; it never does, leaving their sockets to the GC."""
+    for client in clients:
+        if client is None:
+            continue
+        try:
+            await client.__aexit__(None, None, None)  # what leaving ``async with client:`` does
+        except Exception:  # a session that does not close cleanly is no reason to fail the turn
+            logger.debug("Teams connector client not closed cleanly", exc_info=True)
 
 
 def _conversation_type(activity: Activity) -> str:
@@ -394,13 +490,28 @@ def _message_text(activity: Activity) -> str:
     return " ".join(html.unescape(text).split())
 
 
+def _user_id(activity: Activity) -> str:
+    user = activity.from_property
+    return (user.aad_object_id or user.id or "unknown") if user else "unknown"
+
+
+def _conversation_key(activity: Activity) -> str:
+    """The core's conversation: the chat, or in a channel or group chat the officer's own thread of questions."""
+    conversation = f"teams:{activity.conversation.id if activity.conversation else ''}"
+    if _conversation_type(activity) in GROUP_CONVERSATIONS:
+        # Everyone there shares one conversation id: without the officer, one officer's /expert would escalate
+        # another's question and follow-up questions would take a colleague's as context.
+        return f"{conversation}:{_user_id(activity)}"
+    return conversation
+
+
 def _incoming(activity: Activity, text: str) -> Incoming:
     """A Teams message as the core sees it; the ConversationReference (as data) is the reply address."""
     user = activity.from_property
     reference = TurnContext.get_conversation_reference(activity).serialize()
-    return Incoming(channel=CHANNEL, conversation_id=f"teams:{activity.conversation.id}",
-                    user_id=(user.aad_object_id or user.id) if user else "unknown", text=text,
-                    user_name=user.name if user else None, reply_address=reference, message_id=activity.id)
+    return Incoming(channel=CHANNEL, conversation_id=_conversation_key(activity), user_id=_user_id(activity),
+                    text=text, user_name=user.name if user else None, reply_address=reference,
+                    message_id=activity.id)
 
 
 def _card_activity(card: dict[str, Any], *, summary: str, entity: dict[str, Any] | None = None) -> Activity:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import json
 import re
 import struct
+import threading
 import zipfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -18,6 +20,7 @@ from typing import Any
 
 import jwt
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from click.testing import CliRunner
 
@@ -25,6 +28,7 @@ from bot.app import App
 from bot.channels.teams import TeamsChannel
 from bot.channels.teams_settings import TeamsSettings
 from bot.cli import main
+from bot.messages import Decision, Reply
 from bot.server import build_web_app
 from bot.settings import BotSettings
 from escalation.service import DeliveryError
@@ -33,9 +37,11 @@ from retrieval.settings import RetrievalSettings
 from tests.fake_connector import FakeConnector, Posted
 
 TENANT = "72f988bf-0000-4000-8000-000000000001"
+OTHER_TENANT = "11111111-2222-4333-8444-555555555555"
 APP_ID = "0b7e1b5c-3a1d-4c6e-9f0a-2d4b6c8e0f11"
 BOT = {"id": f"28:{APP_ID}", "name": "Vraagbaak"}
 OFFICER = {"id": "29:1officer", "name": "An Peeters", "aadObjectId": "6a1c2f0e-aaaa-4bbb-8ccc-000000000042"}
+COLLEAGUE = {"id": "29:2colleague", "name": "Bram Claes", "aadObjectId": "6a1c2f0e-aaaa-4bbb-8ccc-000000000043"}
 PERSONAL = "a:1personal-chat"
 QUESTION = "Valt precommercieel aankopen onder de wet overheidsopdrachten?"
 DISPUTE = "Een inschrijver dreigt met een kort geding tegen onze gunningsbeslissing. Wat moeten we doen?"
@@ -45,12 +51,12 @@ _ids = itertools.count(1)
 def activity(service_url: str, *, text: str | None = None, conversation: str = PERSONAL,
              conversation_type: str = "personal", tenant: str = TENANT, activity_id: str | None = None,
              value: dict[str, Any] | None = None, mention: bool = False, kind: str = "message",
-             members_added: list[dict[str, str]] | None = None) -> dict[str, Any]:
+             members_added: list[dict[str, str]] | None = None, sender: dict[str, str] = OFFICER) -> dict[str, Any]:
     """An activity shaped like the ones Teams posts to the messaging endpoint."""
     body: dict[str, Any] = {
         "type": kind, "id": activity_id or f"1:{next(_ids)}", "timestamp": "2026-03-02T09:15:00.000Z",
         "localTimestamp": "2026-03-02T10:15:00.000+01:00", "serviceUrl": service_url, "channelId": "msteams",
-        "from": OFFICER, "recipient": BOT, "locale": "nl-BE",
+        "from": sender, "recipient": BOT, "locale": "nl-BE",
         "conversation": {"id": conversation, "conversationType": conversation_type, "tenantId": tenant},
         "channelData": {"tenant": {"id": tenant}},
         "entities": [{"type": "clientInfo", "locale": "nl-BE", "country": "BE", "platform": "Web"}],
@@ -96,13 +102,14 @@ def run(scenario: Callable[[], Awaitable[None]]) -> None:
 
 
 @asynccontextmanager
-async def serving(settings: TeamsSettings, app: App | None) -> AsyncIterator[Harness]:
+async def serving(settings: TeamsSettings, app: App | None, *, helpdesk: Any = None,
+                  **options: float) -> AsyncIterator[Harness]:
     """Start the fake connector, then the web app with the Teams channel as `vraagbaak serve` would."""
     connector = FakeConnector()
     service_url = await connector.start()
     # As App.channels() wires it: a factory, so the index is loaded on the first question, not to deliver.
-    helpdesk = (lambda: app.helpdesk) if app is not None else None
-    channel = TeamsChannel(helpdesk=helpdesk, settings=settings)  # type: ignore[arg-type]
+    core = helpdesk if helpdesk is not None else (lambda: app.helpdesk) if app is not None else None
+    channel = TeamsChannel(helpdesk=core, settings=settings, **options)  # type: ignore[arg-type]
     client = TestClient(TestServer(build_web_app([channel]), host="127.0.0.1"))
     await client.start_server()
     await channel.start()
@@ -112,6 +119,21 @@ async def serving(settings: TeamsSettings, app: App | None) -> AsyncIterator[Har
         await channel.stop()
         await client.close()
         await connector.close()
+
+
+async def until(condition: Callable[[], object], what: str) -> None:
+    """Wait for something the bot does in the background, without asserting how long it takes."""
+    for _ in range(400):
+        if condition():
+            return
+        await asyncio.sleep(0.025)
+    raise AssertionError(f"never happened: {what}")
+
+
+def conversation_reference(service_url: str, conversation: str) -> dict[str, Any]:
+    """A ConversationReference as a ticket stores it (the officer's reply address)."""
+    return {"activityId": "1:7", "user": OFFICER, "bot": BOT, "channelId": "msteams",
+            "conversation": {"id": conversation, "conversationType": "personal"}, "serviceUrl": service_url}
 
 
 def said(posted: Posted) -> str:
@@ -403,12 +425,12 @@ def test_settings_name_the_missing_variable() -> None:
     assert on.app_type == "SingleTenant" and on.tenant_allowed(TENANT.upper())
     assert not on.tenant_allowed("11111111-2222-4333-8444-555555555555")  # single tenant: own tenant by default
     assert "test-only" not in repr(on)
-    multi = TeamsSettings.from_env({**AUTH_ON, "MICROSOFT_APP_TYPE": "MultiTenant", "MICROSOFT_APP_TENANTID": ""})
-    assert multi.tenant_allowed("any-tenant")
     for env, variable in (
         ({"MICROSOFT_APP_ID": APP_ID, "MICROSOFT_APP_TENANTID": TENANT}, "MICROSOFT_APP_PASSWORD"),
         ({**AUTH_ON, "MICROSOFT_APP_TENANTID": ""}, "MICROSOFT_APP_TENANTID"),
         ({**AUTH_ON, "MICROSOFT_APP_TYPE": "Anything"}, "MICROSOFT_APP_TYPE"),
+        ({**AUTH_ON, "MICROSOFT_APP_TYPE": "MultiTenant", "MICROSOFT_APP_TENANTID": ""},
+         "VRAAGBAAK_TEAMS_ALLOWED_TENANTS"),
         ({"VRAAGBAAK_TEAMS_AUTH": "maybe"}, "VRAAGBAAK_TEAMS_AUTH"),
         ({"MICROSOFT_APP_ID": APP_ID, "MICROSOFT_APP_TENANTID": TENANT,
           "MICROSOFT_APP_CERTIFICATE_THUMBPRINT": "AB12"}, "MICROSOFT_APP_CERTIFICATE_PRIVATE_KEY"),
@@ -528,3 +550,227 @@ def test_only_the_teams_adapter_imports_the_bot_framework_sdk() -> None:
                        if re.search(r"^\s*(from|import)\s+(botbuilder|botframework)\b", p.read_text(encoding="utf-8"),
                                     re.MULTILINE))
     assert importers == ["bot/channels/teams.py"]
+
+
+# -- review fixes: tenants, local mode, conversations per officer, turn order, delivery, resources ----------------
+
+
+def test_a_multi_tenant_bot_answers_its_own_or_the_listed_tenants_only() -> None:
+    multi = {**AUTH_ON, "MICROSOFT_APP_TYPE": "MultiTenant"}
+    home = TeamsSettings.from_env(multi)
+    assert home.app_type == "MultiTenant" and home.tenant_allowed(TENANT)
+    assert not home.tenant_allowed(OTHER_TENANT) and not home.tenant_allowed(None)
+    listed = TeamsSettings.from_env({**multi, "MICROSOFT_APP_TENANTID": "",
+                                     "VRAAGBAAK_TEAMS_ALLOWED_TENANTS": f"{OTHER_TENANT}, {TENANT}"})
+    assert listed.tenant_allowed(OTHER_TENANT) and listed.tenant_allowed(TENANT)
+    assert not listed.tenant_allowed("99999999-2222-4333-8444-555555555555")
+    with pytest.raises(ConfigError, match="VRAAGBAAK_TEAMS_ALLOWED_TENANTS"):
+        TeamsSettings.from_env({**multi, "MICROSOFT_APP_TENANTID": ""})  # no tenant to default to
+    # Local testing without authentication still takes any tenant unless a list is given.
+    assert LOCAL.tenant_allowed(OTHER_TENANT)
+
+
+class _RecordingHelpdesk:
+    """A core that notes every message that reaches it and answers with a fixed text."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def handle(self, incoming: Any) -> Reply:
+        self.seen.append(incoming.text)
+        return Reply(text="Genoteerd.", decision=Decision.CLARIFY, reply_id=f"r{len(self.seen)}")
+
+
+def test_local_mode_answers_only_requests_from_this_machine() -> None:
+    stranger = "198.51.100.23"
+
+    @web.middleware
+    async def peer(request: web.Request, handler: Any) -> web.StreamResponse:
+        # Stands in for a connection from another machine: aiohttp then reports that machine as request.remote.
+        if "X-Test-Peer" in request.headers:
+            request = request.clone(remote=request.headers["X-Test-Peer"])
+        return await handler(request)
+
+    async def scenario() -> None:
+        connector = FakeConnector()
+        service_url = await connector.start()
+        core = _RecordingHelpdesk()
+        channel = TeamsChannel(helpdesk=core, settings=LOCAL)  # type: ignore[arg-type]
+        web_app = build_web_app([channel])
+        web_app.middlewares.append(peer)
+        async with TestClient(TestServer(web_app, host="127.0.0.1")) as client:
+            remote = await client.post("/api/messages", json=activity(service_url, text="/expert"),
+                                       headers={"X-Test-Peer": stranger})
+            assert remote.status == 403
+            proxied = await client.post("/api/messages", json=activity(service_url, text="/expert"),
+                                        headers={"X-Forwarded-For": stranger})
+            assert proxied.status == 403  # a reverse proxy on this machine would hide the stranger's address
+            assert core.seen == [] and connector.posted == []  # no ticket, no mail, no feedback for strangers
+            local = await client.post("/api/messages", json=activity(service_url, text="/expert"))
+            assert local.status == 200 and core.seen == ["/expert"]
+        await connector.close()
+
+    run(scenario)
+
+
+def test_local_mode_refuses_to_listen_beyond_this_machine() -> None:
+    for host in ("0.0.0.0", "::", "192.0.2.10", "vraagbaak.gemeente.be"):
+        with pytest.raises(ConfigError, match="VRAAGBAAK_HOST") as refused:
+            TeamsSettings.from_env({"VRAAGBAAK_TEAMS_AUTH": "off", "VRAAGBAAK_HOST": host})
+        assert "VRAAGBAAK_TEAMS_AUTH" in str(refused.value)
+    for host in ("127.0.0.1", "localhost", "::1", ""):
+        assert TeamsSettings.from_env({"VRAAGBAAK_TEAMS_AUTH": "off", "VRAAGBAAK_HOST": host}) is not None
+    # With authentication on, listening on every interface (behind the reverse proxy) is a normal set-up.
+    assert TeamsSettings.from_env({**AUTH_ON, "VRAAGBAAK_HOST": "0.0.0.0"}).auth
+    # Settings built in code are checked when the channel starts.
+    exposed = TeamsChannel(helpdesk=None,  # type: ignore[arg-type]
+                           settings=TeamsSettings(app_id="", auth=False, host="0.0.0.0"))
+    with pytest.raises(ConfigError, match="VRAAGBAAK_HOST"):
+        asyncio.run(exposed.start())
+    result = CliRunner().invoke(main, ["serve", "--once"], env={
+        "VRAAGBAAK_TEAMS_AUTH": "off", "VRAAGBAAK_HOST": "0.0.0.0", "MICROSOFT_APP_ID": None,
+        "TELEGRAM_BOT_TOKEN": None})
+    assert result.exit_code == 1 and "VRAAGBAAK_HOST" in result.output and "Traceback" not in result.output
+
+
+def test_officers_in_one_channel_thread_each_have_their_own_conversation(app: App) -> None:
+    async def scenario() -> None:
+        async with serving(LOCAL, app) as h:
+            asked = activity(h.service_url, text=QUESTION, conversation=CHANNEL_THREAD,
+                             conversation_type="channel", mention=True)
+            assert await h.post(asked) == 200
+            colleague = activity(h.service_url, text="/expert", conversation=CHANNEL_THREAD,
+                                 conversation_type="channel", mention=True, sender=COLLEAGUE)
+            assert await h.post(colleague) == 200
+            assert app.tickets.store.list() == []  # Bram's /expert is not about An's question
+            assert said(h.connector.messages(CHANNEL_THREAD)[-1]).startswith("Welke vraag")
+            own = activity(h.service_url, text="/expert", conversation=CHANNEL_THREAD,
+                           conversation_type="channel", mention=True)
+            assert await h.post(own) == 200
+            [ticket] = app.tickets.store.list()
+            assert ticket.question == QUESTION and ticket.officer_name == "An Peeters"
+            assert ticket.reply_address["conversation"]["id"] == CHANNEL_THREAD  # the answer goes to the thread
+
+    run(scenario)
+
+
+class _GatedHelpdesk:
+    """The real core, held on one question until the test lets it go."""
+
+    def __init__(self, inner: Any, hold: str) -> None:
+        self.inner, self.hold = inner, hold
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def handle(self, incoming: Any) -> Any:
+        if incoming.text == self.hold:
+            self.entered.set()
+            self.release.wait(30)
+        return self.inner.handle(incoming)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_turns_of_one_conversation_reach_the_core_in_the_order_they_came_in(app: App) -> None:
+    gate = _GatedHelpdesk(app.helpdesk, hold=QUESTION)
+
+    async def scenario() -> None:
+        async with serving(LOCAL, app, helpdesk=gate, ack_after=0.2) as h:
+            async def question() -> int:
+                return await h.post(activity(h.service_url, text=QUESTION))
+
+            async def expert() -> int:
+                # Pressed while the question is still being answered.
+                await asyncio.to_thread(gate.entered.wait, 30)
+                try:
+                    return await h.post(activity(h.service_url, text="/expert"))
+                finally:
+                    gate.release.set()
+
+            statuses = await asyncio.gather(question(), expert())
+            assert set(statuses) <= {200, 202}
+            await until(lambda: len(h.connector.messages()) == 2, "both replies are posted")
+            answer, escalated = h.connector.messages()
+            assert answer.activity["attachments"]  # the answer card comes first
+            assert "VB-1" in said(escalated)
+            [ticket] = app.tickets.store.list()
+            assert ticket.question == QUESTION
+
+    run(scenario)
+
+
+def test_a_slow_expert_answer_is_never_cancelled_nor_sent_twice() -> None:
+    async def scenario() -> None:
+        async with serving(LOCAL, None, deliver_timeout=0.2) as h:
+            async def deliver(conversation: str, text: str) -> None:
+                await asyncio.to_thread(h.channel.deliver, conversation_reference(h.service_url, conversation), text)
+
+            async def retry_while_sending(conversation: str, text: str) -> DeliveryError | None:
+                # What the escalation worker does, without its backoff: try again until the outcome is known.
+                for _ in range(400):
+                    try:
+                        await deliver(conversation, text)
+                        return None
+                    except DeliveryError as exc:
+                        if "still sending" not in str(exc):
+                            return exc
+                    await asyncio.sleep(0.025)
+                raise AssertionError("the first send never finished")
+
+            slow = h.connector.holds["a:slow"] = asyncio.Event()
+            with pytest.raises(DeliveryError) as first:
+                await deliver("a:slow", "Antwoord op VB-5")
+            assert not first.value.permanent  # the worker tries again later
+            with pytest.raises(DeliveryError, match="still sending"):
+                await deliver("a:slow", "Antwoord op VB-5")  # Teams is still busy with the first send
+            slow.set()
+            await until(lambda: h.connector.messages("a:slow"), "the first send arrives")
+            assert await retry_while_sending("a:slow", "Antwoord op VB-5") is None
+            assert len(h.connector.messages("a:slow")) == 1  # the retry did not post it again
+            await deliver("a:slow", "Antwoord op VB-6")  # another answer to the same chat is sent as usual
+            assert [said(p) for p in h.connector.messages("a:slow")] == ["Antwoord op VB-5", "Antwoord op VB-6"]
+
+            # A slow send that fails in the end is sent again by a later attempt.
+            flaky = h.connector.holds["a:flaky"] = asyncio.Event()
+            h.connector.failures["a:flaky"] = 502
+            with pytest.raises(DeliveryError):
+                await deliver("a:flaky", "Antwoord op VB-7")
+            flaky.set()
+            resent = await retry_while_sending("a:flaky", "Antwoord op VB-7")
+            assert resent is not None and "502" in str(resent) and not resent.permanent
+            del h.connector.failures["a:flaky"]
+            await deliver("a:flaky", "Antwoord op VB-7")
+            assert [said(p) for p in h.connector.messages("a:flaky")] == ["Antwoord op VB-7"]
+
+    run(scenario)
+
+
+def test_stop_refuses_new_turns_and_can_be_called_twice() -> None:
+    async def scenario() -> None:
+        core = _RecordingHelpdesk()
+        async with serving(LOCAL, None, helpdesk=core) as h:
+            assert await h.post(activity(h.service_url, text="/help")) == 200
+            await h.channel.stop()
+            await h.channel.stop()  # the server's shutdown and a caller's clean-up may both stop it
+            assert await h.post(activity(h.service_url, text="/status")) == 503  # the server is going down
+            assert core.seen == ["/help"] and len(h.connector.messages()) == 1
+
+    run(scenario)
+
+
+def test_connections_to_the_connector_are_closed_after_each_turn_and_delivery() -> None:
+    async def scenario() -> None:
+        async with serving(LOCAL, None) as h:
+            for _ in range(3):
+                welcome = activity(h.service_url, kind="conversationUpdate", members_added=[BOT])
+                assert await h.post(welcome) == 200
+            await asyncio.to_thread(h.channel.deliver, conversation_reference(h.service_url, PERSONAL), "VB-2")
+            assert len(h.connector.messages()) == 4
+            await until(lambda: h.connector.open_connections() == 0, "the bot closes its connections")
+
+    # The SDK leaves each turn's HTTP session to the garbage collector; without it only an explicit close helps.
+    gc.disable()
+    try:
+        run(scenario)
+    finally:
+        gc.enable()
