@@ -25,7 +25,7 @@ from lxml import etree
 
 from corpus.documents import LoadedDocument, Section
 from corpus.errors import SourceReadError
-from corpus.loaders.text import doc_id_from_name
+from corpus.loaders.text import decode_bytes, doc_id_from_name
 
 logger = logging.getLogger(__name__)
 
@@ -80,15 +80,8 @@ def _decode(data: bytes, name: str) -> str:
     for magic, what in _MAGIC.items():
         if data.startswith(magic):
             raise SourceReadError(f"{name}: this is {what}, not an HTML page")
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            text = data.decode("utf-16")
-        except UnicodeDecodeError as exc:
-            raise SourceReadError(f"{name}: cannot decode the UTF-16 page ({exc.reason})") from exc
-    else:
-        if b"\x00" in data:
-            raise SourceReadError(f"{name}: looks like binary data (contains NUL bytes), not an HTML page")
-        text = _decode_8bit(data.removeprefix(b"\xef\xbb\xbf"))
+    text = decode_bytes(data, name=name, what="an HTML page",
+                        eight_bit=lambda raw: _decode_8bit(raw.removeprefix(b"\xef\xbb\xbf")))
     sample = text[:65536]
     if len(_CONTROL.findall(sample)) > _BINARY_RATIO * len(sample):
         raise SourceReadError(f"{name}: looks like binary data (many control characters), not an HTML page")

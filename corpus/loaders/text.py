@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -29,25 +30,34 @@ def doc_id_from_name(name: str) -> str:
     return name
 
 
-def decode_text(data: bytes, *, name: str) -> str:
-    """Decode text bytes (UTF-8 with or without BOM, UTF-16 with BOM, else cp1252) with Unix newlines."""
+def decode_bytes(data: bytes, *, name: str, what: str = "a text file",
+                 eight_bit: Callable[[bytes], str] | None = None) -> str:
+    """Decode text bytes: UTF-16 with a BOM, else ``eight_bit`` (default UTF-8, else cp1252); reject binary data."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         # Windows tools ("Unicode" in Notepad) write UTF-16 with a BOM; its NUL bytes are not binary noise.
         try:
-            text = data.decode("utf-16")
+            return data.decode("utf-16")
         except UnicodeDecodeError as exc:
             raise SourceReadError(f"{name}: cannot decode UTF-16 text ({exc.reason})") from exc
-    else:
-        if b"\x00" in data:
-            raise SourceReadError(f"{name}: looks like a binary file (contains NUL bytes), not text")
+    if b"\x00" in data:
+        raise SourceReadError(f"{name}: looks like a binary file (contains NUL bytes), not {what}")
+    return (eight_bit or _decode_8bit)(data)
+
+
+def _decode_8bit(data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
         try:
-            text = data.decode("utf-8-sig")
+            return data.decode("cp1252")
         except UnicodeDecodeError:
-            try:
-                text = data.decode("cp1252")
-            except UnicodeDecodeError:
-                # cp1252 leaves five bytes undefined; latin-1 maps every byte, so old files still load.
-                text = data.decode("latin-1")
+            # cp1252 leaves five bytes undefined; latin-1 maps every byte, so old files still load.
+            return data.decode("latin-1")
+
+
+def decode_text(data: bytes, *, name: str) -> str:
+    """Decode text bytes (UTF-8 with or without BOM, UTF-16 with BOM, else cp1252) with Unix newlines."""
+    text = decode_bytes(data, name=name)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         raise SourceReadError(f"{name}: empty document (no text)")
