@@ -7,7 +7,7 @@ from collections.abc import Callable
 from bot.messages import Incoming
 from escalation.errors import TicketNotFound
 from escalation.service import EscalationService
-from escalation.store import ANSWERED, CLOSED, NewTicket
+from escalation.store import NewTicket
 from retrieval.types import SearchHit
 
 STATE_NL = {"open": "wacht op verzending", "sent": "bij een expert", "answered": "beantwoord", "closed": "afgesloten",
@@ -70,8 +70,6 @@ class PoolEscalator:
             ticket = self.service.follow_up(number, self._officer(incoming), text)
         except TicketNotFound:
             return f"Ik vind geen vraag VB-{number} van jou."
-        if ticket.state == CLOSED or ticket.state == ANSWERED:
-            return f"{ticket.tag} kon niet heropend worden."
         return f"Je vervolgvraag bij {ticket.tag} gaat naar dezelfde expert. Het antwoord komt hier terecht."
 
     def pending_answers(self, incoming: Incoming) -> list[str]:

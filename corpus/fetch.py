@@ -43,9 +43,14 @@ def fetch_source(spec: SourceSpec, base_dir: Path, *, validators: dict[str, str]
     return _read_local(spec, base_dir, max_bytes=max_bytes)
 
 
+def resolve_location(spec: SourceSpec, base_dir: Path) -> Path:
+    """A local source's file or glob pattern, relative locations taken from the manifest's folder."""
+    path = Path(spec.location).expanduser()
+    return path if path.is_absolute() else base_dir / path
+
+
 def _read_local(spec: SourceSpec, base_dir: Path, *, max_bytes: int) -> FetchResult:
-    pattern = Path(spec.location).expanduser()
-    pattern = pattern if pattern.is_absolute() else base_dir / pattern
+    pattern = resolve_location(spec, base_dir)
     if glob.has_magic(str(pattern)):
         paths = sorted(Path(p) for p in glob.glob(str(pattern), recursive=True) if Path(p).is_file())
         if not paths:

@@ -22,7 +22,7 @@ import numpy as np
 
 from corpus.chunking import chunk_document
 from corpus.errors import CorpusError
-from corpus.fetch import FetchResult, fetch_source
+from corpus.fetch import FetchResult, fetch_source, resolve_location
 from corpus.loaders import load_file
 from corpus.manifest import Manifest, SourceSpec
 from retrieval.embedders import Embedder
@@ -132,8 +132,7 @@ def _refresh_lock(index_dir: Path) -> Iterator[None]:
 
 
 def _exists(spec: SourceSpec, base_dir: Path) -> bool:
-    path = Path(spec.location).expanduser()
-    path = path if path.is_absolute() else base_dir / path
+    path = resolve_location(spec, base_dir)
     return any(path.parent.glob(path.name)) if path.parent.exists() else False
 
 
