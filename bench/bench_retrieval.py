@@ -121,7 +121,7 @@ def reply(args: argparse.Namespace) -> dict:
                                 vectors=ChromaIndex(path=settings.index_dir / "chroma"), embedder=embedder)
     with tempfile.TemporaryDirectory() as tmp:
         helpdesk = HelpdeskService.create(retriever=retriever, audit=AuditLog(Path(tmp) / "audit.sqlite", key=b"b"),
-                                          model=embedder.name)
+                                          model=embedder.name, embed=embedder.embed_query)
         questions = [q.question for path in args.questions for q in read_questions(path)]
         for n, q in enumerate(questions[:5]):
             helpdesk.handle(Incoming(channel="bench", conversation_id=f"w{n}", user_id="b", text=q))

@@ -79,7 +79,7 @@ class App:
             composer = GenerativeComposer(base_url=llm.base_url, model=llm.model, api_key=llm.api_key,
                                           timeout=llm.timeout_seconds)
         return HelpdeskService.create(retriever=self.retriever, audit=self.audit, model=self.embedder.name,
-                                      composer=composer, escalator=self.escalator)
+                                      embed=self.embedder.embed_query, composer=composer, escalator=self.escalator)
 
     @cached_property
     def escalation_settings(self) -> EscalationSettings:

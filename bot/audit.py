@@ -10,6 +10,7 @@ import secrets
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,38 @@ CREATE TABLE IF NOT EXISTS feedback (
     PRIMARY KEY (reply_id, user)
 );
 """
+"""Version 0 of the schema; the numbered migrations below take it to the current one."""
+
+NO_ANSWER_REASON = "onvoldoende zekerheid over het antwoord"
+"""The escalation reason the helpdesk gives when no source answers the question well enough: a knowledge gap,
+unlike a question escalated on purpose (a legal-advice rule, an own case, the officer asking for an expert)."""
+
+
+def _migration_1(db: sqlite3.Connection) -> None:
+    # Why a reply was escalated, so that stats can tell knowledge gaps from escalations on purpose.
+    db.execute("ALTER TABLE exchanges ADD COLUMN escalation_reason TEXT")
+    # Before this column the helpdesk logged a confidence with an escalation only when no source answered
+    # confidently (rule escalations and requests for an expert had none): that reason can be restored.
+    db.execute("UPDATE exchanges SET escalation_reason = ? WHERE decision = ? AND confidence IS NOT NULL",
+               (NO_ANSWER_REASON, str(Decision.ESCALATE)))
+
+
+_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migration_1}
+
+
+def _migrate(db: sqlite3.Connection) -> int:
+    """Apply the missing migrations in order, each in one transaction with its version; returns the version."""
+    for number in sorted(_MIGRATIONS):
+        if db.execute("PRAGMA user_version").fetchone()[0] >= number:
+            continue
+        with db:
+            db.execute("BEGIN IMMEDIATE")
+            # Another process may have migrated while this one waited for the lock.
+            if db.execute("PRAGMA user_version").fetchone()[0] >= number:
+                continue
+            _MIGRATIONS[number](db)
+            db.execute(f"PRAGMA user_version = {int(number)}")  # a pragma takes no parameters; an int of ours
+    return db.execute("PRAGMA user_version").fetchone()[0]
 
 
 def load_or_create_key(path: Path) -> bytes:
@@ -63,7 +96,8 @@ class Stats:
     feedback_up: int
     feedback_down: int
     gaps: list[tuple[str, int]]
-    """Most frequent questions without a good answer (escalated, out of scope or disliked)."""
+    """Most frequent questions the sources could not answer (not found, escalated for lack of an answer) or whose
+    answer was disliked; off-topic questions and escalations on purpose (legal advice, an own case) are not gaps."""
 
 
 class AuditLog:
@@ -73,6 +107,7 @@ class AuditLog:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False)
         self._db.executescript(_SCHEMA)
+        self.version = _migrate(self._db)
         self._key = key
         self._lock = threading.Lock()
 
@@ -81,28 +116,30 @@ class AuditLog:
         return hmac.new(self._key, f"{channel}:{user_id}".encode(), hashlib.sha256).hexdigest()[:20]
 
     def record(self, *, channel: str, conversation_id: str, user_id: str, question: str, query: str,
-               reply: Reply, confidence: float | None) -> None:
-        """Log one exchange."""
+               reply: Reply, confidence: float | None, reason: str | None = None) -> None:
+        """Log one exchange; ``reason`` says why an escalated question went to the expert pool."""
         citations = json.dumps([c.as_dict() | {"chunk_id": c.chunk_id} for c in reply.citations], ensure_ascii=False)
         with self._lock:
+            reason = reason if reply.decision is Decision.ESCALATE else None
             self._db.execute(
                 "INSERT OR REPLACE INTO exchanges (reply_id, at, channel, conversation, user, question, query, "
-                "decision, reply, citations, confidence, ticket) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "decision, reply, citations, confidence, ticket, escalation_reason) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (reply.reply_id, time.time(), channel, self.pseudonym(channel, conversation_id),
                  self.pseudonym(channel, user_id), question, query, str(reply.decision), reply.text, citations,
-                 confidence, reply.ticket),
+                 confidence, reply.ticket, reason),
             )
             self._db.commit()
 
     def exchange(self, reply_id: str) -> dict | None:
         """One logged exchange, or None."""
         with self._lock:
-            cur = self._db.execute("SELECT reply_id, question, query, decision, citations, channel FROM exchanges "
-                                   "WHERE reply_id = ?", (reply_id,))
+            cur = self._db.execute("SELECT reply_id, question, query, decision, citations, channel, escalation_reason "
+                                   "FROM exchanges WHERE reply_id = ?", (reply_id,))
             row = cur.fetchone()
         if row is None:
             return None
-        keys = ("reply_id", "question", "query", "decision", "citations", "channel")
+        keys = ("reply_id", "question", "query", "decision", "citations", "channel", "escalation_reason")
         record = dict(zip(keys, row))
         record["citations"] = json.loads(record["citations"])
         return record
@@ -136,31 +173,45 @@ class AuditLog:
             db = self._db
             per_day = db.execute("SELECT date(at, 'unixepoch', 'localtime') d, count(*) FROM exchanges WHERE at >= ? "
                                  "GROUP BY d ORDER BY d", (since,)).fetchall()
-            decisions = dict(db.execute("SELECT decision, count(*) FROM exchanges WHERE at >= ? GROUP BY decision",
-                                        (since,)).fetchall())
+            counts = dict(db.execute("SELECT decision, count(*) FROM exchanges WHERE at >= ? GROUP BY decision",
+                                     (since,)).fetchall())
             up, down = db.execute(
                 "SELECT coalesce(sum(value = 1), 0), coalesce(sum(value = -1), 0) FROM feedback f "
                 "JOIN exchanges e USING (reply_id) WHERE e.at >= ?", (since,)).fetchone()
             gaps = db.execute(
-                "SELECT lower(trim(question)) q, count(*) n FROM exchanges e WHERE at >= ? AND (decision IN (?, ?) "
+                "SELECT lower(trim(question)) q, count(*) n FROM exchanges e WHERE at >= ? AND (decision = ? "
+                "OR (decision = ? AND escalation_reason = ?) "
                 "OR EXISTS (SELECT 1 FROM feedback f WHERE f.reply_id = e.reply_id AND f.value = -1)) "
                 "GROUP BY q ORDER BY n DESC, max(at) DESC LIMIT ?",
-                (since, str(Decision.ESCALATE), str(Decision.OUT_OF_SCOPE), top)).fetchall()
+                (since, str(Decision.NOT_FOUND), str(Decision.ESCALATE), NO_ANSWER_REASON, top)).fetchall()
+        # Every decision is shown, in the order of the enum, even at 0; an unknown one (an older log) after them.
+        decisions = {str(d): counts.pop(str(d), 0) for d in Decision} | dict(sorted(counts.items()))
         total = sum(decisions.values())
         return Stats(per_day=per_day, decisions=decisions, total=total,
                      escalation_rate=decisions.get(str(Decision.ESCALATE), 0) / total if total else 0.0,
                      feedback_up=up, feedback_down=down, gaps=gaps)
 
     def export_disliked(self) -> list[dict]:
-        """Disliked answers as eval lines ({"id", "question", "gold": [], "expect"}) to turn into test questions."""
+        """Disliked questions as eval lines ({"id", "question", "gold": [], "expect"}) to turn into test questions.
+
+        One line per distinct question (case and spacing aside), in the order the question was first asked and
+        described by that first disliked reply; ``dislikes`` counts the 👎 over all its replies.
+        """
         with self._lock:
             rows = self._db.execute(
-                "SELECT e.reply_id, e.question, e.decision, e.citations FROM exchanges e JOIN feedback f "
-                "USING (reply_id) WHERE f.value = -1 GROUP BY e.reply_id ORDER BY min(e.at)").fetchall()
-        return [{"id": reply_id, "question": question, "gold": [],
-                 "expect": "answer" if decision == str(Decision.ANSWER) else decision,
-                 "answered_with": [c.get("label") or c.get("title") for c in json.loads(citations)]}
-                for reply_id, question, decision, citations in rows]
+                "SELECT e.reply_id, e.question, e.decision, e.citations, count(*) FROM exchanges e JOIN feedback f "
+                "USING (reply_id) WHERE f.value = -1 GROUP BY e.reply_id ORDER BY e.at, e.reply_id").fetchall()
+        lines: dict[str, dict] = {}
+        for reply_id, question, decision, citations, dislikes in rows:
+            key = " ".join(question.split()).casefold()
+            if key in lines:
+                lines[key]["dislikes"] += dislikes
+                continue
+            lines[key] = {"id": reply_id, "question": question, "gold": [],
+                          "expect": "answer" if decision == str(Decision.ANSWER) else decision,
+                          "answered_with": [c.get("label") or c.get("title") for c in json.loads(citations)],
+                          "dislikes": dislikes}
+        return list(lines.values())
 
     def close(self) -> None:
         """Close the database."""

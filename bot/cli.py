@@ -13,6 +13,7 @@ from bot.app import App
 from bot.audit import AuditLog
 from bot.core import HelpdeskService
 from bot.messages import Incoming
+from bot.routing_cli import routing_group
 from bot.channels.console import ConsoleChat, console_incoming, render
 from bot.settings import BotSettings
 from corpus.cli import corpus_group
@@ -46,6 +47,7 @@ def main(ctx: click.Context, verbose: bool) -> None:
 main.add_command(corpus_group)
 main.add_command(tickets_group)
 main.add_command(experts_group)
+main.add_command(routing_group)
 
 
 @main.command("eval")
@@ -80,15 +82,19 @@ def eval_command(app: App, questions: Path, k: int, mode: str, as_json: bool) ->
     click.echo(f"  latency    p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms")
     decision = result["decision_accuracy"]
     click.echo(f"  decisions  {'n/a' if decision is None else f'{decision:.3f}'}")
-    missed = [row["id"] for row in result["per_question"] if row["rank"] is None]
-    if missed:
-        click.echo(f"  not found in top {k}: {', '.join(missed)}")
+    skipped = result["skipped"]
+    if skipped:
+        reasons = ", ".join(f"{count} {reason}" for reason, count in skipped.items())
+        click.echo(f"  skipped    {sum(skipped.values())} questions without retrieval gold ({reasons}); "
+                   f"retrieval metrics over {result['retrieval_n']}")
+    if result["missed"]:
+        click.echo(f"  not found in top {k}: {', '.join(result['missed'])}")
 
 
 def _decider(app: App):
     """The helpdesk's decision for a question, each in a fresh conversation, logged nowhere permanent."""
     helpdesk = HelpdeskService.create(retriever=app.retriever, audit=AuditLog(Path(":memory:"), key=b"eval"),
-                                      model=app.embedder.name)
+                                      model=app.embedder.name, embed=app.embedder.embed_query)
     counter = iter(range(1_000_000))
 
     def decide(question: str) -> str:
@@ -135,17 +141,17 @@ def chat_command(app: App) -> None:
 def stats_command(app: App, days: int) -> None:
     """Questions per day, decision mix, escalation rate, feedback, and the knowledge gaps to fill."""
     stats = app.audit.stats(days=days)
-    click.echo(f"Laatste {days} dagen. Vragen: {stats.total}")
+    click.echo(f"Last {days} days. Questions: {stats.total}")
     for day, count in stats.per_day:
         click.echo(f"  {day}  {count}")
-    mix = ", ".join(f"{decision} {count}" for decision, count in sorted(stats.decisions.items()))
-    click.echo(f"Beslissingen: {mix or '-'}")
-    click.echo(f"Doorverwezen naar experts: {stats.escalation_rate:.0%}")
+    mix = ", ".join(f"{decision} {count}" for decision, count in stats.decisions.items())
+    click.echo(f"Decisions: {mix}")
+    click.echo(f"Escalated to experts: {stats.escalation_rate:.0%}")
     votes = stats.feedback_up + stats.feedback_down
-    ratio = f" ({stats.feedback_up / votes:.0%} positief)" if votes else ""
+    ratio = f" ({stats.feedback_up / votes:.0%} positive)" if votes else ""
     click.echo(f"Feedback: 👍 {stats.feedback_up} / 👎 {stats.feedback_down}{ratio}")
     if stats.gaps:
-        click.echo("Vragen zonder goed antwoord (kennislacunes):")
+        click.echo("Knowledge gaps (not found, escalated for lack of an answer, or disliked):")
         for question, count in stats.gaps:
             click.echo(f"  {count}x  {question}")
 
@@ -159,9 +165,13 @@ def feedback_group() -> None:
 @click.option("-o", "--output", type=click.File("w", encoding="utf-8"), default="-", help="JSONL file (default: stdout).")
 @click.pass_obj
 def feedback_export_command(app: App, output) -> None:
-    """Disliked answers as JSONL in the eval format, to turn into test questions (fill in "gold")."""
-    for line in app.audit.export_disliked():
+    """Disliked answers as JSONL in the eval format, one line per question, to turn into test questions (fill in
+    "gold")."""
+    lines = app.audit.export_disliked()
+    for line in lines:
         output.write(json.dumps(line, ensure_ascii=False) + "\n")
+    where = "stdout" if output.name == "<stdout>" else output.name
+    click.echo(f"{len(lines)} disliked question{'' if len(lines) == 1 else 's'} written to {where}.", err=True)
 
 
 @main.group("log")
@@ -177,7 +187,8 @@ def log_purge_command(app: App, days: int | None) -> None:
     """Delete logged questions, replies and feedback older than the retention period."""
     keep = days or app.bot_settings.retention_days
     removed = app.audit.purge(older_than_days=keep)
-    click.echo(f"{removed} exchanges older than {keep} days removed.")
+    click.echo(f"Removed {removed} logged exchange{'' if removed == 1 else 's'} older than {keep} days (and their "
+               "feedback).")
 
 
 @main.command("serve")

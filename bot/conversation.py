@@ -31,6 +31,12 @@ class Turn:
     chunk_ids: tuple[str, ...]
     at: float
     ticket: int | None = None
+    full_question: str = ""
+    """The question as a whole sentence: a follow-up spelled out. What an expert reads; defaults to ``question``."""
+
+    def __post_init__(self) -> None:
+        if not self.full_question:
+            object.__setattr__(self, "full_question", self.question)
 
 
 class ConversationMemory:
@@ -66,20 +72,29 @@ class ConversationMemory:
             self._turns.pop(conversation_id, None)
 
 
+@dataclass(frozen=True)
+class Topic:
+    """A procurement topic a follow-up can switch to; topics of one kind replace each other."""
+
+    kind: str
+    phrases: tuple[str, ...]
+
+
 @lru_cache(maxsize=1)
-def _topics() -> tuple[tuple[str, ...], ...]:
+def _topics() -> tuple[Topic, ...]:
     text = resources.files("bot").joinpath("data/topics.yaml").read_text(encoding="utf-8")
-    return tuple(tuple(t.lower() for t in group) for group in yaml.safe_load(text)["topics"])
+    data = yaml.safe_load(text)["topics"]
+    return tuple(Topic(kind, tuple(t.lower() for t in group)) for kind, groups in data.items() for group in groups)
 
 
-def _topic_phrases(text: str) -> list[tuple[int, str]]:
-    """(topic index, phrase) for every topic named in the text, longest phrases first."""
+def _topic_phrases(text: str) -> list[tuple[Topic, str]]:
+    """(topic, phrase) for every topic named in the text, each topic's longest phrase."""
     lower = text.lower()
     found = []
-    for index, group in enumerate(_topics()):
-        for phrase in sorted(group, key=len, reverse=True):
+    for topic in _topics():
+        for phrase in sorted(topic.phrases, key=len, reverse=True):
             if re.search(rf"\b{re.escape(phrase)}\b", lower):
-                found.append((index, phrase))
+                found.append((topic, phrase))
                 break
     return found
 
@@ -90,22 +105,39 @@ def is_follow_up(question: str) -> bool:
     return bool(_FOLLOW_UP.match(question)) and len(words) <= FOLLOW_UP_MAX_WORDS
 
 
-def contextual_query(question: str, history: list[Turn]) -> str:
-    """The query to retrieve on: the question itself, or for a follow-up the previous question adapted to it."""
-    answered = [t for t in history if t.decision in (Decision.ANSWER, Decision.ESCALATE)]
+_PREPOSITION = re.compile(r"^(voor|bij|in|met|na|onder|boven|zonder|tijdens|binnen|als|indien)\b", re.IGNORECASE)
+
+
+def _remainder(question: str) -> str:
+    """The follow-up without its leading "en" / "wat met" and its question mark: "en voor werken?" -> "voor werken"."""
+    rest = _FOLLOW_UP.sub("", question, count=1).strip(" ?!.,")
+    return rest if _PREPOSITION.match(rest) else f"voor {rest}"
+
+
+def contextual_query(question: str, history: list[Turn]) -> tuple[str, str]:
+    """(query to retrieve on, the question as a whole sentence) for a message in its conversation.
+
+    A follow-up that names another topic of the same kind asks the previous question about it ("en bij een
+    innovatiepartnerschap?"); one that names a topic of another kind narrows it ("Tot welk bedrag volstaat een
+    aanvaarde factuur voor werken?"); one that names no topic is read together with the previous question.
+    """
+    answered = [t for t in history if t.decision in (Decision.ANSWER, Decision.ESCALATE, Decision.NOT_FOUND)]
     if not answered or not is_follow_up(question):
-        return question
-    previous = answered[-1].query
+        return question, question
+    previous = answered[-1].full_question
     new_topics = _topic_phrases(question)
     if not new_topics:
-        return f"{question} {previous}"
-    # The follow-up names another topic: ask the previous question about that topic instead.
+        return f"{question} {previous}", f"{previous.rstrip()} (Vervolgvraag: {question.strip()})"
     adapted = previous
-    new_ids = {index for index, _ in new_topics}
-    for index, phrase in _topic_phrases(previous):
-        if index not in new_ids:
-            adapted = re.sub(rf"\b{re.escape(phrase)}\b", " ".join(p for _, p in new_topics), adapted,
-                             flags=re.IGNORECASE)
-    if adapted == previous:
-        adapted = f"{previous} {' '.join(p for _, p in new_topics)}"
-    return adapted
+    old_topics = _topic_phrases(previous)
+    narrowed = False
+    for topic, phrase in new_topics:
+        same_kind = [(t, p) for t, p in old_topics if t.kind == topic.kind and t != topic]
+        for _, old_phrase in same_kind:
+            adapted = re.sub(rf"\b{re.escape(old_phrase)}\b", phrase, adapted, flags=re.IGNORECASE)
+        if not same_kind and all(t != topic for t, _ in old_topics):
+            narrowed = True
+    if narrowed or adapted == previous:
+        body = adapted.rstrip().rstrip("?").rstrip()
+        adapted = f"{body} {_remainder(question)}?"
+    return adapted, adapted

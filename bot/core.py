@@ -6,15 +6,20 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
+
 from bot.audit import AuditLog
-from bot.conversation import ConversationMemory, Turn, contextual_query
+from bot.conversation import ConversationMemory, Turn, contextual_query, is_follow_up
+from bot.intent import Intent, IntentPrediction
 from bot.messages import Action, ActionKind, Citation, Decision, Incoming, Reply
-from bot.policy import RuleMatch, Rules, Thresholds, load_rules, signals, thresholds_for
+from bot.policy import RuleMatch, Rules, load_rules
+from bot.routing import Evidence, Router, Verdict, load_routing
 from retrieval.answer import extract
+from retrieval.evidence import TermStats
 from retrieval.types import SearchHit
 
 logger = logging.getLogger(__name__)
@@ -26,6 +31,17 @@ SEARCH_K = 5
 NEXT_STEP_ANSWER = ("Was dit nuttig? Geef 👍 of 👎. Twijfel je nog, typ dan /expert en ik leg je vraag voor aan "
                     "de expertenpool.")
 NEXT_STEP_EXPERT_OFFER = "Typ /expert als je je vraag aan de expertenpool wilt voorleggen."
+_NO_ANSWER = {
+    Verdict.OFF_TOPIC: ("Daarover vind ik niets in mijn bronnen: ik ken alleen regels en richtlijnen over "
+                        "overheidsopdrachten, met de nadruk op innovatieve procedures. Gaat je vraag toch over een "
+                        "overheidsopdracht, formuleer ze dan anders.", Decision.OUT_OF_SCOPE),
+    Verdict.NO_SOURCE: ("Dat vind ik niet in mijn bronnen: geen van de teksten die ik ken beantwoordt deze vraag, "
+                        "en ik wil je geen passage geven die er alleen op lijkt. De expertenpool kan je wel verder "
+                        "helpen.", Decision.NOT_FOUND),
+}
+"""What the officer reads when no source answers: off-topic, or a procurement question the corpus does not cover."""
+OWN_CASE_LABEL = "je eigen dossier of een concreet geschil"
+"""How the reply names an own-case question that no precise rule labelled more exactly."""
 HELP_TEXT = (
     "Ik ben Vraagbaak, de eerstelijnshelpdesk voor innovatieve overheidsopdrachten (PCP, innovatiepartnerschap, "
     "concurrentiegerichte dialoog, onderhandelingsprocedures, marktconsultatie, drempels).\n"
@@ -41,6 +57,23 @@ class Retriever(Protocol):
 
     def search(self, query: str, *, k: int = 10, mode: str = "hybrid") -> list[SearchHit]:
         """Ranked hits."""
+        ...
+
+    def term_stats(self) -> TermStats:
+        """Document frequencies of the served corpus (the evidence judge weighs terms by them)."""
+        ...
+
+
+class Routing(Protocol):
+    """The learned half of routing (bot/routing.py implements it): intent, and whether a source answers."""
+
+    def intent(self, question: str) -> IntentPrediction:
+        """What the officer wants."""
+        ...
+
+    def evidence(self, question: str, hits: Sequence[SearchHit], stats: TermStats, *,
+                 off_topic: bool = False) -> Evidence:
+        """Whether one of the hits answers the question."""
         ...
 
 
@@ -105,17 +138,18 @@ class HelpdeskService:
     escalator: Escalator
     memory: ConversationMemory
     rules: Rules
-    thresholds: Thresholds
+    router: Routing
     composer: Composer | None = None
     clock: Callable[[], float] = time.time
 
     @classmethod
-    def create(cls, *, retriever: Retriever, audit: AuditLog, model: str, escalator: Escalator | None = None,
-               thresholds: Thresholds | None = None, composer: Composer | None = None) -> "HelpdeskService":
-        """A service with the bundled rules, the thresholds calibrated for ``model`` and default memory."""
+    def create(cls, *, retriever: Retriever, audit: AuditLog, model: str,
+               embed: Callable[[str], np.ndarray] | None = None, escalator: Escalator | None = None,
+               composer: Composer | None = None) -> "HelpdeskService":
+        """A service with the bundled rules, the routing model trained for ``model`` and default memory."""
         return cls(retriever=retriever, audit=audit, escalator=escalator or NoEscalation(),
-                   memory=ConversationMemory(), rules=load_rules(), thresholds=thresholds or thresholds_for(model),
-                   composer=composer)
+                   memory=ConversationMemory(), rules=load_rules(),
+                   router=Router(load_routing(model), embed=embed), composer=composer)
 
     # -- entry points -------------------------------------------------------------------------------------
 
@@ -167,12 +201,16 @@ class HelpdeskService:
         if question is None and reply_id is not None:
             logged = self.audit.exchange(reply_id)
             question = logged["question"] if logged else None
+            turn = next((t for t in history if t.reply_id == reply_id), None)
+            if turn is not None:
+                question = turn.full_question
         if question is None and history:
-            question = history[-1].question
+            # A follow-up ("en voor werken?") reaches the expert as the whole question it stands for.
+            question = history[-1].full_question
         if not question:
             return self._reply("Welke vraag wil je aan de expertenpool voorleggen? Typ /expert gevolgd door je "
                                "vraag.", Decision.CLARIFY)
-        already = next((t.ticket for t in reversed(history) if t.ticket and t.question == question), None)
+        already = next((t.ticket for t in reversed(history) if t.ticket and t.full_question == question), None)
         if already is not None:
             return self._reply(f"Die vraag ligt al bij de expertenpool als VB-{already}. Met /status volg je ze op.",
                                Decision.ESCALATE)
@@ -184,37 +222,35 @@ class HelpdeskService:
 
     def _question(self, incoming: Incoming, question: str) -> Reply:
         history = self.memory.history(incoming.conversation_id)
+        # Precise rules first: an explicit request for a person, or a pattern that only an own case matches.
         if self.rules.asks_for_expert(question):
-            # "Kan ik een jurist spreken?" right after a question is about that question.
-            return self.ask_expert(incoming, question=None if history and len(question) < 80 else question)
+            return self._person(incoming, question, history)
         legal = self.rules.legal_match(question)
         if legal is not None:
             return self._legal(incoming, question, legal)
         if self.rules.is_vague(question) and not history:
-            return self._reply(
-                "Kun je je vraag wat concreter maken? Vertel bijvoorbeeld over welke procedure of welk type "
-                "opdracht het gaat, en wat je wilt weten: \"Wanneer mag ik een innovatiepartnerschap gebruiken?\" "
-                "of \"Tot welk bedrag volstaat een aanvaarde factuur?\"", Decision.CLARIFY, incoming=incoming,
-                question=question)
-        query = contextual_query(question, history)
+            return self._clarify(incoming, question)
+        intent = self.router.intent(question).intent
+        if intent is Intent.PERSON:
+            return self._person(incoming, question, history)
+        if intent is Intent.OWN_CASE:
+            return self._legal(incoming, question, RuleMatch("own_case", OWN_CASE_LABEL))
+        follow_up = bool(history) and is_follow_up(question)
+        if intent is Intent.VAGUE and not follow_up:
+            return self._clarify(incoming, question)
+        query, full_question = contextual_query(question, history)
         hits = self._search(query)
-        dense, cov = signals(query, hits)
-        verdict = self.thresholds.decide(dense, cov) if hits else "out_of_scope"
-        if verdict == "out_of_scope":
-            return self._reply(
-                "Daarover vind ik niets in mijn bronnen: ik ken alleen regels en richtlijnen over "
-                "overheidsopdrachten, met de nadruk op innovatieve procedures. Gaat je vraag toch over een "
-                f"overheidsopdracht, formuleer ze dan anders. {NEXT_STEP_EXPERT_OFFER}",
-                Decision.OUT_OF_SCOPE, incoming=incoming, question=question, query=query, confidence=dense,
-                actions=(ActionKind.ASK_EXPERT,))
-        if verdict == "escalate":
-            return self._escalate(
-                incoming, question, query, hits, reason="onvoldoende zekerheid over het antwoord",
-                intro="Ik vind geen bron die je vraag goed genoeg beantwoordt, dus ik leg ze voor aan de "
-                      "expertenpool.", confidence=dense, show_sources=False)
-        return self._answer(incoming, question, query, hits, dense)
+        evidence = self.router.evidence(query, hits, self.retriever.term_stats(),
+                                        off_topic=intent is Intent.OFF_TOPIC and not follow_up)
+        if evidence.verdict is not Verdict.ANSWERS:
+            text, decision = _NO_ANSWER[evidence.verdict]
+            return self._reply(f"{text} {NEXT_STEP_EXPERT_OFFER}", decision, incoming=incoming, question=question,
+                               query=query, confidence=evidence.best, actions=(ActionKind.ASK_EXPERT,),
+                               full_question=full_question)
+        return self._answer(incoming, question, query, hits, evidence, full_question)
 
-    def _answer(self, incoming: Incoming, question: str, query: str, hits: list[SearchHit], conf: float) -> Reply:
+    def _answer(self, incoming: Incoming, question: str, query: str, hits: list[SearchHit], evidence: Evidence,
+                full_question: str) -> Reply:
         composed = self.composer.compose(question, hits) if self.composer else None
         if composed is not None:
             body, cited = composed
@@ -227,8 +263,19 @@ class HelpdeskService:
         citations = _citations(cited)
         text = f"{body}\n\n{NEXT_STEP_ANSWER}"
         return self._reply(text, Decision.ANSWER, incoming=incoming, question=question, query=query,
-                           citations=citations, confidence=conf,
+                           citations=citations, confidence=evidence.best, full_question=full_question,
                            actions=(ActionKind.FEEDBACK_UP, ActionKind.FEEDBACK_DOWN, ActionKind.ASK_EXPERT))
+
+    def _clarify(self, incoming: Incoming, question: str) -> Reply:
+        return self._reply(
+            "Kun je je vraag wat concreter maken? Vertel bijvoorbeeld over welke procedure of welk type "
+            "opdracht het gaat, en wat je wilt weten: \"Wanneer mag ik een innovatiepartnerschap gebruiken?\" "
+            "of \"Tot welk bedrag volstaat een aanvaarde factuur?\"", Decision.CLARIFY, incoming=incoming,
+            question=question)
+
+    def _person(self, incoming: Incoming, question: str, history: list[Turn]) -> Reply:
+        # "Kan ik een jurist spreken?" right after a question is about that question.
+        return self.ask_expert(incoming, question=None if history and len(question) < 80 else question)
 
     def _legal(self, incoming: Incoming, question: str, match: RuleMatch) -> Reply:
         hits = self._search(question)
@@ -238,16 +285,16 @@ class HelpdeskService:
                   "concrete situatie bekijken. Ik leg je vraag voor aan de expertenpool.")
 
     def _escalate(self, incoming: Incoming, question: str, query: str, hits: list[SearchHit], *, reason: str,
-                  intro: str, confidence: float | None = None, show_sources: bool = True) -> Reply:
-        history = [t.question for t in self.memory.history(incoming.conversation_id)]
+                  intro: str, confidence: float | None = None) -> Reply:
+        history = [t.full_question for t in self.memory.history(incoming.conversation_id)]
         ticket, outro = self.escalator.escalate(incoming, question=question, hits=hits[:3], reason=reason,
                                                 history=history)
-        # Sources are offered only when retrieval found something related, never when it is the reason to escalate.
-        cited = hits[:2] if show_sources and hits and self.thresholds.decide(*signals(question, hits)) == "answer" \
-            else []
+        # Sources are offered only when one of them answers the question as asked, never a near miss.
+        answering = self.router.evidence(question, hits, self.retriever.term_stats()) if hits else None
+        cited = hits[:2] if answering is not None and answering.verdict is Verdict.ANSWERS else []
         text = intro + (" Deze bronnen kunnen intussen helpen:" if cited else "") + "\n\n" + outro
         return self._reply(text, Decision.ESCALATE, incoming=incoming, question=question, query=query,
-                           citations=_citations(cited), ticket=ticket, confidence=confidence)
+                           citations=_citations(cited), ticket=ticket, confidence=confidence, reason=reason)
 
     # -- helpers ------------------------------------------------------------------------------------------
 
@@ -259,17 +306,19 @@ class HelpdeskService:
 
     def _reply(self, text: str, decision: Decision, *, incoming: Incoming | None = None, question: str | None = None,
                query: str | None = None, citations: tuple[Citation, ...] = (), ticket: int | None = None,
-               confidence: float | None = None, actions: tuple[ActionKind, ...] = ()) -> Reply:
+               confidence: float | None = None, actions: tuple[ActionKind, ...] = (),
+               full_question: str | None = None, reason: str | None = None) -> Reply:
         reply_id = uuid.uuid4().hex[:12]
         reply = Reply(text=text, decision=decision, reply_id=reply_id, citations=citations,
                       actions=tuple(Action(kind, reply_id) for kind in actions), ticket=ticket)
         if incoming is not None and question is not None:
             self.audit.record(channel=incoming.channel, conversation_id=incoming.conversation_id,
                               user_id=incoming.user_id, question=question, query=query or question, reply=reply,
-                              confidence=confidence)
+                              confidence=confidence, reason=reason)
             self.memory.add(incoming.conversation_id, Turn(
                 question=question, query=query or question, reply_id=reply_id, decision=decision,
-                chunk_ids=tuple(c.chunk_id for c in citations), at=self.clock(), ticket=ticket))
+                chunk_ids=tuple(c.chunk_id for c in citations), at=self.clock(), ticket=ticket,
+                full_question=full_question or question))
         return reply
 
 

@@ -33,16 +33,18 @@ class PoolEscalator:
             officer=self._officer(incoming), channel=incoming.channel,
             reply_address=incoming.reply_address or {}, question=question, reason=reason, topic="",
             officer_name=incoming.user_name, context=[q for q in history if q != question][-3:], sources=sources))
+        where = _answer_arrives(incoming)
         if self.service.pool is None:
             note = (f"Je vraag is geregistreerd als {ticket.tag}, maar er is nog geen expertenpool ingesteld: de "
                     "beheerder van de helpdesk ziet ze in de lijst met tickets. Met /status volg je ze op.")
         elif self.service.mailer is None:
             note = (f"Je vraag heeft nummer {ticket.tag}. De mail naar de expertenpool staat klaar en vertrekt zodra "
-                    "de mailserver is ingesteld. Het antwoord krijg je hier in dit gesprek; met /status volg je ze op.")
+                    f"de mailserver is ingesteld. Het antwoord krijg je {where}; met /status volg je ze op.")
         else:
             who = f" ({ticket.expert_name})" if ticket.expert_name else ""
-            note = (f"Je vraag heeft nummer {ticket.tag} en gaat naar een expert{who}. Het antwoord krijg je hier in "
-                    f"dit gesprek, normaal binnen {self.service.sla_hours:g} uur. Met /status volg je ze op.")
+            note = (f"Je vraag heeft nummer {ticket.tag} en gaat naar een expert{who}, die normaal binnen "
+                    f"{self.service.sla_hours:g} uur antwoordt. Het antwoord krijg je {where}. Met /status volg je "
+                    "ze op.")
         return ticket.number, note
 
     def status(self, incoming: Incoming) -> str:
@@ -70,9 +72,15 @@ class PoolEscalator:
             ticket = self.service.follow_up(number, self._officer(incoming), text)
         except TicketNotFound:
             return f"Ik vind geen vraag VB-{number} van jou."
-        return f"Je vervolgvraag bij {ticket.tag} gaat naar dezelfde expert. Het antwoord komt hier terecht."
+        where = _answer_arrives(incoming)
+        return f"Je vervolgvraag bij {ticket.tag} gaat naar dezelfde expert. Het antwoord krijg je {where}."
 
     def pending_answers(self, incoming: Incoming) -> list[str]:
         """Expert answers waiting for this officer in a pull channel (the console)."""
         user = incoming.user_id
         return self.service.take_pending(incoming.channel, lambda address: address.get("user") == user)
+
+
+def _answer_arrives(incoming: Incoming) -> str:
+    """Where the expert's answer will reach the officer, as the channel said (default: this conversation)."""
+    return incoming.answer_arrives or "hier in dit gesprek"

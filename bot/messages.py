@@ -14,6 +14,9 @@ class Decision(StrEnum):
     CLARIFY = "clarify"
     ESCALATE = "escalate"
     OUT_OF_SCOPE = "out_of_scope"
+    """Not about public procurement (or anything else the corpus covers)."""
+    NOT_FOUND = "not_found"
+    """About procurement, but no source in the corpus answers it: said plainly, with the offer of an expert."""
 
 
 class ActionKind(StrEnum):
@@ -46,6 +49,9 @@ class Incoming:
     reply_address: dict[str, Any] | None = None
     """Opaque data the channel needs to write back later (chat id, ConversationReference)."""
     message_id: str | None = None
+    answer_arrives: str | None = None
+    """Dutch, completing "Het antwoord krijg je ...": where an expert's later answer reaches the officer, set by a
+    channel that cannot write into this conversation afterwards (the console). None: "hier in dit gesprek"."""
 
 
 @dataclass(frozen=True)

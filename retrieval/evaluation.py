@@ -7,6 +7,7 @@ import math
 import re
 import statistics
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,20 +51,50 @@ def _norm(text: str) -> str:
     return re.sub(r"^(artikel|article|art\.?)\s*", "art. ", text)
 
 
+_ARTICLE = re.compile(r"^art\. ([^\s,;:(]+?)[.,;:]*(?=$|[\s,;:(])")
+"""The article a normalised label names: "art. 2.31a, § 1", "art. 1.1 (vervolg)", "art. 40 — x" -> its number."""
+
+
+def _label_keys(label: str) -> set[str]:
+    """A label as printed, and the part that names its unit: the article, or a heading without its addition."""
+    full = _norm(label)
+    article = _ARTICLE.match(full)
+    short = f"art. {article.group(1)}" if article else _norm(re.split(r",|\s\(", label, maxsplit=1)[0])
+    return {full, short}
+
+
+def _gold_keys(entry: str) -> set[str]:
+    """What one gold entry may equal: itself, and for an article reference with a lid or addition, the article."""
+    full = _norm(entry)
+    article = _ARTICLE.match(full)
+    return {full, f"art. {article.group(1)}"} if article else {full}
+
+
 def hit_keys(hit: SearchHit) -> set[str]:
-    """What a gold entry may name for this hit: a document id in the unit, the unit id, or the article label."""
+    """What a gold entry may name for this hit: a document id in the unit, the unit id, or a label of the unit.
+
+    A label counts as printed (``vraagbaak ask --json`` shows the matched passage's label, e.g. "art. 1.1
+    (vervolg)" or a heading with its reference in brackets), as "title — label" (the plain ``ask`` source line),
+    and shortened to what names the unit: the article ("art. 2.31a") or the heading before a comma or bracket.
+    """
     chunk = hit.chunk
     keys = {_norm(chunk.doc_id), _norm(chunk.unit_id), *(_norm(d) for d in hit.doc_ids)}
-    if chunk.label:
-        keys.add(_norm(re.split(r",|\s\(", chunk.label, maxsplit=1)[0]))
+    for label in dict.fromkeys(c.label for c in (chunk, hit.passage) if c.label):
+        keys |= _label_keys(label)
+        keys.add(_norm(f"{chunk.title} — {label}"))
     return keys
+
+
+def _matching(hit: SearchHit, gold: Sequence[str]) -> set[str]:
+    """The gold entries (normalised) this hit matches."""
+    keys = hit_keys(hit)
+    return {_norm(g) for g in gold if _gold_keys(g) & keys}
 
 
 def first_gold_rank(hits: Sequence[SearchHit], gold: Sequence[str]) -> int | None:
     """1-based rank of the first hit matching any gold entry, or None."""
-    wanted = {_norm(g) for g in gold}
     for rank, hit in enumerate(hits, 1):
-        if hit_keys(hit) & wanted:
+        if _matching(hit, gold):
             return rank
     return None
 
@@ -76,7 +107,7 @@ def ndcg(hits: Sequence[SearchHit], gold: Sequence[str], k: int) -> float:
     found: set[str] = set()
     dcg = 0.0
     for rank, hit in enumerate(hits[:k], 1):
-        match = (hit_keys(hit) & wanted) - found
+        match = _matching(hit, gold) - found
         if match:
             found |= match
             dcg += 1.0 / math.log2(rank + 1)
@@ -93,23 +124,48 @@ def percentile(values: Sequence[float], pct: float) -> float:
     return ordered[index]
 
 
+def skip_reason(question: Question) -> str | None:
+    """Why a question is left out of the retrieval metrics, or None when it counts.
+
+    Only questions the helpdesk should answer from a source have a unit to find: the others (expect out_of_scope,
+    not_found, clarify, escalate) carry no gold and are measured by the decision accuracy alone.
+    """
+    if question.expect not in (None, "answer"):
+        return f"expect {question.expect}"
+    if not question.gold:
+        return "no gold"
+    return None
+
+
 def evaluate(questions: Sequence[Question], search: Callable[[str], list[SearchHit]], *, k: int = 10,
              decide: Callable[[str], str] | None = None) -> dict:
-    """Run every question and compute the metrics (the ``--json`` object of ``vraagbaak eval``)."""
+    """Run every question and compute the metrics (the ``--json`` object of ``vraagbaak eval``).
+
+    Retrieval metrics are over the questions with gold only (``retrieval_n``); ``skipped`` counts the others by
+    reason and ``missed`` lists the counted questions whose gold is not in the top ``k``.
+    """
     per_question = []
     latencies = []
     ranks: list[int | None] = []
     ndcgs = []
+    skipped: Counter[str] = Counter()
+    missed = []
     decisions_right = decisions_total = 0
     for q in questions:
         started = time.perf_counter()
         hits = search(q.question)
         latencies.append((time.perf_counter() - started) * 1000)
-        rank = first_gold_rank(hits[:k], q.gold) if q.gold else None
-        if q.gold:
+        reason = skip_reason(q)
+        rank = first_gold_rank(hits[:k], q.gold) if reason is None else None
+        row = {"id": q.id, "rank": rank, "top": [h.chunk.unit_id for h in hits[:k]]}
+        if reason is None:
             ranks.append(rank)
             ndcgs.append(ndcg(hits, q.gold, 10))
-        row = {"id": q.id, "rank": rank, "top": [h.chunk.unit_id for h in hits[:k]]}
+            if rank is None:
+                missed.append(q.id)
+        else:
+            skipped[reason] += 1
+            row["skipped"] = reason
         if decide is not None and q.expect:
             decision = decide(q.question)
             row["decision"], row["expect"] = decision, q.expect
@@ -123,6 +179,7 @@ def evaluate(questions: Sequence[Question], search: Callable[[str], list[SearchH
 
     return {
         "n": len(questions),
+        "retrieval_n": n,
         "recall@1": recall(1),
         "recall@5": recall(5),
         "recall@10": recall(10),
@@ -130,5 +187,7 @@ def evaluate(questions: Sequence[Question], search: Callable[[str], list[SearchH
         "ndcg@10": statistics.fmean(ndcgs) if ndcgs else 0.0,
         "latency_ms": {"p50": statistics.median(latencies), "p95": percentile(latencies, 95)},
         "decision_accuracy": decisions_right / decisions_total if decisions_total else None,
+        "skipped": dict(sorted(skipped.items())),
+        "missed": missed,
         "per_question": per_question,
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -10,9 +11,10 @@ import numpy as np
 
 from retrieval.embedders import Embedder
 from retrieval.errors import ModelMismatchError
+from retrieval.evidence import TermStats
 from retrieval.lexical import LexicalIndex, analyse
 from retrieval.store import GenerationStore
-from retrieval.terminology import expand
+from retrieval.terminology import expand, special_regimes
 from retrieval.types import Chunk, SearchHit
 from retrieval.vector_index import VectorIndex
 
@@ -31,6 +33,8 @@ class FusionParams:
     twin_threshold: float = 0.9
     """Word overlap (Jaccard, numbers ignored) above which two units are the same rule stated twice."""
     expand_terms: bool = True
+    special_regimes: bool = True
+    """Rank units of special-case parts (special sectors, concessions) lower unless the query names them."""
 
 
 class HybridRetriever:
@@ -43,6 +47,7 @@ class HybridRetriever:
         self._embedder = embedder
         self.params = params or FusionParams()
         self.generation = ""
+        self._stats_lock = threading.Lock()
         self._load(store.require_active())
 
     def _load(self, generation: str) -> None:
@@ -59,6 +64,7 @@ class HybridRetriever:
             self._unit_members.setdefault(chunk.unit_id, []).append(i)
         self._word_cache: dict[int, frozenset[str]] = {}
         self._lexical = LexicalIndex.load(self._store.path(generation) / "bm25")
+        self._term_stats: TermStats | None = None
         self.generation = generation
         logger.info("serving index generation %s (%d chunks)", generation, len(self._chunks))
 
@@ -69,6 +75,16 @@ class HybridRetriever:
             self._load(active)
             return True
         return False
+
+    def term_stats(self) -> TermStats:
+        """Document frequencies over the served chunks (counted on first use, once per generation)."""
+        stats = self._term_stats
+        if stats is None:
+            with self._stats_lock:
+                if self._term_stats is None:
+                    self._term_stats = TermStats.from_chunks(self._chunks)
+                stats = self._term_stats
+        return stats
 
     @property
     def chunks(self) -> Sequence[Chunk]:
@@ -118,7 +134,11 @@ class HybridRetriever:
         dense_rank = {pos: r for r, (pos, _) in enumerate(dense, 1)}
         dense_score = dict(dense)
         best: dict[str, tuple[float, int]] = {}
+        regimes = special_regimes() if self.params.special_regimes else None
+        named = regimes.named_in(query) if regimes else frozenset()
         for pos, score in fused.items():
+            if regimes is not None:
+                score *= regimes.factor_for(self._chunks[pos], named)
             unit = self._chunks[pos].unit_id
             if unit not in best or score > best[unit][0]:
                 best[unit] = (score, pos)

@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
 import yaml
 
 from retrieval.lexical import analyse
+from retrieval.types import Chunk
 
 
 @lru_cache(maxsize=1)
-def _groups() -> tuple[tuple[tuple[str, ...], ...], ...]:
+def groups() -> tuple[tuple[tuple[str, ...], ...], ...]:
+    """The terminology groups, each term as its analysed (stemmed) token sequence."""
     text = resources.files("retrieval").joinpath("data/terminology.yaml").read_text(encoding="utf-8")
     data = yaml.safe_load(text) or {}
-    # Each term is compared as its analysed (stemmed) token sequence.
     return tuple(tuple(tuple(analyse(term)) for term in group) for group in data.get("groups", []))
 
 
 def expand(tokens: list[str]) -> list[str]:
     """Analysed query tokens plus the tokens of every equivalent of a term they contain."""
     extra: list[str] = []
-    for group in _groups():
+    for group in groups():
         if any(_contains(tokens, term) for term in group if term):
             for term in group:
                 if term and not _contains(tokens, term):
@@ -32,3 +36,42 @@ def expand(tokens: list[str]) -> list[str]:
 def _contains(tokens: list[str], term: tuple[str, ...]) -> bool:
     n = len(term)
     return any(tuple(tokens[i : i + n]) == term for i in range(len(tokens) - n + 1))
+
+
+def _fold(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+@dataclass(frozen=True)
+class SpecialRegimes:
+    """Parts of a law that apply only in special cases (``retrieval/data/regimes.yaml``)."""
+
+    factor: float
+    regimes: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...]
+    """(heading phrases, pattern of the words that name the regime) per regime."""
+
+    def named_in(self, query: str) -> frozenset[int]:
+        """The regimes the query names."""
+        folded = _fold(query)
+        return frozenset(i for i, (_, named) in enumerate(self.regimes) if named.search(folded))
+
+    def factor_for(self, chunk: Chunk, named: frozenset[int]) -> float:
+        """The score factor of a unit: below 1 when it sits in a regime the query does not name."""
+        top = _fold(chunk.heading_path[0]) if chunk.heading_path else ""
+        for i, (headings, _) in enumerate(self.regimes):
+            if i not in named and any(h in top for h in headings):
+                return self.factor
+        return 1.0
+
+
+@lru_cache(maxsize=1)
+def special_regimes() -> SpecialRegimes:
+    """The bundled special regimes."""
+    text = resources.files("retrieval").joinpath("data/regimes.yaml").read_text(encoding="utf-8")
+    data = yaml.safe_load(text) or {}
+    regimes = []
+    for regime in data.get("regimes", []):
+        words = "|".join(re.escape(_fold(w)) for w in regime["named_by"])
+        regimes.append((tuple(_fold(h) for h in regime["headings"]), re.compile(rf"\b({words})")))
+    return SpecialRegimes(factor=float(data.get("factor", 1.0)), regimes=tuple(regimes))

@@ -26,11 +26,16 @@ def render(reply: Reply) -> str:
     return "\n\n".join(parts)
 
 
+ANSWER_ARRIVES = "te zien wanneer je de volgende keer `vraagbaak chat` opent"
+"""Where an expert's answer reaches a console officer: the console cannot write into a finished `vraagbaak ask`
+or a closed chat, so waiting answers are shown when the chat starts (``ConsoleChat.run``)."""
+
+
 def console_incoming(text: str, *, user: str | None = None) -> Incoming:
     """A console message: the local user is the officer, one conversation per user."""
     user = user or getpass.getuser()
     return Incoming(channel=CHANNEL, conversation_id=f"console:{user}", user_id=user, text=text, user_name=user,
-                    reply_address={"user": user})
+                    reply_address={"user": user}, answer_arrives=ANSWER_ARRIVES)
 
 
 class ConsoleChat:

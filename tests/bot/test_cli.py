@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from bot.audit import NO_ANSWER_REASON, AuditLog, load_or_create_key
 from bot.cli import main
+from bot.messages import Decision, Reply
 
 
 @pytest.fixture
@@ -47,7 +50,7 @@ def test_refresh_status_ask_and_eval(manifest: Path, tmp_path: Path) -> None:
     assert data["citations"][0]["label"] == "Aanvaarde factuur"
     assert data["citations"][0]["effective_date"] == "2025-01-01"
 
-    text = runner.invoke(main, ["ask", "dialoogrondes met elke kandidaat"])
+    text = runner.invoke(main, ["ask", "Hoe verlopen de dialoogrondes met elke kandidaat?"])
     assert "Bronnen:" in text.output
     assert "Concurrentiegerichte dialoog — Verloop — geldig op 2025-01-01 — https://example.org/dialoog#verloop" \
         in text.output
@@ -100,3 +103,136 @@ def test_bundled_manifest_indexes_the_sample_and_skips_online_sources() -> None:
     ask = CliRunner().invoke(main, ["ask", "Valt PCP onder de wet overheidsopdrachten?", "--json"])
     labels = [c["label"] for c in json.loads(ask.output)["citations"]]
     assert any("PCP" in (label or "") for label in labels)
+
+
+def _audit(home: Path) -> AuditLog:
+    """The audit log the CLI opens for this data dir."""
+    return AuditLog(home / "audit.sqlite", key=load_or_create_key(home / "pseudonym.key"))
+
+
+def _log(audit: AuditLog, question: str, decision: Decision, *, user: str = "an", ticket: int | None = None,
+         dislikes: tuple[str, ...] = (), confidence: float | None = None, reason: str | None = None) -> str:
+    """Record one exchange as the core does, with 👎 from each of ``dislikes``; returns the reply id."""
+    reply = Reply(text="…", decision=decision, reply_id=uuid.uuid4().hex[:12], ticket=ticket)
+    audit.record(channel="console", conversation_id=f"console:{user}", user_id=user, question=question,
+                 query=question, reply=reply, confidence=confidence, reason=reason)
+    for voter in dislikes:
+        assert audit.feedback(reply_id=reply.reply_id, channel="console", user_id=voter, value=-1)
+    return reply.reply_id
+
+
+def test_a_label_copied_from_ask_json_is_a_gold_label_that_eval_finds(tmp_path: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(main, ["corpus", "refresh"]).exit_code == 0
+    question = "Wanneer mag ik de concurrentiegerichte dialoog gebruiken?"
+    ask = runner.invoke(main, ["ask", question, "--json"])
+    labels = [c["label"] for c in json.loads(ask.stdout)["citations"]]
+    assert any("(art. 38 van de wet" in label for label in labels)  # a heading with its reference, as printed
+    questions = tmp_path / "q.jsonl"
+    questions.write_text("".join(json.dumps({"id": f"q{n}", "question": question, "gold": [label]},
+                                            ensure_ascii=False) + "\n" for n, label in enumerate(labels)),
+                         encoding="utf-8")
+    out = runner.invoke(main, ["eval", "--questions", str(questions), "--json"])
+    assert out.exit_code == 0, out.output
+    metrics = json.loads(out.stdout)
+    assert [row["id"] for row in metrics["per_question"] if row["rank"] is None] == []
+    assert metrics["recall@10"] == 1.0
+
+
+def test_eval_lists_only_answerable_questions_as_misses_and_says_what_it_skipped(manifest: Path,
+                                                                                tmp_path: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(main, ["corpus", "refresh", "--manifest", str(manifest)]).exit_code == 0
+    questions = tmp_path / "q.jsonl"
+    questions.write_text("".join(json.dumps(line) + "\n" for line in [
+        {"id": "q1", "question": "aanvaarde factuur onder 30.000 euro", "gold": ["Aanvaarde factuur"],
+         "expect": "answer"},
+        {"id": "q2", "question": "dialoogrondes", "gold": ["notes:elders:niets"], "expect": "answer"},
+        {"id": "weer", "question": "Wat is het weer morgen in Gent?", "gold": [], "expect": "out_of_scope"},
+        {"id": "geding", "question": "Een inschrijver dreigt met een kort geding. Wat moeten we doen?", "gold": [],
+         "expect": "escalate"},
+    ]), encoding="utf-8")
+    text = runner.invoke(main, ["eval", "--questions", str(questions)])
+    assert text.exit_code == 0, text.output
+    assert "not found in top 10: q2\n" in text.output
+    assert "skipped    2 questions without retrieval gold (1 expect escalate, 1 expect out_of_scope)" \
+        in text.output
+    metrics = json.loads(runner.invoke(main, ["eval", "--questions", str(questions), "--json"]).stdout)
+    assert metrics["n"] == 4 and metrics["retrieval_n"] == 2 and metrics["recall@10"] == 0.5
+
+
+def test_one_shot_ask_escalation_says_the_answer_shows_in_vraagbaak_chat(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    pool = tmp_path / "experts.yaml"
+    pool.write_text("fallback: juridische-dienst@example.be\nexperts:\n"
+                    "  - {name: Chloé Dubois, email: chloe.dubois@example.be, topics: [general]}\n", encoding="utf-8")
+    monkeypatch.setenv("VRAAGBAAK_EXPERTS_FILE", str(pool))
+    runner = CliRunner()
+    assert runner.invoke(main, ["corpus", "refresh"]).exit_code == 0
+    ask = runner.invoke(main, ["ask", "Een inschrijver dreigt met een kort geding tegen onze gunningsbeslissing. "
+                                      "Wat moeten we doen?"])
+    assert ask.exit_code == 0, ask.output
+    assert "VB-1" in ask.output
+    assert "hier in dit gesprek" not in ask.output
+    assert "wanneer je de volgende keer `vraagbaak chat` opent" in ask.output
+
+
+def test_maintenance_commands_speak_english(home: Path, tmp_path: Path) -> None:
+    audit = _audit(home)
+    _log(audit, "Tot welk bedrag volstaat een aanvaarde factuur?", Decision.ANSWER, dislikes=("an",))
+    _log(audit, "Wat is het weer morgen in Gent?", Decision.OUT_OF_SCOPE)
+    audit.close()
+    runner = CliRunner()
+    stats = runner.invoke(main, ["stats", "--days", "7"])
+    assert stats.exit_code == 0, stats.output
+    lines = stats.output.splitlines()
+    assert lines[0] == "Last 7 days. Questions: 2"
+    assert "Decisions: answer 1, clarify 0, escalate 0, out_of_scope 1, not_found 0" in lines
+    assert "Escalated to experts: 0%" in lines
+    assert "Feedback: 👍 0 / 👎 1 (0% positive)" in lines
+    assert "Knowledge gaps (not found, escalated for lack of an answer, or disliked):" in lines
+    exported = tmp_path / "disliked.jsonl"
+    export = runner.invoke(main, ["feedback", "export", "-o", str(exported)])
+    assert export.exit_code == 0, export.output
+    assert export.output == f"1 disliked question written to {exported}.\n"
+    purge = runner.invoke(main, ["log", "purge", "--older-than", "30"])
+    assert purge.exit_code == 0, purge.output
+    assert purge.output == "Removed 0 logged exchanges older than 30 days (and their feedback).\n"
+    dutch = ("Laatste", "Vragen", "Beslissingen", "Doorverwezen", "positief", "kennislacunes", "verwijderd")
+    assert not [word for word in dutch if word in stats.output + export.output + purge.output]
+
+
+def test_stats_knowledge_gaps_are_unanswered_questions_not_rule_escalations(home: Path) -> None:
+    audit = _audit(home)
+    legal = "Een inschrijver dreigt met een kort geding tegen onze gunningsbeslissing. Wat moeten we doen?"
+    _log(audit, legal, Decision.ESCALATE, ticket=1, reason="een concreet geschil met een inschrijver")
+    # Logs written before not_found existed escalated for lack of an answer: those stay gaps.
+    _log(audit, "Mag ik drie bestellingen voor dezelfde behoefte apart plaatsen?", Decision.ESCALATE, ticket=2,
+         reason=NO_ANSWER_REASON)
+    _log(audit, "Hoe lang mag een raamovereenkomst voor speeltuinen duren?", Decision.NOT_FOUND)
+    _log(audit, "Hoe lang mag een raamovereenkomst voor speeltuinen duren?", Decision.NOT_FOUND, user="bo")
+    _log(audit, "Wat is het weer morgen in Gent?", Decision.OUT_OF_SCOPE)
+    audit.close()
+    stats = CliRunner().invoke(main, ["stats"])
+    assert stats.exit_code == 0, stats.output
+    assert "Decisions: answer 0, clarify 0, escalate 2, out_of_scope 1, not_found 2" in stats.output
+    gaps = stats.output.split("Knowledge gaps", 1)[1].splitlines()[1:]
+    assert gaps == ["  2x  hoe lang mag een raamovereenkomst voor speeltuinen duren?",
+                    "  1x  mag ik drie bestellingen voor dezelfde behoefte apart plaatsen?"]
+
+
+def test_feedback_export_writes_one_line_per_question_in_a_stable_order(home: Path) -> None:
+    audit = _audit(home)
+    first = _log(audit, "Tot welk bedrag volstaat een aanvaarde factuur?", Decision.ANSWER, dislikes=("an",))
+    _log(audit, "Wat is een innovatiepartnerschap?", Decision.ANSWER, dislikes=("an", "bo"))  # two 👎, one reply
+    _log(audit, "tot welk bedrag volstaat een  aanvaarde factuur? ", Decision.ANSWER, user="bo", dislikes=("bo",))
+    _log(audit, "Wat is een marktconsultatie?", Decision.ANSWER)  # not disliked
+    audit.close()
+    runner = CliRunner()
+    export = runner.invoke(main, ["feedback", "export"])
+    assert export.exit_code == 0, export.output
+    lines = [json.loads(line) for line in export.stdout.splitlines()]
+    assert [line["question"] for line in lines] == ["Tot welk bedrag volstaat een aanvaarde factuur?",
+                                                    "Wat is een innovatiepartnerschap?"]
+    assert lines[0]["id"] == first and lines[0]["dislikes"] == 2 and lines[1]["dislikes"] == 2
+    assert runner.invoke(main, ["feedback", "export"]).stdout == export.stdout

@@ -53,3 +53,57 @@ def test_read_questions_reports_the_bad_line(tmp_path: Path) -> None:
     path.write_text(json.dumps({"id": "a", "question": "x", "gold": ["1"]}) + "\n{oops\n", encoding="utf-8")
     with pytest.raises(EvalFileError, match=":2:"):
         read_questions(path)
+
+
+def _section(doc_id: str, label: str, *, passage: str | None = None, title: str = "T") -> SearchHit:
+    """A hit on one unit; ``passage`` is the label of the matched chunk when it is not the unit's first."""
+    chunk = Chunk(id=f"s:{doc_id}:x:0", source_id="s", doc_id=doc_id, unit_id=f"s:{doc_id}:x", title=title,
+                  kind="guidance", text="t", content_hash="h", label=label)
+    matched = Chunk(id=f"s:{doc_id}:x:1", source_id="s", doc_id=doc_id, unit_id=f"s:{doc_id}:x", title=title,
+                    kind="guidance", text="t", content_hash="h", label=passage) if passage else None
+    return SearchHit(chunk=chunk, score=1.0, matched=matched)
+
+
+def test_a_gold_label_copied_from_ask_json_matches_the_same_unit() -> None:
+    hits = [
+        _section("gun", "Hoe gun ik na een concurrentiegerichte dialoog? (beste prijs-kwaliteitverhouding)"),
+        _section("dialoog", "Wanneer mag ik de concurrentiegerichte dialoog gebruiken? (art. 38 van de wet van 17 "
+                            "juni 2016)", title="Concurrentiegerichte dialoog: wanneer en hoe (voorbeeldnota)"),
+        _section("ip", "art. 40 — Innovatiepartnerschap"),
+        _section("aw", "art. 2.31a, § 1", passage="art. 2.31a, § 3"),
+        _section("def", "art. 1.1", passage="art. 1.1 (vervolg)"),
+    ]
+    # The label exactly as `vraagbaak ask --json` prints it (the matched passage's label when it has one).
+    copied = "Wanneer mag ik de concurrentiegerichte dialoog gebruiken? (art. 38 van de wet van 17 juni 2016)"
+    assert first_gold_rank(hits, [copied]) == 2
+    assert first_gold_rank(hits, ["Concurrentiegerichte dialoog: wanneer en hoe (voorbeeldnota) — " + copied]) == 2
+    assert first_gold_rank(hits, ["art. 40 — Innovatiepartnerschap"]) == 3
+    assert first_gold_rank(hits, ["Artikel 40"]) == 3
+    assert first_gold_rank(hits, ["art. 2.31a, § 1"]) == 4
+    assert first_gold_rank(hits, ["art. 2.31a, § 3"]) == 4
+    assert first_gold_rank(hits, ["art. 2.31a, § 2"]) == 4  # another lid of the same article: the same unit
+    assert first_gold_rank(hits, ["art. 1.1 (vervolg)"]) == 5
+    # ... and only the same unit: the heading of another section, another article, or a longer number do not match.
+    assert first_gold_rank(hits, ["Hoe gun ik na een concurrentiegerichte dialoog? (vertrouwelijkheid)"]) is None
+    assert first_gold_rank(hits, ["art. 2.31, § 1"]) is None
+    assert first_gold_rank(hits, ["art. 4"]) is None
+    assert ndcg(hits, [copied, "art. 40 — Innovatiepartnerschap"], 10) == pytest.approx(
+        (1 / math.log2(3) + 1 / math.log2(4)) / (1 + 1 / math.log2(3)))
+
+
+def test_questions_without_retrieval_gold_are_skipped_not_counted_as_misses() -> None:
+    ranking = {"q1": ["A"], "q2": ["B"], "weer": ["A"], "geding": ["B"], "leeg": ["A"]}
+    questions = [Question("q1", "q1", ("A",), "answer"), Question("q2", "q2", ("Z",), "answer"),
+                 Question("weer", "weer", (), "out_of_scope"), Question("geding", "geding", (), "escalate"),
+                 Question("nf", "leeg", (), "not_found"), Question("vaag", "leeg", (), "clarify"),
+                 Question("nogold", "leeg", (), "answer")]
+    result = evaluate(questions, lambda q: [_hit(d) for d in ranking.get(q, [])], k=10)
+    assert result["n"] == 7
+    assert result["retrieval_n"] == 2  # recall and MRR are over q1 and q2 only
+    assert result["recall@10"] == pytest.approx(1 / 2)
+    assert result["mrr@10"] == pytest.approx(1 / 2)
+    assert result["missed"] == ["q2"]
+    assert result["skipped"] == {"expect clarify": 1, "expect escalate": 1, "expect not_found": 1,
+                                 "expect out_of_scope": 1, "no gold": 1}
+    rows = {row["id"]: row for row in result["per_question"]}
+    assert rows["weer"]["skipped"] == "expect out_of_scope" and "skipped" not in rows["q2"]
