@@ -29,7 +29,7 @@ from corpus.manifest import load_manifest  # noqa: E402
 from corpus.refresh import Refresher, _chunk_source  # noqa: E402
 from corpus.fetch import fetch_source  # noqa: E402
 from corpus.refresh import SourceReport  # noqa: E402
-from retrieval.embedders import make_embedder  # noqa: E402
+from retrieval.embedders import QueryCache, make_embedder  # noqa: E402
 from retrieval.evaluation import percentile, read_questions  # noqa: E402
 from retrieval.search import HybridRetriever  # noqa: E402
 from retrieval.settings import RetrievalSettings  # noqa: E402
@@ -116,7 +116,8 @@ def reply(args: argparse.Namespace) -> dict:
     from bot.messages import Incoming
 
     settings = RetrievalSettings.from_env()
-    embedder = make_embedder(settings.embedder)
+    # As App builds it; small, so a repeated run of the same question is not served from the cache.
+    embedder = QueryCache(make_embedder(settings.embedder), size=4)
     retriever = HybridRetriever(store=GenerationStore(settings.index_dir),
                                 vectors=ChromaIndex(path=settings.index_dir / "chroma"), embedder=embedder)
     with tempfile.TemporaryDirectory() as tmp:

@@ -18,7 +18,7 @@ from escalation.pool import ExpertPool, load_pool
 from escalation.service import EscalationService
 from escalation.settings import EscalationSettings
 from escalation.store import TicketStore
-from retrieval.embedders import Embedder, make_embedder
+from retrieval.embedders import Embedder, QueryCache, make_embedder
 from retrieval.errors import ConfigError
 from retrieval.search import HybridRetriever
 from retrieval.settings import RetrievalSettings
@@ -42,6 +42,11 @@ class App:
         return self.embedder_override or make_embedder(self.settings.embedder)
 
     @cached_property
+    def query_embedder(self) -> QueryCache:
+        """The embedder for questions: routing and retrieval share its vectors of the same text."""
+        return QueryCache(self.embedder)
+
+    @cached_property
     def vectors(self) -> VectorIndex:
         """chromadb on disk, or the configured Chroma server."""
         return ChromaIndex(path=self.settings.index_dir / "chroma", url=self.settings.chroma_url,
@@ -60,7 +65,7 @@ class App:
     @cached_property
     def retriever(self) -> HybridRetriever:
         """The hybrid retriever over the active generation."""
-        return HybridRetriever(store=self.store, vectors=self.vectors, embedder=self.embedder)
+        return HybridRetriever(store=self.store, vectors=self.vectors, embedder=self.query_embedder)
 
     @cached_property
     def audit(self) -> AuditLog:
@@ -79,7 +84,8 @@ class App:
             composer = GenerativeComposer(base_url=llm.base_url, model=llm.model, api_key=llm.api_key,
                                           timeout=llm.timeout_seconds)
         return HelpdeskService.create(retriever=self.retriever, audit=self.audit, model=self.embedder.name,
-                                      embed=self.embedder.embed_query, composer=composer, escalator=self.escalator)
+                                      embed=self.query_embedder.embed_query, composer=composer,
+                                      escalator=self.escalator)
 
     @cached_property
     def escalation_settings(self) -> EscalationSettings:

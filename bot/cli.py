@@ -130,6 +130,7 @@ def chat_command(app: App) -> None:
     try:
         helpdesk = app.helpdesk
         app.retriever.search("opwarmen", k=1)  # load the model before the first question, not during it
+        app.retriever.term_stats()
     except RetrievalError as exc:
         raise click.ClickException(str(exc)) from None
     ConsoleChat(helpdesk, pending=app.escalator.pending_answers).run()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -131,6 +132,37 @@ class FakeEmbedder:
     def embed_query(self, text: str) -> np.ndarray:
         """Embed a query."""
         return _normalise(self._vector(text))
+
+
+class QueryCache:
+    """An embedder that remembers its last query vectors: routing and retrieval embed the same question."""
+
+    def __init__(self, inner: Embedder, *, size: int = 256) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.dim = inner.dim
+        self._size = size
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed documents (never cached: a refresh has its own cache by content hash)."""
+        return self.inner.embed_passages(texts)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """Embed a query, or return the vector of the same text embedded a moment ago."""
+        with self._lock:
+            vector = self._cache.get(text)
+            if vector is not None:
+                self._cache.move_to_end(text)
+                return vector
+        vector = self.inner.embed_query(text)
+        vector.setflags(write=False)  # shared between callers
+        with self._lock:
+            self._cache[text] = vector
+            while len(self._cache) > self._size:
+                self._cache.popitem(last=False)
+        return vector
 
 
 def make_embedder(spec: str) -> Embedder:

@@ -108,3 +108,21 @@ def test_refresh_and_search_through_a_chroma_server(home: Path, tmp_path: Path, 
 def test_bad_chroma_url_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="VRAAGBAAK_CHROMA_URL"):
         ChromaIndex(url="chroma-host:8000")
+
+
+def test_the_query_cache_embeds_a_repeated_question_once_and_stays_bounded() -> None:
+    from retrieval.embedders import FakeEmbedder, QueryCache
+
+    inner = FakeEmbedder()
+    calls = []
+    original = inner.embed_query
+    inner.embed_query = lambda text: calls.append(text) or original(text)  # type: ignore[method-assign]
+    cache = QueryCache(inner, size=2)
+    first = cache.embed_query("Wat is een innovatiepartnerschap?")
+    assert cache.embed_query("Wat is een innovatiepartnerschap?") is first and len(calls) == 1
+    assert not first.flags.writeable  # shared between routing and retrieval: nobody may change it
+    cache.embed_query("b")
+    cache.embed_query("c")
+    cache.embed_query("Wat is een innovatiepartnerschap?")
+    assert len(calls) == 4  # evicted after two newer questions
+    assert cache.name == inner.name and cache.dim == inner.dim
