@@ -56,7 +56,12 @@ def _migration_1(db: sqlite3.Connection) -> None:
                (NO_ANSWER_REASON, str(Decision.ESCALATE)))
 
 
-_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migration_1}
+def _migration_2(db: sqlite3.Connection) -> None:
+    # A follow-up ("en voor werken?") spelled out, so "Vraag een expert" on an old reply sends the whole question.
+    db.execute("ALTER TABLE exchanges ADD COLUMN full_question TEXT")
+
+
+_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migration_1, 2: _migration_2}
 
 
 def _migrate(db: sqlite3.Connection) -> int:
@@ -116,30 +121,32 @@ class AuditLog:
         return hmac.new(self._key, f"{channel}:{user_id}".encode(), hashlib.sha256).hexdigest()[:20]
 
     def record(self, *, channel: str, conversation_id: str, user_id: str, question: str, query: str,
-               reply: Reply, confidence: float | None, reason: str | None = None) -> None:
+               reply: Reply, confidence: float | None, reason: str | None = None,
+               full_question: str | None = None) -> None:
         """Log one exchange; ``reason`` says why an escalated question went to the expert pool."""
         citations = json.dumps([c.as_dict() | {"chunk_id": c.chunk_id} for c in reply.citations], ensure_ascii=False)
         with self._lock:
             reason = reason if reply.decision is Decision.ESCALATE else None
             self._db.execute(
                 "INSERT OR REPLACE INTO exchanges (reply_id, at, channel, conversation, user, question, query, "
-                "decision, reply, citations, confidence, ticket, escalation_reason) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "decision, reply, citations, confidence, ticket, escalation_reason, full_question) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (reply.reply_id, time.time(), channel, self.pseudonym(channel, conversation_id),
                  self.pseudonym(channel, user_id), question, query, str(reply.decision), reply.text, citations,
-                 confidence, reply.ticket, reason),
+                 confidence, reply.ticket, reason, full_question if full_question != question else None),
             )
             self._db.commit()
 
     def exchange(self, reply_id: str) -> dict | None:
         """One logged exchange, or None."""
         with self._lock:
-            cur = self._db.execute("SELECT reply_id, question, query, decision, citations, channel, escalation_reason "
-                                   "FROM exchanges WHERE reply_id = ?", (reply_id,))
+            cur = self._db.execute("SELECT reply_id, question, query, decision, citations, channel, escalation_reason, "
+                                   "coalesce(full_question, question) FROM exchanges WHERE reply_id = ?", (reply_id,))
             row = cur.fetchone()
         if row is None:
             return None
-        keys = ("reply_id", "question", "query", "decision", "citations", "channel", "escalation_reason")
+        keys = ("reply_id", "question", "query", "decision", "citations", "channel", "escalation_reason",
+                "full_question")
         record = dict(zip(keys, row))
         record["citations"] = json.loads(record["citations"])
         return record

@@ -94,7 +94,7 @@ def eval_command(app: App, questions: Path, k: int, mode: str, as_json: bool) ->
 def _decider(app: App):
     """The helpdesk's decision for a question, each in a fresh conversation, logged nowhere permanent."""
     helpdesk = HelpdeskService.create(retriever=app.retriever, audit=AuditLog(Path(":memory:"), key=b"eval"),
-                                      model=app.embedder.name, embed=app.embedder.embed_query)
+                                      model=app.embedder.name, embed=app.query_embedder.embed_query)
     counter = iter(range(1_000_000))
 
     def decide(question: str) -> str:

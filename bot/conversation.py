@@ -81,7 +81,8 @@ class Topic:
 
 
 @lru_cache(maxsize=1)
-def _topics() -> tuple[Topic, ...]:
+def topics() -> tuple[Topic, ...]:
+    """The follow-up topics of ``bot/data/topics.yaml``."""
     text = resources.files("bot").joinpath("data/topics.yaml").read_text(encoding="utf-8")
     data = yaml.safe_load(text)["topics"]
     return tuple(Topic(kind, tuple(t.lower() for t in group)) for kind, groups in data.items() for group in groups)
@@ -91,7 +92,7 @@ def _topic_phrases(text: str) -> list[tuple[Topic, str]]:
     """(topic, phrase) for every topic named in the text, each topic's longest phrase."""
     lower = text.lower()
     found = []
-    for topic in _topics():
+    for topic in topics():
         for phrase in sorted(topic.phrases, key=len, reverse=True):
             if re.search(rf"\b{re.escape(phrase)}\b", lower):
                 found.append((topic, phrase))
@@ -105,6 +106,7 @@ def is_follow_up(question: str) -> bool:
     return bool(_FOLLOW_UP.match(question)) and len(words) <= FOLLOW_UP_MAX_WORDS
 
 
+_VERVOLG = re.compile(r"^(.*?)(\s*\(Vervolgvraag: .*\))?$", re.DOTALL)
 _PREPOSITION = re.compile(r"^(voor|bij|in|met|na|onder|boven|zonder|tijdens|binnen|als|indien)\b", re.IGNORECASE)
 
 
@@ -125,11 +127,15 @@ def contextual_query(question: str, history: list[Turn]) -> tuple[str, str]:
     if not answered or not is_follow_up(question):
         return question, question
     previous = answered[-1].full_question
+    # An earlier follow-up without a topic rides along as a note; the question itself is what gets adapted.
+    base, note = _VERVOLG.match(previous).groups(default="")
     new_topics = _topic_phrases(question)
-    if not new_topics:
+    old_topics = _topic_phrases(base)
+    ambiguous = any(sum(t.kind == topic.kind for t, _ in old_topics) > 1 for topic, _ in new_topics)
+    if not new_topics or ambiguous:
+        # Nothing to substitute, or several candidates ("werken en leveringen"): read it with the question.
         return f"{question} {previous}", f"{previous.rstrip()} (Vervolgvraag: {question.strip()})"
-    adapted = previous
-    old_topics = _topic_phrases(previous)
+    adapted = base
     narrowed = False
     for topic, phrase in new_topics:
         same_kind = [(t, p) for t, p in old_topics if t.kind == topic.kind and t != topic]
@@ -137,7 +143,7 @@ def contextual_query(question: str, history: list[Turn]) -> tuple[str, str]:
             adapted = re.sub(rf"\b{re.escape(old_phrase)}\b", phrase, adapted, flags=re.IGNORECASE)
         if not same_kind and all(t != topic for t, _ in old_topics):
             narrowed = True
-    if narrowed or adapted == previous:
+    if narrowed or adapted == base:
         body = adapted.rstrip().rstrip("?").rstrip()
         adapted = f"{body} {_remainder(question)}?"
-    return adapted, adapted
+    return adapted + note, adapted + note

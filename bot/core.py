@@ -72,8 +72,8 @@ class Routing(Protocol):
         ...
 
     def evidence(self, question: str, hits: Sequence[SearchHit], stats: TermStats, *,
-                 off_topic: bool = False) -> Evidence:
-        """Whether one of the hits answers the question."""
+                 intent: IntentPrediction | None = None) -> Evidence:
+        """Whether one of the hits answers the question (``intent``: what the intent model made of it)."""
         ...
 
 
@@ -200,10 +200,7 @@ class HelpdeskService:
         history = self.memory.history(incoming.conversation_id)
         if question is None and reply_id is not None:
             logged = self.audit.exchange(reply_id)
-            question = logged["question"] if logged else None
-            turn = next((t for t in history if t.reply_id == reply_id), None)
-            if turn is not None:
-                question = turn.full_question
+            question = logged["full_question"] if logged else None
         if question is None and history:
             # A follow-up ("en voor werken?") reaches the expert as the whole question it stands for.
             question = history[-1].full_question
@@ -230,7 +227,8 @@ class HelpdeskService:
             return self._legal(incoming, question, legal)
         if self.rules.is_vague(question) and not history:
             return self._clarify(incoming, question)
-        intent = self.router.intent(question).intent
+        prediction = self.router.intent(question)
+        intent = prediction.intent
         if intent is Intent.PERSON:
             return self._person(incoming, question, history)
         if intent is Intent.OWN_CASE:
@@ -241,7 +239,7 @@ class HelpdeskService:
         query, full_question = contextual_query(question, history)
         hits = self._search(query)
         evidence = self.router.evidence(query, hits, self.retriever.term_stats(),
-                                        off_topic=intent is Intent.OFF_TOPIC and not follow_up)
+                                        intent=None if follow_up else prediction)
         if evidence.verdict is not Verdict.ANSWERS:
             text, decision = _NO_ANSWER[evidence.verdict]
             return self._reply(f"{text} {NEXT_STEP_EXPERT_OFFER}", decision, incoming=incoming, question=question,
@@ -285,7 +283,7 @@ class HelpdeskService:
                   "concrete situatie bekijken. Ik leg je vraag voor aan de expertenpool.")
 
     def _escalate(self, incoming: Incoming, question: str, query: str, hits: list[SearchHit], *, reason: str,
-                  intro: str, confidence: float | None = None) -> Reply:
+                  intro: str) -> Reply:
         history = [t.full_question for t in self.memory.history(incoming.conversation_id)]
         ticket, outro = self.escalator.escalate(incoming, question=question, hits=hits[:3], reason=reason,
                                                 history=history)
@@ -294,7 +292,7 @@ class HelpdeskService:
         cited = hits[:2] if answering is not None and answering.verdict is Verdict.ANSWERS else []
         text = intro + (" Deze bronnen kunnen intussen helpen:" if cited else "") + "\n\n" + outro
         return self._reply(text, Decision.ESCALATE, incoming=incoming, question=question, query=query,
-                           citations=_citations(cited), ticket=ticket, confidence=confidence, reason=reason)
+                           citations=_citations(cited), ticket=ticket, reason=reason)
 
     # -- helpers ------------------------------------------------------------------------------------------
 
@@ -314,7 +312,7 @@ class HelpdeskService:
         if incoming is not None and question is not None:
             self.audit.record(channel=incoming.channel, conversation_id=incoming.conversation_id,
                               user_id=incoming.user_id, question=question, query=query or question, reply=reply,
-                              confidence=confidence, reason=reason)
+                              confidence=confidence, reason=reason, full_question=full_question)
             self.memory.add(incoming.conversation_id, Turn(
                 question=question, query=query or question, reply_id=reply_id, decision=decision,
                 chunk_ids=tuple(c.chunk_id for c in citations), at=self.clock(), ticket=ticket,

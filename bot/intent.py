@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
+
+from retrieval.lexical import fold
 
 
 class Intent(StrEnum):
@@ -34,10 +35,6 @@ ESCALATING = (Intent.OWN_CASE, Intent.PERSON)
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 
-def _fold(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
-
 
 def _slot(feature: str, dim: int) -> int:
     # blake2b, not hash(): Python salts str hashes per process, and the model must be deterministic.
@@ -47,7 +44,7 @@ def _slot(feature: str, dim: int) -> int:
 
 def lexical_vector(text: str, dim: int) -> np.ndarray:
     """Hashed word unigrams and bigrams and character 3-5-grams of the folded text, each block L2-normalised."""
-    words = _WORD.findall(_fold(text))
+    words = _WORD.findall(fold(text))
     word_block = np.zeros(dim, dtype=np.float64)
     char_block = np.zeros(dim, dtype=np.float64)
     grams = [f"w:{w}" for w in words] + [f"b:{a}_{b}" for a, b in zip(words, words[1:])]
@@ -64,6 +61,24 @@ def lexical_vector(text: str, dim: int) -> np.ndarray:
         norm = np.linalg.norm(block)
         out.append(block / norm if norm else block)
     return np.concatenate(out)
+
+
+def feature_vector(text: str, vector: np.ndarray | None, *, lexical_dim: int, embedding_weight: float) -> np.ndarray:
+    """[query embedding * embedding_weight, lexical n-grams]; the embedding is left out at weight 0."""
+    lexical = lexical_vector(text, lexical_dim)
+    if embedding_weight == 0:
+        return lexical
+    if vector is None:
+        raise ValueError("this intent model needs the query embedding")
+    return np.concatenate([np.asarray(vector, dtype=np.float64) * embedding_weight, lexical])
+
+
+def decide(probabilities: Mapping[Intent, float], escalate_threshold: float) -> Intent:
+    """Own case or person when together they reach the threshold (the likelier of the two), else the likeliest
+    of the others."""
+    if sum(probabilities.get(i, 0.0) for i in ESCALATING) >= escalate_threshold:
+        return max(ESCALATING, key=lambda c: probabilities.get(c, 0.0))
+    return max((c for c in probabilities if c not in ESCALATING), key=lambda c: probabilities[c])
 
 
 @dataclass(frozen=True)
@@ -87,6 +102,7 @@ class IntentModel:
     lexical_dim: int
     embedding_weight: float
     """0 for the model-independent default (no embedding used)."""
+    embedding_dim: int
     coef: np.ndarray
     intercept: np.ndarray
     escalate_threshold: float
@@ -98,10 +114,11 @@ class IntentModel:
         coef = np.array(data["coef"], dtype=np.float64)
         intercept = np.array(data["intercept"], dtype=np.float64)
         classes = tuple(Intent(c) for c in data["classes"])
-        if coef.shape[0] != len(classes) or intercept.shape != (len(classes),):
-            raise ValueError("intent model: coef / intercept do not match the classes")
-        return cls(classes=classes, lexical_dim=int(data["lexical_dim"]),
-                   embedding_weight=float(data["embedding_weight"]), coef=coef, intercept=intercept,
+        lexical_dim, embedding_dim = int(data["lexical_dim"]), int(data["embedding_dim"])
+        if coef.shape != (len(classes), 2 * lexical_dim + embedding_dim) or intercept.shape != (len(classes),):
+            raise ValueError("intent model: coef / intercept do not match the classes and feature sizes")
+        return cls(classes=classes, lexical_dim=lexical_dim, embedding_weight=float(data["embedding_weight"]),
+                   embedding_dim=embedding_dim, coef=coef, intercept=intercept,
                    escalate_threshold=float(data["escalate_threshold"]))
 
     @property
@@ -111,12 +128,7 @@ class IntentModel:
 
     def features(self, text: str, vector: np.ndarray | None) -> np.ndarray:
         """The feature vector of one message (``vector``: its query embedding, when the model uses one)."""
-        lexical = lexical_vector(text, self.lexical_dim)
-        if not self.uses_embedding:
-            return lexical
-        if vector is None:
-            raise ValueError("this intent model needs the query embedding")
-        return np.concatenate([np.asarray(vector, dtype=np.float64) * self.embedding_weight, lexical])
+        return feature_vector(text, vector, lexical_dim=self.lexical_dim, embedding_weight=self.embedding_weight)
 
     def predict_features(self, x: np.ndarray) -> IntentPrediction:
         """Probabilities and the decided intent for one feature vector."""
@@ -127,12 +139,7 @@ class IntentModel:
         p = np.exp(z - z.max())
         p /= p.sum()
         probabilities = {c: float(v) for c, v in zip(self.classes, p)}
-        prediction = IntentPrediction(Intent.INFORMATION, probabilities)
-        if prediction.escalate_probability >= self.escalate_threshold:
-            intent = max(ESCALATING, key=lambda c: probabilities.get(c, 0.0))
-        else:
-            intent = max((c for c in self.classes if c not in ESCALATING), key=lambda c: probabilities[c])
-        return IntentPrediction(intent, probabilities)
+        return IntentPrediction(decide(probabilities, self.escalate_threshold), probabilities)
 
 
 class LearnedIntent:

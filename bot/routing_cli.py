@@ -59,8 +59,7 @@ def routing_report_command(app, model_path: Path | None, work: Path | None, lega
 
     model = (RoutingModel.from_dict(json.loads(model_path.read_text(encoding="utf-8"))) if model_path
              else load_routing(app.embedder.name))
-    result = report(model, app.embedder, work=work or app.settings.home / "routing-work", legalqa=legalqa,
-                    say=lambda line: click.echo(line, err=True))
+    result = report(model, app.embedder, work=work or app.settings.home / "routing-work", legalqa=legalqa)
     if as_json:
         click.echo(json.dumps(result, ensure_ascii=False, indent=1))
         return

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bot.intent import ESCALATING, Intent, IntentModel, lexical_vector
+from bot.intent import ESCALATING, Intent, IntentModel, decide, feature_vector
 from bot.routing import RoutingModel
 from corpus.manifest import bundled_manifest_path, load_manifest
 from retrieval.embedders import Embedder
@@ -78,18 +78,24 @@ _PERSON_IDS = frozenset({"d033", "d034"})
 """The escalate lines of decisions.jsonl that ask for a person rather than describe an own case."""
 
 
-def retrieval_set_examples() -> list[LabelledQuestion]:
+def _normalised(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def retrieval_set_examples(*, exclude: Iterable[str] = ()) -> list[LabelledQuestion]:
     """Intent examples from the train questions of the other bench sets.
 
     The retrieval sets are information questions by construction, many of them situational ("Er werd geen enkele
     offerte ingediend op onze openbare aanbesteding ... Mogen we ...?"): the border with own-case questions that
     the intent set alone draws too thinly. decisions.jsonl was the calibration set of the first version and is
-    used the same way here (its report is a train number).
+    used the same way here (its report is a train number). Questions in ``exclude`` (the intent dev split) are left
+    out even when another set has them in its train split, so the dev numbers stay unseen.
     """
+    held_out = {_normalised(t) for t in exclude}
     out = []
     for name in ("aanbestedingswet.jsonl", "coverage.jsonl", "decisions.jsonl"):
         for q in read_labelled(QUESTIONS / name):
-            if q.split != "train":
+            if q.split != "train" or _normalised(q.question) in held_out:
                 continue
             intent = Intent.PERSON if q.id in _PERSON_IDS else _DECISION_INTENT[q.expect]
             out.append(LabelledQuestion(q.id, q.question, str(intent), group=f"{name}:{q.group}"))
@@ -98,10 +104,8 @@ def retrieval_set_examples() -> list[LabelledQuestion]:
 
 def intent_matrix(texts: Sequence[str], vectors: np.ndarray | None, embedding_weight: float) -> np.ndarray:
     """Feature rows as ``IntentModel.features`` builds them."""
-    lexical = np.vstack([lexical_vector(t, LEXICAL_DIM) for t in texts])
-    if vectors is None or embedding_weight == 0:
-        return lexical
-    return np.hstack([vectors * embedding_weight, lexical])
+    return np.vstack([feature_vector(t, None if vectors is None else vectors[i], lexical_dim=LEXICAL_DIM,
+                                     embedding_weight=embedding_weight) for i, t in enumerate(texts)])
 
 
 def _fit_intent(x: np.ndarray, y: np.ndarray, c: float):
@@ -161,28 +165,21 @@ def train_intent(questions: Sequence[LabelledQuestion], embed: Callable[[Sequenc
     x = intent_matrix(texts, vectors, weight)
     model = _fit_intent(x, y, c)
     intent = IntentModel(classes=tuple(Intent(k) for k in model.classes_), lexical_dim=LEXICAL_DIM,
-                         embedding_weight=weight, coef=model.coef_, intercept=model.intercept_,
-                         escalate_threshold=threshold)
+                         embedding_weight=weight, embedding_dim=x.shape[1] - 2 * LEXICAL_DIM, coef=model.coef_,
+                         intercept=model.intercept_, escalate_threshold=threshold)
     info = {"train_questions": len(train), "chosen": {"embedding_weight": weight, "C": c}, "grid": grid}
     return intent, info
 
 
 def _decide(probabilities: np.ndarray, classes: Sequence[str], threshold: float) -> np.ndarray:
-    columns = [list(classes).index(str(c)) for c in ESCALATING]
-    out = []
-    for row in probabilities:
-        if row[columns].sum() >= threshold:
-            out.append(classes[columns[int(np.argmax(row[columns]))]])
-        else:
-            rest = [i for i in range(len(classes)) if i not in columns]
-            out.append(classes[rest[int(np.argmax(row[rest]))]])
-    return np.array(out)
+    intents = [Intent(c) for c in classes]
+    return np.array([str(decide(dict(zip(intents, row)), threshold)) for row in probabilities])
 
 
 def intent_to_dict(model: IntentModel) -> dict:
     """The JSON form of an intent model (floats rounded: the file stays diffable and small)."""
     return {"classes": [str(c) for c in model.classes], "lexical_dim": model.lexical_dim,
-            "embedding_weight": model.embedding_weight, "escalate_threshold": round(model.escalate_threshold, 6),
+            "embedding_weight": model.embedding_weight, "embedding_dim": model.embedding_dim, "escalate_threshold": round(model.escalate_threshold, 6),
             "coef": [[round(float(v), 5) for v in row] for row in model.coef],
             "intercept": [round(float(v), 6) for v in model.intercept]}
 
@@ -235,6 +232,8 @@ def train_evidence(runs: Sequence[EvidenceRun], *, use_dense: bool, off_topic: E
     def best_per_question(run: EvidenceRun) -> np.ndarray:
         return np.array([_best(judge, r) for r in run.rows])
 
+    best = {run.name: best_per_question(run) for run in runs}
+
     # One question-level threshold for all runs: the mean over runs of the balanced accuracy of
     # "answer when a judged hit is gold, else say so", so a large set does not outvote a small one.
     candidates = np.linspace(0.05, 0.95, 91)
@@ -242,9 +241,8 @@ def train_evidence(runs: Sequence[EvidenceRun], *, use_dense: bool, off_topic: E
     for t in candidates:
         per_run = []
         for run in runs:
-            best = best_per_question(run)
             want = np.array(run.should_answer)
-            answered = best >= t
+            answered = best[run.name] >= t
             parts = [answered[want].mean() if want.any() else None, (~answered[~want]).mean() if (~want).any()
                      else None]
             per_run.append(np.mean([p for p in parts if p is not None]))
@@ -293,7 +291,8 @@ def train(embedder: Embedder, *, work: Path, independent: bool = False, say: Cal
     started = time.monotonic()
     intent_questions = read_labelled(QUESTIONS / "intent.jsonl", label="intent")
     embed = None if independent else (lambda texts: np.vstack([embedder.embed_query(t) for t in texts]))
-    intent, intent_info = train_intent([*intent_questions, *retrieval_set_examples()], embed)
+    dev = [q.question for q in intent_questions if q.split == "dev"]
+    intent, intent_info = train_intent([*intent_questions, *retrieval_set_examples(exclude=dev)], embed)
     say(f"intent: {intent_info['train_questions']} train questions")
     say(f"intent: chose {intent_info['chosen']}, escalate threshold {intent.escalate_threshold:.3f}")
 
@@ -433,8 +432,7 @@ def intent_report(model: RoutingModel, embedder: Embedder, questions: Sequence[L
                        "escalation_recall": recall(routed), "information_escalated": wrongly_escalated(routed)}}
 
 
-def report(model: RoutingModel, embedder: Embedder, *, work: Path, legalqa: bool = False,
-           say: Callable[[str], None] = print) -> dict:
+def report(model: RoutingModel, embedder: Embedder, *, work: Path, legalqa: bool = False) -> dict:
     """Every routing number of docs/EVALUATION.md, per split."""
     out: dict = {"embedder": embedder.name}
     intent_questions = read_labelled(QUESTIONS / "intent.jsonl", label="intent")

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
-from retrieval.lexical import analyse
+from retrieval.lexical import analyse, fold
 from retrieval.terminology import groups
 from retrieval.types import Chunk, SearchHit
 
@@ -27,13 +26,16 @@ from retrieval.types import Chunk, SearchHit
 _QUESTION_WORDS = frozenset(analyse(
     "wat wie welke welk waar wanneer hoe hoeveel waarom mag moet kan kunnen zijn is wordt worden gelden geldt "
     "moeten mogen nodig iemand iets vraag vragen vraagt nieuw nieuwe onze gemeente stad bestuur lokaal lokale "
-    "eigenlijk graag precies best juist gewoon even dan daarvoor daarbij hierover welke soort "
+    "eigenlijk graag precies best juist gewoon even dan daarvoor daarbij hierover soort "
     "quoi qui quel quelle quels quelles quand comment combien pourquoi est peut peuvent doit doivent faut notre "
     "nos commune ville une des les pour dans sur avec"))
 
 _YEAR = re.compile(r"\b(19[5-9]\d|20\d\d)\b")
-_NUMBER_WORD = (r"(?:een|één|twee|drie|vier|vijf|zes|zeven|acht|negen|tien|elf|twaalf|vijftien|twintig|dertig|"
-                r"veertig|vijftig|zestig|honderd|un|une|deux|trois|quatre|cinq|six|dix|quinze|trente)")
+_COUNT_WORD = (r"(?:twee|drie|vier|vijf|zes|zeven|acht|negen|tien|elf|twaalf|vijftien|twintig|dertig|"
+               r"veertig|vijftig|zestig|honderd|deux|trois|quatre|cinq|six|dix|quinze|trente)")
+"""Written numbers above one: "een" / "un" are articles far more often than numbers."""
+_NUMBER_WORD = rf"(?:een|un|une|{_COUNT_WORD})"
+"""Written numbers where "een" can only mean one: before a unit ("een jaar") or a noun counted."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,9 @@ ANSWER_TYPES = (
         "amount",
         re.compile(r"\b(hoeveel (euro|kost|bedraagt)|hoe hoog|\w*drempel\w*|\w*bedrag\w*|"
                    r"combien (co[uû]te|d'euros)|quel montant|montants?|seuils?)\b"),
-        re.compile(r"\d[\d .,]*\s*(euro|eur\b|€)|€\s*\d"),
+        # The digit next to the currency is enough ("30.000 euro"): matching the whole number would make a long
+        # table of numbers quadratic to search.
+        re.compile(r"\d\s*+(?:euro|eur\b|€)|€\s*+\d"),
     ),
     AnswerType(
         "period",
@@ -68,7 +72,7 @@ ANSWER_TYPES = (
         "limit",
         re.compile(r"\b(maximaal|maximum\w*|minimaal|minimum\w*|hoogstens|ten hoogste|ten minste|minstens|"
                    r"au maximum|au minimum|maximale|minimale)\b"),
-        re.compile(rf"\b(\d+|{_NUMBER_WORD})\b"),
+        re.compile(rf"\b(\d+|{_COUNT_WORD})\b"),
     ),
     AnswerType(
         "who",
@@ -135,10 +139,6 @@ class TermStats:
         return math.log(1.0 + (self.n_docs + 0.5) / 0.5)
 
 
-def _fold(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
-
 
 def topic_tokens(question: str) -> list[str]:
     """The question's analysed words that say what it is about, in order, without repeats."""
@@ -166,12 +166,8 @@ def _covered(wanted: Sequence[str], have: set[str]) -> set[str]:
 
 def asked_types(question: str) -> list[AnswerType]:
     """The kinds of fact (amount, period, count) the question asks for."""
-    folded = _fold(question)
+    folded = fold(question)
     return [t for t in ANSWER_TYPES if t.asked.search(folded)]
-
-
-def _unit_text(chunk: Chunk) -> str:
-    return chunk.embedding_text()
 
 
 def _heading_text(chunk: Chunk) -> str:
@@ -200,21 +196,24 @@ def features(question: str, hits: Sequence[SearchHit], stats: TermStats, *, dept
     types = asked_types(question)
     years = set(_YEAR.findall(question))
     top_score = hits[0].score if hits and hits[0].score > 0 else 1.0
+    # A hit outside the dense candidates is at most as similar as the least similar hit that has a score.
+    known = [h.dense_score for h in hits[:depth] if h.dense_score is not None]
+    dense_floor = min(known) if known else 0.0
     rows = []
     for rank, hit in enumerate(hits[:depth], 1):
         unit = hit.passage
-        have = set(analyse(_unit_text(unit)))
+        have = set(analyse(unit.embedding_text()))
         if hit.chunk is not unit:
-            have |= set(analyse(_unit_text(hit.chunk)))
+            have |= set(analyse(hit.chunk.embedding_text()))
         covered = _covered(wanted, have)
         heading_covered = _covered(wanted, set(analyse(_heading_text(unit))))
         missing = [weights[t] for t in wanted if t not in covered]
-        folded = _fold(unit.text)
+        folded = fold(unit.text)
         type_missing = float(any(not t.present.search(folded) for t in types))
         # "Welke drempels gelden in 2026?" is not answered by the 2024-2025 amounts.
-        year_missing = float(bool(years - set(_YEAR.findall(_unit_text(unit)))))
+        year_missing = float(bool(years - set(_YEAR.findall(unit.embedding_text()))))
         rows.append([
-            hit.dense_score if hit.dense_score is not None else 0.0,
+            dense_floor if hit.dense_score is None else hit.dense_score,
             1.0 / hit.dense_rank if hit.dense_rank else 0.0,
             1.0 / hit.lexical_rank if hit.lexical_rank else 0.0,
             hit.score / top_score,

@@ -25,7 +25,8 @@ def _stemmer() -> Stemmer.Stemmer:
     return Stemmer.Stemmer("dutch")
 
 
-def _fold(text: str) -> str:
+def fold(text: str) -> str:
+    """Lowercase without diacritics."""
     # Drop diacritics so "één" and "een", "geïnteresseerd" and "geinteresseerd" meet.
     decomposed = unicodedata.normalize("NFKD", text.lower())
     return "".join(c for c in decomposed if not unicodedata.combining(c))
@@ -33,7 +34,7 @@ def _fold(text: str) -> str:
 
 def analyse(text: str) -> list[str]:
     """Tokens as indexed: folded, stopwords removed, stemmed (numbers kept whole)."""
-    tokens = [t for t in _TOKEN.findall(_fold(text)) if t not in _STOPWORDS and (len(t) > 1 or t.isdigit())]
+    tokens = [t for t in _TOKEN.findall(fold(text)) if t not in _STOPWORDS and (len(t) > 1 or t.isdigit())]
     return _stemmer().stemWords(tokens)
 
 

@@ -64,7 +64,7 @@ class HybridRetriever:
             self._unit_members.setdefault(chunk.unit_id, []).append(i)
         self._word_cache: dict[int, frozenset[str]] = {}
         self._lexical = LexicalIndex.load(self._store.path(generation) / "bm25")
-        self._term_stats: TermStats | None = None
+        self._term_stats: tuple[str, TermStats] | None = None
         self.generation = generation
         logger.info("serving index generation %s (%d chunks)", generation, len(self._chunks))
 
@@ -78,13 +78,18 @@ class HybridRetriever:
 
     def term_stats(self) -> TermStats:
         """Document frequencies over the served chunks (counted on first use, once per generation)."""
-        stats = self._term_stats
-        if stats is None:
-            with self._stats_lock:
-                if self._term_stats is None:
-                    self._term_stats = TermStats.from_chunks(self._chunks)
-                stats = self._term_stats
-        return stats
+        generation, chunks = self.generation, self._chunks
+        cached = self._term_stats
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        with self._stats_lock:
+            cached = self._term_stats
+            if cached is not None and cached[0] == generation:
+                return cached[1]
+            stats = TermStats.from_chunks(chunks)
+            # Stored under the generation it was counted for: a switch meanwhile must not inherit it.
+            self._term_stats = (generation, stats)
+            return stats
 
     @property
     def chunks(self) -> Sequence[Chunk]:
@@ -144,12 +149,17 @@ class HybridRetriever:
                 best[unit] = (score, pos)
         ranked = sorted(best.values(), key=lambda item: (-item[0], item[1]))
         hits = []
+        position_of = {self._chunks[pos].unit_id: pos for _, pos in ranked}
         for score, pos, twins in self._fold_twins(ranked[: k * 3], query)[:k]:
             members = self._unit_members[self._chunks[pos].unit_id]
+            # A twin shown in place of the unit that matched keeps the group's best similarity.
+            group = [pos, *(position_of[t] for t in twins if t in position_of)]
+            similarities = [dense_score[p] for p in group if p in dense_score]
             hits.append(SearchHit(
                 chunk=self._chunks[members[0]], score=round(score, 6), matched=self._chunks[pos],
                 doc_ids=tuple(dict.fromkeys(self._chunks[m].doc_id for m in members)),
-                lexical_rank=lex_rank.get(pos), dense_rank=dense_rank.get(pos), dense_score=dense_score.get(pos),
+                lexical_rank=lex_rank.get(pos), dense_rank=dense_rank.get(pos),
+                dense_score=max(similarities) if similarities else None,
                 twins=twins))
         return hits
 

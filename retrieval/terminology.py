@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
 import yaml
 
-from retrieval.lexical import analyse
+from retrieval.lexical import analyse, fold
 from retrieval.types import Chunk
 
 
@@ -38,10 +37,6 @@ def _contains(tokens: list[str], term: tuple[str, ...]) -> bool:
     return any(tuple(tokens[i : i + n]) == term for i in range(len(tokens) - n + 1))
 
 
-def _fold(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
-
 
 @dataclass(frozen=True)
 class SpecialRegimes:
@@ -53,12 +48,12 @@ class SpecialRegimes:
 
     def named_in(self, query: str) -> frozenset[int]:
         """The regimes the query names."""
-        folded = _fold(query)
+        folded = fold(query)
         return frozenset(i for i, (_, named) in enumerate(self.regimes) if named.search(folded))
 
     def factor_for(self, chunk: Chunk, named: frozenset[int]) -> float:
         """The score factor of a unit: below 1 when it sits in a regime the query does not name."""
-        top = _fold(chunk.heading_path[0]) if chunk.heading_path else ""
+        top = fold(chunk.heading_path[0]) if chunk.heading_path else ""
         for i, (headings, _) in enumerate(self.regimes):
             if i not in named and any(h in top for h in headings):
                 return self.factor
@@ -72,6 +67,6 @@ def special_regimes() -> SpecialRegimes:
     data = yaml.safe_load(text) or {}
     regimes = []
     for regime in data.get("regimes", []):
-        words = "|".join(re.escape(_fold(w)) for w in regime["named_by"])
-        regimes.append((tuple(_fold(h) for h in regime["headings"]), re.compile(rf"\b({words})")))
+        words = "|".join(re.escape(fold(w)) for w in regime["named_by"])
+        regimes.append((tuple(fold(h) for h in regime["headings"]), re.compile(rf"\b({words})")))
     return SpecialRegimes(factor=float(data.get("factor", 1.0)), regimes=tuple(regimes))

@@ -34,7 +34,7 @@ def test_an_old_log_is_migrated_and_only_its_unanswered_escalations_become_gaps(
     old.close()
 
     audit = AuditLog(path, key=b"k")
-    assert audit.version == 1
+    assert audit.version == 2
     assert audit.exchange("r1")["escalation_reason"] == NO_ANSWER_REASON
     assert audit.exchange("r2")["escalation_reason"] is None
     assert audit.stats().gaps == [("mag ik drie bestellingen apart plaatsen?", 1)]
@@ -43,5 +43,5 @@ def test_an_old_log_is_migrated_and_only_its_unanswered_escalations_become_gaps(
     assert audit.stats().decisions["not_found"] == 1
     audit.close()
     again = AuditLog(path, key=b"k")  # opening a migrated log changes nothing
-    assert again.version == 1 and again.exchange("r4")["decision"] == "not_found"
+    assert again.version == 2 and again.exchange("r4")["decision"] == "not_found"
     again.close()

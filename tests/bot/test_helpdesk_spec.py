@@ -70,8 +70,9 @@ class ScriptedRouting:
         return IntentPrediction(intent, {intent: 1.0})
 
     def evidence(self, question: str, hits: Sequence[SearchHit], stats: TermStats, *,
-                 off_topic: bool = False) -> Evidence:
+                 intent: IntentPrediction | None = None) -> Evidence:
         self.judged.append(question)
+        off_topic = intent is not None and intent.intent is Intent.OFF_TOPIC
         if hits and question not in self.unanswered and not off_topic:
             return Evidence(Verdict.ANSWERS, tuple(0.9 for _ in hits))
         return Evidence(Verdict.OFF_TOPIC if off_topic else Verdict.NO_SOURCE, tuple(0.1 for _ in hits))
@@ -180,9 +181,9 @@ def test_own_case_reason_is_recorded_on_the_ticket_and_in_the_log(desk: Desk) ->
     assert desk.service.audit.exchange(reply.reply_id)["escalation_reason"] == OWN_CASE_LABEL
 
 
-def test_off_topic_intent_raises_the_bar_for_evidence(desk: Desk) -> None:
+def test_off_topic_intent_reaches_the_evidence_judge(desk: Desk) -> None:
     desk.routing.intents[OFF] = Intent.OFF_TOPIC
-    desk.say(OFF)
+    assert desk.say(OFF).decision is Decision.OUT_OF_SCOPE
     assert desk.routing.judged == [OFF]  # judged (a corpus may still answer it), but as off-topic
 
 
@@ -283,3 +284,25 @@ def test_follow_up_rewrites_are_whole_sentences(desk: Desk, previous: str, follo
     reply = desk.say(follow_up)
     assert desk.service.memory.history("c1")[-1].full_question == whole
     assert reply.reply_id == desk.service.memory.history("c1")[-1].reply_id
+
+
+def test_chained_and_ambiguous_follow_ups_stay_readable(desk: Desk) -> None:
+    desk.say("Tot welk bedrag volstaat een aanvaarde factuur?")
+    desk.say("en als het dringend is?")
+    desk.say("en voor werken?")
+    assert desk.service.memory.history("c1")[-1].full_question == (
+        "Tot welk bedrag volstaat een aanvaarde factuur voor werken? (Vervolgvraag: en als het dringend is?)")
+    desk.say("/reset")
+    desk.say("Vanaf welk bedrag moet ik werken en leveringen Europees publiceren?")
+    desk.say("en voor diensten?")  # which of the two it replaces is not clear: it is kept as a note
+    assert desk.service.memory.history("c1")[-1].full_question == (
+        "Vanaf welk bedrag moet ik werken en leveringen Europees publiceren? (Vervolgvraag: en voor diensten?)")
+
+
+def test_the_expert_button_on_an_old_follow_up_sends_the_whole_question(desk: Desk) -> None:
+    desk.say("Tot welk bedrag volstaat een aanvaarde factuur voor leveringen?")
+    follow = desk.say("en voor werken?")
+    desk.say("/reset")  # the conversation memory is gone; the log still knows the reply
+    desk.service.ask_expert(Incoming(channel="test", conversation_id="c1", user_id="u1", text=""),
+                            reply_id=follow.reply_id)
+    assert desk.escalator.opened[0]["question"] == "Tot welk bedrag volstaat een aanvaarde factuur voor werken?"
