@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -11,8 +12,8 @@ import click
 
 from bot.app import App
 from bot.audit import AuditLog
-from bot.core import HelpdeskService
-from bot.messages import Incoming
+from bot.core import NEXT_STEP_ANSWER, HelpdeskService
+from bot.messages import Incoming, Reply
 from bot.routing_cli import routing_group
 from bot.channels.console import ConsoleChat, console_incoming, render
 from bot.settings import BotSettings
@@ -68,8 +69,10 @@ def eval_command(app: App, questions: Path, k: int, mode: str, as_json: bool) ->
         items = read_questions(questions)
         retriever = app.retriever
         retriever.search(items[0].question, k=k, mode=mode)  # warm-up: first query loads the model
-        decide = _decider(app) if any(q.expect for q in items) else None
-        result = evaluate(items, lambda q: retriever.search(q, k=max(k, 10), mode=mode), k=k, decide=decide)
+        respond = _responder(app) if any(q.expect or q.answer for q in items) else None
+        result = evaluate(items, lambda q: retriever.search(q, k=max(k, 10), mode=mode), k=k,
+                          decide=(lambda q: str(respond(q).decision)) if respond else None,
+                          respond=(lambda q: _answer_text(respond(q))) if respond else None)
     except (EvalFileError, RetrievalError) as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:
@@ -82,6 +85,9 @@ def eval_command(app: App, questions: Path, k: int, mode: str, as_json: bool) ->
     click.echo(f"  latency    p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms")
     decision = result["decision_accuracy"]
     click.echo(f"  decisions  {'n/a' if decision is None else f'{decision:.3f}'}")
+    if result["answer_n"]:
+        click.echo(f"  answers    token F1 {result['answer_f1']:.3f}, ROUGE-L {result['answer_rouge_l']:.3f} "
+                   f"against {result['answer_n']} reference answers")
     skipped = result["skipped"]
     if skipped:
         reasons = ", ".join(f"{count} {reason}" for reason, count in skipped.items())
@@ -91,18 +97,25 @@ def eval_command(app: App, questions: Path, k: int, mode: str, as_json: bool) ->
         click.echo(f"  not found in top {k}: {', '.join(result['missed'])}")
 
 
-def _decider(app: App):
-    """The helpdesk's decision for a question, each in a fresh conversation, logged nowhere permanent."""
+def _responder(app: App):
+    """The helpdesk's reply to a question, each in a fresh conversation, logged nowhere permanent (one reply per
+    question: the decision and the answer metrics read the same one)."""
     helpdesk = HelpdeskService.create(retriever=app.retriever, audit=AuditLog(Path(":memory:"), key=b"eval"),
                                       model=app.embedder.name, embed=app.query_embedder.embed_query)
-    counter = iter(range(1_000_000))
+    replies: dict[str, Reply] = {}
 
-    def decide(question: str) -> str:
-        n = next(counter)
-        reply = helpdesk.handle(Incoming(channel="eval", conversation_id=f"eval:{n}", user_id="eval", text=question))
-        return str(reply.decision)
+    def respond(question: str) -> Reply:
+        if question not in replies:
+            replies[question] = helpdesk.handle(Incoming(channel="eval", conversation_id=f"eval:{len(replies)}",
+                                                         user_id="eval", text=question))
+        return replies[question]
 
-    return decide
+    return respond
+
+
+def _answer_text(reply: Reply) -> str:
+    """What the officer reads as the answer: the reply without its [n] markers and closing next step."""
+    return re.sub(r"\s*\[\d+\]", "", reply.text.replace(NEXT_STEP_ANSWER, "")).strip()
 
 
 @main.command("ask")

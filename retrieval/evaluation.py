@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from retrieval.lexical import fold
 from retrieval.types import SearchHit
 
 
@@ -27,6 +28,8 @@ class Question:
     question: str
     gold: tuple[str, ...]
     expect: str | None = None
+    answer: str | None = None
+    """A reference answer (LegalQA-NL's annotators' answer): the reply text is scored against it."""
 
 
 def read_questions(path: Path) -> list[Question]:
@@ -37,8 +40,10 @@ def read_questions(path: Path) -> list[Question]:
             continue
         try:
             obj = json.loads(line)
+            answer = obj.get("answer")
             questions.append(Question(id=str(obj["id"]), question=str(obj["question"]),
-                                      gold=tuple(str(g) for g in obj.get("gold") or ()), expect=obj.get("expect")))
+                                      gold=tuple(str(g) for g in obj.get("gold") or ()), expect=obj.get("expect"),
+                                      answer=str(answer) if answer else None))
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise EvalFileError(f"{path}:{n}: not a valid question line ({exc})") from None
     if not questions:
@@ -137,13 +142,53 @@ def skip_reason(question: Question) -> str | None:
     return None
 
 
+MAX_ANSWER_TOKENS = 2000
+"""Longer texts are cut before scoring: ROUGE-L is quadratic in the length."""
+_ANSWER_TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+def answer_tokens(text: str) -> list[str]:
+    """Lowercased words without diacritics, as the answer metrics compare them."""
+    return _ANSWER_TOKEN.findall(fold(text))[:MAX_ANSWER_TOKENS]
+
+
+def token_f1(reply: str, reference: str) -> float:
+    """Harmonic mean of token precision and recall (words counted with their multiplicity)."""
+    got, want = Counter(answer_tokens(reply)), Counter(answer_tokens(reference))
+    common = sum((got & want).values())
+    if not common:
+        return 0.0
+    precision, recall = common / sum(got.values()), common / sum(want.values())
+    return 2 * precision * recall / (precision + recall)
+
+
+def rouge_l(reply: str, reference: str) -> float:
+    """ROUGE-L F1: the longest common token subsequence against both lengths."""
+    a, b = answer_tokens(reply), answer_tokens(reference)
+    if not a or not b:
+        return 0.0
+    previous = [0] * (len(b) + 1)
+    for token in a:
+        current = [0]
+        for j, other in enumerate(b, 1):
+            current.append(previous[j - 1] + 1 if token == other else max(previous[j], current[j - 1]))
+        previous = current
+    lcs = previous[-1]
+    if not lcs:
+        return 0.0
+    precision, recall = lcs / len(a), lcs / len(b)
+    return 2 * precision * recall / (precision + recall)
+
+
 def evaluate(questions: Sequence[Question], search: Callable[[str], list[SearchHit]], *, k: int = 10,
-             decide: Callable[[str], str] | None = None) -> dict:
+             decide: Callable[[str], str] | None = None, respond: Callable[[str], str] | None = None) -> dict:
     """Run every question and compute the metrics (the ``--json`` object of ``vraagbaak eval``).
 
     Retrieval metrics are over the questions with gold only (``retrieval_n``); ``skipped`` counts the others by
-    reason and ``missed`` lists the counted questions whose gold is not in the top ``k``.
+    reason and ``missed`` lists the counted questions whose gold is not in the top ``k``. With ``respond`` (the
+    reply text for a question), questions that carry a reference ``answer`` are scored by token F1 and ROUGE-L.
     """
+    answer_scores: list[tuple[float, float]] = []
     per_question = []
     latencies = []
     ranks: list[int | None] = []
@@ -171,6 +216,11 @@ def evaluate(questions: Sequence[Question], search: Callable[[str], list[SearchH
             row["decision"], row["expect"] = decision, q.expect
             decisions_total += 1
             decisions_right += decision == q.expect
+        if respond is not None and q.answer:
+            text = respond(q.question)
+            scores = (token_f1(text, q.answer), rouge_l(text, q.answer))
+            answer_scores.append(scores)
+            row["reply"], row["answer_f1"], row["answer_rouge_l"] = text, round(scores[0], 4), round(scores[1], 4)
         per_question.append(row)
     n = len(ranks)
 
@@ -187,6 +237,9 @@ def evaluate(questions: Sequence[Question], search: Callable[[str], list[SearchH
         "ndcg@10": statistics.fmean(ndcgs) if ndcgs else 0.0,
         "latency_ms": {"p50": statistics.median(latencies), "p95": percentile(latencies, 95)},
         "decision_accuracy": decisions_right / decisions_total if decisions_total else None,
+        "answer_n": len(answer_scores),
+        "answer_f1": statistics.fmean(s[0] for s in answer_scores) if answer_scores else None,
+        "answer_rouge_l": statistics.fmean(s[1] for s in answer_scores) if answer_scores else None,
         "skipped": dict(sorted(skipped.items())),
         "missed": missed,
         "per_question": per_question,

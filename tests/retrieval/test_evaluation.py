@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from retrieval.evaluation import EvalFileError, Question, evaluate, first_gold_rank, ndcg, read_questions
+from retrieval.evaluation import (EvalFileError, Question, evaluate, first_gold_rank, ndcg, read_questions, rouge_l,
+                                  token_f1)
 from retrieval.types import Chunk, SearchHit
 
 
@@ -107,3 +108,27 @@ def test_questions_without_retrieval_gold_are_skipped_not_counted_as_misses() ->
                                  "expect out_of_scope": 1, "no gold": 1}
     rows = {row["id"]: row for row in result["per_question"]}
     assert rows["weer"]["skipped"] == "expect out_of_scope" and "skipped" not in rows["q2"]
+
+
+def test_token_f1_and_rouge_l_by_hand() -> None:
+    reference = "Een aanvaarde factuur volstaat tot 30.000 euro."
+    # Words of letters or digits ("30.000" is 30 and 000): 6 of the 10 reply tokens are among the 8 of the reference.
+    assert token_f1("De factuur volstaat tot 30.000 euro, zegt de wet", reference) == pytest.approx(
+        2 * (6 / 10) * (6 / 8) / (6 / 10 + 6 / 8))
+    # The common subsequence keeps order: "volstaat tot" (2) in a 3-token reply against 8.
+    assert rouge_l("tot volstaat tot", reference) == pytest.approx(2 * (2 / 3) * (2 / 8) / (2 / 3 + 2 / 8))
+    assert rouge_l(reference, reference) == 1.0 and token_f1("É́én", "een") == 1.0
+    assert token_f1("", reference) == 0.0 and rouge_l("iets anders", reference) == 0.0
+
+
+def test_reply_text_is_scored_only_for_questions_with_a_reference_answer(tmp_path: Path) -> None:
+    path = tmp_path / "q.jsonl"
+    path.write_text(json.dumps({"id": "a", "question": "q1", "gold": ["x"], "answer": "tot 30.000 euro"}) + "\n"
+                    + json.dumps({"id": "b", "question": "q2", "gold": ["x"]}) + "\n", encoding="utf-8")
+    questions = read_questions(path)
+    assert questions[0].answer == "tot 30.000 euro" and questions[1].answer is None
+    asked = []
+    result = evaluate(questions, lambda q: [], respond=lambda q: asked.append(q) or "Het kan tot 30.000 euro.")
+    assert asked == ["q1"] and result["answer_n"] == 1
+    assert result["answer_f1"] == pytest.approx(token_f1("Het kan tot 30.000 euro.", "tot 30.000 euro"))
+    assert result["per_question"][0]["reply"] == "Het kan tot 30.000 euro." and "reply" not in result["per_question"][1]
