@@ -14,8 +14,8 @@ import yaml
 
 from bot.messages import Decision
 
-_FOLLOW_UP = re.compile(r"^\s*(en|maar|ook|idem|wat met|wat als|hoe zit het met|geldt dat ook|is dat ook)\b",
-                        re.IGNORECASE)
+_FOLLOW_UP = re.compile(r"^\s*(en|maar|ook|idem|wat met|wat als|hoe zit het met|geldt dat ook|is dat ook|"
+                        r"et|mais|aussi|pareil|qu['’]en est-il( de| des| du)?|est-ce aussi)\b", re.IGNORECASE)
 FOLLOW_UP_MAX_WORDS = 7
 
 
@@ -107,7 +107,8 @@ def is_follow_up(question: str) -> bool:
 
 
 _VERVOLG = re.compile(r"^(.*?)(\s*\(Vervolgvraag: .*\))?$", re.DOTALL)
-_PREPOSITION = re.compile(r"^(voor|bij|in|met|na|onder|boven|zonder|tijdens|binnen|als|indien)\b", re.IGNORECASE)
+_PREPOSITION = re.compile(r"^(voor|bij|in|met|na|onder|boven|zonder|tijdens|binnen|als|indien|pour|dans|avec|sans|"
+                          r"en|au|aux|pendant|si)\b", re.IGNORECASE)
 
 
 def _remainder(question: str) -> str:

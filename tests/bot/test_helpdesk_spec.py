@@ -278,6 +278,10 @@ def test_a_short_follow_up_is_not_sent_back_as_too_vague(desk: Desk) -> None:
      "Hoeveel kandidaten nodig ik uit bij een innovatiepartnerschap?"),
     ("Tot welk bedrag volstaat een aanvaarde factuur?", "en als het dringend is?",
      "Tot welk bedrag volstaat een aanvaarde factuur? (Vervolgvraag: en als het dringend is?)"),
+    ("Quel est le seuil européen pour les fournitures ?", "Et pour les travaux ?",
+     "Quel est le seuil européen pour les travaux ?"),
+    ("Combien de candidats faut-il inviter dans un dialogue compétitif ?", "et pour un partenariat d'innovation ?",
+     "Combien de candidats faut-il inviter dans un partenariat d'innovation ?"),
 ])
 def test_follow_up_rewrites_are_whole_sentences(desk: Desk, previous: str, follow_up: str, whole: str) -> None:
     desk.say(previous)
