@@ -18,7 +18,7 @@ from bot.intent import Intent, IntentPrediction
 from bot.messages import Action, ActionKind, Citation, Decision, Incoming, Reply
 from bot.policy import RuleMatch, Rules, load_rules
 from bot.routing import Evidence, Router, Verdict, load_routing
-from retrieval.answer import extract
+from retrieval.answer import compose
 from retrieval.evidence import TermStats
 from retrieval.types import SearchHit
 
@@ -253,11 +253,13 @@ class HelpdeskService:
         if composed is not None:
             body, cited = composed
         else:
-            extracted = extract(question, hits, context=query if query != question else "")
+            extracted = compose(question, hits, probabilities=evidence.probabilities,
+                                context=query if query != question else "")
             cited = list(extracted.sources)
-            lines = [f"• {q.text} [{q.source}]" for q in extracted.quotes]
-            lead = _lead(cited)
-            body = lead + "\n\n" + "\n".join(lines)
+            body = f"{_lead(cited[0])} [1]:\n\n{extracted.quote}"
+            if len(cited) > 1:
+                body += "\n\nZie ook:\n" + "\n".join(f"[{n}] {_reference(hit)}"
+                                                      for n, hit in enumerate(cited[1:], 2))
         citations = _citations(cited)
         text = f"{body}\n\n{NEXT_STEP_ANSWER}"
         return self._reply(text, Decision.ANSWER, incoming=incoming, question=question, query=query,
@@ -326,13 +328,19 @@ def _clean(text: str) -> str:
     return text.strip()[:MAX_QUESTION_CHARS]
 
 
-def _lead(cited: list[SearchHit]) -> str:
-    if not cited:
-        return "Dit vond ik in de bronnen:"
-    first = cited[0].chunk
-    where = f"{first.label} van {first.title}" if first.label and first.kind == "legislation" else first.title
-    more = " en andere bronnen" if len(cited) > 1 else ""
-    return f"Volgens {where}{more}:"
+def _lead(hit: SearchHit) -> str:
+    first = hit.chunk
+    if first.label and first.kind == "legislation":
+        return f"Volgens {first.label} van {first.title}"  # the article, not the part of it that matched
+    label = hit.passage.label or first.label
+    # A guidance section is named by its heading, often the question it answers.
+    return f"Volgens \"{label}\" in {first.title}" if label else f"Volgens {first.title}"
+
+
+def _reference(hit: SearchHit) -> str:
+    """A "zie ook" line: what the source is called, not a quote from it."""
+    label = hit.passage.label or hit.chunk.label
+    return f"{label} — {hit.chunk.title}" if label else hit.chunk.title
 
 
 def _citations(hits: list[SearchHit]) -> tuple[Citation, ...]:

@@ -1,7 +1,8 @@
-"""Extractive answers: the sentences of the retrieved passages that best match the question, each tagged [n].
+"""Extractive answers: the unit that answers best, quoted as whole sentences in their order, and "zie ook" lines.
 
-Fully offline and unable to invent anything: every sentence shown is quoted from a retrieved chunk,
-and every [n] points at the hit it was quoted from.
+Fully offline and unable to invent anything: every word shown is quoted from a retrieved chunk, and every [n]
+points at the hit it came from. A quote never starts or ends in the middle of a sentence; a sentence that
+introduces a list keeps its list, and numbered paragraphs ("§ 1.", "1°", "a)") keep their numbers.
 """
 
 from __future__ import annotations
@@ -11,104 +12,174 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from retrieval.evidence import topic_tokens
 from retrieval.lexical import analyse
 from retrieval.types import SearchHit
 
-MAX_SOURCES = 3
-MAX_SENTENCES_PER_SOURCE = 2
-MAX_QUOTES = 4
-MAX_QUOTE_CHARS = 420
+MAX_QUOTE_CHARS = 1200
+"""About two screens on a phone (an article with a few paragraphs): longer units are cut at a block boundary, marked
+with "…"."""
+MAX_SEE_ALSO = 2
 RELATIVE_SCORE_FLOOR = 0.6
-"""A hit is quoted only when its score is at least this share of the best hit's."""
+"""Another hit is listed under "Zie ook" only when its score is at least this share of the best hit's."""
 
-_SPLIT = re.compile(r"(?<=[.;:!?])\s+(?=[A-Z0-9\u00c0-\u017f(\"'«])|\n+")
-_ABBREVIATION = re.compile(r"\b(art|artt|nr|bv|vb|vgl|o\.a|m\.a\.w|z\.n|bijv|resp|blz|p|al|lid|jo|excl|incl|ca|min|max)\.$",
-                           re.IGNORECASE)
-_MARKDOWN = re.compile(r"[*_`]+")
+_SPLIT = re.compile(r"(?<=[.;!?])\s+(?=[A-Z0-9\u00c0-\u017f(\"'«])")
+_ABBREVIATION = re.compile(
+    r"\b(art|artt|nr|bv|vb|vgl|o\.a|m\.a\.w|z\.n|bijv|resp|blz|p|al|lid|jo|excl|incl|ca|min|max)\.$", re.IGNORECASE)
+_MARKDOWN = re.compile(r"\*\*|__|`")
 _HEADING_LINE = re.compile(r"^(#+\s|art(ikel|\.)\s*[\w./]+\.?$|art\.\s*[\w./]+\s*\(vervolg\)$)", re.IGNORECASE)
+_LIST_ITEM = re.compile(r"^\s*(?:[-*•]\s+|(?:\d+°|[a-z]\)|\d+[.)]|§\s*\d+\.?)\s+)")
+_BULLET = re.compile(r"^\s*[-*•]\s+")
+_QUOTE_LINE = re.compile(r"^\s*>\s?")
 
 
 @dataclass(frozen=True)
-class Quote:
-    """A sentence quoted from a source; ``source`` is the 1-based number of that source."""
+class Block:
+    """A piece of a passage that is shown whole: a sentence, or a list item."""
 
     text: str
-    source: int
+    paragraph: int
+    """Blocks of one paragraph are joined with a space, others start a new line."""
+    item: bool = False
+    introduces: bool = False
+    """A sentence ending in ":" that the next list items belong to."""
+
+
+def blocks(text: str, *, headings: Sequence[str] = ()) -> list[Block]:
+    """The passage as sentences and list items in their order, without headings or markup."""
+    skip = {h.strip().lower() for h in headings if h}
+    out: list[Block] = []
+    for paragraph, raw in enumerate(text.splitlines()):
+        line = _MARKDOWN.sub("", _QUOTE_LINE.sub("", raw)).strip()
+        if not line or line.lstrip("#").strip().lower() in skip or _HEADING_LINE.match(line):
+            continue
+        if _LIST_ITEM.match(line):
+            out.append(Block(_BULLET.sub("• ", line), paragraph, item=True, introduces=line.endswith(":")))
+            continue
+        sentences = _sentences(line)
+        if out and line[0].islower() and not out[-1].text.endswith((".", "!", "?", ":", ";")):
+            # A line that goes on with the sentence before it (records split mid-sentence): one block.
+            last = out.pop()
+            sentences[0] = f"{last.text} {sentences[0]}"
+            paragraph = last.paragraph
+        for sentence in sentences:
+            out.append(Block(sentence, paragraph, introduces=sentence.endswith(":")))
+    return out
+
+
+def _sentences(line: str) -> list[str]:
+    pieces: list[str] = []
+    for part in _SPLIT.split(line):
+        # "art. 40" or "nr. 3" is not the end of a sentence: glue the pieces back together.
+        if pieces and _ABBREVIATION.search(pieces[-1]):
+            pieces[-1] += " " + part
+        else:
+            pieces.append(part)
+    return [p.strip() for p in pieces if p.strip()]
+
+
+def _score(text: str, weights: dict[str, float]) -> float:
+    tokens = set(analyse(text))
+    if not tokens:
+        return 0.0
+    # Prefer blocks dense in query terms over long ones that happen to contain them.
+    return sum(w for t, w in weights.items() if t in tokens) / math.sqrt(max(len(tokens), 8))
+
+
+def _window(parts: list[Block], weights: dict[str, float]) -> tuple[int, int, int | None]:
+    """[start, end) of the blocks to quote: all when they fit, else from the best-matching block onwards; and the
+    introduction of its list when that lies before the window (shown first, then "…")."""
+    if sum(len(b.text) + 1 for b in parts) <= MAX_QUOTE_CHARS:
+        return 0, len(parts), None
+    scores = [_score(b.text, weights) for b in parts]
+    best = max(range(len(parts)), key=lambda i: (scores[i], -i))
+
+    def size(first: int) -> int:
+        return sum(len(b.text) + 1 for b in parts[first:best + 1])
+
+    start, intro = best, None
+    if parts[best].item:
+        # A list item is read with the sentence that introduces its list: with the items between when they fit.
+        first = best
+        while first > 0 and parts[first - 1].item:
+            first -= 1
+        head = first - 1 if first > 0 and parts[first - 1].introduces else None
+        if head is not None and size(head) <= MAX_QUOTE_CHARS * 0.6:
+            start = head
+        elif head is not None:
+            intro = head
+
+    # Begin at the start of the paragraph while that leaves room for what follows: it reads better whole.
+    while (start > 0 and not parts[start].item and parts[start - 1].paragraph == parts[start].paragraph
+           and size(start - 1) <= MAX_QUOTE_CHARS * 0.6):
+        start -= 1
+    end, size = start, 0
+    while end < len(parts) and (end == start or size + len(parts[end].text) + 1 <= MAX_QUOTE_CHARS):
+        size += len(parts[end].text) + 1
+        end += 1
+    # An introduction is never the last thing shown without its list.
+    while end - start > 1 and parts[end - 1].introduces:
+        end -= 1
+    return start, end, intro
+
+
+def quote(hit: SearchHit, question: str, *, context: str = "") -> str:
+    """Whole sentences and list items of the hit's passage, in order; "…" where the passage goes on."""
+    passage = hit.passage
+    # The whole unit, so an article is read with all its paragraphs; the window then centres on what matched.
+    texts = [c.text for c in hit.unit] or [passage.text]
+    parts = blocks("\n".join(texts), headings=[passage.label or "", *passage.heading_path, passage.title])
+    if not parts:
+        return ""
+    weights = {t: 1.0 for t in analyse(question)}
+    for t in analyse(context):
+        weights.setdefault(t, 0.3)
+    start, end, intro = _window(parts, weights)
+    shown = parts[start:end]
+    lines: list[str] = []
+    for i, block in enumerate(shown):
+        text = block.text
+        if len(text) > MAX_QUOTE_CHARS:  # one enormous sentence: the only cut that is not at a boundary
+            text = text[:MAX_QUOTE_CHARS].rsplit(" ", 1)[0] + " …"
+        if i and not block.item and not shown[i - 1].item and block.paragraph == shown[i - 1].paragraph:
+            lines[-1] += " " + text
+        else:
+            lines.append(text)
+    if intro is not None:
+        lines[:0] = [parts[intro].text, "…"] if intro + 1 < start else [parts[intro].text]
+    elif start > 0:
+        lines[0] = "… " + lines[0]
+    if end < len(parts):
+        lines[-1] += " …"
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True)
 class ExtractiveAnswer:
-    """Quotes and the hits they cite, in citation order."""
+    """The lead hit with its quote, and the other hits worth a look, in citation order."""
 
-    quotes: tuple[Quote, ...]
+    quote: str
     sources: tuple[SearchHit, ...]
+    """The lead first ([1]), then the "zie ook" hits ([2], [3])."""
 
 
-def sentences(text: str, *, headings: Sequence[str] = ()) -> list[str]:
-    """Sentences and list points of a passage, without headings (``headings`` included) or markup."""
-    skip = {h.strip().lower() for h in headings if h}
-    # Drop heading lines whole before splitting, or "Valt PCP onder de wet? (art. 32)" leaves half a heading.
-    body = "\n".join(line for line in text.splitlines() if line.strip().lstrip("#").strip().lower() not in skip)
-    pieces: list[str] = []
-    for part in _SPLIT.split(body):
-        # "art. 40" or "nr. 3" is not the end of a sentence: glue the pieces back together.
-        if pieces and _ABBREVIATION.search(pieces[-1]) and part:
-            pieces[-1] += " " + part
-        else:
-            pieces.append(part)
-    out = []
-    for part in pieces:
-        part = _MARKDOWN.sub("", part).strip(" -•\t")
-        if len(part) < 25 or _HEADING_LINE.match(part) or part.lower() in skip:
-            continue
-        out.append(part)
-    return out
-
-
-def _score(sentence: str, query_weights: dict[str, float]) -> float:
-    tokens = set(analyse(sentence))
-    if not tokens:
-        return 0.0
-    overlap = sum(w for t, w in query_weights.items() if t in tokens)
-    # Prefer sentences dense in query terms over long ones that happen to contain them.
-    return overlap / math.sqrt(max(len(tokens), 8))
-
-
-def _trim(sentence: str) -> str:
-    if len(sentence) <= MAX_QUOTE_CHARS:
-        return sentence
-    cut = sentence[:MAX_QUOTE_CHARS].rsplit(" ", 1)[0]
-    return cut + " …"
-
-
-def extract(question: str, hits: Sequence[SearchHit], *, context: str = "") -> ExtractiveAnswer:
-    """Pick the best sentences of the top hits for ``question`` (``context`` adds earlier turns' words)."""
+def compose(question: str, hits: Sequence[SearchHit], *, probabilities: Sequence[float] = (),
+            context: str = "") -> ExtractiveAnswer:
+    """Lead with the hit most likely to answer (``probabilities`` per hit, else the first), quote it, and add the
+    other relevant hits as references."""
     if not hits:
-        return ExtractiveAnswer((), ())
-    query_tokens = analyse(question)
-    weights = {t: 1.0 for t in query_tokens}
-    for t in analyse(context):
-        weights.setdefault(t, 0.3)
-    top = hits[0].score or 1.0
-    kept = [h for h in hits[:MAX_SOURCES] if h.score >= RELATIVE_SCORE_FLOOR * top] or [hits[0]]
-    quotes: list[Quote] = []
-    sources: list[SearchHit] = []
-    for hit in kept:
-        budget = MAX_QUOTES - len(quotes)
-        if budget <= 0:
-            break
-        passage = hit.passage
-        candidates = sentences(passage.text, headings=[passage.label or "", *passage.heading_path, passage.title])
-        if not candidates:
-            continue
-        ranked = sorted(range(len(candidates)), key=lambda i: -_score(candidates[i], weights))
-        # The best source may give two sentences, the others one: the answer stays short.
-        per_source = MAX_SENTENCES_PER_SOURCE if not sources else 1
-        chosen = sorted(ranked[: min(per_source, budget)])
-        # A second sentence is only worth showing when it also speaks to the question.
-        if len(chosen) > 1 and _score(candidates[ranked[1]], weights) == 0:
-            chosen = [ranked[0]]
-        sources.append(hit)
-        n = len(sources)
-        quotes.extend(Quote(_trim(candidates[i]), n) for i in chosen)
-    return ExtractiveAnswer(tuple(quotes), tuple(sources))
+        return ExtractiveAnswer("", ())
+    judged = list(probabilities)[: len(hits)] or [0.0]
+    asked = set(topic_tokens(question))
+
+    def heading_asks(hit: SearchHit) -> bool:
+        # A section or FAQ entry whose heading asks the question is the answer an officer looks for first.
+        heading = set(analyse(" ".join([hit.passage.label or "", *hit.passage.heading_path[-1:]])))
+        return bool(asked) and len(asked & heading) >= 0.75 * len(asked)
+
+    lead_index = max(range(len(judged)), key=lambda i: (heading_asks(hits[i]), judged[i], -i))
+    lead = hits[lead_index]
+    top = max(h.score for h in hits) or 1.0
+    others = [h for i, h in enumerate(hits[:MAX_SEE_ALSO + 1])
+              if i != lead_index and h.score >= RELATIVE_SCORE_FLOOR * top][:MAX_SEE_ALSO]
+    return ExtractiveAnswer(quote(lead, question, context=context), (lead, *others))

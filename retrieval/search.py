@@ -160,6 +160,7 @@ class HybridRetriever:
                 doc_ids=tuple(dict.fromkeys(self._chunks[m].doc_id for m in members)),
                 lexical_rank=lex_rank.get(pos), dense_rank=dense_rank.get(pos),
                 dense_score=max(similarities) if similarities else None,
+                unit=tuple(self._chunks[m] for m in members) if len(members) > 1 else (),
                 twins=twins))
         return hits
 

@@ -65,6 +65,8 @@ class SearchHit:
     dense_score: float | None = None
     twins: tuple[str, ...] = ()
     """Unit ids of near-identical units folded into this hit (e.g. the same rule repeated elsewhere)."""
+    unit: tuple[Chunk, ...] = ()
+    """Every chunk of the unit in order (an article's paragraphs); empty means just ``chunk``."""
 
     @property
     def passage(self) -> Chunk:
