@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 
 from bot.routing import DEFAULT_MODEL, RoutingModel, load_routing, model_file_name
+from corpus.errors import CorpusError
+from retrieval.errors import RetrievalError
 
 ROUTING_DIR = Path(__file__).resolve().parent / "data" / "routing"
 
@@ -35,8 +37,11 @@ def routing_train_command(app, independent: bool, work: Path | None, output: Pat
     """
     from bot.routing_train import train
 
-    data = train(app.embedder, work=work or app.settings.home / "routing-work", independent=independent,
-                 say=lambda line: click.echo(line, err=True))
+    try:
+        data = train(app.embedder, work=work or app.settings.home / "routing-work", independent=independent,
+                     say=lambda line: click.echo(line, err=True))
+    except (CorpusError, RetrievalError) as exc:
+        raise click.ClickException(str(exc)) from None
     name = DEFAULT_MODEL if independent else app.embedder.name
     path = output or ROUTING_DIR / model_file_name(name)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,7 +64,10 @@ def routing_report_command(app, model_path: Path | None, work: Path | None, lega
 
     model = (RoutingModel.from_dict(json.loads(model_path.read_text(encoding="utf-8"))) if model_path
              else load_routing(app.embedder.name))
-    result = report(model, app.embedder, work=work or app.settings.home / "routing-work", legalqa=legalqa)
+    try:
+        result = report(model, app.embedder, work=work or app.settings.home / "routing-work", legalqa=legalqa)
+    except (CorpusError, RetrievalError) as exc:
+        raise click.ClickException(str(exc)) from None
     if as_json:
         click.echo(json.dumps(result, ensure_ascii=False, indent=1))
         return

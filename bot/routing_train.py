@@ -21,10 +21,11 @@ import numpy as np
 
 from bot.intent import ESCALATING, Intent, IntentModel, decide, feature_vector
 from bot.routing import RoutingModel
+from corpus.errors import CorpusError
 from corpus.manifest import bundled_manifest_path, load_manifest
 from retrieval.embedders import Embedder
 from retrieval.evaluation import first_gold_rank
-from retrieval.evidence import DENSE_FEATURES, FEATURES, TermStats, features
+from retrieval.evidence import DENSE_FEATURES, FEATURES, EvidenceJudge, TermStats, features
 from retrieval.types import SearchHit
 
 logger = logging.getLogger(__name__)
@@ -229,8 +230,10 @@ def train_evidence(runs: Sequence[EvidenceRun], *, use_dense: bool, off_topic: E
              "intercept": round(float(model.intercept_[0]), 6), "mean": [round(float(v), 6) for v in mean],
              "scale": [round(float(v), 6) for v in scale], "threshold": 0.5, "strict_threshold": 0.5}
 
+    fitted = EvidenceJudge.from_dict(judge)
+
     def best_per_question(run: EvidenceRun) -> np.ndarray:
-        return np.array([_best(judge, r) for r in run.rows])
+        return np.array([float(fitted.probabilities(r).max()) if r.shape[0] else 0.0 for r in run.rows])
 
     best = {run.name: best_per_question(run) for run in runs}
 
@@ -256,14 +259,6 @@ def train_evidence(runs: Sequence[EvidenceRun], *, use_dense: bool, off_topic: E
     return judge
 
 
-def _best(judge: dict, rows: np.ndarray) -> float:
-    from retrieval.evidence import EvidenceJudge
-
-    if rows.shape[0] == 0:
-        return 0.0
-    return float(EvidenceJudge.from_dict(judge).probabilities(rows).max())
-
-
 def _procurement_act_available() -> bool:
     """The Netherlands procurement act lives in ../shared, beside the repo, not in it."""
     return AW_MANIFEST.exists() and (REPO.parent / "shared" / "data" / "aanbestedingswet-2012").exists()
@@ -282,7 +277,7 @@ def build_index(home: Path, manifest: Path | None, embedder: Embedder):
     vectors = ChromaIndex(path=home / "index" / "chroma")
     summary = Refresher(home=home, embedder=embedder, vectors=vectors).refresh(load_manifest(manifest))
     if summary.failed:
-        raise RuntimeError(f"indexing {manifest or 'the sample corpus'} failed: {summary.failed}")
+        raise CorpusError(f"indexing {manifest or 'the sample corpus'} failed: {summary.failed}")
     return HybridRetriever(store=GenerationStore(home / "index"), vectors=vectors, embedder=embedder)
 
 
