@@ -70,8 +70,11 @@ class ChromaIndex:
             self._client = chromadb.PersistentClient(path=str(path), settings=settings)
         else:
             raise ConfigError("ChromaIndex needs a path or a URL")
+        # sync_threshold = batch_size: chromadb persists the graph after every batch. With its defaults (100 /
+        # 1000) a collection of 100-999 vectors is rebuilt from its log, with random construction, whenever a
+        # process opens it, so two processes answered the same query with different neighbours.
         self._hnsw = {"space": "cosine", "ef_search": ef_search, "ef_construction": ef_construction,
-                      "max_neighbors": 32}
+                      "max_neighbors": 32, "batch_size": 100, "sync_threshold": 100}
         self._collections: dict[str, object] = {}
 
     def _collection(self, generation: str):

@@ -126,3 +126,31 @@ def test_the_query_cache_embeds_a_repeated_question_once_and_stays_bounded() -> 
     cache.embed_query("Wat is een innovatiepartnerschap?")
     assert len(calls) == 4  # evicted after two newer questions
     assert cache.name == inner.name and cache.dim == inner.dim
+
+
+def test_two_processes_get_the_same_neighbours_from_one_chroma_index(tmp_path: Path) -> None:
+    # 931 close vectors: between chromadb's default batch size (100) and sync threshold (1000), where an index
+    # used to be rebuilt from its log, at random, by every process that opened it.
+    import sys
+
+    from retrieval.vector_index import ChromaIndex
+
+    rng = np.random.default_rng(3)
+    centre = rng.normal(size=(1, 384))
+    vectors = (centre + 0.3 * rng.normal(size=(931, 384))).astype(np.float32)
+    index = ChromaIndex(path=tmp_path / "chroma")
+    index.create("g1")
+    index.add("g1", [f"c{i}" for i in range(len(vectors))], vectors)
+    queries = (centre + 0.3 * np.random.default_rng(5).normal(size=(10, 384))).astype(np.float32)
+    np.save(tmp_path / "queries.npy", queries)
+    probe = (
+        "import numpy as np\n"
+        "from pathlib import Path\n"
+        "from retrieval.vector_index import ChromaIndex\n"
+        f"home = Path({str(tmp_path)!r})\n"
+        "index = ChromaIndex(path=home / 'chroma')\n"
+        "print([[c for c, _ in index.query('g1', v, 100)] for v in np.load(home / 'queries.npy')])\n"
+    )
+    runs = {subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                           cwd=Path(__file__).resolve().parents[2]).stdout for _ in range(3)}
+    assert len(runs) == 1
