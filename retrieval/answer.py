@@ -113,9 +113,9 @@ def _window(parts: list[Block], weights: dict[str, float]) -> tuple[int, int, in
     while (start > 0 and not parts[start].item and parts[start - 1].paragraph == parts[start].paragraph
            and size(start - 1) <= MAX_QUOTE_CHARS * 0.6):
         start -= 1
-    end, size = start, 0
-    while end < len(parts) and (end == start or size + len(parts[end].text) + 1 <= MAX_QUOTE_CHARS):
-        size += len(parts[end].text) + 1
+    end, total = start, 0
+    while end < len(parts) and (end == start or total + len(parts[end].text) + 1 <= MAX_QUOTE_CHARS):
+        total += len(parts[end].text) + 1
         end += 1
     # An introduction is never the last thing shown without its list.
     while end - start > 1 and parts[end - 1].introduces:
@@ -129,8 +129,9 @@ def quote(hit: SearchHit, question: str, *, context: str = "") -> str:
     # The whole unit, so an article is read with all its paragraphs; the window then centres on what matched.
     texts = [c.text for c in hit.unit] or [passage.text]
     parts = blocks("\n".join(texts), headings=[passage.label or "", *passage.heading_path, passage.title])
-    if not parts:
-        return ""
+    if not parts:  # nothing but headings: show what there is rather than an empty quote
+        text = " ".join(passage.text.split())
+        return text if len(text) <= MAX_QUOTE_CHARS else text[:MAX_QUOTE_CHARS].rsplit(" ", 1)[0] + " …"
     weights = {t: 1.0 for t in analyse(question)}
     for t in analyse(context):
         weights.setdefault(t, 0.3)

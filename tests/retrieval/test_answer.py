@@ -68,3 +68,7 @@ def test_without_a_heading_match_the_most_likely_answer_leads() -> None:
     a, b = _hit("Tekst a.", "Over a", n=1), _hit("Tekst b.", "Over b", score=0.95, n=2)
     assert compose("Iets gevraagd?", [a, b], probabilities=[0.3, 0.9]).sources[0] is b
     assert compose("Iets gevraagd?", [a, b]).sources[0] is a
+
+
+def test_a_unit_of_headings_only_is_still_shown() -> None:
+    assert quote(_hit("## Drempels", "Iets anders"), "Welke drempels?") == "## Drempels"
