@@ -35,7 +35,6 @@ ESCALATING = (Intent.OWN_CASE, Intent.PERSON)
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 
-
 def _slot(feature: str, dim: int) -> int:
     # blake2b, not hash(): Python salts str hashes per process, and the model must be deterministic.
     digest = hashlib.blake2b(feature.encode(), digest_size=8).digest()
@@ -87,11 +86,6 @@ class IntentPrediction:
 
     intent: Intent
     probabilities: Mapping[Intent, float]
-
-    @property
-    def escalate_probability(self) -> float:
-        """How likely the message needs a person: own case or an explicit request."""
-        return sum(self.probabilities.get(i, 0.0) for i in ESCALATING)
 
 
 @dataclass(frozen=True)
@@ -153,5 +147,5 @@ class LearnedIntent:
 
     def classify(self, text: str) -> IntentPrediction:
         """The intent of one message."""
-        vector = self._embed(text) if self._model.uses_embedding and self._embed else None
+        vector = self._embed(text) if self._model.uses_embedding else None
         return self._model.predict_features(self._model.features(text, vector))

@@ -45,7 +45,7 @@ class RoutingModel:
     intent: IntentModel
     evidence: EvidenceJudge
     trained: dict[str, Any]
-    """Where it came from: data files, counts, training scores (for docs and `routing show`)."""
+    """Where it came from: data sets, counts, the training grid (read by people, not by the code)."""
 
     @classmethod
     def from_dict(cls, data: dict) -> "RoutingModel":
@@ -120,7 +120,7 @@ class Router:
 
     def __init__(self, model: RoutingModel, *, embed: Callable[[str], np.ndarray] | None) -> None:
         self.model = model
-        self._intent = LearnedIntent(model.intent, embed if model.intent.uses_embedding else None)
+        self._intent = LearnedIntent(model.intent, embed)
 
     def intent(self, question: str) -> IntentPrediction:
         """What the officer wants."""

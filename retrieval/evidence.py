@@ -139,7 +139,6 @@ class TermStats:
         return math.log(1.0 + (self.n_docs + 0.5) / 0.5)
 
 
-
 def topic_tokens(question: str) -> list[str]:
     """The question's analysed words that say what it is about, in order, without repeats."""
     return list(dict.fromkeys(t for t in analyse(question) if t not in _QUESTION_WORDS))
@@ -165,7 +164,7 @@ def _covered(wanted: Sequence[str], have: set[str]) -> set[str]:
 
 
 def asked_types(question: str) -> list[AnswerType]:
-    """The kinds of fact (amount, period, count) the question asks for."""
+    """The kinds of fact (amount, period, percentage, limit, who, date, count) the question asks for."""
     folded = fold(question)
     return [t for t in ANSWER_TYPES if t.asked.search(folded)]
 
