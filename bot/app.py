@@ -10,6 +10,7 @@ from functools import cached_property
 from bot.audit import AuditLog, load_or_create_key
 from bot.core import HelpdeskService
 from bot.escalator import PoolEscalator
+from bot.routing import load_routing
 from bot.settings import BotSettings
 from corpus.refresh import Refresher
 from escalation.mail import MessageIds
@@ -65,7 +66,8 @@ class App:
     @cached_property
     def retriever(self) -> HybridRetriever:
         """The hybrid retriever over the active generation."""
-        return HybridRetriever(store=self.store, vectors=self.vectors, embedder=self.query_embedder)
+        return HybridRetriever(store=self.store, vectors=self.vectors, embedder=self.query_embedder,
+                               ranker=load_routing(self.embedder.name).ranker)
 
     @cached_property
     def audit(self) -> AuditLog:

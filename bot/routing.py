@@ -22,6 +22,7 @@ import numpy as np
 from bot.intent import Intent, IntentModel, IntentPrediction, LearnedIntent
 from retrieval.evidence import EvidenceJudge, TermStats, features
 from retrieval.lexical import analyse
+from retrieval.ranking import Ranker
 from retrieval.terminology import groups
 from retrieval.types import SearchHit
 
@@ -46,12 +47,15 @@ class RoutingModel:
     evidence: EvidenceJudge
     trained: dict[str, Any]
     """Where it came from: data sets, counts, the training grid (read by people, not by the code)."""
+    ranker: Ranker | None = None
+    """The retrieval reorderer learned with it (none in the model-independent default)."""
 
     @classmethod
     def from_dict(cls, data: dict) -> "RoutingModel":
         """Parse a routing model file."""
         return cls(embedder=data["embedder"], intent=IntentModel.from_dict(data["intent"]),
-                   evidence=EvidenceJudge.from_dict(data["evidence"]), trained=data.get("trained", {}))
+                   evidence=EvidenceJudge.from_dict(data["evidence"]), trained=data.get("trained", {}),
+                   ranker=Ranker.from_dict(data["ranking"]) if data.get("ranking") else None)
 
 
 @lru_cache(maxsize=8)

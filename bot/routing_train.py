@@ -26,6 +26,7 @@ from corpus.manifest import bundled_manifest_path, load_manifest
 from retrieval.embedders import Embedder
 from retrieval.evaluation import first_gold_rank
 from retrieval.evidence import DENSE_FEATURES, FEATURES, EvidenceJudge, TermStats, features
+from retrieval.ranking import RANK_FEATURES, Ranker, rank_features
 from retrieval.types import SearchHit
 
 logger = logging.getLogger(__name__)
@@ -259,6 +260,98 @@ def train_evidence(runs: Sequence[EvidenceRun], *, use_dense: bool, off_topic: E
     return judge
 
 
+RANKING_CANDIDATES = 30
+"""Fused units read per training question: deeper than any ranker depth of the grid."""
+RANKING_GRID = {"depth": (10, 20, 30), "c": (0.01, 0.1, 1.0)}
+RANKING_FOLDS = 5
+
+
+@dataclass
+class RankingQuestion:
+    """The fused candidates of one training question, as ranking features, and which of them are gold."""
+
+    rows: np.ndarray
+    gold: np.ndarray
+
+
+def ranking_questions(questions: Iterable[LabelledQuestion], search: Callable[[str], list[SearchHit]],
+                      stats: TermStats) -> list[RankingQuestion]:
+    """Candidates of the questions with gold, searched without a ranker."""
+    out = []
+    for q in questions:
+        if q.expect != "answer" or not q.gold:
+            continue
+        hits = search(q.question)[:RANKING_CANDIDATES]
+        out.append(RankingQuestion(rank_features(q.question, hits, stats),
+                                   np.array([first_gold_rank([h], q.gold) == 1 for h in hits], dtype=bool)))
+    return out
+
+
+def _pairs(questions: Sequence[RankingQuestion], depth: int, index: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Differences gold - other (label 1) and other - gold (label 0) within each question's first ``depth``."""
+    x, y = [], []
+    for q in questions:
+        rows, gold = q.rows[:depth, index], q.gold[:depth]
+        for p in np.flatnonzero(gold):
+            for n in np.flatnonzero(~gold):
+                x += [rows[p] - rows[n], rows[n] - rows[p]]
+                y += [1, 0]
+    return np.array(x).reshape(-1, len(index)), np.array(y)
+
+
+def _fit_ranker(questions: Sequence[RankingQuestion], depth: int, c: float, columns: Sequence[str]) -> Ranker | None:
+    from sklearn.linear_model import LogisticRegression
+
+    index = [RANK_FEATURES.index(col) for col in columns]
+    x, y = _pairs(questions, depth, index)
+    if len(set(y)) < 2:
+        return None
+    scale = x.std(axis=0)
+    scale[scale == 0] = 1.0
+    model = LogisticRegression(C=c, fit_intercept=False, max_iter=5000).fit(x / scale, y)
+    return Ranker(columns=tuple(columns), coef=tuple(round(float(v), 6) for v in model.coef_[0]),
+                  scale=tuple(round(float(v), 6) for v in scale), depth=depth)
+
+
+def _mrr(questions: Sequence[RankingQuestion], ranker: Ranker | None) -> float:
+    total = 0.0
+    for q in questions:
+        gold = q.gold
+        if ranker is not None and len(gold) > 1:
+            head = ranker.scores(q.rows[: ranker.depth])
+            order = sorted(range(len(head)), key=lambda i: (-head[i], i))
+            gold = np.concatenate([gold[: ranker.depth][order], gold[ranker.depth:]])
+        found = np.flatnonzero(gold[:10])
+        total += 1.0 / (found[0] + 1) if len(found) else 0.0
+    return total / len(questions) if questions else 0.0
+
+
+def train_ranker(questions: Sequence[RankingQuestion], *, use_dense: bool) -> tuple[Ranker | None, dict]:
+    """Choose depth and C by grouped cross-validation (MRR@10 out of fold), then fit on all training questions.
+
+    Kept only when it beats the fused order out of fold; ``None`` otherwise.
+    """
+    columns = [c for c in RANK_FEATURES if use_dense or c not in DENSE_FEATURES]
+    folds = [list(range(i, len(questions), RANKING_FOLDS)) for i in range(RANKING_FOLDS)]
+    baseline = _mrr(questions, None)
+    grid = []
+    for depth in RANKING_GRID["depth"]:
+        for c in RANKING_GRID["c"]:
+            total = 0.0
+            for fold in folds:
+                held = set(fold)
+                ranker = _fit_ranker([q for i, q in enumerate(questions) if i not in held], depth, c, columns)
+                total += _mrr([questions[i] for i in fold], ranker) * len(fold)
+            grid.append((round(float(total) / len(questions), 4), -depth, -c))
+    best = max(grid)
+    info = {"questions": len(questions), "fused_mrr": round(baseline, 4),
+            "grid": [{"depth": -d, "c": -c, "cv_mrr": m} for m, d, c in grid],
+            "chosen": {"depth": -best[1], "c": -best[2], "cv_mrr": best[0]}}
+    if best[0] <= baseline:
+        return None, info
+    return _fit_ranker(questions, -best[1], -best[2], columns), info
+
+
 def _procurement_act_available() -> bool:
     """The Netherlands procurement act lives in ../shared, beside the repo, not in it."""
     return AW_MANIFEST.exists() and (REPO.parent / "shared" / "data" / "aanbestedingswet-2012").exists()
@@ -267,7 +360,7 @@ def _procurement_act_available() -> bool:
 # -- the command ------------------------------------------------------------------------------------------------
 
 
-def build_index(home: Path, manifest: Path | None, embedder: Embedder):
+def build_index(home: Path, manifest: Path | None, embedder: Embedder, ranker: Ranker | None = None):
     """Index a manifest into ``home`` (incremental: re-runs reuse the embedding cache) and open a retriever."""
     from corpus.refresh import Refresher
     from retrieval.search import HybridRetriever
@@ -278,7 +371,7 @@ def build_index(home: Path, manifest: Path | None, embedder: Embedder):
     summary = Refresher(home=home, embedder=embedder, vectors=vectors).refresh(load_manifest(manifest))
     if summary.failed:
         raise CorpusError(f"indexing {manifest or 'the sample corpus'} failed: {summary.failed}")
-    return HybridRetriever(store=GenerationStore(home / "index"), vectors=vectors, embedder=embedder)
+    return HybridRetriever(store=GenerationStore(home / "index"), vectors=vectors, embedder=embedder, ranker=ranker)
 
 
 def train(embedder: Embedder, *, work: Path, independent: bool = False, say: Callable[[str], None] = print) -> dict:
@@ -292,6 +385,18 @@ def train(embedder: Embedder, *, work: Path, independent: bool = False, say: Cal
     say(f"intent: chose {intent_info['chosen']}, escalate threshold {intent.escalate_threshold:.3f}")
 
     sample = build_index(work / "sample", bundled_manifest_path(), embedder)
+    aw = build_index(work / "aanbestedingswet", AW_MANIFEST, embedder) if _procurement_act_available() else None
+    ranker, ranking_info = None, {}
+    if aw is not None and not independent:
+        # Learned on statute text, where the fused order fails most; candidates are read without a ranker.
+        ranker, ranking_info = train_ranker(
+            ranking_questions(read_labelled(QUESTIONS / "aanbestedingswet.jsonl"),
+                              lambda q: aw.search(q, k=RANKING_CANDIDATES), aw.term_stats()),
+            use_dense=True)
+        say(f"ranking: chose {ranking_info['chosen']} (fused order {ranking_info['fused_mrr']})"
+            + ("" if ranker else ", not better: no ranker"))
+        # The evidence judge below learns from the fused order. Trained on the reordered statute hits instead, it
+        # chose a stricter threshold that answered fewer questions on every set (docs/EVALUATION.md).
     sample_search = lambda q: sample.search(q, k=SEARCH_K)  # noqa: E731
     coverage = [q for q in read_labelled(QUESTIONS / "coverage.jsonl") if q.split == "train"]
     decisions = [q for q in read_labelled(QUESTIONS / "decisions.jsonl") if q.expect in ("answer", "out_of_scope")]
@@ -300,8 +405,7 @@ def train(embedder: Embedder, *, work: Path, independent: bool = False, say: Cal
     runs = [evidence_run("coverage", coverage, sample_search, sample.term_stats()),
             evidence_run("decisions", decisions, sample_search, sample.term_stats())]
     off_run = evidence_run("off_topic", off_topic, sample_search, sample.term_stats())
-    if _procurement_act_available():
-        aw = build_index(work / "aanbestedingswet", AW_MANIFEST, embedder)
+    if aw is not None:
         aw_questions = read_labelled(QUESTIONS / "aanbestedingswet.jsonl")
         runs.append(evidence_run("aanbestedingswet", aw_questions, lambda q: aw.search(q, k=SEARCH_K),
                                  aw.term_stats()))
@@ -313,12 +417,21 @@ def train(embedder: Embedder, *, work: Path, independent: bool = False, say: Cal
               for run in [*runs, off_run]}
     return {
         "embedder": "default" if independent else embedder.name,
-        "trained": {"intent": intent_info, "evidence_sets": counts,
+        "trained": {"intent": intent_info, "evidence_sets": counts, "ranking": ranking_info,
                     "intent_classes": dict(Counter(q.expect for q in intent_questions if q.split == "train")),
                     "seconds": round(time.monotonic() - started, 1)},
         "intent": intent_to_dict(intent),
         "evidence": evidence,
+        "ranking": ranker_to_dict(ranker),
     }
+
+
+def ranker_to_dict(ranker: Ranker | None) -> dict | None:
+    """The ``ranking`` part of a model file."""
+    if ranker is None:
+        return None
+    return {"columns": list(ranker.columns), "coef": list(ranker.coef), "scale": list(ranker.scale),
+            "depth": ranker.depth}
 
 
 # -- the report -------------------------------------------------------------------------------------------------
@@ -433,7 +546,7 @@ def report(model: RoutingModel, embedder: Embedder, *, work: Path, legalqa: bool
     intent_questions = read_labelled(QUESTIONS / "intent.jsonl", label="intent")
     for split in ("train", "dev"):
         out[f"intent_{split}"] = intent_report(model, embedder, [q for q in intent_questions if q.split == split])
-    sample = _Recording(build_index(work / "sample", bundled_manifest_path(), embedder))
+    sample = _Recording(build_index(work / "sample", bundled_manifest_path(), embedder, model.ranker))
     service = _service(sample, model, embedder)
     coverage = read_labelled(QUESTIONS / "coverage.jsonl")
     for split in ("train", "dev"):
@@ -444,7 +557,7 @@ def report(model: RoutingModel, embedder: Embedder, *, work: Path, legalqa: bool
     out["decisions"] = decision_report(service, sample, read_labelled(QUESTIONS / "decisions.jsonl"))
     shared = REPO.parent / "shared" / "data"
     if _procurement_act_available():
-        aw = _Recording(build_index(work / "aanbestedingswet", AW_MANIFEST, embedder))
+        aw = _Recording(build_index(work / "aanbestedingswet", AW_MANIFEST, embedder, model.ranker))
         aw_service = _service(aw, model, embedder)
         out["aanbestedingswet_train"] = decision_report(aw_service, aw,
                                                          read_labelled(QUESTIONS / "aanbestedingswet.jsonl"))
@@ -452,7 +565,8 @@ def report(model: RoutingModel, embedder: Embedder, *, work: Path, legalqa: bool
         if held_out.exists():
             out["aanbestedingswet_dev"] = decision_report(aw_service, aw, read_labelled(held_out))
     if legalqa and (shared / "legalqa-nl").exists():
-        lqa = _Recording(build_index(work / "legalqa", REPO / "bench" / "manifests" / "legalqa.yaml", embedder))
+        lqa = _Recording(build_index(work / "legalqa", REPO / "bench" / "manifests" / "legalqa.yaml", embedder,
+                                     model.ranker))
         out["legalqa_dev"] = decision_report(_service(lqa, model, embedder), lqa,
                                              read_labelled(shared / "legalqa-nl" / "questions-dev.jsonl",
                                                            default_split="dev"))

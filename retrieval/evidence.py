@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -149,7 +150,7 @@ def _equivalents() -> tuple[tuple[tuple[str, ...], ...], ...]:
     return tuple(tuple(term for term in group if term) for group in groups())
 
 
-def _covered(wanted: Sequence[str], have: set[str]) -> set[str]:
+def _covered(wanted: Sequence[str], have: AbstractSet[str]) -> set[str]:
     """The wanted terms present in ``have``, directly or through an equivalent term of the terminology."""
     covered = {t for t in wanted if t in have}
     wanted_set = set(wanted)
@@ -174,15 +175,32 @@ def _heading_text(chunk: Chunk) -> str:
 
 
 _SENTENCE = re.compile(r"(?<=[.;:!?])\s+|\n+")
+_TEXT_CACHE = 4096
+"""Units whose analysed forms are kept: a ranker reads the same candidates for many questions."""
+
+
+@lru_cache(maxsize=_TEXT_CACHE)
+def _token_set(text: str) -> frozenset[str]:
+    return frozenset(analyse(text))
+
+
+@lru_cache(maxsize=_TEXT_CACHE)
+def _sentence_sets(text: str) -> tuple[frozenset[str], ...]:
+    return tuple(frozenset(analyse(s)) for s in _SENTENCE.split(text) if s.strip())
+
+
+@lru_cache(maxsize=_TEXT_CACHE)
+def _folded(text: str) -> str:
+    return fold(text)
 
 
 def _sentence_coverage(wanted: Sequence[str], weights: Mapping[str, float], total: float, text: str) -> float:
     """The best idf-weighted coverage of the question's terms by one sentence of the unit (with its neighbour):
     an answer states the asked terms together, a near miss scatters them over a long section."""
-    sentences = [set(analyse(s)) for s in _SENTENCE.split(text) if s.strip()]
+    sentences = _sentence_sets(text)
     best = 0.0
     for i, sentence in enumerate(sentences):
-        window = sentence | (sentences[i + 1] if i + 1 < len(sentences) else set())
+        window = sentence | (sentences[i + 1] if i + 1 < len(sentences) else frozenset())
         best = max(best, sum(weights[t] for t in _covered(wanted, window)) / total)
     return best
 
@@ -194,20 +212,22 @@ def features(question: str, hits: Sequence[SearchHit], stats: TermStats, *, dept
     total = sum(weights.values()) or 1.0
     types = asked_types(question)
     years = set(_YEAR.findall(question))
-    top_score = hits[0].score if hits and hits[0].score > 0 else 1.0
+    # The best fused score among the hits, wherever a ranker put it: relative_score stays within [0, 1].
+    top_score = max((h.score for h in hits), default=1.0)
+    top_score = top_score if top_score > 0 else 1.0
     # A hit outside the dense candidates is at most as similar as the least similar hit that has a score.
     known = [h.dense_score for h in hits[:depth] if h.dense_score is not None]
     dense_floor = min(known) if known else 0.0
     rows = []
     for rank, hit in enumerate(hits[:depth], 1):
         unit = hit.passage
-        have = set(analyse(unit.embedding_text()))
+        have = _token_set(unit.embedding_text())
         if hit.chunk is not unit:
-            have |= set(analyse(hit.chunk.embedding_text()))
+            have |= _token_set(hit.chunk.embedding_text())
         covered = _covered(wanted, have)
-        heading_covered = _covered(wanted, set(analyse(_heading_text(unit))))
+        heading_covered = _covered(wanted, _token_set(_heading_text(unit)))
         missing = [weights[t] for t in wanted if t not in covered]
-        folded = fold(unit.text)
+        folded = _folded(unit.text)
         type_missing = float(any(not t.present.search(folded) for t in types))
         # "Welke drempels gelden in 2026?" is not answered by the 2024-2025 amounts.
         year_missing = float(bool(years - set(_YEAR.findall(unit.embedding_text()))))

@@ -13,6 +13,7 @@ from retrieval.embedders import Embedder
 from retrieval.errors import ModelMismatchError
 from retrieval.evidence import TermStats
 from retrieval.lexical import LexicalIndex, analyse
+from retrieval.ranking import Ranker
 from retrieval.store import GenerationStore
 from retrieval.terminology import expand, special_regimes
 from retrieval.types import Chunk, SearchHit
@@ -35,14 +36,17 @@ class FusionParams:
     expand_terms: bool = True
     special_regimes: bool = True
     """Rank units of special-case parts (special sectors, concessions) lower unless the query names them."""
+    rerank: bool = True
+    """Reorder the first fused units with the learned ranker, when the retriever has one."""
 
 
 class HybridRetriever:
     """Searches one index generation; reopen (or call ``refresh_if_switched``) to see a new one."""
 
     def __init__(self, *, store: GenerationStore, vectors: VectorIndex, embedder: Embedder,
-                 params: FusionParams | None = None) -> None:
+                 params: FusionParams | None = None, ranker: Ranker | None = None) -> None:
         self._store = store
+        self.ranker = ranker
         self._vectors = vectors
         self._embedder = embedder
         self.params = params or FusionParams()
@@ -117,7 +121,11 @@ class HybridRetriever:
                      for cid, score in self._vectors.query(self.generation, vector, depth)
                      if cid in self._position]
         fused = self._fuse(lexical, dense, mode)
-        return self._units(fused, lexical, dense, query, k)
+        ranker = self.ranker if mode == "hybrid" and self.params.rerank else None
+        if ranker is None:
+            return self._units(fused, lexical, dense, query, k)
+        hits = self._units(fused, lexical, dense, query, max(k, ranker.depth))
+        return ranker.rerank(query, hits, self.term_stats())[:k]
 
     def _fuse(self, lexical: list[tuple[int, float]], dense: list[tuple[int, float]],
               mode: str) -> dict[int, float]:
