@@ -109,7 +109,7 @@ class App:
             store=TicketStore(es.database_url), pool=self.pool,
             ids=MessageIds(load_or_create_key(es.home / "mail.key"), es.mail_domain),
             mailer=SmtpMailer(es.smtp) if es.smtp else None, mail_from=es.mail_from, reply_to=es.reply_to,
-            archive_dir=es.home / "mail-archive")
+            archive_dir=es.home / "mail-archive", trusted_authserv=es.trusted_authserv)
 
     @cached_property
     def escalator(self) -> PoolEscalator:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.messages import Decision, Reply
+from retrieval.errors import ConfigError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS exchanges (
@@ -79,14 +80,38 @@ def _migrate(db: sqlite3.Connection) -> int:
     return db.execute("PRAGMA user_version").fetchone()[0]
 
 
+KEY_BYTES = 32
+
+
 def load_or_create_key(path: Path) -> bytes:
-    """The pseudonymisation key: from a file in the data dir, created (mode 600) on first use."""
+    """A secret key (pseudonyms, signed mail references) from a file in the data dir, created on first use.
+
+    The file is written whole or not at all (a temporary file, then renamed) with mode 600; an empty, short or
+    unreadable key file is an error, never a weak key.
+    """
     if path.exists():
-        return bytes.fromhex(path.read_text().strip())
+        try:
+            key = bytes.fromhex(path.read_text(encoding="ascii").strip())
+        except (ValueError, UnicodeDecodeError):
+            raise ConfigError(f"key file {path} is not hexadecimal: restore it from a backup") from None
+        if len(key) < KEY_BYTES:
+            raise ConfigError(f"key file {path} holds {len(key)} bytes, at least {KEY_BYTES} are needed: restore it "
+                              "from a backup (deleting it makes a new key, and old pseudonyms or mail references "
+                              "stop matching)")
+        return key
     path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(32)
-    with open(path, "x", opener=lambda p, flags: os.open(p, flags, 0o600)) as fh:
+    key = secrets.token_bytes(KEY_BYTES)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    with open(tmp, "x", encoding="ascii", opener=lambda p, flags: os.open(p, flags, 0o600)) as fh:
         fh.write(key.hex())
+        fh.flush()
+        os.fsync(fh.fileno())
+    try:
+        os.link(tmp, path)  # never replaces a key another process created meanwhile
+    except FileExistsError:
+        return load_or_create_key(path)
+    finally:
+        tmp.unlink()
     return key
 
 

@@ -24,21 +24,45 @@ class EscalationWorker:
     passes: int = field(default=0, init=False)
 
     def run_once(self) -> dict[str, int]:
-        """Send due mail, poll the mailbox, deliver answers, remind about overdue tickets; never raises."""
-        counts = {"sent": 0, "failed": 0, "accepted": 0, "rejected": 0, "delivered": 0, "reminded": 0}
-        counts["sent"], counts["failed"] = self.service.send_outbox()
-        mailbox = self.mailbox_factory()
-        if mailbox is not None:
+        """Send due mail, poll the mailbox, deliver answers, remind about overdue tickets; never raises.
+
+        Each step fails on its own: a mailbox that cannot be read does not hold back deliveries or reminders.
+        """
+        counts = {"sent": 0, "failed": 0, "accepted": 0, "rejected": 0, "quarantined": 0, "delivered": 0,
+                  "reminded": 0, "errors": 0}
+
+        def step(name: str, action: Callable[[], None]) -> None:
+            try:
+                action()
+            except EscalationError as exc:
+                counts["errors"] += 1
+                logger.warning("escalation step %r skipped this time: %s", name, exc)
+            except Exception:  # noqa: BLE001 - a bug in one step must not stop the others
+                counts["errors"] += 1
+                logger.exception("escalation step %r failed", name)
+
+        def send() -> None:
+            counts["sent"], counts["failed"] = self.service.send_outbox()
+
+        def intake() -> None:
+            mailbox = self.mailbox_factory()
+            if mailbox is None:
+                return
             try:
                 for result in self.service.poll(mailbox):
                     if result.status in counts:
                         counts[result.status] += 1
-            except EscalationError as exc:
-                logger.warning("expert mailbox not read this time: %s", exc)
             finally:
                 mailbox.close()
-        counts["delivered"] = self.service.deliver(self.deliverers())
-        counts["reminded"] = self.service.remind_overdue()
+
+        def deliver() -> None:
+            counts["delivered"] = self.service.deliver(self.deliverers())
+
+        def remind() -> None:
+            counts["reminded"] = self.service.remind_overdue()
+
+        for name, action in (("send", send), ("intake", intake), ("deliver", deliver), ("remind", remind)):
+            step(name, action)
         self.passes += 1
         return counts
 

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import click
 
 from escalation.errors import EscalationError
 from escalation.store import STATES
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _safe(text: object) -> str:
+    """Text from outside (an expert's mail, an officer's question) without terminal escapes or bidi controls,
+    which could rewrite what the maintainer's terminal shows."""
+    return _CONTROL.sub("\N{REPLACEMENT CHARACTER}", str(text))
 
 
 def _when(timestamp: float | None) -> str:
@@ -35,7 +45,8 @@ def list_command(app, state: str | None) -> None:
         click.echo("No tickets.")
     for t in rows:
         start = t.question if len(t.question) <= 60 else t.question[:60] + " …"
-        click.echo(f"{t.tag:<8} {t.state:<9} {_when(t.created_at)}  {t.topic:<22} {t.expert_name or '-':<20} {start}")
+        click.echo(f"{t.tag:<8} {t.state:<9} {_when(t.created_at)}  {t.topic:<22} {t.expert_name or '-':<20} "
+                   f"{_safe(start)}")
 
 
 @tickets_group.command("show")
@@ -50,13 +61,13 @@ def show_command(app, number: int) -> None:
     click.echo(f"{t.tag}  state: {t.state}  topic: {t.topic}  channel: {t.channel}")
     click.echo(f"created {_when(t.created_at)}, due {_when(t.due_at)}, expert: {t.expert_name or '-'} "
                f"<{t.expert_email or '-'}>")
-    click.echo(f"reason: {t.reason}\n\nQuestion:\n{t.question}")
+    click.echo(f"reason: {_safe(t.reason)}\n\nQuestion:\n{_safe(t.question)}")
     if t.sources:
         click.echo("\nSources found by Vraagbaak:")
         for n, s in enumerate(t.sources, 1):
-            click.echo(f"  [{n}] " + " — ".join(str(x) for x in (s.get("title"), s.get("label"), s.get("url")) if x))
+            click.echo(f"  [{n}] " + " — ".join(_safe(x) for x in (s.get("title"), s.get("label"), s.get("url")) if x))
     if t.answer:
-        click.echo(f"\nAnswer by {t.answered_by} on {_when(t.answered_at)}:\n{t.answer}")
+        click.echo(f"\nAnswer by {_safe(t.answered_by)} on {_when(t.answered_at)}:\n{_safe(t.answer)}")
     queued = [m for m in app.tickets.store.due_mails(include_future=True) if m.ticket == number]
     if queued:
         click.echo(f"\n{len(queued)} mail(s) still queued (see `vraagbaak tickets retry`).")
@@ -95,7 +106,40 @@ def ingest_command(app, eml: Path) -> None:
     _deliver(app)
     ticket = f"VB-{result.ticket}" if result.ticket else "no ticket"
     click.echo(f"{result.status}: {ticket}" + (f" ({result.reason})" if result.reason else ""))
-    if result.status == "rejected":
+    if result.status in ("rejected", "quarantined"):
+        raise click.exceptions.Exit(1)
+
+
+@tickets_group.command("quarantine")
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.pass_obj
+def quarantine_command(app, limit: int) -> None:
+    """Inbound mails held back (quarantined: possibly an answer, not trusted or not readable) or rejected."""
+    rows = app.tickets.quarantined(limit=limit)
+    if not rows:
+        click.echo("Nothing in quarantine.")
+    for row in rows:
+        ticket = f"VB-{row['ticket']}" if row["ticket"] else "-"
+        click.echo(f"{row['key']}  {row['status']:<11} {_when(row['received_at'])}  {ticket:<8} "
+                   f"{_safe(row['sender'])[:60]:<30} {_safe(row['reason'] or '')[:160]}")
+    if rows:
+        click.echo("Release one with `vraagbaak tickets release KEY` after checking it is genuine.")
+
+
+@tickets_group.command("release")
+@click.argument("key")
+@click.pass_obj
+def release_command(app, key: str) -> None:
+    """Process a quarantined or rejected mail again, vouched for by you: a reply without signed references is then
+    accepted from a pool member without an authentication verdict (check the sender first)."""
+    try:
+        result = app.tickets.release(key)
+    except EscalationError as exc:
+        raise click.ClickException(str(exc)) from None
+    _deliver(app)
+    ticket = f"VB-{result.ticket}" if result.ticket else "no ticket"
+    click.echo(f"{result.status}: {ticket}" + (f" ({_safe(result.reason)})" if result.reason else ""))
+    if result.status != "accepted":
         raise click.exceptions.Exit(1)
 
 
@@ -114,9 +158,10 @@ def poll_command(app) -> None:
         mailbox.close()
     delivered = _deliver(app)
     reminders = app.tickets.remind_overdue()
-    counts = {s: sum(1 for r in results if r.status == s) for s in ("accepted", "duplicate", "rejected")}
-    click.echo(f"{counts['accepted']} accepted, {counts['duplicate']} duplicate, {counts['rejected']} rejected; "
-               f"{delivered} delivered; {reminders} reminders.")
+    counts = {s: sum(1 for r in results if r.status == s)
+              for s in ("accepted", "duplicate", "rejected", "quarantined")}
+    click.echo(f"{counts['accepted']} accepted, {counts['duplicate']} duplicate, {counts['rejected']} rejected, "
+               f"{counts['quarantined']} quarantined; {delivered} delivered; {reminders} reminders.")
 
 
 @tickets_group.command("publish")

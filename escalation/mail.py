@@ -12,7 +12,7 @@ from email.utils import formatdate
 from escalation.store import Ticket
 
 REPLY_MARKER = "##- Antwoord boven deze lijn / Répondez au-dessus de cette ligne -##"
-_MESSAGE_ID = re.compile(r"^<?vb-(\d+)\.([a-z]+)\.([0-9a-f]{8})\.([0-9a-f]{20})@([^>\s]+)>?$", re.IGNORECASE)
+_MESSAGE_ID = re.compile(r"^<?vb-(\d{1,9})\.([a-z]+)\.([0-9a-f]{8})\.([0-9a-f]{20})@([^>\s]+)>?$", re.IGNORECASE)
 
 
 class MessageIds:

@@ -14,10 +14,11 @@ from imap_tools import BaseMailBox, MailBox, MailBoxStartTls, MailBoxUnencrypted
 from imap_tools.errors import ImapToolsError, MailboxLoginError
 
 from escalation.errors import MailboxError
+from escalation.settings import IMAP_SECURITY
 
 logger = logging.getLogger(__name__)
 
-SECURITY_MODES = ("tls", "starttls", "none")
+SECURITY_MODES = IMAP_SECURITY
 _UID = re.compile(rb"\bUID\s+(\d+)")
 _T = TypeVar("_T")
 
@@ -48,6 +49,10 @@ class Mailbox(Protocol):
         """Move a message to the rejected folder."""
         ...
 
+    def mark_quarantined(self, uid: str) -> None:
+        """Move a message to the quarantine folder (a maintainer decides: `vraagbaak tickets release`)."""
+        ...
+
     def close(self) -> None:
         """Log out; the next call connects again."""
         ...
@@ -75,7 +80,8 @@ class ImapMailbox:
 
     def __init__(self, *, host: str, port: int, user: str, password: str, security: str = "tls",
                  folder: str = "INBOX", processed_folder: str = "Vraagbaak/Verwerkt",
-                 rejected_folder: str = "Vraagbaak/Geweigerd", timeout: float = 30.0,
+                 rejected_folder: str = "Vraagbaak/Geweigerd", quarantine_folder: str = "Vraagbaak/Quarantaine",
+                 timeout: float = 30.0,
                  ssl_context: ssl.SSLContext | None = None) -> None:
         if security not in SECURITY_MODES:
             raise ValueError(f"unknown IMAP security {security!r}; use one of {', '.join(SECURITY_MODES)}")
@@ -88,6 +94,7 @@ class ImapMailbox:
         self._folder = folder
         self._processed = processed_folder
         self._rejected = rejected_folder
+        self._quarantine = quarantine_folder
         self._timeout = timeout
         self._ssl_context = ssl_context
         self._box: BaseMailBox | None = None
@@ -131,6 +138,10 @@ class ImapMailbox:
     def mark_rejected(self, uid: str) -> None:
         """Move a message to the rejected folder."""
         self._move(uid, self._rejected)
+
+    def mark_quarantined(self, uid: str) -> None:
+        """Move a message to the quarantine folder."""
+        self._move(uid, self._quarantine)
 
     def close(self) -> None:
         """Log out; the next call connects again."""
@@ -219,9 +230,9 @@ class ImapMailbox:
         root = box.folder.list("", "")  # LIST "" "" answers with the hierarchy delimiter (RFC 3501 6.3.8)
         delimiter = root[0].delim if root else "/"
         names = {}
-        for name in (self._folder, self._processed, self._rejected):
+        for name in (self._folder, self._processed, self._rejected, self._quarantine):
             names[name] = name if delimiter.upper() in ("NIL", "", "/") else name.replace("/", delimiter)
-        for name in (self._processed, self._rejected):
+        for name in (self._processed, self._rejected, self._quarantine):
             server_name = names[name]
             if not box.folder.exists(server_name):
                 box.folder.create(server_name)

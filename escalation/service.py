@@ -6,11 +6,12 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from escalation import authres
 from escalation.errors import EscalationError, MailError, TicketNotFound
 from escalation.mail import MessageIds, build_message, question_body, reminder_body, subject_for
 from escalation.mailer import Mailer
@@ -25,6 +26,11 @@ logger = logging.getLogger(__name__)
 
 RETRY_BASE_SECONDS = 30.0
 RETRY_MAX_SECONDS = 3600.0
+MAX_MAIL_BYTES = 25 * 1024 * 1024
+"""Inbound mails above this are quarantined unread (the size limit of most mail services)."""
+MAX_ANSWER_CHARS = 8_000
+"""An expert answer is shown to the officer up to this length (Teams refuses messages of about 28 KB, Telegram
+splits at 4,096 characters); the full text stays with the ticket."""
 
 
 class DeliveryError(EscalationError):
@@ -48,7 +54,7 @@ class IngestResult:
     """What became of one inbound mail."""
 
     status: str
-    """accepted | duplicate | rejected"""
+    """accepted | duplicate | rejected | quarantined"""
     ticket: int | None = None
     reason: str | None = None
 
@@ -63,17 +69,32 @@ def answer_text(ticket: Ticket) -> str:
     who = ticket.expert_name if ticket.answered_by == ticket.expert_email and ticket.expert_name else "de expertenpool"
     start = " ".join(ticket.question.split())
     start = start if len(start) <= 80 else start[:80].rsplit(" ", 1)[0] + " …"
-    return (f"Antwoord van de expertenpool op je vraag {ticket.tag} (\"{start}\"):\n\n{ticket.answer}\n\n— {who}\n\n"
+    return (f"Antwoord van de expertenpool op je vraag {ticket.tag} (\"{start}\"):\n\n{_capped(ticket)}\n\n— {who}\n\n"
             f"Is je vraag hiermee beantwoord? Typ /opgelost {ticket.number}. Heb je nog een vervolgvraag voor "
             f"dezelfde expert? Typ /vervolg {ticket.number} gevolgd door je vraag.")
+
+
+def _capped(ticket: Ticket) -> str:
+    """The answer, cut at a paragraph or sentence end before MAX_ANSWER_CHARS when it is longer."""
+    answer = ticket.answer or ""
+    if len(answer) <= MAX_ANSWER_CHARS:
+        return answer
+    head = answer[:MAX_ANSWER_CHARS]
+    cut = max(head.rfind("\n\n"), head.rfind(". "))
+    head = head[: cut + 1] if cut > MAX_ANSWER_CHARS // 2 else head.rsplit(" ", 1)[0]
+    return (f"{head.rstrip()} …\n\n(Het antwoord is ingekort: het is langer dan dit bericht toelaat. Vraag de "
+            f"helpdesk naar het volledige antwoord bij {ticket.tag}.)")
 
 
 class EscalationService:
     """Owns the ticket lifecycle; channels reach it through the helpdesk's escalation port."""
 
     def __init__(self, *, store: TicketStore, pool: ExpertPool | None, ids: MessageIds, mailer: Mailer | None,
-                 mail_from: str, reply_to: str, archive_dir: Path, clock: Callable[[], float] = time.time) -> None:
+                 mail_from: str, reply_to: str, archive_dir: Path, clock: Callable[[], float] = time.time,
+                 trusted_authserv: Collection[str] = ()) -> None:
         self.store = store
+        self.trusted_authserv = frozenset(a.lower() for a in trusted_authserv)
+        """Receiving servers whose Authentication-Results are believed (for replies without a signed reference)."""
         self.pool = pool
         self.ids = ids
         self.mailer = mailer
@@ -201,28 +222,44 @@ class EscalationService:
 
     # -- mail in --------------------------------------------------------------------------------------------
 
-    def ingest(self, raw: bytes) -> IngestResult:
-        """Match an expert's reply to its ticket and queue the answer for the officer; idempotent per Message-ID."""
+    def ingest(self, raw: bytes, *, vouched: bool = False) -> IngestResult:
+        """Match an expert's reply to its ticket and queue the answer for the officer; idempotent per Message-ID.
+
+        Every mail ends accepted, duplicate, rejected (not an answer: out of office, unknown sender, closed ticket)
+        or quarantined (possibly an answer that cannot be trusted or read: a maintainer may release it). With
+        ``vouched`` (a maintainer released it) a reply without a signed reference needs no authentication.
+        """
+        digest_id = f"sha256:{hashlib.sha256(raw).hexdigest()}"
+        if len(raw) > MAX_MAIL_BYTES:
+            if self.store.seen_message(digest_id):
+                return IngestResult("duplicate")
+            reason = f"larger than {MAX_MAIL_BYTES // (1024 * 1024)} MB"
+            self._record(digest_id, "?", "quarantined", reason, raw)
+            return IngestResult("quarantined", reason=reason)
         try:
             reply = parse_reply(raw)
         except ReplyParseError as exc:
-            digest = hashlib.sha256(raw).hexdigest()
-            if self.store.seen_message(f"sha256:{digest}"):
+            if self.store.seen_message(digest_id):
                 return IngestResult("duplicate")
-            self._reject(f"sha256:{digest}", "?", f"unreadable message: {exc}", raw)
+            self._record(digest_id, "?", "rejected", f"unreadable message: {exc}", raw)
             return IngestResult("rejected", reason=f"unreadable message: {exc}")
-        message_id = reply.message_id or f"sha256:{hashlib.sha256(raw).hexdigest()}"
+        message_id = reply.message_id or digest_id
         if self.store.seen_message(message_id):
             return IngestResult("duplicate")
-        number = self._match(reply)
-        reason = None
+        number, signed = self._match(reply)
+        reason = status = None
         if reply.auto_submitted:
             reason = "automatic reply (out of office)"
         elif number is None:
             reason = "no valid ticket reference from a pool member"
         elif self.pool is None or not self.pool.is_member(reply.sender):
             reason = f"sender {reply.sender} is not in the expert pool"
-        elif not reply.answer.strip():
+        elif not signed and not vouched:
+            verdict = authres.check(reply.authentication_results, reply.sender, self.trusted_authserv)
+            if not verdict.authenticated:
+                status, reason = "quarantined", f"subject tag without a signed reference, not authenticated: " \
+                                                 f"{verdict.reason}"
+        if reason is None and not reply.answer.strip():
             reason = "the reply contains no new text (only the quoted question)"
         if reason is None:
             try:
@@ -233,9 +270,10 @@ class EscalationService:
                 if ticket.state == CLOSED:
                     reason = f"ticket VB-{number} is closed"
         if reason is not None:
-            self._reject(message_id, reply.sender, reason, raw, ticket=number)
-            logger.warning("inbound mail rejected: %s", reason)
-            return IngestResult("rejected", ticket=number, reason=reason)
+            status = status or "rejected"
+            self._record(message_id, reply.sender, status, reason, raw, ticket=number)
+            logger.warning("inbound mail %s: %s", status, reason)
+            return IngestResult(status, ticket=number, reason=reason)
         archive = self._archive(message_id, raw)
         with self.store.transaction() as conn:
             self.store.record_inbound(message_id=message_id, sender=reply.sender, status="accepted", ticket=number,
@@ -247,16 +285,17 @@ class EscalationService:
         logger.info("answer for VB-%s accepted from a pool member", number)
         return IngestResult("accepted", ticket=number)
 
-    def _match(self, reply: Any) -> int | None:
+    def _match(self, reply: Any) -> tuple[int | None, bool]:
+        """(ticket number, whether it came from a reference we signed)."""
         for ref in [reply.in_reply_to, *reply.references]:
             if ref:
                 number = self.ids.verify(ref)
                 if number is not None:
-                    return number
-        # No signed reference (some clients drop them): the subject tag counts, but only from a pool member.
+                    return number, True
+        # No signed reference (some clients drop them): the subject tag counts, from an authenticated pool member.
         if reply.ticket_tag is not None and self.pool is not None and self.pool.is_member(reply.sender):
-            return reply.ticket_tag
-        return None
+            return reply.ticket_tag, False
+        return None, False
 
     def _archive(self, message_id: str, raw: bytes) -> Path:
         self.archive_dir.mkdir(parents=True, exist_ok=True)
@@ -264,20 +303,55 @@ class EscalationService:
         path.write_bytes(raw)
         return path
 
-    def _reject(self, message_id: str, sender: str, reason: str, raw: bytes, *, ticket: int | None = None) -> None:
+    def _record(self, message_id: str, sender: str, status: str, reason: str, raw: bytes, *,
+                ticket: int | None = None) -> None:
         archive = self._archive(message_id, raw)
-        self.store.record_inbound(message_id=message_id, sender=sender, status="rejected", reason=reason,
+        self.store.record_inbound(message_id=message_id, sender=sender, status=status, reason=reason,
                                   ticket=ticket, archive=str(archive))
 
+    def quarantined(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Quarantined and rejected mails a maintainer may release, newest first, each with a short ``key``."""
+        rows = self.store.inbound("quarantined", "rejected", limit=limit)
+        for row in rows:
+            row["key"] = _short_key(row["message_id"])
+        return rows
+
+    def release(self, key: str) -> IngestResult:
+        """Process a quarantined or rejected mail again, as vouched for by the maintainer (``key`` from
+        ``quarantined``, or the full Message-ID)."""
+        matches = [row for row in self.store.inbound("quarantined", "rejected", limit=10_000)
+                   if key in (row["message_id"], _short_key(row["message_id"]))]
+        if len(matches) != 1:
+            raise EscalationError(f"no quarantined or rejected mail {key!r}" if not matches
+                                  else f"{key!r} is ambiguous")
+        row = matches[0]
+        archive = Path(row["archive"] or "")
+        if not archive.is_file():
+            raise EscalationError(f"the stored copy of {key!r} is gone ({archive})")
+        self.store.forget_inbound(row["message_id"])
+        result = self.ingest(archive.read_bytes(), vouched=True)
+        logger.info("released inbound mail %s: %s", key, result.status)
+        return result
+
     def poll(self, mailbox: "Mailbox") -> list[IngestResult]:
-        """Read new mail; each message is moved only after its result is committed."""
+        """Read new mail; each message is moved only after its result is committed. One mail that cannot be
+        handled is quarantined and the pass goes on."""
         results = []
         for message in mailbox.fetch_new():
-            result = self.ingest(message.raw)
-            if result.status == "rejected":
-                mailbox.mark_rejected(message.uid)
-            else:
-                mailbox.mark_processed(message.uid)
+            try:
+                result = self.ingest(message.raw)
+            except Exception as exc:  # noqa: BLE001 - a bug or a database hiccup on one mail must not stop intake
+                logger.exception("inbound mail %s could not be processed; quarantined", message.uid)
+                result = IngestResult("quarantined", reason=f"processing failed: {type(exc).__name__}")
+                try:
+                    digest_id = f"sha256:{hashlib.sha256(message.raw).hexdigest()}"
+                    if not self.store.seen_message(digest_id):
+                        self._record(digest_id, "?", "quarantined", result.reason or "", message.raw)
+                except Exception:  # noqa: BLE001 - the mail stays in the mailbox's quarantine folder
+                    logger.exception("quarantined mail %s not recorded", message.uid)
+            move = {"rejected": mailbox.mark_rejected, "quarantined": mailbox.mark_quarantined}.get(
+                result.status, mailbox.mark_processed)
+            move(message.uid)
             results.append(result)
         return results
 
@@ -335,6 +409,11 @@ class EscalationService:
         tmp.replace(faq_file)
         self.store.set_state(number, ticket.state, published_at=self.clock())
         return record
+
+
+def _short_key(message_id: str) -> str:
+    """A short, stable handle of an inbound mail for the maintainer's commands."""
+    return hashlib.sha256(message_id.encode()).hexdigest()[:12]
 
 
 def _draft(number: int, new: NewTicket) -> Ticket:

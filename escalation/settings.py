@@ -11,6 +11,9 @@ from escalation.errors import EscalationError
 from escalation.mailer import SmtpSettings
 
 
+IMAP_SECURITY = ("tls", "starttls", "none")
+
+
 class EscalationConfigError(EscalationError):
     """A setting is missing or invalid; the message names the variable."""
 
@@ -40,6 +43,8 @@ class EscalationSettings:
     reply_to: str
     mail_domain: str
     poll_seconds: float = 60.0
+    trusted_authserv: tuple[str, ...] = ()
+    """authserv-ids of the receiving mail servers whose Authentication-Results are believed."""
 
     @classmethod
     def from_env(cls, home: Path, env: Mapping[str, str] | None = None) -> "EscalationSettings":
@@ -72,6 +77,9 @@ class EscalationSettings:
                 raise EscalationConfigError("VRAAGBAAK_IMAP_HOST is set: also set VRAAGBAAK_IMAP_USER and "
                                             "VRAAGBAAK_IMAP_PASSWORD")
             security = (env.get("VRAAGBAAK_IMAP_SECURITY") or "tls").lower()
+            if security not in IMAP_SECURITY:
+                raise EscalationConfigError(f"VRAAGBAAK_IMAP_SECURITY must be {', '.join(IMAP_SECURITY)}, "
+                                            f"got {security!r}")
             imap = ImapSettings(host=env["VRAAGBAAK_IMAP_HOST"],
                                 port=_port(env, "VRAAGBAAK_IMAP_PORT", 993 if security == "tls" else 143),
                                 user=user, password=password, security=security,
@@ -79,9 +87,12 @@ class EscalationSettings:
         reply_to = env.get("VRAAGBAAK_MAIL_REPLY_TO") or (imap.user if imap and "@" in imap.user else mail_from)
         domain = mail_from.rsplit("@", 1)[-1].strip(">") or "vraagbaak.local"
         poll = env.get("VRAAGBAAK_IMAP_POLL_SECONDS") or "60"
+        trusted = tuple(t.strip().lower() for t in (env.get("VRAAGBAAK_MAIL_TRUSTED_AUTHSERV") or "").split(",")
+                        if t.strip())
         return cls(home=home, database_url=database_url, experts_file=Path(experts) if experts else None, smtp=smtp,
                    imap=imap, mail_from=mail_from, reply_to=reply_to, mail_domain=domain,
-                   poll_seconds=float(poll) if poll.replace(".", "", 1).isdigit() else 60.0)
+                   poll_seconds=float(poll) if poll.replace(".", "", 1).isdigit() else 60.0,
+                   trusted_authserv=trusted)
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:

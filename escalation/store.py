@@ -368,10 +368,23 @@ class TicketStore:
 
     def rejected(self, limit: int = 50) -> list[dict[str, Any]]:
         """Recently rejected inbound mails."""
+        return self.inbound("rejected", limit=limit)
+
+    def inbound(self, *statuses: str, limit: int = 50) -> list[dict[str, Any]]:
+        """Recent inbound mails with one of these statuses, newest first."""
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(inbox).where(inbox.c.status == "rejected")
+            rows = conn.execute(sa.select(inbox).where(inbox.c.status.in_(statuses))
                                 .order_by(inbox.c.received_at.desc()).limit(limit))
             return [dict(r._mapping) for r in rows]
+
+    def forget_inbound(self, message_id: str, conn: Connection | None = None) -> None:
+        """Drop the record of a mail, so it is processed again like a new one (a released quarantined mail)."""
+        statement = inbox.delete().where(inbox.c.message_id == message_id)
+        if conn is not None:
+            conn.execute(statement)
+            return
+        with self.transaction() as own:
+            own.execute(statement)
 
     # -- deliveries ---------------------------------------------------------------------------------------
 

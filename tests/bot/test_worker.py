@@ -73,3 +73,56 @@ def test_serve_once_reports_the_pass(app: App, smtp_server: SmtpServer) -> None:
     assert counts["sent"] == 0 and counts["failed"] == 0  # still backing off after the failed first try
     retried = CliRunner().invoke(main, ["tickets", "retry"])
     assert retried.output.strip() == "1 sent, 0 failed." and len(smtp_server.received) == 1
+
+
+def test_a_failing_step_does_not_hold_back_the_others(app: App, smtp_server: SmtpServer,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # On main an error from the mailbox (here not even an EscalationError) skipped deliveries and reminders.
+    calls: list[str] = []
+
+    def broken_mailbox():
+        raise RuntimeError("IMAP settings unusable")
+
+    monkeypatch.setattr(app.tickets, "deliver", lambda deliverers: calls.append("deliver") or 0)
+    monkeypatch.setattr(app.tickets, "remind_overdue", lambda: calls.append("remind") or 0)
+    _ticket(app)
+    smtp_server.received.clear()
+    app.tickets.store.enqueue(1, kind="reminder", recipients=["a@example.be"], subject="s", body="b",
+                              message_id="<m1@example.be>")
+    counts = EscalationWorker(app.tickets, broken_mailbox).run_once()
+    assert counts["errors"] == 1 and counts["sent"] == 1
+    assert calls == ["deliver", "remind"]
+
+
+def test_an_unknown_imap_security_is_refused_at_start_up(tmp_path: Path) -> None:
+    from escalation.settings import EscalationConfigError, EscalationSettings
+
+    env = {"VRAAGBAAK_IMAP_HOST": "imap.example.be", "VRAAGBAAK_IMAP_USER": "u", "VRAAGBAAK_IMAP_PASSWORD": "p",
+           "VRAAGBAAK_IMAP_SECURITY": "ssl"}
+    with pytest.raises(EscalationConfigError, match="VRAAGBAAK_IMAP_SECURITY"):
+        EscalationSettings.from_env(tmp_path, env)
+
+
+def test_the_maintainer_lists_and_releases_quarantine_and_sees_no_terminal_escapes(
+        app: App, smtp_server: SmtpServer, tmp_path: Path) -> None:
+    from email.message import EmailMessage
+
+    number = _ticket(app)
+    reply = EmailMessage()
+    reply["From"] = "a@example.be"
+    reply["Subject"] = f"RE: [VB-{number}] Hoe archiveer ik offertes?"  # the client dropped the references
+    reply["Message-ID"] = "<r1@example.be>"
+    reply.set_content("Tien jaar bewaren.\x1b]0;pwned\x07\x1b[2J Zie de archiefwet.")
+    eml = tmp_path / "reply.eml"
+    eml.write_bytes(bytes(reply))
+
+    ingested = CliRunner().invoke(main, ["tickets", "ingest", str(eml)])
+    assert ingested.exit_code == 1 and ingested.output.startswith("quarantined: VB-1")
+    listed = CliRunner().invoke(main, ["tickets", "quarantine"])
+    assert listed.exit_code == 0 and "not authenticated" in listed.output
+    key = listed.output.split()[0]
+    released = CliRunner().invoke(main, ["tickets", "release", key])
+    assert released.exit_code == 0 and released.output.strip() == f"accepted: VB-{number}"
+    shown = CliRunner().invoke(main, ["tickets", "show", str(number)])
+    assert "Tien jaar bewaren." in shown.output and "\x1b" not in shown.output and "\x07" not in shown.output
+    assert CliRunner().invoke(main, ["tickets", "release", key]).exit_code == 1

@@ -95,7 +95,7 @@ def test_connecting_creates_the_folders_with_the_servers_delimiter(server, open_
     assert open_mailbox().fetch_new() == []
 
     _, after = server.folders()
-    assert sorted(after) == ["INBOX", "Vraagbaak", "Vraagbaak.Geweigerd", "Vraagbaak.Verwerkt"]
+    assert sorted(after) == ["INBOX", "Vraagbaak", "Vraagbaak.Geweigerd", "Vraagbaak.Quarantaine", "Vraagbaak.Verwerkt"]
 
 
 def test_mark_processed_moves_the_message_out_of_the_inbox(server, open_mailbox):
@@ -239,5 +239,5 @@ def test_folders_follow_a_slash_delimiter_too(slash_server):
 
     delimiter, names = slash_server.folders()
     assert delimiter == "/"
-    assert sorted(names) == ["INBOX", "Vraagbaak", "Vraagbaak/Geweigerd", "Vraagbaak/Verwerkt"]
+    assert sorted(names) == ["INBOX", "Vraagbaak", "Vraagbaak/Geweigerd", "Vraagbaak/Quarantaine", "Vraagbaak/Verwerkt"]
     assert message_ids(slash_server.list_folder("Vraagbaak/Verwerkt")) == ["<reply-1@example.org>"]

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from escalation.errors import MailError, TicketNotFound
+from escalation.errors import EscalationError, MailError, TicketNotFound
 from escalation.mail import REPLY_MARKER, MessageIds
 from escalation.mailer import SmtpMailer, SmtpSettings
-from escalation.pool import ExpertPool, classify_topic, load_pool
+from escalation.pool import Expert, ExpertPool, classify_topic, load_pool
 from escalation.service import EscalationService
 from escalation.store import ANSWERED, CLOSED, REOPENED, SENT, NewTicket, TicketStore
 from tests.smtp_server import SmtpServer
@@ -49,13 +49,13 @@ class Clock:
 
 
 def _service(store_url: str, pool: ExpertPool | None, tmp_path: Path, smtp: SmtpServer | None,
-             clock: Clock | None = None) -> EscalationService:
+             clock: Clock | None = None, trusted_authserv: tuple[str, ...] = ()) -> EscalationService:
     clock = clock or Clock()
     mailer = SmtpMailer(SmtpSettings(host=smtp.host, port=smtp.port, security="none", timeout=3)) if smtp else None
     return EscalationService(store=TicketStore(store_url, clock=clock), pool=pool,
                              ids=MessageIds(b"k" * 32, "vraagbaak.example.be"), mailer=mailer,
                              mail_from="vraagbaak@example.be", reply_to="experten@example.be",
-                             archive_dir=tmp_path / "archive", clock=clock)
+                             archive_dir=tmp_path / "archive", clock=clock, trusted_authserv=trusted_authserv)
 
 
 def _new(question: str = "Mag ik bij een innovatiepartnerschap met één partner verder na fase 1?") -> NewTicket:
@@ -66,8 +66,10 @@ def _new(question: str = "Mag ik bij een innovatiepartnerschap met één partner
 
 
 def _reply_to(sent: EmailMessage, *, sender: str, body: str, keep_refs: bool = True, subject: str | None = None,
-              message_id: str | None = None) -> bytes:
+              message_id: str | None = None, auth_results: tuple[str, ...] = ()) -> bytes:
     reply = EmailMessage()
+    for value in auth_results:  # topmost first, as the receiving servers stack them
+        reply["Authentication-Results"] = value
     reply["From"] = sender
     reply["To"] = sent["Reply-To"]
     reply["Subject"] = subject or "RE: " + sent["Subject"]
@@ -198,13 +200,81 @@ def test_forged_and_empty_replies_are_rejected(store_url: str, pool: ExpertPool,
     only_quote = _reply_to(sent, sender="an.peeters@example.be", body="")
     result = service.ingest(only_quote)
     assert result.status == "rejected" and "no new text" in result.reason
-    # A pool member whose client dropped the references is matched on the subject tag.
+    # A subject tag alone, with a pool member's From that anyone can write: quarantined, not accepted.
     tag_only = _reply_to(sent, sender="bram.claes@example.be", body="Zie artikel 40, dat kan.", keep_refs=False)
-    assert service.ingest(tag_only).status == "accepted"
-    assert service.store.get(ticket.number).answered_by == "bram.claes@example.be"
+    result = service.ingest(tag_only)
+    assert result.status == "quarantined" and "not authenticated" in result.reason
+    assert service.store.get(ticket.number).answer is None
     assert len(service.store.rejected()) == 3
     assert all(Path(r["archive"]).exists() for r in service.store.rejected())
-    assert len(service.store.pending_deliveries()) == 1
+    assert service.store.pending_deliveries() == []
+
+
+TRUSTED = "mx.vraagbaak.example.be"
+
+
+@pytest.mark.parametrize(("headers", "accepted"), [
+    ((f"{TRUSTED}; dmarc=pass header.from=example.be; dkim=pass header.d=example.be",), True),
+    ((f"{TRUSTED}; spf=pass smtp.mailfrom=bram.claes@example.be",), True),
+    ((f"{TRUSTED}; dkim=pass header.d=mail.example.be",), False),  # signed by a subdomain: not aligned
+    ((f"{TRUSTED}; dmarc=fail header.from=example.be",), False),
+    (("mx.evil.example; dmarc=pass header.from=example.be",), False),  # a server we do not trust
+    # A forged verdict under the trusted server's own one: only the topmost header counts.
+    ((f"{TRUSTED}; dmarc=fail header.from=example.be", f"{TRUSTED}; dmarc=pass header.from=example.be"), False),
+    ((f"{TRUSTED}; dkim=pass header.d=evil.example; dmarc=pass header.from=evil.example",), False),
+    # Exchange Online's format, without an authserv-id: trusted only under the name microsoft365.
+    (("spf=pass (sender IP is 192.0.2.1) smtp.mailfrom=example.be; dmarc=pass action=none header.from=example.be",),
+     False),
+])
+def test_a_reply_without_references_needs_a_trusted_authentication_verdict(
+        store_url: str, pool: ExpertPool, tmp_path: Path, smtp_server: SmtpServer, headers: tuple[str, ...],
+        accepted: bool) -> None:
+    service = _service(store_url, pool, tmp_path, smtp_server, trusted_authserv=(TRUSTED,))
+    ticket = service.open_ticket(_new())
+    reply = _reply_to(smtp_server.received[0], sender="bram.claes@example.be", body="Zie artikel 40, dat kan.",
+                      keep_refs=False, auth_results=headers)
+    result = service.ingest(reply)
+    assert result.status == ("accepted" if accepted else "quarantined")
+    assert (service.store.get(ticket.number).answered_by == "bram.claes@example.be") is accepted
+
+
+def test_exchange_online_verdicts_are_trusted_under_their_own_name(store_url: str, pool: ExpertPool, tmp_path: Path,
+                                                                   smtp_server: SmtpServer) -> None:
+    service = _service(store_url, pool, tmp_path, smtp_server, trusted_authserv=("microsoft365",))
+    ticket = service.open_ticket(_new())
+    header = ("spf=pass (sender IP is 192.0.2.1) smtp.mailfrom=example.be; dkim=pass (signature was verified) "
+              "header.d=example.be;dmarc=pass action=none header.from=example.be;compauth=pass reason=100")
+    reply = _reply_to(smtp_server.received[0], sender="bram.claes@example.be", body="Zie artikel 40, dat kan.",
+                      keep_refs=False, auth_results=(header,))
+    assert service.ingest(reply).status == "accepted"
+    assert service.store.get(ticket.number).answered_by == "bram.claes@example.be"
+
+
+def test_a_maintainer_releases_a_quarantined_or_rejected_reply(store_url: str, pool: ExpertPool, tmp_path: Path,
+                                                              smtp_server: SmtpServer) -> None:
+    service = _service(store_url, pool, tmp_path, smtp_server)
+    ticket = service.open_ticket(_new())
+    sent = smtp_server.received[0]
+    tag_only = _reply_to(sent, sender="bram.claes@example.be", body="Zie artikel 40, dat kan.", keep_refs=False)
+    assert service.ingest(tag_only).status == "quarantined"
+    assert service.ingest(tag_only).status == "duplicate"
+    [row] = service.quarantined()
+    assert row["status"] == "quarantined" and len(row["key"]) == 12
+    assert service.release(row["key"]).status == "accepted"
+    assert service.store.get(ticket.number).answer.startswith("Zie artikel 40")
+    assert service.quarantined() == []
+    with pytest.raises(EscalationError):
+        service.release(row["key"])
+
+    # Rejected because the expert wrote from an alias; once the alias is in the pool, a release processes it.
+    alias = _reply_to(sent, sender="a.peeters@example.be", body="Aanvulling: ook artikel 41.")
+    assert service.ingest(alias).status == "rejected"
+    service.pool = ExpertPool(experts=(*pool.experts, Expert(name="An Peeters (alias)", email="a.peeters@example.be",
+                                                               topics=("innovatiepartnerschap",))),
+                              fallback=pool.fallback, sla_hours=pool.sla_hours)
+    [row] = service.quarantined()
+    assert service.release(row["key"]).status == "accepted"
+    assert service.store.get(ticket.number).answered_by == "a.peeters@example.be"
 
 
 def test_overdue_tickets_remind_the_expert_and_the_fallback_once(store_url: str, pool: ExpertPool, tmp_path: Path,
@@ -268,3 +338,95 @@ def test_smtp_failure_is_a_mail_error_without_secrets() -> None:
         mailer.send(message)
     assert "geheim-wachtwoord" not in str(info.value)
     assert REOPENED == "reopened"
+
+
+def _raw(sender: str, subject: str, *, message_id: str | None = None, body: str = "Dat mag, zie artikel 40.") -> bytes:
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["Subject"] = subject
+    msg["Message-ID"] = message_id or make_msgid(domain="example.be")
+    msg.set_content(body)
+    return bytes(msg)
+
+
+def test_hostile_header_fields_end_as_a_status_on_every_database(store_url: str, pool: ExpertPool, tmp_path: Path,
+                                                                 smtp_server: SmtpServer) -> None:
+    # Each of these raised out of ingest on main (ValueError, OverflowError, StringDataRightTruncation).
+    service = _service(store_url, pool, tmp_path, smtp_server)
+    service.open_ticket(_new())
+    member = "bram.claes@example.be"
+    hostile = [
+        _raw(member, "RE: =?utf-8?q?=5BVB-" + "1" * 5000 + "=5D?= vraag"),
+        _raw(member, "RE: [VB-99999999999999999999] vraag"),
+        _raw(member, "RE: [VB-1] vraag", message_id=f"<{'x' * 400}@example.be>"),
+        _raw(f"{'a' * 330}@example.be", "RE: [VB-1] vraag"),
+        _raw(member, "RE: [VB-1] vraag", body="<a " * 16_000),
+    ]
+    statuses = [service.ingest(raw).status for raw in hostile]
+    assert statuses == ["rejected", "rejected", "quarantined", "rejected", "quarantined"]
+    assert {len(r["message_id"]) <= 300 and len(r["sender"]) <= 320 for r in service.quarantined()} == {True}
+
+
+class ListMailbox:
+    """The mailbox port over a list, remembering where each message was moved."""
+
+    def __init__(self, raws: list[bytes]) -> None:
+        from escalation.mailbox import MailboxMessage
+
+        self.messages = [MailboxMessage(uid=str(i), raw=raw) for i, raw in enumerate(raws, 1)]
+        self.moved: dict[str, str] = {}
+
+    def fetch_new(self, *, limit: int = 50):
+        return [m for m in self.messages if m.uid not in self.moved][:limit]
+
+    def mark_processed(self, uid: str) -> None:
+        self.moved[uid] = "processed"
+
+    def mark_rejected(self, uid: str) -> None:
+        self.moved[uid] = "rejected"
+
+    def mark_quarantined(self, uid: str) -> None:
+        self.moved[uid] = "quarantined"
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_mail_that_breaks_processing_is_quarantined_and_the_pass_goes_on(
+        store_url: str, pool: ExpertPool, tmp_path: Path, smtp_server: SmtpServer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    service = _service(store_url, pool, tmp_path, smtp_server)
+    ticket = service.open_ticket(_new())
+    sent = smtp_server.received[0]
+    good = _reply_to(sent, sender="an.peeters@example.be", body="Ja, dat kan.")
+    spam = _raw("spam@example.org", "Goedkope pillen")
+    boom = _raw("an.peeters@example.be", "RE: BOOM")
+    original = service.ingest
+
+    def ingest(raw: bytes, **kwargs):
+        if b"BOOM" in raw:
+            raise RuntimeError("a bug on one mail")
+        return original(raw, **kwargs)
+
+    monkeypatch.setattr(service, "ingest", ingest)
+    mailbox = ListMailbox([boom, spam, good])
+    assert [r.status for r in service.poll(mailbox)] == ["quarantined", "rejected", "accepted"]
+    assert mailbox.moved == {"1": "quarantined", "2": "rejected", "3": "processed"}
+    assert [r["reason"] for r in service.quarantined() if r["status"] == "quarantined"] == [
+        "processing failed: RuntimeError"]
+    assert service.store.get(ticket.number).answer == "Ja, dat kan."
+
+
+def test_a_long_answer_is_cut_for_the_chat_and_kept_whole_with_the_ticket(
+        store_url: str, pool: ExpertPool, tmp_path: Path, smtp_server: SmtpServer) -> None:
+    from escalation.service import MAX_ANSWER_CHARS
+
+    service = _service(store_url, pool, tmp_path, smtp_server)
+    ticket = service.open_ticket(_new())
+    long_answer = "\n\n".join(f"Punt {i}: de aanbestedende overheid motiveert haar keuze." for i in range(600))
+    reply = _reply_to(smtp_server.received[0], sender="an.peeters@example.be", body=long_answer)
+    assert service.ingest(reply).status == "accepted"
+    assert len(service.store.get(ticket.number).answer) > MAX_ANSWER_CHARS
+    [delivery] = service.store.pending_deliveries()
+    assert len(delivery.text) < MAX_ANSWER_CHARS + 800
+    assert "ingekort" in delivery.text and "motiveert haar keuze. …" in delivery.text
