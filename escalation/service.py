@@ -188,6 +188,8 @@ class EscalationService:
             return 0, 0
         sent = failed = 0
         for mail in self.store.due_mails(include_future=include_future):
+            if not self.store.claim_mail(mail.id):
+                continue  # another thread or process is sending it
             thread = [m for m in self.store.sent_message_ids(mail.ticket) if m != mail.message_id]
             message = build_message(sender=self.mail_from, reply_to=self.reply_to, recipients=mail.recipients,
                                     subject=mail.subject, body=mail.body, message_id=mail.message_id,
@@ -364,6 +366,8 @@ class EscalationService:
             deliverer = deliverers.get(item.channel)
             if deliverer is None:
                 continue  # e.g. the console: shown when the officer next opens the chat
+            if not self.store.claim_delivery(item.id):
+                continue  # another thread or process is delivering it
             try:
                 deliverer.deliver(item.reply_address, item.text)
             except DeliveryError as exc:
@@ -379,7 +383,7 @@ class EscalationService:
         """Answers waiting for a pull channel (the console), marked delivered as they are handed over."""
         texts = []
         for item in self.store.pending_deliveries(channel=channel, include_future=True):
-            if match(item.reply_address):
+            if match(item.reply_address) and self.store.claim_delivery(item.id):
                 texts.append(item.text)
                 self.store.mark_delivered(item.id)
         return texts

@@ -62,6 +62,7 @@ outbox = sa.Table(
     sa.Column("next_attempt_at", sa.Float, nullable=False),
     sa.Column("sent_at", sa.Float),
     sa.Column("last_error", sa.Text),
+    sa.Column("lease_until", sa.Float),
 )
 
 inbox = sa.Table(
@@ -87,6 +88,7 @@ deliveries = sa.Table(
     sa.Column("next_attempt_at", sa.Float, nullable=False),
     sa.Column("delivered_at", sa.Float),
     sa.Column("last_error", sa.Text),
+    sa.Column("lease_until", sa.Float),
 )
 
 rotation = sa.Table(
@@ -94,6 +96,14 @@ rotation = sa.Table(
     sa.Column("topic", sa.String(32), primary_key=True),
     sa.Column("counter", sa.Integer, nullable=False),
 )
+
+LEASE_SECONDS = 600.0
+"""How long a claimed mail or delivery is left to its sender; after that (the sender died) another takes it."""
+
+
+def _unclaimed(table: sa.Table, now: float):
+    return sa.or_(table.c.lease_until.is_(None), table.c.lease_until <= now)
+
 
 schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.Integer, primary_key=True))
 
@@ -103,7 +113,14 @@ def _migration_1(conn: Connection) -> None:
         table.create(conn)
 
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migration_1}
+def _migration_2(conn: Connection) -> None:
+    # A sender claims a mail or a delivery until lease_until before sending it (exactly once across processes).
+    for table in (outbox, deliveries):
+        if "lease_until" not in {c["name"] for c in sa.inspect(conn).get_columns(table.name)}:
+            conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN lease_until FLOAT"))
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migration_1, 2: _migration_2}
 """Numbered schema steps; add 2, 3, ... and never edit a released one."""
 
 
@@ -313,8 +330,9 @@ class TicketStore:
                           message_id=message_id)
 
     def due_mails(self, *, include_future: bool = False) -> list[OutgoingMail]:
-        """Unsent mails whose retry time has come (all unsent ones with ``include_future``)."""
-        query = sa.select(outbox).where(outbox.c.sent_at.is_(None)).order_by(outbox.c.id)
+        """Unsent, unclaimed mails whose retry time has come (all unsent, unclaimed ones with ``include_future``)."""
+        query = sa.select(outbox).where(outbox.c.sent_at.is_(None), _unclaimed(outbox, self.clock())) \
+            .order_by(outbox.c.id)
         if not include_future:
             query = query.where(outbox.c.next_attempt_at <= self.clock())
         with self.engine.connect() as conn:
@@ -322,13 +340,26 @@ class TicketStore:
                                  subject=r.subject, body=r.body, message_id=r.message_id, attempts=r.attempts)
                     for r in conn.execute(query)]
 
+    def claim_mail(self, mail_id: int, *, lease: float = LEASE_SECONDS) -> bool:
+        """Take an unsent mail for ``lease`` seconds; False when another sender has it (or it was sent)."""
+        return self._claim(outbox, mail_id, outbox.c.sent_at, lease)
+
+    def _claim(self, table: sa.Table, row_id: int, done: sa.Column, lease: float) -> bool:
+        now = self.clock()
+        # One conditional UPDATE: the database serialises competing claims on the row (SQLite locks the file,
+        # PostgreSQL re-checks the condition after the other transaction commits), so one claimant wins.
+        with self.transaction() as conn:
+            claimed = conn.execute(table.update().where(table.c.id == row_id, done.is_(None), _unclaimed(table, now))
+                                   .values(lease_until=now + lease))
+            return claimed.rowcount == 1
+
     def mark_sent(self, mail_id: int) -> None:
         """Record a mail as sent; a ticket whose question went out becomes "sent"."""
         with self.transaction() as conn:
             row = conn.execute(sa.select(outbox.c.ticket, outbox.c.kind, outbox.c.attempts)
                                .where(outbox.c.id == mail_id)).first()
             conn.execute(outbox.update().where(outbox.c.id == mail_id).values(
-                sent_at=self.clock(), attempts=row.attempts + 1, last_error=None))
+                sent_at=self.clock(), attempts=row.attempts + 1, last_error=None, lease_until=None))
             if row.kind in ("question", "followup"):
                 conn.execute(tickets.update().where(tickets.c.number == row.ticket,
                                                     tickets.c.state.in_((OPEN, REOPENED)))
@@ -338,7 +369,8 @@ class TicketStore:
         """Record a failed attempt and when to try again."""
         with self.transaction() as conn:
             conn.execute(outbox.update().where(outbox.c.id == mail_id).values(
-                attempts=outbox.c.attempts + 1, last_error=error[:500], next_attempt_at=self.clock() + retry_in))
+                attempts=outbox.c.attempts + 1, last_error=error[:500], next_attempt_at=self.clock() + retry_in,
+                lease_until=None))
 
     def sent_message_ids(self, ticket: int) -> list[str]:
         """Message-IDs of the mails sent for a ticket (threading)."""
@@ -396,8 +428,9 @@ class TicketStore:
             text=text, created_at=now, attempts=0, next_attempt_at=now))
 
     def pending_deliveries(self, *, channel: str | None = None, include_future: bool = False) -> list[Delivery]:
-        """Answers not yet delivered."""
-        query = sa.select(deliveries).where(deliveries.c.delivered_at.is_(None)).order_by(deliveries.c.id)
+        """Answers not yet delivered and not claimed by another sender."""
+        query = sa.select(deliveries).where(deliveries.c.delivered_at.is_(None),
+                                            _unclaimed(deliveries, self.clock())).order_by(deliveries.c.id)
         if channel:
             query = query.where(deliveries.c.channel == channel)
         if not include_future:
@@ -406,15 +439,19 @@ class TicketStore:
             return [Delivery(id=r.id, ticket=r.ticket, channel=r.channel, reply_address=json.loads(r.reply_address),
                              text=r.text, attempts=r.attempts) for r in conn.execute(query)]
 
+    def claim_delivery(self, delivery_id: int, *, lease: float = LEASE_SECONDS) -> bool:
+        """Take an undelivered answer for ``lease`` seconds; False when another sender has it."""
+        return self._claim(deliveries, delivery_id, deliveries.c.delivered_at, lease)
+
     def mark_delivered(self, delivery_id: int) -> None:
         """The officer has the answer."""
         with self.transaction() as conn:
             conn.execute(deliveries.update().where(deliveries.c.id == delivery_id).values(
-                delivered_at=self.clock(), attempts=deliveries.c.attempts + 1))
+                delivered_at=self.clock(), attempts=deliveries.c.attempts + 1, lease_until=None))
 
     def mark_delivery_failed(self, delivery_id: int, error: str, *, retry_in: float) -> None:
         """A channel could not deliver; try later."""
         with self.transaction() as conn:
             conn.execute(deliveries.update().where(deliveries.c.id == delivery_id).values(
                 attempts=deliveries.c.attempts + 1, last_error=error[:500],
-                next_attempt_at=self.clock() + retry_in))
+                next_attempt_at=self.clock() + retry_in, lease_until=None))

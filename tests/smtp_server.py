@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ class SmtpServer:
     port: int
     received: list[EmailMessage] = field(default_factory=list)
     controller: object | None = None
+    delay: float = 0.0
+    """Seconds each DATA command takes (a slow server widens the window in which two senders could race)."""
 
     def start(self) -> None:
         """Listen (again) on the same port."""
@@ -28,6 +31,8 @@ class SmtpServer:
 
         class Handler:
             async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd API)
+                if box.delay:
+                    await asyncio.sleep(box.delay)
                 box.received.append(message_from_bytes(envelope.original_content, policy=policy.default))
                 return "250 OK"
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import time
+from concurrent.futures import ThreadPoolExecutor
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
@@ -86,7 +89,7 @@ def test_ticket_and_mail_commit_together_and_the_mail_is_well_formed(store_url: 
                                                                       tmp_path: Path, smtp_server: SmtpServer) -> None:
     service = _service(store_url, pool, tmp_path, smtp_server)
     ticket = service.open_ticket(_new())
-    assert service.store.version == 1
+    assert service.store.version == 2
     assert ticket.topic == "innovatiepartnerschap" and ticket.expert_email == "an.peeters@example.be"
     assert service.store.get(ticket.number).state == SENT
     [mail] = smtp_server.received
@@ -430,3 +433,104 @@ def test_a_long_answer_is_cut_for_the_chat_and_kept_whole_with_the_ticket(
     [delivery] = service.store.pending_deliveries()
     assert len(delivery.text) < MAX_ANSWER_CHARS + 800
     assert "ingekort" in delivery.text and "motiveert haar keuze. …" in delivery.text
+
+
+# -- exactly once across threads and processes ------------------------------------------------------------------
+
+
+def _queued(store_url: str, pool: ExpertPool, tmp_path: Path, count: int) -> None:
+    """Tickets whose first mails wait in the outbox (opened while no mail server was configured)."""
+    quiet = _service(store_url, pool, tmp_path, None)
+    for i in range(count):
+        quiet.open_ticket(_new(question=f"Vraag {i} over een innovatiepartnerschap?"))
+
+
+def _send_in_child(store_url: str, pool: ExpertPool, tmp_path: Path, host: str, port: int, conn) -> None:
+    smtp = SmtpServer(host, port)
+    service = _service(store_url, pool, tmp_path, smtp)
+    conn.send(service.send_outbox())
+    conn.close()
+
+
+def test_three_senders_in_threads_send_every_mail_once(store_url: str, pool: ExpertPool, tmp_path: Path,
+                                                        smtp_server: SmtpServer) -> None:
+    _queued(store_url, pool, tmp_path, 3)
+    smtp_server.delay = 0.3
+    senders = [_service(store_url, pool, tmp_path, smtp_server) for _ in range(3)]
+    with ThreadPoolExecutor(3) as executor:
+        results = list(executor.map(lambda s: s.send_outbox(), senders))
+    assert sum(sent for sent, _ in results) == 3 and all(failed == 0 for _, failed in results)
+    assert len(smtp_server.received) == 3
+    assert len({m["Message-ID"] for m in smtp_server.received}) == 3
+
+
+def test_two_sender_processes_send_every_mail_once(store_url: str, pool: ExpertPool, tmp_path: Path,
+                                                    smtp_server: SmtpServer) -> None:
+    _queued(store_url, pool, tmp_path, 4)
+    smtp_server.delay = 0.2
+    context = multiprocessing.get_context("fork")
+    pipes, children = [], []
+    for _ in range(2):
+        receive, send = context.Pipe(duplex=False)
+        child = context.Process(target=_send_in_child,
+                                args=(store_url, pool, tmp_path, smtp_server.host, smtp_server.port, send))
+        child.start()
+        pipes.append(receive)
+        children.append(child)
+    results = [pipe.recv() if pipe.poll(30) else None for pipe in pipes]
+    for child in children:
+        child.join(10)
+    assert None not in results and sum(sent for sent, _ in results) == 4
+    assert len(smtp_server.received) == 4
+
+
+def test_a_mail_claimed_by_a_sender_that_died_is_sent_after_the_lease(store_url: str, pool: ExpertPool,
+                                                                      tmp_path: Path, smtp_server: SmtpServer) -> None:
+    from escalation.store import LEASE_SECONDS
+
+    clock = Clock()
+    _queued(store_url, pool, tmp_path, 1)
+    service = _service(store_url, pool, tmp_path, smtp_server, clock)
+    [mail] = service.store.due_mails()
+    assert service.store.claim_mail(mail.id)  # a sender took it, then its process was killed mid-send
+    assert not service.store.claim_mail(mail.id)
+    assert service.send_outbox() == (0, 0) and smtp_server.received == []
+    clock.now += LEASE_SECONDS + 1
+    assert service.send_outbox() == (1, 0) and len(smtp_server.received) == 1
+    assert service.send_outbox() == (0, 0) and len(smtp_server.received) == 1
+
+
+def test_concurrent_delivery_passes_deliver_each_answer_once(store_url: str, pool: ExpertPool, tmp_path: Path,
+                                                            smtp_server: SmtpServer) -> None:
+    service = _service(store_url, pool, tmp_path, smtp_server)
+    for i in range(2):
+        ticket = service.open_ticket(_new(question=f"Vraag {i} over een innovatiepartnerschap?"))
+        sent = [m for m in smtp_server.received if f"[{ticket.tag}]" in m["Subject"]][0]
+        assert service.ingest(_reply_to(sent, sender="an.peeters@example.be", body=f"Antwoord {i}.")).status \
+            == "accepted"
+    delivered: list[str] = []
+
+    class SlowChannel:
+        def deliver(self, reply_address, text: str) -> None:
+            time.sleep(0.2)
+            delivered.append(text)
+
+    workers = [_service(store_url, pool, tmp_path, smtp_server) for _ in range(3)]
+    with ThreadPoolExecutor(3) as executor:
+        counts = list(executor.map(lambda s: s.deliver({"console": SlowChannel()}), workers))
+    assert sum(counts) == 2 and len(delivered) == 2
+
+
+def test_a_version_1_database_gets_the_lease_columns(store_url: str) -> None:
+    import sqlalchemy as sa
+
+    store = TicketStore(store_url)
+    with store.transaction() as conn:  # back to what a database of the first release looks like
+        for table in ("outbox", "deliveries"):
+            conn.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN lease_until"))
+        conn.execute(sa.text("DELETE FROM schema_version WHERE version = 2"))
+    store.engine.dispose()
+    upgraded = TicketStore(store_url)
+    assert upgraded.version == 2
+    columns = {c["name"] for c in sa.inspect(upgraded.engine).get_columns("outbox")}
+    assert "lease_until" in columns and upgraded.due_mails() == []
