@@ -198,6 +198,15 @@ class AuditLog:
             self._db.commit()
             return cur.rowcount
 
+    def forget_user(self, user: str) -> int:
+        """Delete every logged exchange and feedback of one user (their pseudonym); returns the exchanges removed."""
+        with self._lock:
+            self._db.execute("DELETE FROM feedback WHERE user = ? OR reply_id IN "
+                             "(SELECT reply_id FROM exchanges WHERE user = ?)", (user, user))
+            cur = self._db.execute("DELETE FROM exchanges WHERE user = ?", (user,))
+            self._db.commit()
+            return cur.rowcount
+
     def stats(self, *, days: int = 30, top: int = 10) -> Stats:
         """Questions per day, decision mix, escalation and feedback rates, and the knowledge gaps."""
         since = time.time() - days * 86400

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 from pathlib import Path
@@ -25,6 +26,8 @@ from retrieval.evaluation import EvalFileError, evaluate, read_questions
 from retrieval.search import MODES
 from retrieval.settings import RetrievalSettings
 
+logger = logging.getLogger(__name__)
+
 
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Log progress to stderr.")
@@ -34,6 +37,8 @@ def main(ctx: click.Context, verbose: bool) -> None:
 
     Settings come from VRAAGBAAK_* environment variables (see .env.example).
     """
+    # Everything Vraagbaak writes (logs of questions, tickets, archived mail, keys) is for its own user only.
+    os.umask(0o077)
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # bm25s logs every index build at DEBUG on its own handler; httpx logs request URLs.
@@ -198,11 +203,48 @@ def log_group() -> None:
               help="Days to keep (default: VRAAGBAAK_RETENTION_DAYS, 365).")
 @click.pass_obj
 def log_purge_command(app: App, days: int | None) -> None:
-    """Delete logged questions, replies and feedback older than the retention period."""
-    keep = days or app.bot_settings.retention_days
+    """Delete everything older than the retention period: the log, finished tickets, their mails, archived mail
+    (the same as `vraagbaak privacy purge`)."""
+    click.echo(purge_all(app, days or app.bot_settings.retention_days))
+
+
+def purge_all(app: App, keep: int) -> str:
+    """Apply one retention period to the log and to the expert pool's data; a line saying what went."""
     removed = app.audit.purge(older_than_days=keep)
-    click.echo(f"Removed {removed} logged exchange{'' if removed == 1 else 's'} older than {keep} days (and their "
-               "feedback).")
+    tickets = app.tickets.purge(older_than_days=keep)
+    return (f"Removed {removed} logged exchange{'' if removed == 1 else 's'} (and their feedback), "
+            f"{tickets['tickets']} finished ticket(s) with their mails, {tickets['inbound_mails']} inbound mail "
+            f"record(s) and {tickets['archived_files']} archived mail file(s) older than {keep} days.")
+
+
+@main.group("privacy")
+def privacy_group() -> None:
+    """What is kept about officers, and deleting it (docs/OPERATIONS.md, "Data protection")."""
+
+
+@privacy_group.command("purge")
+@click.option("--older-than", "days", type=click.IntRange(1, None), default=None,
+              help="Days to keep (default: VRAAGBAAK_RETENTION_DAYS, 365).")
+@click.pass_obj
+def privacy_purge_command(app: App, days: int | None) -> None:
+    """Delete everything older than the retention period (`vraagbaak serve` does this once a day)."""
+    click.echo(purge_all(app, days or app.bot_settings.retention_days))
+
+
+@privacy_group.command("forget")
+@click.option("--channel", type=click.Choice(["telegram", "teams", "console"]), required=True,
+              help="The channel the officer uses.")
+@click.argument("user")
+@click.pass_obj
+def privacy_forget_command(app: App, channel: str, user: str) -> None:
+    """Delete all data of one officer: their logged questions and feedback, their tickets with the mails about
+    them. USER is their id in the channel (Telegram user id, Teams AAD object id, console user name)."""
+    pseudonym = app.audit.pseudonym(channel, user)
+    exchanges = app.audit.forget_user(pseudonym)
+    tickets = app.tickets.forget_officer(pseudonym)
+    click.echo(f"Removed {exchanges} logged exchange(s), {tickets['tickets']} ticket(s) with their mails, "
+               f"{tickets['inbound_mails']} inbound mail(s) and {tickets['archived_files']} archived file(s) of "
+               f"{channel} user {pseudonym[:12]}….")
 
 
 @main.command("serve")
@@ -226,7 +268,8 @@ def serve_command(app: App, once: bool) -> None:
         channels = app.channels()
         worker = EscalationWorker(service=app.tickets, mailbox_factory=app.mailbox,
                                   deliverers=lambda: {c.name: c for c in channels},
-                                  interval_seconds=app.escalation_settings.poll_seconds)
+                                  interval_seconds=app.escalation_settings.poll_seconds,
+                                  purge=lambda: logger.info(purge_all(app, app.bot_settings.retention_days)))
         settings = ServerSettings.from_env()
     except (EscalationError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None

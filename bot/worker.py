@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -21,7 +22,12 @@ class EscalationWorker:
     mailbox_factory: Callable[[], object | None]
     deliverers: Callable[[], dict[str, Deliverer]] = dict
     interval_seconds: float = 60.0
+    purge: Callable[[], object] | None = None
+    """Deletes what the retention period no longer covers; run once a day (the first pass included)."""
+    purge_every_seconds: float = 86400.0
+    clock: Callable[[], float] = time.monotonic
     passes: int = field(default=0, init=False)
+    _purged_at: float | None = field(default=None, init=False)
 
     def run_once(self) -> dict[str, int]:
         """Send due mail, poll the mailbox, deliver answers, remind about overdue tickets; never raises.
@@ -29,7 +35,7 @@ class EscalationWorker:
         Each step fails on its own: a mailbox that cannot be read does not hold back deliveries or reminders.
         """
         counts = {"sent": 0, "failed": 0, "accepted": 0, "rejected": 0, "quarantined": 0, "delivered": 0,
-                  "reminded": 0, "errors": 0}
+                  "reminded": 0, "purged": 0, "errors": 0}
 
         def step(name: str, action: Callable[[], None]) -> None:
             try:
@@ -61,7 +67,17 @@ class EscalationWorker:
         def remind() -> None:
             counts["reminded"] = self.service.remind_overdue()
 
-        for name, action in (("send", send), ("intake", intake), ("deliver", deliver), ("remind", remind)):
+        def purge() -> None:
+            now = self.clock()
+            if self.purge is None or (self._purged_at is not None
+                                      and now - self._purged_at < self.purge_every_seconds):
+                return
+            self._purged_at = now
+            self.purge()
+            counts["purged"] = 1
+
+        for name, action in (("send", send), ("intake", intake), ("deliver", deliver), ("remind", remind),
+                             ("purge", purge)):
             step(name, action)
         self.passes += 1
         return counts

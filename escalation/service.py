@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -300,9 +301,10 @@ class EscalationService:
         return None, False
 
     def _archive(self, message_id: str, raw: bytes) -> Path:
-        self.archive_dir.mkdir(parents=True, exist_ok=True)
+        self.archive_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = self.archive_dir / (hashlib.sha256(message_id.encode()).hexdigest()[:32] + ".eml")
-        path.write_bytes(raw)
+        with open(path, "wb", opener=lambda p, flags: os.open(p, flags, 0o600)) as fh:
+            fh.write(raw)
         return path
 
     def _record(self, message_id: str, sender: str, status: str, reason: str, raw: bytes, *,
@@ -387,6 +389,34 @@ class EscalationService:
                 texts.append(item.text)
                 self.store.mark_delivered(item.id)
         return texts
+
+    # -- data protection ----------------------------------------------------------------------------------
+
+    def purge(self, *, older_than_days: float) -> dict[str, int]:
+        """Delete what the retention period no longer covers: finished tickets (officer name, reply address,
+        question, answer, their mails and deliveries) and inbound mails with their archived copies."""
+        return self._forget(before=self.clock() - older_than_days * 86400)
+
+    def forget_officer(self, officer: str) -> dict[str, int]:
+        """Delete every ticket of one officer (their pseudonym) and the mails answering them."""
+        return self._forget(officer=officer)
+
+    def _forget(self, **which: Any) -> dict[str, int]:
+        result = self.store.forget(**which)
+        files = 0
+        for archive in result.pop("archives"):
+            path = Path(archive)
+            if path.parent == self.archive_dir and path.exists():
+                path.unlink()
+                files += 1
+        # Archived mails whose record went in an earlier crash or release are removed by age as well.
+        if "before" in which and self.archive_dir.is_dir():
+            for path in self.archive_dir.glob("*.eml"):
+                if path.stat().st_mtime < which["before"]:
+                    path.unlink()
+                    files += 1
+        result["archived_files"] = files
+        return result
 
     # -- knowledge capture ----------------------------------------------------------------------------------
 

@@ -418,6 +418,31 @@ class TicketStore:
         with self.transaction() as own:
             own.execute(statement)
 
+    # -- data protection ---------------------------------------------------------------------------------
+
+    def forget(self, *, before: float | None = None, officer: str | None = None) -> dict[str, Any]:
+        """Delete tickets (with their mails and deliveries) and inbound mail records, by age or by officer.
+
+        ``before``: tickets closed or answered whose last change is older, and inbound mails received earlier;
+        tickets still waiting for an expert are kept. ``officer``: every ticket of that officer (pseudonym), in any
+        state, with the inbound mails answering them. Returns the counts and the archive files to delete.
+        """
+        with self.transaction() as conn:
+            if officer is not None:
+                numbers = [r.number for r in conn.execute(sa.select(tickets.c.number)
+                                                          .where(tickets.c.officer == officer))]
+                mail_filter = inbox.c.ticket.in_(numbers)
+            else:
+                numbers = [r.number for r in conn.execute(sa.select(tickets.c.number).where(
+                    tickets.c.updated_at < before, tickets.c.state.in_((ANSWERED, CLOSED))))]
+                mail_filter = inbox.c.received_at < before
+            archives = [r.archive for r in conn.execute(sa.select(inbox.c.archive).where(mail_filter)) if r.archive]
+            mails = conn.execute(inbox.delete().where(mail_filter)).rowcount
+            conn.execute(deliveries.delete().where(deliveries.c.ticket.in_(numbers)))
+            conn.execute(outbox.delete().where(outbox.c.ticket.in_(numbers)))
+            removed = conn.execute(tickets.delete().where(tickets.c.number.in_(numbers))).rowcount
+        return {"tickets": removed, "inbound_mails": mails, "archives": archives}
+
     # -- deliveries ---------------------------------------------------------------------------------------
 
     def add_delivery(self, ticket: Ticket, text: str, *, conn: Connection) -> None:

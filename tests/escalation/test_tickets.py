@@ -145,11 +145,16 @@ def test_a_crash_between_commit_and_send_loses_nothing(store_url: str, pool: Exp
         def send(self, message: EmailMessage) -> None:
             raise KeyboardInterrupt("process killed")
 
-    service = _service(store_url, pool, tmp_path, None)
+    from escalation.store import LEASE_SECONDS
+
+    clock = Clock()
+    service = _service(store_url, pool, tmp_path, None, clock)
     service.mailer = Dying()
     with pytest.raises(KeyboardInterrupt):
         service.open_ticket(_new())
-    after_restart = _service(store_url, pool, tmp_path, smtp_server)
+    after_restart = _service(store_url, pool, tmp_path, smtp_server, clock)
+    assert after_restart.send_outbox() == (0, 0)  # the dead sender's claim still holds
+    clock.now += LEASE_SECONDS + 1
     assert after_restart.send_outbox() == (1, 0)
     assert after_restart.send_outbox(include_future=True) == (0, 0)
     assert len(smtp_server.received) == 1
