@@ -77,6 +77,15 @@ _PLAIN_ADDRESS = re.compile(r"[^\s<>()\[\],;:\"@]{1,64}@[^\s<>()\[\],;:\"@]{1,25
 
 def parse_reply(raw: bytes) -> ParsedReply:
     """Parse a raw RFC 5322 reply into a ParsedReply; raise ReplyParseError when it is not a usable mail."""
+    try:
+        return _parse(raw)
+    except RecursionError:
+        # The email package parses and walks MIME parts recursively: thousands of nested multiparts exhaust the
+        # stack wherever the walk happens to be.
+        raise ReplyParseError("MIME parts nested too deeply") from None
+
+
+def _parse(raw: bytes) -> ParsedReply:
     if not isinstance(raw, (bytes, bytearray, memoryview)):
         raise TypeError(f"parse_reply expects bytes, got {type(raw).__name__}")
     data = bytes(raw)
@@ -88,8 +97,8 @@ def parse_reply(raw: bytes) -> ParsedReply:
         raise ReplyParseError("not an e-mail message: no header fields")
     sender, sender_name = _sender(msg)
     raw_text, body_parts = _body_text(msg)
-    raw_text = raw_text[:MAX_TEXT_CHARS]
     attachments = _attachment_names(msg, body_parts)
+    raw_text = raw_text[:MAX_TEXT_CHARS]
     if not raw_text.strip() and not attachments:
         raise ReplyParseError("message has no text body and no attachments")
     subject = " ".join((_header(msg, "Subject") or "")[:MAX_HEADER_CHARS].split())[:MAX_SUBJECT_CHARS]

@@ -137,3 +137,11 @@ def test_an_endless_subject_tag_is_no_ticket_number() -> None:
     reply = parse_reply(_mail("Antwoord.", subject="Re: [VB-99999999999999999999] vraag"))
     assert reply.ticket_tag is None
     assert parse_reply(_mail("Antwoord.", subject="Re: [VB-123456789] vraag")).ticket_tag == 123456789
+
+
+def test_thousands_of_nested_multiparts_are_an_unreadable_mail_not_a_crash() -> None:
+    body = "".join(f'Content-Type: multipart/mixed; boundary="b{i}"\n\n--b{i}\n' for i in range(3000))
+    body += "Content-Type: text/plain\n\nAntwoord\n" + "".join(f"--b{i}--\n" for i in reversed(range(3000)))
+    raw = ("From: expert@example.org\nSubject: Re: [VB-1] vraag\nMIME-Version: 1.0\n" + body).encode()
+    with pytest.raises(ReplyParseError, match="nested"):
+        parse_reply(raw)
