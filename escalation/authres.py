@@ -4,12 +4,15 @@ An expert whose client dropped the In-Reply-To / References of our signed questi
 ``[VB-n]`` subject tag, but anyone can write a From header. The mail server that received the reply checked SPF,
 DKIM and DMARC and wrote its verdict in an ``Authentication-Results`` header on top of the mail. We trust that
 header only when it is the topmost one (the last server added it, so it is ours: anything below came with the mail
-and may be forged) and its authserv-id is one the maintainer configured (``VRAAGBAAK_MAIL_TRUSTED_AUTHSERV``; ``microsoft365`` for
-Exchange Online, which writes none).
+and may be forged) and its authserv-id is one the maintainer configured (``VRAAGBAAK_MAIL_TRUSTED_AUTHSERV``;
+``microsoft365`` for Exchange Online, which writes none).
 
-The sender is authenticated when that header says ``dmarc=pass`` for the From domain, or ``dkim=pass`` with a
-signing domain (``header.d``) aligned with it, or ``spf=pass`` with an envelope sender (``smtp.mailfrom``) aligned
-with it (aligned: the same domain or a parent of it, DMARC's relaxed alignment).
+The sender is authenticated when that header says ``dmarc=pass`` for the From domain, or ``dkim=pass`` with the
+signing domain (``header.d``) equal to it, or ``spf=pass`` with the envelope sender's (``smtp.mailfrom``) domain
+equal to it: strict alignment, because without a public-suffix list a "parent domain" could be ``be``. A
+``dmarc=fail`` for the From domain is final. The header is tokenised as RFC 8601 writes it (comments, nested or
+not, and quoted strings are skipped as a whole, so a quoted local part cannot smuggle in a ``;dmarc=pass``), and a
+result that names a property twice is ignored.
 """
 
 from __future__ import annotations
@@ -20,10 +23,7 @@ from dataclasses import dataclass
 
 MICROSOFT_365 = "microsoft365"
 """The name to trust for Exchange Online, whose Authentication-Results carry no authserv-id."""
-_COMMENT = re.compile(r"\([^()]*\)")
-"""One level of RFC 5322 comment; values are bounded by the parser, and nested comments only hide text."""
-_RESULT = re.compile(r"^(dmarc|dkim|spf)\s*=\s*([a-z]+)\b", re.IGNORECASE)
-_PROPERTY = re.compile(r"\b(header\.from|header\.d|header\.i|smtp\.mailfrom)\s*=\s*\"?([^\s;\"]+)", re.IGNORECASE)
+_RESULT = re.compile(r"^(dmarc|dkim|spf)\s*=\s*([a-z]+)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -32,15 +32,71 @@ class Verdict:
 
     authenticated: bool
     reason: str
+    failed: bool = False
+    """A trusted server said the From domain failed DMARC: a forgery even when the references look right."""
 
 
-def _domain(value: str) -> str:
-    return value.rsplit("@", 1)[-1].strip().strip(".").lower()
+def _segments(header: str) -> list[list[str]]:
+    """The header's ";"-separated parts, each a list of words: comments dropped, quoted strings kept as one word
+    (with their quotes), "=" kept apart so "a = b" and "a=b" read the same. One pass, linear in the length."""
+    parts: list[list[str]] = [[]]
+    word: list[str] = []
+    depth = 0
+    quoted = False
+    escaped = False
+
+    def end_word() -> None:
+        if word:
+            parts[-1].append("".join(word))
+            word.clear()
+
+    for char in header:
+        if escaped:
+            escaped = False
+            if quoted:
+                word.append(char)
+            continue
+        if char == "\\" and (quoted or depth):
+            escaped = True
+        elif quoted:
+            word.append(char)
+            if char == '"':
+                quoted = False
+        elif depth:
+            depth += {"(": 1, ")": -1}.get(char, 0)
+        elif char == "(":
+            end_word()
+            depth = 1
+        elif char == '"':
+            word.append(char)
+            quoted = True
+        elif char == ";":
+            end_word()
+            parts.append([])
+        elif char == "=":
+            end_word()
+            parts[-1].append("=")
+        elif char.isspace():
+            end_word()
+        else:
+            word.append(char)
+    end_word()
+    return [p for p in parts if p]
 
 
-def _aligned(sender_domain: str, other: str) -> bool:
-    other = _domain(other)
-    return bool(other) and (sender_domain == other or sender_domain.endswith("." + other))
+def _pairs(words: list[str]) -> list[tuple[str, str]] | None:
+    """``name = value`` pairs of one result, or None when it is not made of such pairs."""
+    if len(words) % 3 or any(words[i + 1] != "=" for i in range(0, len(words), 3)):
+        return None
+    return [(words[i].lower(), words[i + 2]) for i in range(0, len(words), 3)]
+
+
+def _domain(value: str) -> str | None:
+    """The domain of an address or a domain property; None for a quoted or malformed value."""
+    if '"' in value:
+        return None
+    domain = value.rsplit("@", 1)[-1].strip(".").lower()
+    return domain if re.fullmatch(r"[a-z0-9-]+(?:\.[a-z0-9-]+)+", domain) else None
 
 
 def check(headers: Sequence[str], sender: str, trusted: Collection[str]) -> Verdict:
@@ -49,26 +105,35 @@ def check(headers: Sequence[str], sender: str, trusted: Collection[str]) -> Verd
         return Verdict(False, "no trusted receiving server configured (VRAAGBAAK_MAIL_TRUSTED_AUTHSERV)")
     if not headers:
         return Verdict(False, "no Authentication-Results header")
-    text = _COMMENT.sub(" ", headers[0])
-    parts = [part.strip() for part in text.split(";")]
-    if "=" in parts[0]:
-        # Exchange Online writes no authserv-id: the header starts with a result ("spf=pass ...").
-        authserv, results = MICROSOFT_365, parts
+    segments = _segments(headers[0])
+    if not segments:
+        return Verdict(False, "empty Authentication-Results header")
+    if "=" in segments[0]:
+        authserv, results = MICROSOFT_365, segments  # Exchange Online: the header starts with a result
     else:
-        authserv, results = (parts[0].split() or [""])[0].lower(), parts[1:]
+        authserv, results = segments[0][0].lower(), segments[1:]
     if authserv not in {t.lower() for t in trusted}:
-        return Verdict(False, f"topmost Authentication-Results is from {authserv[:80] or 'nobody'!r}, not trusted")
+        return Verdict(False, f"topmost Authentication-Results is from {authserv[:80]!r}, not trusted")
     sender_domain = _domain(sender)
-    for part in results:
-        found = _RESULT.match(part)
-        if not found or found.group(2).lower() != "pass":
+    passed = None
+    for words in results:
+        pairs = _pairs(words)
+        if not pairs or not _RESULT.match(f"{pairs[0][0]}={pairs[0][1]}"):
             continue
-        method = found.group(1).lower()
-        props = {key.lower(): value for key, value in _PROPERTY.findall(part)}
-        if method == "dmarc" and _domain(props.get("header.from", "")) == sender_domain:
-            return Verdict(True, f"dmarc=pass for {sender_domain} ({authserv})")
-        if method == "dkim" and _aligned(sender_domain, props.get("header.d") or props.get("header.i", "")):
-            return Verdict(True, f"dkim=pass aligned with {sender_domain} ({authserv})")
-        if method == "spf" and _aligned(sender_domain, props.get("smtp.mailfrom", "")):
-            return Verdict(True, f"spf=pass aligned with {sender_domain} ({authserv})")
-    return Verdict(False, f"no passing DMARC, or aligned DKIM / SPF, for {sender_domain} ({authserv})")
+        (method, result), props = pairs[0], pairs[1:]
+        if len({name for name, _ in props}) != len(props):
+            continue  # a property named twice: which one would the server have meant?
+        values = dict(props)
+        result = result.lower()
+        if method == "dmarc" and _domain(values.get("header.from", "")) == sender_domain:
+            if result == "fail":
+                return Verdict(False, f"dmarc=fail for {sender_domain} ({authserv})", failed=True)
+            if result == "pass":
+                passed = passed or f"dmarc=pass for {sender_domain} ({authserv})"
+        elif result == "pass" and method == "dkim" and _domain(values.get("header.d", "")) == sender_domain:
+            passed = passed or f"dkim=pass for {sender_domain} ({authserv})"
+        elif result == "pass" and method == "spf" and _domain(values.get("smtp.mailfrom", "")) == sender_domain:
+            passed = passed or f"spf=pass for {sender_domain} ({authserv})"
+    if passed and sender_domain:
+        return Verdict(True, passed)
+    return Verdict(False, f"no passing DMARC, DKIM or SPF for {sender_domain} ({authserv})")

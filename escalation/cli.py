@@ -105,7 +105,7 @@ def ingest_command(app, eml: Path) -> None:
     result = app.tickets.ingest(eml.read_bytes())
     _deliver(app)
     ticket = f"VB-{result.ticket}" if result.ticket else "no ticket"
-    click.echo(f"{result.status}: {ticket}" + (f" ({result.reason})" if result.reason else ""))
+    click.echo(f"{result.status}: {ticket}" + (f" ({_safe(result.reason)})" if result.reason else ""))
     if result.status in ("rejected", "quarantined"):
         raise click.exceptions.Exit(1)
 

@@ -3,9 +3,12 @@
 Experts answer from Outlook, Gmail or Apple Mail, in Dutch, French or English, mostly above the quoted
 question and sometimes below it. ``strip_quoted`` keeps only what the expert wrote: it cuts at the first
 sign of quoted history (our marker line, a ``>`` quote, an "Op ... schreef:" attribution, an Outlook
-header block, an "Original Message" separator) and then drops the signature. Everything here is pure
-and stdlib-only; checking that the reply belongs to a real ticket (the HMAC in the Message-ID) is done
-elsewhere.
+header block, an "Original Message" separator) and then drops the signature.
+
+Everything here is pure, and bounded on hostile input: what the email package would parse in more than linear time
+(over-long header fields, thousands of MIME parts, transform charsets) is refused or read as plain text first, HTML
+goes through libxml2's parser, and the quote patterns only ever see short lines. Checking that the reply belongs
+to a real ticket (the HMAC in the Message-ID) is done elsewhere.
 """
 
 from __future__ import annotations
@@ -72,6 +75,14 @@ MAX_AUTH_RESULTS = 10
 MAX_HEADER_CHARS = 16_000
 """Header values are read up to this length (a References chain of a long thread stays well below)."""
 MAX_FROM_CHARS = 500
+MAX_PARTS = 1_000
+_BOUNDARY_LINE = re.compile(rb"--[0-9A-Za-z'()+_,./:=?-]")
+"""A line that can open or close a MIME part (RFC 2046: a boundary does not start with a space, "-- " does)."""
+"""MIME boundary lines a mail may have (a reply has a handful; each costs the parser a part object)."""
+_MAIL_CHARSET = re.compile(r"utf-8|utf-16(?:-[bl]e)?|utf-32(?:-[bl]e)?|ascii|latin-1|iso8859-\d+|cp\d+|mac-[a-z]+"
+                           r"|koi8-[a-z]|gb2312|gbk|gb18030|big5(?:hkscs)?|shift_jis(?:2004|x0213)?|euc_[a-z0-9_]+"
+                           r"|iso2022_[a-z0-9_]+|tis-620")
+"""Codec names (as codecs.lookup spells them) of real mail charsets; "rot13", "punycode" or "idna" are not."""
 _PLAIN_ADDRESS = re.compile(r"[^\s<>()\[\],;:\"@]{1,64}@[^\s<>()\[\],;:\"@]{1,253}")
 
 
@@ -83,14 +94,19 @@ def parse_reply(raw: bytes) -> ParsedReply:
         # The email package parses and walks MIME parts recursively: thousands of nested multiparts exhaust the
         # stack wherever the walk happens to be.
         raise ReplyParseError("MIME parts nested too deeply") from None
+    except (LookupError, UnicodeError) as exc:
+        # A charset the email package itself chokes on (in an encoded word or a part it decodes).
+        raise ReplyParseError(f"unusable charset: {type(exc).__name__}") from None
 
 
 def _parse(raw: bytes) -> ParsedReply:
     if not isinstance(raw, (bytes, bytearray, memoryview)):
         raise TypeError(f"parse_reply expects bytes, got {type(raw).__name__}")
-    data = bytes(raw)
+    # A stored message may start with blank lines; the parser would take them for the end of the headers.
+    data = bytes(raw).lstrip(b"\r\n")
     if not data.strip():
         raise ReplyParseError("empty message")
+    _check_structure(data)
     msg = email.message_from_bytes(data, policy=email.policy.default)
     if not msg.keys():
         # The parser accepts anything; with no header field at all it was never an RFC 5322 message.
@@ -119,6 +135,25 @@ def _parse(raw: bytes) -> ParsedReply:
         attachments=attachments,
         authentication_results=_authentication_results(msg),
     )
+
+
+def _check_structure(data: bytes) -> None:
+    """Refuse what the email package would parse in more than linear time, before it does: a header field longer
+    than MAX_HEADER_CHARS (its parameter parser is quadratic in the number of ";"), in the message or in a MIME
+    part's header block, or more than MAX_PARTS boundary lines. One pass over the lines."""
+    in_headers, length, boundaries = True, 0, 0
+    for line in data.split(b"\n"):
+        if _BOUNDARY_LINE.match(line):
+            boundaries += 1
+            if boundaries > MAX_PARTS:
+                raise ReplyParseError(f"more than {MAX_PARTS} MIME parts")
+            in_headers, length = True, 0
+        elif not line.strip(b"\r"):
+            in_headers, length = False, 0
+        elif in_headers:
+            length = length + len(line) if line[:1] in (b" ", b"\t") else len(line)
+            if length > MAX_HEADER_CHARS:
+                raise ReplyParseError(f"a header field longer than {MAX_HEADER_CHARS} characters")
 
 
 def _header(msg: Message, name: str) -> str | None:
@@ -226,9 +261,11 @@ def _part_text(part: Message) -> str:
 def _decode_bytes(payload: bytes, charset: str | None) -> str:
     """Decode with the declared charset, treating ASCII/Latin-1 labels as the Windows-1252 they usually are."""
     try:
-        label = codecs.lookup(charset.strip().strip('"')).name if charset else None
+        label = codecs.lookup(charset.strip().strip('"')[:40]).name if charset else None
     except LookupError:
         label = None
+    if label is not None and not _MAIL_CHARSET.fullmatch(label):
+        label = None  # a transform or an exotic codec: read as unlabelled
     if label is None or label in {"ascii", "iso8859-1", "latin-1", "cp1252"}:
         # Unlabelled or Western labels: valid UTF-8 is almost never accidental, cp1252 covers "€" and quotes.
         for codec in ("utf-8", "cp1252"):
@@ -275,7 +312,7 @@ def _unflow(text: str, *, delsp: bool) -> str:
 
 
 def _quote_prefix(depth: int) -> str:
-    return "> " * depth
+    return "> " * min(depth, _MAX_QUOTE_DEPTH)
 
 
 def _attachment_names(msg: Message, body_parts: tuple[Message, ...]) -> tuple[str, ...]:
@@ -301,6 +338,8 @@ _HTML_SPACE = re.compile(r"[ \t\r\n\f]+")
 _LINE_TAGS = frozenset(
     "br div tr li ul ol table dl dt dd h1 h2 h3 h4 h5 h6 hr section article header footer address center".split()
 )
+_MAX_QUOTE_DEPTH = 20
+"""Deeper blockquotes are shown at this depth: 250 nested ones would multiply every line's length."""
 _SKIPPED_TAGS = frozenset({"script", "style", "head", "title", "xml", "template"})
 
 
@@ -312,6 +351,8 @@ class _TextBuilder:
         self.current: list[str] = []
         self.current_depth = 0
         self.depth = 0
+        self.size = 0
+        """Characters of the rendered text so far, quote prefixes included (the walk stops at MAX_TEXT_CHARS)."""
 
     def text(self, value: str) -> None:
         if not self.current:
@@ -320,10 +361,12 @@ class _TextBuilder:
                 return
             self.current_depth = self.depth
         self.current.append(value)
+        self.size += len(value)
 
     def newline(self) -> None:
         depth = self.current_depth if self.current else self.depth
         self.lines.append((depth, "".join(self.current)))
+        self.size += 1 + 2 * min(depth, _MAX_QUOTE_DEPTH)
         self.current = []
 
     def block(self) -> None:
@@ -355,6 +398,8 @@ def html_to_text(html: str) -> str:
     out = _TextBuilder()
     pre = skipped = 0
     for event, element in etree.iterwalk(root, events=("start", "end")):
+        if out.size > MAX_TEXT_CHARS:
+            break
         if not isinstance(element.tag, str):
             continue  # an entity or a processing instruction the parser kept
         name = element.tag.lower()

@@ -257,11 +257,14 @@ class EscalationService:
             reason = "no valid ticket reference from a pool member"
         elif self.pool is None or not self.pool.is_member(reply.sender):
             reason = f"sender {reply.sender} is not in the expert pool"
-        elif not signed and not vouched:
+        elif not vouched and (self.trusted_authserv or not signed):
             verdict = authres.check(reply.authentication_results, reply.sender, self.trusted_authserv)
-            if not verdict.authenticated:
-                status, reason = "quarantined", f"subject tag without a signed reference, not authenticated: " \
-                                                 f"{verdict.reason}"
+            # A signed reference proves which ticket, not who wrote: anyone who saw our mail can copy it, so a
+            # trusted DMARC failure of the From domain quarantines even a referenced reply.
+            if verdict.failed or not (signed or verdict.authenticated):
+                status = "quarantined"
+                reason = ("not authenticated: " if signed else
+                          "subject tag without a signed reference, not authenticated: ") + verdict.reason
         if reason is None and not reply.answer.strip():
             reason = "the reply contains no new text (only the quoted question)"
         if reason is None:
@@ -333,7 +336,13 @@ class EscalationService:
         if not archive.is_file():
             raise EscalationError(f"the stored copy of {key!r} is gone ({archive})")
         self.store.forget_inbound(row["message_id"])
-        result = self.ingest(archive.read_bytes(), vouched=True)
+        try:
+            result = self.ingest(archive.read_bytes(), vouched=True)
+        except Exception as exc:
+            # Put the record back: the mail stays listed (and its archived copy referenced) for another try.
+            self.store.record_inbound(message_id=row["message_id"], sender=row["sender"], status=row["status"],
+                                      reason=row["reason"], ticket=row["ticket"], archive=row["archive"])
+            raise EscalationError(f"{key!r} could not be processed: {type(exc).__name__}: {exc}") from exc
         logger.info("released inbound mail %s: %s", key, result.status)
         return result
 

@@ -91,12 +91,13 @@ class Ranker:
         The ranker is learned on statute questions only; each hit keeps its fused ``score``.
         """
         out = list(hits)
-        slots = [i for i, hit in enumerate(out[: self.depth]) if hit.chunk.kind in RANKED_KINDS]
+        head = out[: self.depth]
+        slots = [i for i, hit in enumerate(head) if hit.chunk.kind in RANKED_KINDS]
         if len(slots) < 2:
             return out
-        ranked = [out[i] for i in slots]
-        scores = self.scores(rank_features(question, ranked, stats))
-        order = sorted(range(len(ranked)), key=lambda i: (-scores[i], i))
+        # Features over the whole head, as in training (ranks and relative scores count every fused hit).
+        scores = self.scores(rank_features(question, head, stats))
+        order = sorted(slots, key=lambda i: (-scores[i], i))
         for slot, i in zip(slots, order):
-            out[slot] = ranked[i]
+            out[slot] = head[i]
         return out

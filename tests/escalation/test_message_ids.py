@@ -34,9 +34,9 @@ def test_a_signed_id_verifies_and_any_change_to_it_does_not() -> None:
     assert MessageIds(b"t" * 32, "vraagbaak.example.be").verify(message_id) is None  # another key
 
 
-def test_ids_that_are_not_ours_or_too_long_are_refused() -> None:
+def test_ids_that_are_not_ours_are_refused() -> None:
     assert IDS.verify("<CAF123@mail.gmail.com>") is None
-    assert IDS.verify(f"<vb-{'9' * 40}.question.0011aabb.{'0' * 20}@vraagbaak.example.be>") is None
+    assert IDS.verify("<vb-12.question.0011aabb@vraagbaak.example.be>") is None  # no MAC at all
 
 
 def test_a_key_file_is_created_once_with_mode_600(tmp_path: Path) -> None:

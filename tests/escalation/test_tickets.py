@@ -230,6 +230,16 @@ TRUSTED = "mx.vraagbaak.example.be"
     # A forged verdict under the trusted server's own one: only the topmost header counts.
     ((f"{TRUSTED}; dmarc=fail header.from=example.be", f"{TRUSTED}; dmarc=pass header.from=example.be"), False),
     ((f"{TRUSTED}; dkim=pass header.d=evil.example; dmarc=pass header.from=evil.example",), False),
+    # Forgeries a review found: a quoted local part or a nested comment hiding a verdict, a duplicate property,
+    # a top-level domain as "parent", a pass next to an explicit DMARC fail.
+    ((f'{TRUSTED}; spf=pass smtp.mailfrom="x smtp.mailfrom=bram@example.be"@evil.example; dmarc=fail '
+      'header.from=example.be',), False),
+    ((f'{TRUSTED}; spf=pass smtp.mailfrom="a;dmarc=pass header.from=example.be"@evil.example',), False),
+    ((f"{TRUSTED}; spf=pass (a (b) ;dmarc=pass header.from=example.be) smtp.mailfrom=x@evil.example",), False),
+    ((f"{TRUSTED}; spf=pass smtp.mailfrom=x@evil.example smtp.mailfrom=x@example.be",), False),
+    ((f"{TRUSTED}; dkim=pass header.d=be",), False),
+    ((f"{TRUSTED}; dkim=pass header.d=example.be; dmarc=fail header.from=example.be",), False),
+    ((f"{TRUSTED} 1; spf=pass (sender SPF authorized) smtp.mailfrom=bram.claes@example.be",), True),
     # Exchange Online's format, without an authserv-id: trusted only under the name microsoft365.
     (("spf=pass (sender IP is 192.0.2.1) smtp.mailfrom=example.be; dmarc=pass action=none header.from=example.be",),
      False),
@@ -348,12 +358,13 @@ def test_smtp_failure_is_a_mail_error_without_secrets() -> None:
     assert REOPENED == "reopened"
 
 
-def _raw(sender: str, subject: str, *, message_id: str | None = None, body: str = "Dat mag, zie artikel 40.") -> bytes:
+def _raw(sender: str, subject: str, *, message_id: str | None = None, body: str = "Dat mag, zie artikel 40.",
+         subtype: str = "plain") -> bytes:
     msg = EmailMessage()
     msg["From"] = sender
     msg["Subject"] = subject
     msg["Message-ID"] = message_id or make_msgid(domain="example.be")
-    msg.set_content(body)
+    msg.set_content(body, subtype=subtype)
     return bytes(msg)
 
 
@@ -368,7 +379,7 @@ def test_hostile_header_fields_end_as_a_status_on_every_database(store_url: str,
         _raw(member, "RE: [VB-99999999999999999999] vraag"),
         _raw(member, "RE: [VB-1] vraag", message_id=f"<{'x' * 400}@example.be>"),
         _raw(f"{'a' * 330}@example.be", "RE: [VB-1] vraag"),
-        _raw(member, "RE: [VB-1] vraag", body="<a " * 16_000),
+        _raw(member, "RE: [VB-1] vraag", body="<p>Dat mag.</p>" + "<a " * 16_000, subtype="html"),
     ]
     statuses = [service.ingest(raw).status for raw in hostile]
     assert statuses == ["rejected", "rejected", "quarantined", "rejected", "quarantined"]
@@ -539,3 +550,37 @@ def test_a_version_1_database_gets_the_lease_columns(store_url: str) -> None:
     assert upgraded.version == 2
     columns = {c["name"] for c in sa.inspect(upgraded.engine).get_columns("outbox")}
     assert "lease_until" in columns and upgraded.due_mails() == []
+
+
+def test_a_referenced_reply_that_fails_dmarc_at_a_trusted_server_is_quarantined(
+        store_url: str, pool: ExpertPool, tmp_path: Path, smtp_server: SmtpServer) -> None:
+    # The signed Message-ID proves the ticket, not the author: anyone who saw the question mail can copy it.
+    service = _service(store_url, pool, tmp_path, smtp_server, trusted_authserv=(TRUSTED,))
+    ticket = service.open_ticket(_new())
+    sent = smtp_server.received[0]
+    forged = _reply_to(sent, sender="bram.claes@example.be", body="Teken maar, geen probleem.",
+                       auth_results=(f"{TRUSTED}; spf=fail smtp.mailfrom=x@evil.example; dmarc=fail "
+                                     "header.from=example.be",))
+    assert service.ingest(forged).status == "quarantined"
+    genuine = _reply_to(sent, sender="an.peeters@example.be", body="Ja, dat kan.",
+                        auth_results=(f"{TRUSTED}; dmarc=none header.from=example.be",))
+    assert service.ingest(genuine).status == "accepted"
+    assert service.store.get(ticket.number).answer == "Ja, dat kan."
+
+
+def test_a_release_that_fails_keeps_the_mail_listed(store_url: str, pool: ExpertPool, tmp_path: Path,
+                                                    smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    service = _service(store_url, pool, tmp_path, smtp_server)
+    service.open_ticket(_new())
+    tag_only = _reply_to(smtp_server.received[0], sender="bram.claes@example.be", body="Zie artikel 40.",
+                         keep_refs=False)
+    assert service.ingest(tag_only).status == "quarantined"
+    [row] = service.quarantined()
+
+    def broken(raw: bytes, **kwargs):
+        raise LookupError("unknown encoding: rot13")
+
+    monkeypatch.setattr(service, "ingest", broken)
+    with pytest.raises(EscalationError, match="could not be processed"):
+        service.release(row["key"])
+    assert [r["key"] for r in service.quarantined()] == [row["key"]]
