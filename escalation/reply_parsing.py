@@ -473,6 +473,24 @@ _SEPARATOR = re.compile(
     r"|message\s+transf[ée]r[ée]|original\s+message|forwarded\s+message|urspr[üu]ngliche\s+nachricht)\s*-{2,}\s*$",
     re.IGNORECASE,
 )
+# Zoho ("---- On ... wrote ----") and French webmail ("==== Message du 01/12/2026 10:12 ====") open the quoted
+# mail with a banner line instead of an attribution ending in a colon.
+_BANNER = re.compile(
+    r"^\s*-{3,}\s*(?:on|op|le|am)\s.{1,300}?\s(?:wrote|schreef|a\s+[ée]crit|schrieb)\s*:?\s*-{3,}\s*$"
+    r"|^\s*={3,}\s*message\s+du\s.{1,80}?={3,}\s*$",
+    re.IGNORECASE,
+)
+# A confidentiality footer that mail servers add below the signature; everything from it on is not the answer.
+_DISCLAIMER = re.compile(
+    r"^\s*(?:disclaimer|avertissement|vertrouwelijkheid|confidentialit[ée]|confidentiality\s+notice)\s*:"
+    r"|^\s*(?:dit\s+(?:e-?mail)?bericht|deze\s+e-?mail|ce\s+(?:message|courriel)|this\s+(?:e-?mail|message))\b"
+    r".{0,120}?\b(?:uitsluitend|exclusivement|uniquement|intended\s+(?:solely|only))",
+    re.IGNORECASE,
+)
+_GREETING = re.compile(r"^\s*\S.{0,38}[,:!]\s*$")
+"""A salutation line alone ("Hi Emma,", "Beste Kevin,")."""
+_PIPE_SIGNATURE_LINES = 4
+"""Trailing "Name | Function | Organisation" lines (a server-added signature without a closing) dropped at most."""
 _RULE_LINE = re.compile(r"^\s*[_\-=─]{5,}\s*$")
 _SIG_DELIMITER = re.compile(r"^--\s*$")
 _MOBILE_LINE = re.compile(
@@ -488,6 +506,7 @@ _CLOSING_PHRASES = (
     r"(?:bien\s+|tr[èe]s\s+)?cordialement", r"bien\s+[àa]\s+vous",
     r"(?:(?:meilleures|sinc[èe]res|mes)\s+)?salutations(?:\s+distingu[ée]es)?",
     r"(?:(?:with\s+)?kind|best|warm|kindest)\s+regards", r"regards",
+    r"groet", r"best", r"cheers", r"bonne\s+(?:soir[ée]e|journ[ée]e|fin\s+de\s+journ[ée]e)",
 )
 # The whole line is the closing, optionally followed by ", Name" on the same line.
 _CLOSING = re.compile(
@@ -511,9 +530,14 @@ def strip_quoted(text: str) -> str:
     else:
         index, kind, _span = boundary
         above = lines[:_rewind_rules(lines, index)]
-        if kind in {"quote", "attribution"} and not any(_is_content(line) for line in above):
+        written = [line for line in above if _is_content(line)]
+        if kind in {"quote", "attribution"} and not written:
             # Nothing written above the quote: the expert bottom-posted or answered inline below it.
             body = _below_quotes(lines, index)
+        elif (kind in {"quote", "attribution"} and len(written) == 1 and _GREETING.match(written[0])
+              and any(_is_content(line) for line in _below_quotes(lines, index))):
+            # Only "Hi Emma," above the quote, the answers written between its lines.
+            body = above + _below_quotes(lines, index)
         else:
             body = above
     return _clean_answer(body)
@@ -538,7 +562,7 @@ def _boundary_at(lines: list[str], index: int) -> tuple[str, int] | None:
     english = _MARKER_EN.search(line)
     if _MARKER.search(line) or (english and "##" in line[:english.start()]):
         return "marker", 1
-    if _SEPARATOR.match(line):
+    if _SEPARATOR.match(line) or _BANNER.match(line):
         return "separator", 1
     span = _attribution_span(lines, index)
     if span:
@@ -616,6 +640,16 @@ def _below_quotes(lines: list[str], index: int) -> list[str]:
 def _clean_answer(lines: list[str]) -> str:
     """Drop device taglines, the '-- ' signature and a closing with its name block; tidy blank lines."""
     kept = [line.rstrip() for line in lines if not _is_tagline(line)]
+    for index, line in enumerate(kept):
+        if index and len(line) <= _MAX_HEADER_LINE and _DISCLAIMER.match(line):
+            kept = kept[:index]
+            break
+    tail = len(kept)
+    while (tail and len(kept) - tail < _PIPE_SIGNATURE_LINES and " | " in kept[tail - 1]
+           and len(kept[tail - 1]) <= _NAME_BLOCK_WIDTH * 2):
+        tail -= 1
+    if any(line.strip() for line in kept[:tail]):
+        kept = kept[:tail]
     for index, line in enumerate(kept):
         if _SIG_DELIMITER.match(line):
             kept = kept[:index]

@@ -331,8 +331,8 @@ class TicketStore:
 
     def due_mails(self, *, include_future: bool = False) -> list[OutgoingMail]:
         """Unsent, unclaimed mails whose retry time has come (all unsent, unclaimed ones with ``include_future``)."""
-        query = sa.select(outbox).where(outbox.c.sent_at.is_(None), _unclaimed(outbox, self.clock())) \
-            .order_by(outbox.c.id)
+        query = (sa.select(outbox).where(outbox.c.sent_at.is_(None), _unclaimed(outbox, self.clock()))
+                 .order_by(outbox.c.id))
         if not include_future:
             query = query.where(outbox.c.next_attempt_at <= self.clock())
         with self.engine.connect() as conn:
