@@ -197,10 +197,11 @@ class EscalationService:
                                     ticket=mail.ticket, in_reply_to=thread or None)
             try:
                 self.mailer.send(message)
-            except MailError as exc:
+            except Exception as exc:  # noqa: BLE001 - MailError or a bug: either way this mail waits, the rest go
                 failed += 1
-                self.store.mark_failed(mail.id, str(exc), retry_in=backoff(mail.attempts))
-                logger.warning("mail for VB-%s not sent (attempt %d): %s", mail.ticket, mail.attempts + 1, exc)
+                self.store.mark_failed(mail.id, str(exc) or type(exc).__name__, retry_in=backoff(mail.attempts))
+                log = logger.warning if isinstance(exc, MailError) else logger.exception
+                log("mail for VB-%s not sent (attempt %d): %s", mail.ticket, mail.attempts + 1, exc)
                 continue
             self.store.mark_sent(mail.id)
             sent += 1
@@ -381,10 +382,12 @@ class EscalationService:
                 continue  # another thread or process is delivering it
             try:
                 deliverer.deliver(item.reply_address, item.text)
-            except DeliveryError as exc:
-                retry = RETRY_MAX_SECONDS * 24 if exc.permanent else backoff(item.attempts)
-                self.store.mark_delivery_failed(item.id, str(exc), retry_in=retry)
-                logger.warning("answer for VB-%s not delivered via %s: %s", item.ticket, item.channel, exc)
+            except Exception as exc:  # noqa: BLE001 - a channel's bug must not hold back the other answers
+                permanent = isinstance(exc, DeliveryError) and exc.permanent
+                retry = RETRY_MAX_SECONDS * 24 if permanent else backoff(item.attempts)
+                self.store.mark_delivery_failed(item.id, str(exc) or type(exc).__name__, retry_in=retry)
+                log = logger.warning if isinstance(exc, DeliveryError) else logger.exception
+                log("answer for VB-%s not delivered via %s: %s", item.ticket, item.channel, exc)
                 continue
             self.store.mark_delivered(item.id)
             delivered += 1

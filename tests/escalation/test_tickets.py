@@ -584,3 +584,24 @@ def test_a_release_that_fails_keeps_the_mail_listed(store_url: str, pool: Expert
     with pytest.raises(EscalationError, match="could not be processed"):
         service.release(row["key"])
     assert [r["key"] for r in service.quarantined()] == [row["key"]]
+
+
+def test_a_channel_that_crashes_on_one_answer_does_not_hold_back_the_others(
+        store_url: str, pool: ExpertPool, tmp_path: Path, smtp_server: SmtpServer) -> None:
+    service = _service(store_url, pool, tmp_path, smtp_server)
+    for i in range(2):
+        ticket = service.open_ticket(_new(question=f"Vraag {i} over een innovatiepartnerschap?"))
+        sent = [m for m in smtp_server.received if f"[{ticket.tag}]" in m["Subject"]][0]
+        service.ingest(_reply_to(sent, sender="an.peeters@example.be", body=f"Antwoord {i}."))
+    delivered: list[str] = []
+
+    class Flaky:
+        def deliver(self, reply_address, text: str) -> None:
+            if "Antwoord 0." in text:
+                raise RuntimeError("a bug in the channel")
+            delivered.append(text)
+
+    assert service.deliver({"console": Flaky()}) == 1
+    assert len(delivered) == 1 and "Antwoord 1." in delivered[0]
+    [waiting] = service.store.pending_deliveries(include_future=True)
+    assert "Antwoord 0." in waiting.text  # retried later, not lost and not left claimed for the lease
