@@ -48,6 +48,10 @@ def main(ctx: click.Context, verbose: bool) -> None:
         ctx.obj = App(RetrievalSettings.from_env(), BotSettings.from_env())
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    home = ctx.obj.settings.home
+    if home.is_dir():
+        # Files written by versions before the umask keep their mode; a private home folder covers them too.
+        home.chmod(0o700)
 
 
 main.add_command(corpus_group)
@@ -242,6 +246,9 @@ def privacy_forget_command(app: App, channel: str, user: str) -> None:
     pseudonym = app.audit.pseudonym(channel, user)
     exchanges = app.audit.forget_user(pseudonym)
     tickets = app.tickets.forget_officer(pseudonym)
+    if not exchanges and not tickets["tickets"]:
+        click.echo(f"Nothing stored for {channel} user {user!r} (check the id: in Teams the AAD object id, or "
+                   "from.id for a user without one).", err=True)
     click.echo(f"Removed {exchanges} logged exchange(s), {tickets['tickets']} ticket(s) with their mails, "
                f"{tickets['inbound_mails']} inbound mail(s) and {tickets['archived_files']} archived file(s) of "
                f"{channel} user {pseudonym[:12]}….")

@@ -46,6 +46,7 @@ def routing_train_command(app, independent: bool, work: Path | None, output: Pat
     path = output or ROUTING_DIR / model_file_name(name)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n", encoding="utf-8")
+    path.chmod(0o644)  # part of the package, read by the service's user: not private like the data home
     load_routing.cache_clear()
     click.echo(f"wrote {path}")
 

@@ -640,22 +640,40 @@ def _below_quotes(lines: list[str], index: int) -> list[str]:
 def _clean_answer(lines: list[str]) -> str:
     """Drop device taglines, the '-- ' signature and a closing with its name block; tidy blank lines."""
     kept = [line.rstrip() for line in lines if not _is_tagline(line)]
-    for index, line in enumerate(kept):
-        if index and len(line) <= _MAX_HEADER_LINE and _DISCLAIMER.match(line):
-            kept = kept[:index]
-            break
-    tail = len(kept)
-    while (tail and len(kept) - tail < _PIPE_SIGNATURE_LINES and " | " in kept[tail - 1]
-           and len(kept[tail - 1]) <= _NAME_BLOCK_WIDTH * 2):
-        tail -= 1
-    if any(line.strip() for line in kept[:tail]):
-        kept = kept[:tail]
+    kept = _drop_footer(kept)
     for index, line in enumerate(kept):
         if _SIG_DELIMITER.match(line):
             kept = kept[:index]
             break
     kept = _drop_closing(kept)
     return _collapse_blank_lines("\n".join(kept)).strip()
+
+
+def _is_signature_start(line: str) -> bool:
+    """A closing ("Met vriendelijke groeten,"), the "-- " delimiter, or a "Name | Function | Organisation" line
+    (two separators, no digits or amounts: a table row of the answer has them)."""
+    if len(line) > _MAX_HEADER_LINE:
+        return False
+    if _CLOSING.match(line) or _SIG_DELIMITER.match(line):
+        return True
+    return line.count(" | ") >= 2 and len(line) <= _NAME_BLOCK_WIDTH * 2 and not re.search(r"[\d€%]", line)
+
+
+def _drop_footer(lines: list[str]) -> list[str]:
+    """Cut a confidentiality footer, and a "Name | Function" signature above it or at the end; only below a
+    signature start, so that "Deze e-mail vervangt mijn vorige antwoord: ... uitsluitend ..." stays."""
+    starts = [i for i, line in enumerate(lines) if i and _is_signature_start(line)]
+    for index, line in enumerate(lines):
+        if len(line) <= _MAX_HEADER_LINE and _DISCLAIMER.match(line) and any(s < index for s in starts):
+            lines = lines[:index]
+            break
+    filled = [i for i, line in enumerate(lines) if line.strip()]
+    tail = filled[-_PIPE_SIGNATURE_LINES:]
+    pipe = next((i for i in tail if " | " in lines[i] and _is_signature_start(lines[i])
+                 and not _CLOSING.match(lines[i]) and not _SIG_DELIMITER.match(lines[i])), None)
+    if pipe is not None and any(lines[i].strip() for i in range(pipe)):
+        lines = lines[:pipe]
+    return lines
 
 
 def _drop_closing(lines: list[str]) -> list[str]:

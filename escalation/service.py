@@ -189,7 +189,7 @@ class EscalationService:
             return 0, 0
         sent = failed = 0
         for mail in self.store.due_mails(include_future=include_future):
-            if not self.store.claim_mail(mail.id):
+            if not self.store.claim_mail(mail.id, due_only=not include_future):
                 continue  # another thread or process is sending it
             thread = [m for m in self.store.sent_message_ids(mail.ticket) if m != mail.message_id]
             message = build_message(sender=self.mail_from, reply_to=self.reply_to, recipients=mail.recipients,
@@ -397,7 +397,7 @@ class EscalationService:
         """Answers waiting for a pull channel (the console), marked delivered as they are handed over."""
         texts = []
         for item in self.store.pending_deliveries(channel=channel, include_future=True):
-            if match(item.reply_address) and self.store.claim_delivery(item.id):
+            if match(item.reply_address) and self.store.claim_delivery(item.id, due_only=False):
                 texts.append(item.text)
                 self.store.mark_delivered(item.id)
         return texts
@@ -405,8 +405,8 @@ class EscalationService:
     # -- data protection ----------------------------------------------------------------------------------
 
     def purge(self, *, older_than_days: float) -> dict[str, int]:
-        """Delete what the retention period no longer covers: finished tickets (officer name, reply address,
-        question, answer, their mails and deliveries) and inbound mails with their archived copies."""
+        """Erase what the retention period no longer covers: tickets untouched for that long (officer name, reply
+        address, question, answer, their mails and deliveries) and inbound mails with their archived copies."""
         return self._forget(before=self.clock() - older_than_days * 86400)
 
     def forget_officer(self, officer: str) -> dict[str, int]:
@@ -417,8 +417,8 @@ class EscalationService:
         result = self.store.forget(**which)
         files = 0
         for archive in result.pop("archives"):
-            path = Path(archive)
-            if path.parent == self.archive_dir and path.exists():
+            path = self.archive_dir / Path(archive).name  # the archive dir of now, wherever the home was then
+            if path.exists():
                 path.unlink()
                 files += 1
         # Archived mails whose record went in an earlier crash or release are removed by age as well.

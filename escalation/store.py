@@ -97,7 +97,9 @@ rotation = sa.Table(
     sa.Column("counter", sa.Integer, nullable=False),
 )
 
-LEASE_SECONDS = 600.0
+FORGOTTEN = "-"
+"""The officer of an erased ticket."""
+LEASE_SECONDS = 1800.0
 """How long a claimed mail or delivery is left to its sender; after that (the sender died) another takes it."""
 
 
@@ -125,8 +127,26 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migration_1, 2: _migr
 
 
 def migrate(engine: Engine) -> int:
-    """Apply the missing migrations in order; returns the schema version."""
+    """Apply the missing migrations in order; returns the schema version.
+
+    Two processes starting together (``serve`` restarting while cron runs a command) both try: PostgreSQL takes an
+    advisory lock for the transaction, and a loser on SQLite (a concurrent insert of the same version) tries again
+    and finds the work done.
+    """
+    for attempt in range(3):
+        try:
+            return _migrate_once(engine)
+        except sa.exc.DBAPIError:
+            if attempt == 2:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _migrate_once(engine: Engine) -> int:
     with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(7243011)"))
         schema_version.create(conn, checkfirst=True)
         current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
         for version in sorted(v for v in MIGRATIONS if v > current):
@@ -340,24 +360,28 @@ class TicketStore:
                                  subject=r.subject, body=r.body, message_id=r.message_id, attempts=r.attempts)
                     for r in conn.execute(query)]
 
-    def claim_mail(self, mail_id: int, *, lease: float = LEASE_SECONDS) -> bool:
-        """Take an unsent mail for ``lease`` seconds; False when another sender has it (or it was sent)."""
-        return self._claim(outbox, mail_id, outbox.c.sent_at, lease)
+    def claim_mail(self, mail_id: int, *, lease: float = LEASE_SECONDS, due_only: bool = True) -> bool:
+        """Take an unsent mail for ``lease`` seconds; False when another sender has it, it was sent, or (with
+        ``due_only``) its next attempt is not due yet."""
+        return self._claim(outbox, mail_id, outbox.c.sent_at, lease, due_only)
 
-    def _claim(self, table: sa.Table, row_id: int, done: sa.Column, lease: float) -> bool:
+    def _claim(self, table: sa.Table, row_id: int, done: sa.Column, lease: float, due_only: bool) -> bool:
         now = self.clock()
+        condition = [table.c.id == row_id, done.is_(None), _unclaimed(table, now)]
+        if due_only:
+            condition.append(table.c.next_attempt_at <= now)
         # One conditional UPDATE: the database serialises competing claims on the row (SQLite locks the file,
         # PostgreSQL re-checks the condition after the other transaction commits), so one claimant wins.
         with self.transaction() as conn:
-            claimed = conn.execute(table.update().where(table.c.id == row_id, done.is_(None), _unclaimed(table, now))
-                                   .values(lease_until=now + lease))
-            return claimed.rowcount == 1
+            return conn.execute(table.update().where(*condition).values(lease_until=now + lease)).rowcount == 1
 
     def mark_sent(self, mail_id: int) -> None:
         """Record a mail as sent; a ticket whose question went out becomes "sent"."""
         with self.transaction() as conn:
             row = conn.execute(sa.select(outbox.c.ticket, outbox.c.kind, outbox.c.attempts)
                                .where(outbox.c.id == mail_id)).first()
+            if row is None:
+                return  # erased meanwhile (privacy forget)
             conn.execute(outbox.update().where(outbox.c.id == mail_id).values(
                 sent_at=self.clock(), attempts=row.attempts + 1, last_error=None, lease_until=None))
             if row.kind in ("question", "followup"):
@@ -421,26 +445,31 @@ class TicketStore:
     # -- data protection ---------------------------------------------------------------------------------
 
     def forget(self, *, before: float | None = None, officer: str | None = None) -> dict[str, Any]:
-        """Delete tickets (with their mails and deliveries) and inbound mail records, by age or by officer.
+        """Erase tickets (their people, texts, mails and deliveries) and inbound mail records, by age or by officer.
 
-        ``before``: tickets closed or answered whose last change is older, and inbound mails received earlier;
-        tickets still waiting for an expert are kept. ``officer``: every ticket of that officer (pseudonym), in any
-        state, with the inbound mails answering them. Returns the counts and the archive files to delete.
+        ``before``: tickets whose last change is older, in any state, and inbound mails received earlier.
+        ``officer``: every ticket of that officer (pseudonym), with the inbound mails answering them. A ticket's row
+        stays, closed and emptied, so its number is never given to a new ticket (SQLite would reuse the highest
+        number of a deleted row, and a late expert reply to the old ticket would answer the new one). Returns the
+        counts and the archive files to delete.
         """
         with self.transaction() as conn:
             if officer is not None:
-                numbers = [r.number for r in conn.execute(sa.select(tickets.c.number)
-                                                          .where(tickets.c.officer == officer))]
+                which = tickets.c.officer == officer
+                numbers = [r.number for r in conn.execute(sa.select(tickets.c.number).where(which))]
                 mail_filter = inbox.c.ticket.in_(numbers)
             else:
-                numbers = [r.number for r in conn.execute(sa.select(tickets.c.number).where(
-                    tickets.c.updated_at < before, tickets.c.state.in_((ANSWERED, CLOSED))))]
+                which = sa.and_(tickets.c.updated_at < before, tickets.c.officer != FORGOTTEN)
+                numbers = [r.number for r in conn.execute(sa.select(tickets.c.number).where(which))]
                 mail_filter = inbox.c.received_at < before
             archives = [r.archive for r in conn.execute(sa.select(inbox.c.archive).where(mail_filter)) if r.archive]
             mails = conn.execute(inbox.delete().where(mail_filter)).rowcount
             conn.execute(deliveries.delete().where(deliveries.c.ticket.in_(numbers)))
             conn.execute(outbox.delete().where(outbox.c.ticket.in_(numbers)))
-            removed = conn.execute(tickets.delete().where(tickets.c.number.in_(numbers))).rowcount
+            removed = conn.execute(tickets.update().where(tickets.c.number.in_(numbers)).values(
+                state=CLOSED, officer=FORGOTTEN, officer_name=None, municipality=None, reply_address="{}",
+                question="", context="[]", sources="[]", reason="", answer=None, answered_by=None,
+                updated_at=self.clock())).rowcount
         return {"tickets": removed, "inbound_mails": mails, "archives": archives}
 
     # -- deliveries ---------------------------------------------------------------------------------------
@@ -464,9 +493,9 @@ class TicketStore:
             return [Delivery(id=r.id, ticket=r.ticket, channel=r.channel, reply_address=json.loads(r.reply_address),
                              text=r.text, attempts=r.attempts) for r in conn.execute(query)]
 
-    def claim_delivery(self, delivery_id: int, *, lease: float = LEASE_SECONDS) -> bool:
-        """Take an undelivered answer for ``lease`` seconds; False when another sender has it."""
-        return self._claim(deliveries, delivery_id, deliveries.c.delivered_at, lease)
+    def claim_delivery(self, delivery_id: int, *, lease: float = LEASE_SECONDS, due_only: bool = True) -> bool:
+        """Take an undelivered answer for ``lease`` seconds; False when another sender has it (or it is not due)."""
+        return self._claim(deliveries, delivery_id, deliveries.c.delivered_at, lease, due_only)
 
     def mark_delivered(self, delivery_id: int) -> None:
         """The officer has the answer."""

@@ -15,7 +15,7 @@ from bot.cli import main
 from bot.messages import Decision, Reply
 from bot.settings import BotSettings
 from bot.worker import EscalationWorker
-from escalation.store import CLOSED, NewTicket
+from escalation.store import CLOSED, FORGOTTEN, NewTicket
 from retrieval.settings import RetrievalSettings
 from tests.smtp_server import SmtpServer, expert_reply
 
@@ -69,35 +69,57 @@ def _archived(app: App) -> list[Path]:
     return sorted(folder.glob("*.eml")) if folder.exists() else []
 
 
+def _erased(app: App, number: int) -> bool:
+    t = app.tickets.store.get(number)
+    return (t.state == CLOSED and t.officer == FORGOTTEN and t.question == "" and t.officer_name is None
+            and t.reply_address == {} and t.answer is None)
+
+
 def test_one_retention_period_covers_log_tickets_mails_and_archive(app: App, smtp_server: SmtpServer) -> None:
     old = _answered_ticket(app, smtp_server, "1")
     app.tickets.store.set_state(old, CLOSED)
     _age(app, old, 400, user="1")
     recent = _answered_ticket(app, smtp_server, "2")
-    waiting = app.tickets.open_ticket(NewTicket(officer="o3", channel="console", reply_address={"user": "u"},
-                                                question="Nog geen antwoord?", reason="test", topic=""))
-    _age(app, waiting.number, 400)  # still waiting for an expert: kept whatever its age
-    assert len(_archived(app)) == 2
+    stuck = app.tickets.open_ticket(NewTicket(officer="o3", channel="console", reply_address={"user": "u"},
+                                              question="Nooit beantwoord?", reason="test", topic=""))
+    _age(app, stuck.number, 400)  # an expert never answered in a year: the retention period covers it too
+    orphan = app.tickets.archive_dir / "orphan.eml"  # a copy whose record went missing
+    orphan.write_bytes(b"From: x@example.org\n\nTekst")
+    os.utime(orphan, (app.tickets.clock() - 400 * DAY,) * 2)
+    feedback = app.audit.feedback(reply_id="r1", channel="telegram", user_id="1", value=-1)
+    assert feedback and len(_archived(app)) == 3
 
     result = CliRunner().invoke(main, ["privacy", "purge"])
     assert result.exit_code == 0, result.output
-    assert "1 logged exchange" in result.output and "1 finished ticket(s)" in result.output
-    numbers = {t.number for t in app.tickets.store.list()}
-    assert numbers == {recent, waiting.number}
-    assert len(_archived(app)) == 1 and all(m.ticket != old for m in app.tickets.store.due_mails(include_future=True))
+    assert "1 logged exchange" in result.output and "2 finished ticket(s)" in result.output
+    assert _erased(app, old) and _erased(app, stuck.number) and not _erased(app, recent)
+    assert len(_archived(app)) == 1 and all(m.ticket == recent for m in app.tickets.store.due_mails(
+        include_future=True))
+    assert app.tickets.store.inbound("accepted") and all(r["ticket"] == recent
+                                                         for r in app.tickets.store.inbound("accepted"))
     assert app.audit._db.execute("SELECT count(*) FROM exchanges").fetchone()[0] == 1
+    assert app.audit._db.execute("SELECT count(*) FROM feedback").fetchone()[0] == 0
+
+    # The numbers of erased tickets are never given again: a late reply to VB-1 cannot answer a new ticket.
+    newest = app.tickets.open_ticket(NewTicket(officer="o4", channel="console", reply_address={"user": "v"},
+                                               question="Nieuwe vraag?", reason="test", topic=""))
+    assert newest.number > max(old, recent, stuck.number)
 
 
 def test_forgetting_an_officer_removes_their_log_and_tickets_only(app: App, smtp_server: SmtpServer) -> None:
     mine = _answered_ticket(app, smtp_server, "42")
+    still_open = app.tickets.open_ticket(NewTicket(
+        officer=app.audit.pseudonym("telegram", "42"), channel="telegram", reply_address={"chat_id": 7},
+        question="Tweede vraag?", reason="test", topic=""))
     other = _answered_ticket(app, smtp_server, "43")
+    app.audit.feedback(reply_id="r42", channel="telegram", user_id="42", value=1)
     result = CliRunner().invoke(main, ["privacy", "forget", "--channel", "telegram", "42"])
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("Removed 1 logged exchange(s), 1 ticket(s)")
-    assert {t.number for t in app.tickets.store.list()} == {other}
-    assert mine not in {t.number for t in app.tickets.store.list()}
+    assert result.output.startswith("Removed 1 logged exchange(s), 2 ticket(s)")
+    assert _erased(app, mine) and _erased(app, still_open.number) and not _erased(app, other)
     users = [r[0] for r in app.audit._db.execute("SELECT user FROM exchanges")]
     assert users == [app.audit.pseudonym("telegram", "43")]
+    assert app.audit._db.execute("SELECT count(*) FROM feedback").fetchone()[0] == 0
     assert len(_archived(app)) == 1
 
 

@@ -45,3 +45,17 @@ def test_client_reply_answer(eml: Path) -> None:
     expected = expected_path(eml).read_text(encoding="utf-8")
     assert "@" in reply.sender
     assert normalized(reply.answer) == normalized(expected)
+
+
+@pytest.mark.parametrize(("text", "answer"), [
+    # Found by review: a footer rule that cut these answers in half.
+    ("Ja, dat kan.\n\nDeze e-mail vervangt mijn vorige antwoord: de uitzondering geldt uitsluitend voor werken.\n\n"
+     "Met vriendelijke groeten,\nAn",
+     "Ja, dat kan.\n\nDeze e-mail vervangt mijn vorige antwoord: de uitzondering geldt uitsluitend voor werken."),
+    ("De drempels (excl. btw):\n\nWerken | € 5.538.000 | art. 11\nLeveringen | € 143.000 | art. 11",
+     "De drempels (excl. btw):\n\nWerken | € 5.538.000 | art. 11\nLeveringen | € 143.000 | art. 11"),
+])
+def test_answer_text_that_looks_like_a_footer_is_kept(text: str, answer: str) -> None:
+    from escalation.reply_parsing import strip_quoted
+
+    assert strip_quoted(text) == answer
