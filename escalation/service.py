@@ -333,7 +333,7 @@ class EscalationService:
             raise EscalationError(f"no quarantined or rejected mail {key!r}" if not matches
                                   else f"{key!r} is ambiguous")
         row = matches[0]
-        archive = Path(row["archive"] or "")
+        archive = self.archive_dir / Path(row["archive"] or "-").name  # the archive dir of now
         if not archive.is_file():
             raise EscalationError(f"the stored copy of {key!r} is gone ({archive})")
         self.store.forget_inbound(row["message_id"])
@@ -410,7 +410,7 @@ class EscalationService:
         return self._forget(before=self.clock() - older_than_days * 86400)
 
     def forget_officer(self, officer: str) -> dict[str, int]:
-        """Delete every ticket of one officer (their pseudonym) and the mails answering them."""
+        """Erase every ticket of one officer (their pseudonym) and delete the mails about them."""
         return self._forget(officer=officer)
 
     def _forget(self, **which: Any) -> dict[str, int]:
