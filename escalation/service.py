@@ -189,7 +189,8 @@ class EscalationService:
             return 0, 0
         sent = failed = 0
         for mail in self.store.due_mails(include_future=include_future):
-            if not self.store.claim_mail(mail.id, due_only=not include_future):
+            lease = self.store.claim_mail(mail.id, due_only=not include_future)
+            if lease is None:
                 continue  # another thread or process is sending it
             thread = [m for m in self.store.sent_message_ids(mail.ticket) if m != mail.message_id]
             message = build_message(sender=self.mail_from, reply_to=self.reply_to, recipients=mail.recipients,
@@ -199,7 +200,8 @@ class EscalationService:
                 self.mailer.send(message)
             except Exception as exc:  # noqa: BLE001 - MailError or a bug: either way this mail waits, the rest go
                 failed += 1
-                self.store.mark_failed(mail.id, str(exc) or type(exc).__name__, retry_in=backoff(mail.attempts))
+                self.store.mark_failed(mail.id, str(exc) or type(exc).__name__, retry_in=backoff(mail.attempts),
+                                       lease=lease)
                 log = logger.warning if isinstance(exc, MailError) else logger.exception
                 log("mail for VB-%s not sent (attempt %d): %s", mail.ticket, mail.attempts + 1, exc)
                 continue
@@ -378,14 +380,16 @@ class EscalationService:
             deliverer = deliverers.get(item.channel)
             if deliverer is None:
                 continue  # e.g. the console: shown when the officer next opens the chat
-            if not self.store.claim_delivery(item.id):
+            lease = self.store.claim_delivery(item.id)
+            if lease is None:
                 continue  # another thread or process is delivering it
             try:
                 deliverer.deliver(item.reply_address, item.text)
             except Exception as exc:  # noqa: BLE001 - a channel's bug must not hold back the other answers
                 permanent = isinstance(exc, DeliveryError) and exc.permanent
                 retry = RETRY_MAX_SECONDS * 24 if permanent else backoff(item.attempts)
-                self.store.mark_delivery_failed(item.id, str(exc) or type(exc).__name__, retry_in=retry)
+                self.store.mark_delivery_failed(item.id, str(exc) or type(exc).__name__, retry_in=retry,
+                                                lease=lease)
                 log = logger.warning if isinstance(exc, DeliveryError) else logger.exception
                 log("answer for VB-%s not delivered via %s: %s", item.ticket, item.channel, exc)
                 continue
@@ -397,7 +401,7 @@ class EscalationService:
         """Answers waiting for a pull channel (the console), marked delivered as they are handed over."""
         texts = []
         for item in self.store.pending_deliveries(channel=channel, include_future=True):
-            if match(item.reply_address) and self.store.claim_delivery(item.id, due_only=False):
+            if match(item.reply_address) and self.store.claim_delivery(item.id, due_only=False) is not None:
                 texts.append(item.text)
                 self.store.mark_delivered(item.id)
         return texts

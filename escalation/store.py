@@ -360,20 +360,22 @@ class TicketStore:
                                  subject=r.subject, body=r.body, message_id=r.message_id, attempts=r.attempts)
                     for r in conn.execute(query)]
 
-    def claim_mail(self, mail_id: int, *, lease: float = LEASE_SECONDS, due_only: bool = True) -> bool:
-        """Take an unsent mail for ``lease`` seconds; False when another sender has it, it was sent, or (with
-        ``due_only``) its next attempt is not due yet."""
+    def claim_mail(self, mail_id: int, *, lease: float = LEASE_SECONDS, due_only: bool = True) -> float | None:
+        """Take an unsent mail for ``lease`` seconds: the claim's expiry, which identifies it, or None when another
+        sender has it, it was sent, or (with ``due_only``) its next attempt is not due yet."""
         return self._claim(outbox, mail_id, outbox.c.sent_at, lease, due_only)
 
-    def _claim(self, table: sa.Table, row_id: int, done: sa.Column, lease: float, due_only: bool) -> bool:
+    def _claim(self, table: sa.Table, row_id: int, done: sa.Column, lease: float, due_only: bool) -> float | None:
         now = self.clock()
+        until = now + lease
         condition = [table.c.id == row_id, done.is_(None), _unclaimed(table, now)]
         if due_only:
             condition.append(table.c.next_attempt_at <= now)
         # One conditional UPDATE: the database serialises competing claims on the row (SQLite locks the file,
         # PostgreSQL re-checks the condition after the other transaction commits), so one claimant wins.
         with self.transaction() as conn:
-            return conn.execute(table.update().where(*condition).values(lease_until=now + lease)).rowcount == 1
+            claimed = conn.execute(table.update().where(*condition).values(lease_until=until)).rowcount == 1
+        return until if claimed else None
 
     def mark_sent(self, mail_id: int) -> None:
         """Record a mail as sent; a ticket whose question went out becomes "sent"."""
@@ -389,10 +391,12 @@ class TicketStore:
                                                     tickets.c.state.in_((OPEN, REOPENED)))
                              .values(state=SENT, updated_at=self.clock()))
 
-    def mark_failed(self, mail_id: int, error: str, *, retry_in: float) -> None:
-        """Record a failed attempt and when to try again."""
+    def mark_failed(self, mail_id: int, error: str, *, retry_in: float, lease: float | None = None) -> None:
+        """Record a failed attempt and when to try again. With ``lease`` (what the claim returned) only while
+        that claim still holds: a sender whose lease expired must not release the next sender's claim."""
+        condition = [outbox.c.id == mail_id] + ([outbox.c.lease_until == lease] if lease is not None else [])
         with self.transaction() as conn:
-            conn.execute(outbox.update().where(outbox.c.id == mail_id).values(
+            conn.execute(outbox.update().where(*condition).values(
                 attempts=outbox.c.attempts + 1, last_error=error[:500], next_attempt_at=self.clock() + retry_in,
                 lease_until=None))
 
@@ -493,8 +497,9 @@ class TicketStore:
             return [Delivery(id=r.id, ticket=r.ticket, channel=r.channel, reply_address=json.loads(r.reply_address),
                              text=r.text, attempts=r.attempts) for r in conn.execute(query)]
 
-    def claim_delivery(self, delivery_id: int, *, lease: float = LEASE_SECONDS, due_only: bool = True) -> bool:
-        """Take an undelivered answer for ``lease`` seconds; False when another sender has it (or it is not due)."""
+    def claim_delivery(self, delivery_id: int, *, lease: float = LEASE_SECONDS,
+                       due_only: bool = True) -> float | None:
+        """Take an undelivered answer for ``lease`` seconds (the claim's expiry, or None: see ``claim_mail``)."""
         return self._claim(deliveries, delivery_id, deliveries.c.delivered_at, lease, due_only)
 
     def mark_delivered(self, delivery_id: int) -> None:
@@ -503,9 +508,12 @@ class TicketStore:
             conn.execute(deliveries.update().where(deliveries.c.id == delivery_id).values(
                 delivered_at=self.clock(), attempts=deliveries.c.attempts + 1, lease_until=None))
 
-    def mark_delivery_failed(self, delivery_id: int, error: str, *, retry_in: float) -> None:
-        """A channel could not deliver; try later."""
+    def mark_delivery_failed(self, delivery_id: int, error: str, *, retry_in: float,
+                             lease: float | None = None) -> None:
+        """A channel could not deliver; try later (with ``lease``: only while that claim still holds)."""
+        condition = [deliveries.c.id == delivery_id] + (
+            [deliveries.c.lease_until == lease] if lease is not None else [])
         with self.transaction() as conn:
-            conn.execute(deliveries.update().where(deliveries.c.id == delivery_id).values(
+            conn.execute(deliveries.update().where(*condition).values(
                 attempts=deliveries.c.attempts + 1, last_error=error[:500],
                 next_attempt_at=self.clock() + retry_in, lease_until=None))

@@ -605,3 +605,21 @@ def test_a_channel_that_crashes_on_one_answer_does_not_hold_back_the_others(
     assert len(delivered) == 1 and "Antwoord 1." in delivered[0]
     [waiting] = service.store.pending_deliveries(include_future=True)
     assert "Antwoord 0." in waiting.text  # retried later, not lost and not left claimed for the lease
+
+
+def test_a_sender_whose_lease_expired_does_not_release_the_next_senders_claim(
+        store_url: str, pool: ExpertPool, tmp_path: Path) -> None:
+    from escalation.store import LEASE_SECONDS
+
+    clock = Clock()
+    _queued(store_url, pool, tmp_path, 1)
+    store = TicketStore(store_url, clock=clock)
+    [mail] = store.due_mails()
+    slow = store.claim_mail(mail.id)
+    clock.now += LEASE_SECONDS + 1  # the first sender is still stuck in its send
+    second = store.claim_mail(mail.id)
+    assert slow is not None and second is not None and second != slow
+    store.mark_failed(mail.id, "timeout", retry_in=0, lease=slow)  # the first sender gives up at last
+    assert store.claim_mail(mail.id) is None  # the second sender still holds the mail
+    store.mark_failed(mail.id, "refused", retry_in=0, lease=second)
+    assert store.claim_mail(mail.id) is not None
