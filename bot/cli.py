@@ -207,7 +207,7 @@ def log_group() -> None:
               help="Days to keep (default: VRAAGBAAK_RETENTION_DAYS, 365).")
 @click.pass_obj
 def log_purge_command(app: App, days: int | None) -> None:
-    """Delete everything older than the retention period: the log, finished tickets, their mails, archived mail
+    """Delete everything older than the retention period: the log, tickets (erased), their mails, archived mail
     (the same as `vraagbaak privacy purge`)."""
     click.echo(purge_all(app, days or app.bot_settings.retention_days))
 
@@ -217,7 +217,7 @@ def purge_all(app: App, keep: int) -> str:
     removed = app.audit.purge(older_than_days=keep)
     tickets = app.tickets.purge(older_than_days=keep)
     return (f"Removed {removed} logged exchange{'' if removed == 1 else 's'} (and their feedback), "
-            f"{tickets['tickets']} finished ticket(s) with their mails, {tickets['inbound_mails']} inbound mail "
+            f"{tickets['tickets']} ticket(s) erased with their mails, {tickets['inbound_mails']} inbound mail "
             f"record(s) and {tickets['archived_files']} archived mail file(s) older than {keep} days.")
 
 

@@ -197,8 +197,8 @@ def test_maintenance_commands_speak_english(home: Path, tmp_path: Path) -> None:
     assert export.output == f"1 disliked question written to {exported}.\n"
     purge = runner.invoke(main, ["log", "purge", "--older-than", "30"])
     assert purge.exit_code == 0, purge.output
-    assert purge.output == ("Removed 0 logged exchanges (and their feedback), 0 finished ticket(s) with their mails, "
-                            "0 inbound mail record(s) and 0 archived mail file(s) older than 30 days.\n")
+    assert purge.output == ("Removed 0 logged exchanges (and their feedback), 0 ticket(s) erased with their "
+                            "mails, 0 inbound mail record(s) and 0 archived mail file(s) older than 30 days.\n")
     dutch = ("Laatste", "Vragen", "Beslissingen", "Doorverwezen", "positief", "kennislacunes", "verwijderd")
     assert not [word for word in dutch if word in stats.output + export.output + purge.output]
 

@@ -91,7 +91,7 @@ def test_one_retention_period_covers_log_tickets_mails_and_archive(app: App, smt
 
     result = CliRunner().invoke(main, ["privacy", "purge"])
     assert result.exit_code == 0, result.output
-    assert "1 logged exchange" in result.output and "2 finished ticket(s)" in result.output
+    assert "1 logged exchange" in result.output and "2 ticket(s) erased" in result.output
     assert _erased(app, old) and _erased(app, stuck.number) and not _erased(app, recent)
     assert len(_archived(app)) == 1 and all(m.ticket == recent for m in app.tickets.store.due_mails(
         include_future=True))
