@@ -65,7 +65,8 @@ def show_command(app, number: int) -> None:
     if t.sources:
         click.echo("\nSources found by Vraagbaak:")
         for n, s in enumerate(t.sources, 1):
-            click.echo(f"  [{n}] " + " — ".join(_safe(x) for x in (s.get("title"), s.get("label"), s.get("url")) if x))
+            parts = (s.get("title"), s.get("label"), s.get("url"))
+            click.echo(f"  [{n}] " + " — ".join(_safe(x) for x in parts if x))
     if t.answer:
         click.echo(f"\nAnswer by {_safe(t.answered_by)} on {_when(t.answered_at)}:\n{_safe(t.answer)}")
     queued = [m for m in app.tickets.store.due_mails(include_future=True) if m.ticket == number]

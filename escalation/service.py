@@ -70,7 +70,8 @@ def answer_text(ticket: Ticket) -> str:
     who = ticket.expert_name if ticket.answered_by == ticket.expert_email and ticket.expert_name else "de expertenpool"
     start = " ".join(ticket.question.split())
     start = start if len(start) <= 80 else start[:80].rsplit(" ", 1)[0] + " …"
-    return (f"Antwoord van de expertenpool op je vraag {ticket.tag} (\"{start}\"):\n\n{_capped(ticket)}\n\n— {who}\n\n"
+    return (f"Antwoord van de expertenpool op je vraag {ticket.tag} (\"{start}\"):\n\n{_capped(ticket)}\n\n"
+            f"— {who}\n\n"
             f"Is je vraag hiermee beantwoord? Typ /opgelost {ticket.number}. Heb je nog een vervolgvraag voor "
             f"dezelfde expert? Typ /vervolg {ticket.number} gevolgd door je vraag.")
 

@@ -60,7 +60,8 @@ def _age(app: App, number: int, days: float, user: str | None = None) -> None:
         for row in conn.execute(sa.select(inbox.c.archive).where(inbox.c.ticket == number)):
             os.utime(row.archive, (then, then))
     if user is not None:
-        app.audit._db.execute("UPDATE exchanges SET at = ? WHERE user = ?", (then, app.audit.pseudonym("telegram", user)))
+        pseudonym = app.audit.pseudonym("telegram", user)
+        app.audit._db.execute("UPDATE exchanges SET at = ? WHERE user = ?", (then, pseudonym))
         app.audit._db.commit()
 
 

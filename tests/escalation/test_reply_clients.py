@@ -35,7 +35,8 @@ def test_every_client_fixture_has_an_expected_answer() -> None:
     assert len(FIXTURES) >= 44
     missing = [eml.name for eml in FIXTURES if not expected_path(eml).is_file()]
     assert missing == []
-    orphans = [p.name for p in CLIENTS.glob("*.answer.txt") if not p.with_name(p.name[: -len(".answer.txt")] + ".eml").is_file()]
+    orphans = [p.name for p in CLIENTS.glob("*.answer.txt")
+               if not p.with_name(p.name[: -len(".answer.txt")] + ".eml").is_file()]
     assert orphans == []
 
 
