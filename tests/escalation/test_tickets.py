@@ -623,3 +623,32 @@ def test_a_sender_whose_lease_expired_does_not_release_the_next_senders_claim(
     assert store.claim_mail(mail.id) is None  # the second sender still holds the mail
     store.mark_failed(mail.id, "refused", retry_in=0, lease=second)
     assert store.claim_mail(mail.id) is not None
+
+
+def test_two_processes_opening_a_new_database_at_once_both_migrate_it(store_url: str) -> None:
+    # `serve` restarting while cron runs a command: both find an empty database and run the migrations.
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+
+    def open_store(conn) -> None:
+        conn.send(TicketStore(store_url).version)
+        conn.close()
+
+    children = [context.Process(target=open_store, args=(send,)) for _ in range(3)]
+    for child in children:
+        child.start()
+    versions = [receive.recv() if receive.poll(30) else None for _ in children]
+    for child in children:
+        child.join(10)
+    assert versions == [2, 2, 2] and all(child.exitcode == 0 for child in children)
+
+
+def test_a_pulled_answer_is_handed_to_one_console_only(store_url: str, pool: ExpertPool, tmp_path: Path,
+                                                        smtp_server: SmtpServer) -> None:
+    service = _service(store_url, pool, tmp_path, smtp_server)
+    service.open_ticket(_new())
+    service.ingest(_reply_to(smtp_server.received[0], sender="an.peeters@example.be", body="Ja, dat kan."))
+    consoles = [_service(store_url, pool, tmp_path, smtp_server) for _ in range(3)]
+    with ThreadPoolExecutor(3) as executor:
+        handed = list(executor.map(lambda s: s.take_pending("console", lambda address: True), consoles))
+    assert sorted(len(texts) for texts in handed) == [0, 0, 1]
