@@ -202,16 +202,6 @@ def log_group() -> None:
     """The question and reply log."""
 
 
-@log_group.command("purge")
-@click.option("--older-than", "days", type=click.IntRange(1, None), default=None,
-              help="Days to keep (default: VRAAGBAAK_RETENTION_DAYS, 365).")
-@click.pass_obj
-def log_purge_command(app: App, days: int | None) -> None:
-    """Delete everything older than the retention period: the log, tickets (erased), their mails, archived mail
-    (the same as `vraagbaak privacy purge`)."""
-    click.echo(purge_all(app, days or app.bot_settings.retention_days))
-
-
 def purge_all(app: App, keep: int) -> str:
     """Apply one retention period to the log and to the expert pool's data; a line saying what went."""
     removed = app.audit.purge(older_than_days=keep)
@@ -231,8 +221,12 @@ def privacy_group() -> None:
               help="Days to keep (default: VRAAGBAAK_RETENTION_DAYS, 365).")
 @click.pass_obj
 def privacy_purge_command(app: App, days: int | None) -> None:
-    """Delete everything older than the retention period (`vraagbaak serve` does this once a day)."""
+    """Delete everything older than the retention period: the log, tickets (erased), their mails, archived mail
+    (`vraagbaak serve` does this once a day)."""
     click.echo(purge_all(app, days or app.bot_settings.retention_days))
+
+
+log_group.add_command(privacy_purge_command, "purge")  # the older name of the same command
 
 
 @privacy_group.command("forget")

@@ -318,8 +318,7 @@ def _mrr(questions: Sequence[RankingQuestion], ranker: Ranker | None) -> float:
     for q in questions:
         gold = q.gold
         if ranker is not None and len(gold) > 1:
-            head = ranker.scores(q.rows[: ranker.depth])
-            order = sorted(range(len(head)), key=lambda i: (-head[i], i))
+            order = ranker.order(q.rows[: ranker.depth])
             gold = np.concatenate([gold[: ranker.depth][order], gold[ranker.depth:]])
         found = np.flatnonzero(gold[:10])
         total += 1.0 / (found[0] + 1) if len(found) else 0.0

@@ -156,10 +156,16 @@ def _check_structure(data: bytes) -> None:
                 raise ReplyParseError(f"a header field longer than {MAX_HEADER_CHARS} characters")
 
 
+def _raw_header(msg: Message, name: str) -> str | None:
+    """The first header of that name as it stands in the mail, undecoded and unparsed."""
+    name = name.lower()
+    return next((str(value) for key, value in msg.raw_items() if key.lower() == name), None)
+
+
 def _header(msg: Message, name: str) -> str | None:
     """One header as text (RFC 2047 decoded), or None when absent, longer than MAX_HEADER_CHARS or unparseable."""
-    raw = next((value for key, value in msg.raw_items() if key.lower() == name.lower()), None)
-    if raw is None or len(str(raw)) > MAX_HEADER_CHARS:
+    raw = _raw_header(msg, name)
+    if raw is None or len(raw) > MAX_HEADER_CHARS:
         return None
     try:
         value = msg.get(name)
@@ -192,7 +198,7 @@ def _authentication_results(msg: Message) -> tuple[str, ...]:
 
 def _sender(msg: Message) -> tuple[str, str | None]:
     """The lower-cased From address and its display name; a mail without one cannot be attributed."""
-    raw_from = str(next((value for key, value in msg.raw_items() if key.lower() == "from"), ""))
+    raw_from = _raw_header(msg, "From") or ""
     if len(raw_from) > MAX_FROM_CHARS:
         # The structured parser recurses once per nested comment: a From of 1,000 "(" exhausts the stack.
         raise ReplyParseError(f"From header longer than {MAX_FROM_CHARS} characters")
@@ -649,14 +655,17 @@ def _clean_answer(lines: list[str]) -> str:
     return _collapse_blank_lines("\n".join(kept)).strip()
 
 
+def _is_pipe_signature(line: str) -> bool:
+    """A "Name | Function | Organisation" line: two separators, no digits or amounts (a table row of the answer
+    has them)."""
+    return line.count(" | ") >= 2 and len(line) <= _NAME_BLOCK_WIDTH * 2 and not re.search(r"[\d€%]", line)
+
+
 def _is_signature_start(line: str) -> bool:
-    """A closing ("Met vriendelijke groeten,"), the "-- " delimiter, or a "Name | Function | Organisation" line
-    (two separators, no digits or amounts: a table row of the answer has them)."""
+    """A closing ("Met vriendelijke groeten,"), the "-- " delimiter, or a pipe signature line."""
     if len(line) > _MAX_HEADER_LINE:
         return False
-    if _CLOSING.match(line) or _SIG_DELIMITER.match(line):
-        return True
-    return line.count(" | ") >= 2 and len(line) <= _NAME_BLOCK_WIDTH * 2 and not re.search(r"[\d€%]", line)
+    return bool(_CLOSING.match(line) or _SIG_DELIMITER.match(line)) or _is_pipe_signature(line)
 
 
 def _drop_footer(lines: list[str]) -> list[str]:
@@ -669,8 +678,7 @@ def _drop_footer(lines: list[str]) -> list[str]:
             break
     filled = [i for i, line in enumerate(lines) if line.strip()]
     tail = filled[-_PIPE_SIGNATURE_LINES:]
-    pipe = next((i for i in tail if " | " in lines[i] and _is_signature_start(lines[i])
-                 and not _CLOSING.match(lines[i]) and not _SIG_DELIMITER.match(lines[i])), None)
+    pipe = next((i for i in tail if _is_pipe_signature(lines[i])), None)
     if pipe is not None and any(lines[i].strip() for i in range(pipe)):
         lines = lines[:pipe]
     return lines

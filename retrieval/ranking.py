@@ -84,6 +84,11 @@ class Ranker:
         index = [RANK_FEATURES.index(c) for c in self.columns]
         return (rows[:, index] / np.array(self.scale)) @ np.array(self.coef)
 
+    def order(self, rows: np.ndarray, among: Sequence[int] | None = None) -> list[int]:
+        """Row indices (all, or ``among``) best first; a tie keeps the fused order."""
+        scores = self.scores(rows)
+        return sorted(range(len(rows)) if among is None else among, key=lambda i: (-scores[i], i))
+
     def rerank(self, question: str, hits: Sequence[SearchHit], stats: TermStats) -> list[SearchHit]:
         """The statute units among the first ``depth`` hits in the ranker's order, in the places statute units
         held (ties keep the fused order); guidance, FAQ and every hit after ``depth`` keep their place.
@@ -96,8 +101,7 @@ class Ranker:
         if len(slots) < 2:
             return out
         # Features over the whole head, as in training (ranks and relative scores count every fused hit).
-        scores = self.scores(rank_features(question, head, stats))
-        order = sorted(slots, key=lambda i: (-scores[i], i))
+        order = self.order(rank_features(question, head, stats), among=slots)
         for slot, i in zip(slots, order):
             out[slot] = head[i]
         return out
