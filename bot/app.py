@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from bot.audit import AuditLog, load_or_create_key
+from bot.downloads import Download, DownloadLinks, download_routes
 from bot.core import HelpdeskService
 from bot.escalator import PoolEscalator
 from bot.routing import load_routing
+from bot.server import ServerSettings
 from bot.settings import BotSettings
 from corpus.refresh import Refresher
 from escalation.mail import MessageIds
@@ -126,6 +128,33 @@ class App:
         return ImapMailbox(host=imap.host, port=imap.port, user=imap.user, password=imap.password,
                            security=imap.security, folder=imap.folder)
 
+    @cached_property
+    def server_settings(self) -> ServerSettings:
+        """Listen address and public address of `vraagbaak serve`."""
+        return ServerSettings.from_env()
+
+    @cached_property
+    def downloads(self) -> DownloadLinks | None:
+        """Signed download links, when the server has a public address (``VRAAGBAAK_PUBLIC_URL``)."""
+        server = self.server_settings
+        if not server.public_url:
+            return None
+        return DownloadLinks(key=load_or_create_key(self.settings.home / "download.key"), base_url=server.public_url,
+                             ttl_seconds=server.download_days * 86400)
+
+    def resolve_download(self, ref: str) -> Download | None:
+        """The file a signed link names: an expert's attachment ("attachment:ID"), None when gone or unknown."""
+        kind, _, ident = ref.partition(":")
+        if kind == "attachment" and ident.isdigit():
+            found = self.tickets.attachment(int(ident))
+            return Download(found.path, found.name, found.content_type) if found else None
+        return None
+
+    def download_routes(self) -> list:
+        """The download route for `vraagbaak serve` (none without a public address: nothing links to it)."""
+        links = self.downloads
+        return download_routes(links, self.resolve_download) if links is not None else []
+
     def channels(self) -> list:
         """The chat channels configured in the environment (each imports its SDK only when it is on)."""
         from bot.channels.teams_settings import TeamsSettings
@@ -140,7 +169,11 @@ class App:
         if teams is not None:
             from bot.channels.teams import TeamsChannel
 
-            found.append(TeamsChannel(helpdesk=lambda: self.helpdesk, settings=teams))
+            links = self.downloads
+            if links is None:
+                logger.warning("VRAAGBAAK_PUBLIC_URL is not set: Teams officers get no download links for files")
+            found.append(TeamsChannel(helpdesk=lambda: self.helpdesk, settings=teams,
+                                      links=links.url if links is not None else None))
         return found
 
     def deliverers(self) -> dict:

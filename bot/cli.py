@@ -262,7 +262,7 @@ def serve_command(app: App, once: bool) -> None:
     import asyncio
     import signal
 
-    from bot.server import ServerSettings, run_server
+    from bot.server import run_server
     from bot.worker import EscalationWorker
 
     try:
@@ -271,7 +271,8 @@ def serve_command(app: App, once: bool) -> None:
                                   deliverers=lambda: {c.name: c for c in channels},
                                   interval_seconds=app.escalation_settings.poll_seconds,
                                   purge=lambda: logger.info(purge_all(app, app.bot_settings.retention_days)))
-        settings = ServerSettings.from_env()
+        settings = app.server_settings
+        routes = app.download_routes()
     except (EscalationError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
     if once:
@@ -285,7 +286,7 @@ def serve_command(app: App, once: bool) -> None:
             loop.add_signal_handler(sig, stop.set)
         names = ", ".join(c.name for c in channels) or "no chat channel (console only)"
         click.echo(f"Vraagbaak listening on {settings.host}:{settings.port}: {names}. Ctrl-C stops.", err=True)
-        await run_server(channels=channels, worker=worker, settings=settings, stop=stop)
+        await run_server(channels=channels, worker=worker, settings=settings, stop=stop, extra_routes=routes)
 
     try:
         asyncio.run(run())

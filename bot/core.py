@@ -15,7 +15,7 @@ import numpy as np
 from bot.audit import AuditLog
 from bot.conversation import ConversationMemory, Turn, contextual_query, is_follow_up
 from bot.intent import Intent, IntentPrediction
-from bot.messages import Action, ActionKind, Citation, Decision, Incoming, Reply
+from bot.messages import Action, ActionKind, Citation, Decision, FileOffer, Incoming, Reply
 from bot.policy import RuleMatch, Rules, load_rules
 from bot.routing import Evidence, Router, Verdict, load_routing
 from retrieval.answer import compose
@@ -47,8 +47,8 @@ HELP_TEXT = (
     "concurrentiegerichte dialoog, onderhandelingsprocedures, marktconsultatie, drempels).\n"
     "Stel je vraag gewoon in een zin. Ik antwoord met passages uit wetgeving en richtlijnen, en ik vermeld altijd "
     "de bron. Ik geef geen juridisch advies over een concreet geschil: zulke vragen leg ik voor aan de expertenpool.\n"
-    "Opdrachten: /expert (vraag een expert), /status (mijn vragen aan experts), /opgelost N en /vervolg N "
-    "(bij een antwoord van een expert), /reset (nieuw gesprek), /help."
+    "Opdrachten: /expert (vraag een expert), /status (mijn vragen aan experts), /opgelost N, /vervolg N en "
+    "/bijlagen N (bij een antwoord van een expert), /reset (nieuw gesprek), /help."
 )
 
 
@@ -97,6 +97,10 @@ class Escalator(Protocol):
         """A follow-up question to the same expert."""
         ...
 
+    def attachments(self, incoming: Incoming, number: int) -> tuple[str, tuple[FileOffer, ...]]:
+        """The expert's files of one of the officer's tickets, and a Dutch sentence about them."""
+        ...
+
 
 class NoEscalation:
     """For tests and tools that run without a ticket store: nothing is created, and the officer is told so."""
@@ -119,6 +123,10 @@ class NoEscalation:
     def follow_up(self, incoming: Incoming, number: int, text: str) -> str:
         """Nothing to follow up."""
         return self._NONE
+
+    def attachments(self, incoming: Incoming, number: int) -> tuple[str, tuple[FileOffer, ...]]:
+        """No tickets, no files."""
+        return f"Ik vind geen vraag VB-{number} van jou.", ()
 
 
 class Composer(Protocol):
@@ -164,7 +172,7 @@ class HelpdeskService:
             return self._reply("Het gesprek is gewist. Stel gerust een nieuwe vraag.", Decision.CLARIFY)
         if command == "/status":
             return self._reply(self.escalator.status(incoming) + "\n\nStel gerust een nieuwe vraag.", Decision.CLARIFY)
-        if command in ("/opgelost", "/vervolg"):
+        if command in ("/opgelost", "/vervolg", "/bijlagen"):
             return self._ticket_command(incoming, command, text)
         if command == "/expert":
             rest = text[len("/expert"):].strip()
@@ -176,11 +184,15 @@ class HelpdeskService:
     def _ticket_command(self, incoming: Incoming, command: str, text: str) -> Reply:
         match = re.match(r"^/\w+\s+(?:vb-?)?(\d+)\s*(.*)$", text, re.IGNORECASE | re.DOTALL)
         if not match:
-            usage = "/opgelost 12" if command == "/opgelost" else "/vervolg 12 en wat als ...?"
+            usage = {"/opgelost": "/opgelost 12", "/bijlagen": "/bijlagen 12"}.get(command,
+                                                                                "/vervolg 12 en wat als ...?")
             return self._reply(f"Geef het nummer van je vraag mee, bijvoorbeeld: {usage}", Decision.CLARIFY)
         number, rest = int(match.group(1)), match.group(2).strip()
         if command == "/opgelost":
             return self._reply(self.escalator.solved(incoming, number), Decision.CLARIFY)
+        if command == "/bijlagen":
+            text, files = self.escalator.attachments(incoming, number)
+            return self._reply(text, Decision.CLARIFY, files=files)
         if not rest:
             return self._reply("Typ je vervolgvraag na het nummer, bijvoorbeeld: /vervolg 12 en wat als ...?",
                                Decision.CLARIFY)
@@ -307,10 +319,11 @@ class HelpdeskService:
     def _reply(self, text: str, decision: Decision, *, incoming: Incoming | None = None, question: str | None = None,
                query: str | None = None, citations: tuple[Citation, ...] = (), ticket: int | None = None,
                confidence: float | None = None, actions: tuple[ActionKind, ...] = (),
-               full_question: str | None = None, reason: str | None = None) -> Reply:
+               full_question: str | None = None, reason: str | None = None,
+               files: tuple[FileOffer, ...] = ()) -> Reply:
         reply_id = uuid.uuid4().hex[:12]
         reply = Reply(text=text, decision=decision, reply_id=reply_id, citations=citations,
-                      actions=tuple(Action(kind, reply_id) for kind in actions), ticket=ticket)
+                      actions=tuple(Action(kind, reply_id) for kind in actions), ticket=ticket, files=files)
         if incoming is not None and question is not None:
             self.audit.record(channel=incoming.channel, conversation_id=incoming.conversation_id,
                               user_id=incoming.user_id, question=question, query=query or question, reply=reply,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bot.messages import Incoming
+from bot.messages import FileOffer, Incoming
 from escalation.errors import TicketNotFound
 from escalation.service import EscalationService
 from escalation.store import NewTicket
@@ -75,10 +75,23 @@ class PoolEscalator:
         where = _answer_arrives(incoming)
         return f"Je vervolgvraag bij {ticket.tag} gaat naar dezelfde expert. Het antwoord krijg je {where}."
 
-    def pending_answers(self, incoming: Incoming) -> list[str]:
-        """Expert answers waiting for this officer in a pull channel (the console)."""
+    def attachments(self, incoming: Incoming, number: int) -> tuple[str, tuple[FileOffer, ...]]:
+        """/bijlagen N: the expert's attachments of one of the officer's tickets, offered again."""
+        try:
+            files = self.service.files_for(number, self._officer(incoming))
+        except TicketNotFound:
+            return f"Ik vind geen vraag VB-{number} van jou.", ()
+        if not files:
+            return f"Bij VB-{number} heeft de expert geen bijlagen gestuurd (of ze zijn al verwijderd).", ()
+        what = "de bijlage" if len(files) == 1 else f"de {len(files)} bijlagen"
+        return (f"Hier is {what} van de expert bij VB-{number}.",
+                tuple(FileOffer.of(f, note=f"Bijlage van de expert bij VB-{number}") for f in files))
+
+    def pending_answers(self, incoming: Incoming) -> list[tuple[str, tuple[FileOffer, ...]]]:
+        """Expert answers waiting for this officer in a pull channel (the console), each with its files."""
         user = incoming.user_id
-        return self.service.take_pending(incoming.channel, lambda address: address.get("user") == user)
+        answers = self.service.take_pending(incoming.channel, lambda address: address.get("user") == user)
+        return [(a.text, tuple(FileOffer.of(f, note="bijlage van de expert") for f in a.files)) for a in answers]
 
 
 def _answer_arrives(incoming: Incoming) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 
 class Decision(StrEnum):
@@ -91,6 +92,49 @@ class Action:
         return ACTION_LABELS[self.kind]
 
 
+class StoredFile(Protocol):
+    """What the helpdesk knows of a file it hands out (escalation's AnswerFile has this shape)."""
+
+    @property
+    def ref(self) -> str: ...  # noqa: D102 - the handle a signed download link names
+    @property
+    def name(self) -> str: ...  # noqa: D102
+    @property
+    def content_type(self) -> str: ...  # noqa: D102
+    @property
+    def size(self) -> int: ...  # noqa: D102
+    @property
+    def path(self) -> Path: ...  # noqa: D102
+
+
+@dataclass(frozen=True)
+class FileOffer:
+    """A file a reply hands to the officer: Telegram sends it, Teams links to it, the console prints its path."""
+
+    ref: str
+    """Opaque handle ("attachment:12") that a signed download link names; resolved by the server, never a path."""
+    name: str
+    """The name the officer sees and saves it under (already cleaned)."""
+    content_type: str
+    size: int
+    path: Path
+    note: str | None = None
+    """Dutch, what it is: "Bijlage van de expert bij VB-12", "Sjabloon, versie van 2026-01-15"."""
+
+    @classmethod
+    def of(cls, file: StoredFile, note: str | None = None) -> "FileOffer":
+        """An offer of a stored file."""
+        return cls(ref=file.ref, name=file.name, content_type=file.content_type, size=file.size, path=file.path,
+                   note=note)
+
+    @property
+    def size_text(self) -> str:
+        """"840 kB", "2,3 MB"."""
+        if self.size < 1024 * 1024:
+            return f"{max(1, round(self.size / 1024))} kB"
+        return f"{self.size / (1024 * 1024):.1f} MB".replace(".", ",")
+
+
 @dataclass(frozen=True)
 class Reply:
     """What the helpdesk answers; channels only render it."""
@@ -102,9 +146,11 @@ class Reply:
     citations: tuple[Citation, ...] = ()
     actions: tuple[Action, ...] = ()
     ticket: int | None = None
+    files: tuple[FileOffer, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON shape of `vraagbaak ask --json`."""
         return {"decision": str(self.decision), "text": self.text,
                 "citations": [c.as_dict() for c in self.citations], "ticket": self.ticket,
-                "actions": [str(a.kind) for a in self.actions], "reply_id": self.reply_id}
+                "actions": [str(a.kind) for a in self.actions], "reply_id": self.reply_id,
+                "files": [{"name": f.name, "size": f.size, "path": str(f.path), "note": f.note} for f in self.files]}

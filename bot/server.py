@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -19,38 +20,56 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ServerSettings:
-    """Where the HTTP server listens (``VRAAGBAAK_HOST``, ``VRAAGBAAK_PORT``)."""
+    """Where the HTTP server listens (``VRAAGBAAK_HOST``, ``VRAAGBAAK_PORT``), the address users reach it at
+    (``VRAAGBAAK_PUBLIC_URL``, for download links) and how long such a link works (``VRAAGBAAK_DOWNLOAD_DAYS``)."""
 
     host: str = "127.0.0.1"
     port: int = 3978
+    public_url: str | None = None
+    download_days: float = 14.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "ServerSettings":
-        """Read the listen address."""
+        """Read the listen address and the public address."""
         env = os.environ if env is None else env
         port = env.get("VRAAGBAAK_PORT") or "3978"
         if not port.isdigit() or not 0 < int(port) < 65536:
             raise ConfigError(f"VRAAGBAAK_PORT must be a port number, got {port!r}")
-        return cls(host=env.get("VRAAGBAAK_HOST") or "127.0.0.1", port=int(port))
+        public = (env.get("VRAAGBAAK_PUBLIC_URL") or "").strip() or None
+        if public is not None:
+            parts = urlsplit(public)
+            if parts.scheme not in ("https", "http") or not parts.netloc or parts.query or parts.fragment:
+                raise ConfigError(f"VRAAGBAAK_PUBLIC_URL must be the server's address as users reach it, such as "
+                                  f"https://vraagbaak.example.be, got {public!r}")
+        days = env.get("VRAAGBAAK_DOWNLOAD_DAYS") or "14"
+        try:
+            download_days = float(days)
+        except ValueError:
+            download_days = 0.0
+        if not 0 < download_days <= 365:
+            raise ConfigError(f"VRAAGBAAK_DOWNLOAD_DAYS must be a number of days from 1 to 365, got {days!r}")
+        return cls(host=env.get("VRAAGBAAK_HOST") or "127.0.0.1", port=int(port), public_url=public,
+                   download_days=download_days)
 
 
-def build_web_app(channels: list[Channel]) -> web.Application:
-    """The aiohttp application with every channel's routes and a health check."""
+def build_web_app(channels: list[Channel], extra_routes: Sequence[web.RouteDef] = ()) -> web.Application:
+    """The aiohttp application with every channel's routes, ``extra_routes`` (downloads) and a health check."""
     app = web.Application(client_max_size=256 * 1024)  # chat payloads are small; refuse anything big
 
     async def health(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "channels": [c.name for c in channels]})
 
     app.router.add_get("/healthz", health)
+    app.add_routes(list(extra_routes))
     for channel in channels:
         app.add_routes(channel.routes())
     return app
 
 
 async def run_server(*, channels: list[Channel], worker: EscalationWorker, settings: ServerSettings,
-                     stop: asyncio.Event) -> None:
+                     stop: asyncio.Event, extra_routes: Sequence[web.RouteDef] = ()) -> None:
     """Serve until ``stop`` is set; channels start after the HTTP server listens and stop before it closes."""
-    runner = web.AppRunner(build_web_app(channels))
+    runner = web.AppRunner(build_web_app(channels, extra_routes))
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()

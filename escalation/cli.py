@@ -69,6 +69,12 @@ def show_command(app, number: int) -> None:
             click.echo(f"  [{n}] " + " — ".join(_safe(x) for x in parts if x))
     if t.answer:
         click.echo(f"\nAnswer by {_safe(t.answered_by)} on {_when(t.answered_at)}:\n{_safe(t.answer)}")
+    files = app.tickets.store.attachments_of(number)
+    if files:
+        click.echo("\nAttachments (passed on to the officer):")
+        for f in files:
+            click.echo(f"  {_safe(f.name)}  {f.size} bytes  {f.content_type}  "
+                       f"{app.tickets.attachments_dir / f.path.name}")
     queued = [m for m in app.tickets.store.due_mails(include_future=True) if m.ticket == number]
     if queued:
         click.echo(f"\n{len(queued)} mail(s) still queued (see `vraagbaak tickets retry`).")

@@ -25,6 +25,9 @@ from email.message import EmailMessage, Message
 import lxml.html
 from lxml import etree
 
+from escalation.attachments import MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS, MailFile, RefusedFile, check_file, \
+    safe_name
+
 __all__ = ["ParsedReply", "ReplyParseError", "html_to_text", "parse_reply", "strip_quoted"]
 
 
@@ -45,6 +48,10 @@ class ParsedReply:
     attachments: tuple[str, ...]
     authentication_results: tuple[str, ...] = ()
     """The Authentication-Results header values, topmost (added last, by the receiving server) first."""
+    files: tuple[MailFile, ...] = ()
+    """Attachments that pass the allow-list, with their bytes."""
+    refused_files: tuple[RefusedFile, ...] = ()
+    """Attachments that are not passed on (inline images are in neither list)."""
 
 
 class ReplyParseError(ValueError):
@@ -113,7 +120,7 @@ def _parse(raw: bytes) -> ParsedReply:
         raise ReplyParseError("not an e-mail message: no header fields")
     sender, sender_name = _sender(msg)
     raw_text, body_parts = _body_text(msg)
-    attachments = _attachment_names(msg, body_parts)
+    attachments, files, refused = _attachments(msg, body_parts)
     raw_text = raw_text[:MAX_TEXT_CHARS]
     if not raw_text.strip() and not attachments:
         raise ReplyParseError("message has no text body and no attachments")
@@ -133,6 +140,8 @@ def _parse(raw: bytes) -> ParsedReply:
         raw_text=raw_text,
         auto_submitted=_is_auto_submitted(msg, subject),
         attachments=attachments,
+        files=files,
+        refused_files=refused,
         authentication_results=_authentication_results(msg),
     )
 
@@ -321,19 +330,45 @@ def _quote_prefix(depth: int) -> str:
     return "> " * min(depth, _MAX_QUOTE_DEPTH)
 
 
-def _attachment_names(msg: Message, body_parts: tuple[Message, ...]) -> tuple[str, ...]:
-    """File names of all named leaf parts other than the chosen body (attachments and inline images)."""
+def _attachments(msg: Message, body_parts: tuple[Message, ...]) -> tuple[tuple[str, ...], tuple[MailFile, ...],
+                                                                     tuple[RefusedFile, ...]]:
+    """Names of all named leaf parts other than the chosen body, and of those the files to pass on and the refused.
+
+    Inline images (a signature logo, a pasted screenshot) are named but neither passed on nor reported as refused.
+    """
     names: list[str] = []
+    files: list[MailFile] = []
+    refused: list[RefusedFile] = []
     for part in msg.walk():
         if part.is_multipart() or any(part is body for body in body_parts):
             continue
         try:
-            name = part.get_filename()
+            raw_name = part.get_filename()
+            disposition = part.get_content_disposition()
+            inline_image = part.get_content_maintype() == "image" and (disposition != "attachment"
+                                                                       or part.get("Content-ID") is not None)
         except _HEADER_ERRORS:
-            name = None
-        if name and name.strip():
-            names.append(name.strip())
-    return tuple(names)
+            continue
+        if not raw_name or not raw_name.strip():
+            continue
+        names.append(raw_name.strip()[:MAX_NAME_CHARS])
+        if inline_image:
+            continue
+        name = safe_name(raw_name)
+        if len(files) + len(refused) >= MAX_ATTACHMENTS:
+            refused.append(RefusedFile(name, f"more than {MAX_ATTACHMENTS} attachments"))
+            continue
+        encoded = part.get_payload()
+        if isinstance(encoded, str) and len(encoded) * 3 // 4 > MAX_ATTACHMENT_BYTES + 4096:
+            refused.append(RefusedFile(name, f"larger than {MAX_ATTACHMENT_BYTES // (1024 * 1024)} MB"))
+            continue
+        data = part.get_payload(decode=True)
+        content_type, reason = check_file(name, data if isinstance(data, bytes) else b"")
+        if content_type is None:
+            refused.append(RefusedFile(name, reason))
+        else:
+            files.append(MailFile(name, content_type, data))
+    return tuple(names), tuple(files), tuple(refused)
 
 
 # --- HTML to text -----------------------------------------------------------------------------------------

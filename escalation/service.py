@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 import os
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from escalation import authres
+from escalation.attachments import ALLOWED_NL, MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS, AnswerFile, write_private
 from escalation.errors import EscalationError, MailError, TicketNotFound
 from escalation.mail import MessageIds, build_message, question_body, reminder_body, subject_for
 from escalation.mailer import Mailer
@@ -43,11 +45,19 @@ class DeliveryError(EscalationError):
 
 
 class Deliverer(Protocol):
-    """Pushes a text into a chat, given the channel's stored reply address (Telegram, Teams ...)."""
+    """Pushes a text, and the files that go with it, into a chat, given the channel's stored reply address."""
 
-    def deliver(self, reply_address: dict[str, Any], text: str) -> None:
+    def deliver(self, reply_address: dict[str, Any], text: str, files: Sequence[AnswerFile] = ()) -> None:
         """Send, or raise DeliveryError."""
         ...
+
+
+@dataclass(frozen=True)
+class PendingAnswer:
+    """An expert answer handed to a pull channel (the console): its text and its files."""
+
+    text: str
+    files: tuple[AnswerFile, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,13 +75,19 @@ def backoff(attempts: int) -> float:
     return min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** max(0, attempts))
 
 
-def answer_text(ticket: Ticket) -> str:
-    """The officer's view of an expert answer (Dutch)."""
+def answer_text(ticket: Ticket, *, refused: Sequence[str] = ()) -> str:
+    """The officer's view of an expert answer (Dutch); ``refused`` names attachments that are not passed on."""
     who = ticket.expert_name if ticket.answered_by == ticket.expert_email and ticket.expert_name else "de expertenpool"
     start = " ".join(ticket.question.split())
     start = start if len(start) <= 80 else start[:80].rsplit(" ", 1)[0] + " …"
+    note = ""
+    if refused:
+        names = ", ".join(refused[:MAX_ATTACHMENTS])
+        note = (f"De expert stuurde ook {names} mee. Dat geeft de helpdesk niet door: alleen {ALLOWED_NL}, tot "
+                f"{MAX_ATTACHMENT_BYTES // (1024 * 1024)} MB per bestand. Vraag de beheerder van de helpdesk "
+                f"ernaar bij {ticket.tag}.\n\n")
     return (f"Antwoord van de expertenpool op je vraag {ticket.tag} (\"{start}\"):\n\n{_capped(ticket)}\n\n"
-            f"— {who}\n\n"
+            f"— {who}\n\n{note}"
             f"Is je vraag hiermee beantwoord? Typ /opgelost {ticket.number}. Heb je nog een vervolgvraag voor "
             f"dezelfde expert? Typ /vervolg {ticket.number} gevolgd door je vraag.")
 
@@ -93,8 +109,10 @@ class EscalationService:
 
     def __init__(self, *, store: TicketStore, pool: ExpertPool | None, ids: MessageIds, mailer: Mailer | None,
                  mail_from: str, reply_to: str, archive_dir: Path, clock: Callable[[], float] = time.time,
-                 trusted_authserv: Collection[str] = ()) -> None:
+                 trusted_authserv: Collection[str] = (), attachments_dir: Path | None = None) -> None:
         self.store = store
+        self.attachments_dir = attachments_dir or archive_dir.parent / "attachments"
+        """Where an expert's attachments are kept (0700; each file 0600), erased with their ticket."""
         self.trusted_authserv = frozenset(a.lower() for a in trusted_authserv)
         """Receiving servers whose Authentication-Results are believed (for replies without a signed reference)."""
         self.pool = pool
@@ -269,7 +287,7 @@ class EscalationService:
                 status = "quarantined"
                 reason = ("not authenticated: " if signed else
                           "subject tag without a signed reference, not authenticated: ") + verdict.reason
-        if reason is None and not reply.answer.strip():
+        if reason is None and not reply.answer.strip() and not reply.files:
             reason = "the reply contains no new text (only the quoted question)"
         if reason is None:
             try:
@@ -285,13 +303,33 @@ class EscalationService:
             logger.warning("inbound mail %s: %s", status, reason)
             return IngestResult(status, ticket=number, reason=reason)
         archive = self._archive(message_id, raw)
-        with self.store.transaction() as conn:
-            self.store.record_inbound(message_id=message_id, sender=reply.sender, status="accepted", ticket=number,
-                                      archive=str(archive), conn=conn)
-            self.store.set_state(number, ANSWERED, conn=conn, answer=reply.answer, answered_at=self.clock(),
-                                 answered_by=reply.sender)
-            answered = self.store.get(number, conn=conn)
-            self.store.add_delivery(answered, answer_text(answered), conn=conn)
+        stored = [(file, *write_private(self.attachments_dir, number, file)) for file in reply.files]
+        refused = [f"{r.name} ({r.reason})" for r in reply.refused_files]
+        answer = reply.answer.strip() or "Het antwoord van de expert staat in de bijlage."
+        try:
+            with self.store.transaction() as conn:
+                self.store.record_inbound(message_id=message_id, sender=reply.sender, status="accepted",
+                                          ticket=number, archive=str(archive), conn=conn,
+                                          reason="attachments not passed on: " + "; ".join(refused)[:2000]
+                                          if refused else None)
+                self.store.set_state(number, ANSWERED, conn=conn, answer=answer, answered_at=self.clock(),
+                                     answered_by=reply.sender)
+                file_ids = [self.store.add_attachment(number, name=file.name, content_type=file.content_type,
+                                                      size=len(file.data), sha256=digest, path=str(path), conn=conn)
+                            for file, path, digest in stored]
+                answered = self.store.get(number, conn=conn)
+                self.store.add_delivery(answered, answer_text(answered,
+                                                              refused=[r.name for r in reply.refused_files]),
+                                        conn=conn, files=file_ids)
+        except Exception:
+            # Nothing was recorded: files no other answer refers to go (the same file may be an earlier one's).
+            in_use = self.store.attachment_file_names()
+            for _, path, _ in stored:
+                if path.name not in in_use:
+                    path.unlink(missing_ok=True)
+            raise
+        if refused:
+            logger.warning("VB-%s: attachments not passed on: %s", number, "; ".join(refused))
         logger.info("answer for VB-%s accepted from a pool member", number)
         return IngestResult("accepted", ticket=number)
 
@@ -385,7 +423,7 @@ class EscalationService:
             if lease is None:
                 continue  # another thread or process is delivering it
             try:
-                deliverer.deliver(item.reply_address, item.text)
+                deliverer.deliver(item.reply_address, item.text, self._here(item.files))
             except Exception as exc:  # noqa: BLE001 - a channel's bug must not hold back the other answers
                 permanent = isinstance(exc, DeliveryError) and exc.permanent
                 retry = RETRY_MAX_SECONDS * 24 if permanent else backoff(item.attempts)
@@ -398,14 +436,31 @@ class EscalationService:
             delivered += 1
         return delivered
 
-    def take_pending(self, channel: str, match: Callable[[dict[str, Any]], bool]) -> list[str]:
+    def take_pending(self, channel: str, match: Callable[[dict[str, Any]], bool]) -> list[PendingAnswer]:
         """Answers waiting for a pull channel (the console), marked delivered as they are handed over."""
-        texts = []
+        answers = []
         for item in self.store.pending_deliveries(channel=channel, include_future=True):
             if match(item.reply_address) and self.store.claim_delivery(item.id, due_only=False) is not None:
-                texts.append(item.text)
+                answers.append(PendingAnswer(item.text, self._here(item.files)))
                 self.store.mark_delivered(item.id)
-        return texts
+        return answers
+
+    def files_for(self, number: int, officer: str) -> tuple[AnswerFile, ...]:
+        """The attachments of an officer's own ticket whose files are still there (TicketNotFound otherwise)."""
+        self._own(number, officer)
+        return tuple(f for f in self._here(self.store.attachments_of(number)) if f.path.is_file())
+
+    def attachment(self, attachment_id: int) -> AnswerFile | None:
+        """A stored attachment whose file is still there (for the download route), or None."""
+        found = self.store.attachment(attachment_id)
+        if found is None:
+            return None
+        [here] = self._here((found,))
+        return here if here.path.is_file() else None
+
+    def _here(self, files: Sequence[AnswerFile]) -> tuple[AnswerFile, ...]:
+        """The files at their place under today's attachments dir (the data dir may have moved since)."""
+        return tuple(dataclasses.replace(f, path=self.attachments_dir / f.path.name) for f in files)
 
     # -- data protection ----------------------------------------------------------------------------------
 
@@ -433,6 +488,21 @@ class EscalationService:
                     path.unlink()
                     files += 1
         result["archived_files"] = files
+        removed = 0
+        for stored in result.pop("attachment_paths"):
+            path = self.attachments_dir / Path(stored).name  # named after its ticket: no other ticket shares it
+            if path.exists():
+                path.unlink()
+                removed += 1
+        if "before" in which and self.attachments_dir.is_dir():
+            # Files of an answer whose recording failed (a crash between writing and committing).
+            old = [p for p in self.attachments_dir.iterdir() if p.is_file() and p.stat().st_mtime < which["before"]]
+            in_use = self.store.attachment_file_names() if old else set()
+            for path in old:
+                if path.name not in in_use:
+                    path.unlink()
+                    removed += 1
+        result["attachment_files"] = removed
         return result
 
     # -- knowledge capture ----------------------------------------------------------------------------------

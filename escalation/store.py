@@ -1,4 +1,4 @@
-"""Tickets, the mail outbox, processed inbound mail and pending deliveries, in SQLite or PostgreSQL.
+"""Tickets, the mail outbox, processed inbound mail, attachments and pending deliveries, in SQLite or PostgreSQL.
 
 SQLAlchemy Core keeps one code path for both; the schema is versioned by numbered migrations.
 """
@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from escalation.attachments import AnswerFile
 from escalation.errors import TicketNotFound
 
 OPEN, SENT, ANSWERED, CLOSED, REOPENED = "open", "sent", "answered", "closed", "reopened"
@@ -89,7 +91,21 @@ deliveries = sa.Table(
     sa.Column("delivered_at", sa.Float),
     sa.Column("last_error", sa.Text),
     sa.Column("lease_until", sa.Float),
+    sa.Column("files", sa.Text),
 )
+
+attachments = sa.Table(
+    "attachments", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ticket", sa.Integer, sa.ForeignKey("tickets.number"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("content_type", sa.String(120), nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+"""Files an expert attached to an answer (the bytes are on disk under the data dir, 0600)."""
 
 rotation = sa.Table(
     "rotation", metadata,
@@ -122,7 +138,14 @@ def _migration_2(conn: Connection) -> None:
             conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN lease_until FLOAT"))
 
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migration_1, 2: _migration_2}
+def _migration_3(conn: Connection) -> None:
+    # An expert's attachments, and which of them a delivery carries (a JSON list of attachment ids).
+    attachments.create(conn, checkfirst=True)
+    if "files" not in {c["name"] for c in sa.inspect(conn).get_columns("deliveries")}:
+        conn.execute(sa.text("ALTER TABLE deliveries ADD COLUMN files TEXT"))
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migration_1, 2: _migration_2, 3: _migration_3}
 """Numbered schema steps; add 2, 3, ... and never edit a released one."""
 
 
@@ -213,6 +236,7 @@ class Delivery:
     reply_address: dict[str, Any]
     text: str
     attempts: int
+    files: tuple[AnswerFile, ...] = ()
 
 
 @dataclass
@@ -229,6 +253,11 @@ class NewTicket:
     municipality: str | None = None
     context: list[str] = field(default_factory=list)
     sources: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _answer_file(row: Any) -> AnswerFile:
+    return AnswerFile(id=row.id, ticket=row.ticket, name=row.name, content_type=row.content_type, size=row.size,
+                      path=Path(row.path))
 
 
 def _ticket(row: Any) -> Ticket:
@@ -455,7 +484,7 @@ class TicketStore:
         ``officer``: every ticket of that officer (pseudonym), with the inbound mails answering them. A ticket's row
         stays, closed and emptied, so its number is never given to a new ticket (SQLite would reuse the highest
         number of a deleted row, and a late expert reply to the old ticket would answer the new one). Returns the
-        counts and the archive files to delete.
+        counts and the archive and attachment files to delete.
         """
         with self.transaction() as conn:
             if officer is not None:
@@ -468,22 +497,60 @@ class TicketStore:
                 mail_filter = inbox.c.received_at < before
             archives = [r.archive for r in conn.execute(sa.select(inbox.c.archive).where(mail_filter)) if r.archive]
             mails = conn.execute(inbox.delete().where(mail_filter)).rowcount
+            files = [r.path for r in conn.execute(sa.select(attachments.c.path)
+                                                  .where(attachments.c.ticket.in_(numbers)))]
+            conn.execute(attachments.delete().where(attachments.c.ticket.in_(numbers)))
             conn.execute(deliveries.delete().where(deliveries.c.ticket.in_(numbers)))
             conn.execute(outbox.delete().where(outbox.c.ticket.in_(numbers)))
             removed = conn.execute(tickets.update().where(tickets.c.number.in_(numbers)).values(
                 state=CLOSED, officer=FORGOTTEN, officer_name=None, municipality=None, reply_address="{}",
                 question="", context="[]", sources="[]", reason="", answer=None, answered_by=None,
                 updated_at=self.clock())).rowcount
-        return {"tickets": removed, "inbound_mails": mails, "archives": archives}
+        return {"tickets": removed, "inbound_mails": mails, "archives": archives, "attachment_paths": files}
 
     # -- deliveries ---------------------------------------------------------------------------------------
 
-    def add_delivery(self, ticket: Ticket, text: str, *, conn: Connection) -> None:
-        """Queue an expert answer for the officer's channel."""
+    def add_delivery(self, ticket: Ticket, text: str, *, conn: Connection, files: Sequence[int] = ()) -> None:
+        """Queue an expert answer (and the ids of the attachments that go with it) for the officer's channel."""
         now = self.clock()
         conn.execute(deliveries.insert().values(
             ticket=ticket.number, channel=ticket.channel, reply_address=json.dumps(ticket.reply_address),
-            text=text, created_at=now, attempts=0, next_attempt_at=now))
+            text=text, created_at=now, attempts=0, next_attempt_at=now, files=json.dumps(list(files))))
+
+    # -- attachments --------------------------------------------------------------------------------------
+
+    def add_attachment(self, ticket: int, *, name: str, content_type: str, size: int, sha256: str, path: str,
+                       conn: Connection) -> int:
+        """Record a stored file of a ticket's answer; its id."""
+        result = conn.execute(attachments.insert().values(
+            ticket=ticket, name=name[:200], content_type=content_type, size=size, sha256=sha256, path=path,
+            created_at=self.clock()))
+        return int(result.inserted_primary_key[0])
+
+    def attachments_of(self, ticket: int) -> list[AnswerFile]:
+        """A ticket's stored attachments, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(attachments).where(attachments.c.ticket == ticket)
+                                .order_by(attachments.c.id))
+            return [_answer_file(r) for r in rows]
+
+    def attachment(self, attachment_id: int) -> AnswerFile | None:
+        """One stored attachment, or None (never stored, or erased with its ticket)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(attachments).where(attachments.c.id == attachment_id)).first()
+        return _answer_file(row) if row is not None else None
+
+    def attachment_file_names(self) -> set[str]:
+        """The file names (not paths: the data dir may have moved) of every stored attachment."""
+        with self.engine.connect() as conn:
+            return {Path(r.path).name for r in conn.execute(sa.select(attachments.c.path))}
+
+    def _files(self, conn: Connection, ids_json: str | None) -> tuple[AnswerFile, ...]:
+        ids = [i for i in json.loads(ids_json or "[]") if isinstance(i, int)]
+        if not ids:
+            return ()
+        rows = conn.execute(sa.select(attachments).where(attachments.c.id.in_(ids)).order_by(attachments.c.id))
+        return tuple(_answer_file(r) for r in rows)
 
     def pending_deliveries(self, *, channel: str | None = None, include_future: bool = False) -> list[Delivery]:
         """Answers not yet delivered and not claimed by another sender."""
@@ -495,7 +562,8 @@ class TicketStore:
             query = query.where(deliveries.c.next_attempt_at <= self.clock())
         with self.engine.connect() as conn:
             return [Delivery(id=r.id, ticket=r.ticket, channel=r.channel, reply_address=json.loads(r.reply_address),
-                             text=r.text, attempts=r.attempts) for r in conn.execute(query)]
+                             text=r.text, attempts=r.attempts, files=self._files(conn, r.files))
+                    for r in conn.execute(query).all()]
 
     def claim_delivery(self, delivery_id: int, *, lease: float = LEASE_SECONDS,
                        due_only: bool = True) -> float | None:

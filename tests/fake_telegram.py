@@ -26,7 +26,10 @@ BOT_USER = {"id": 123456789, "is_bot": True, "first_name": "Vraagbaak", "usernam
             "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False}
 MAX_TEXT = 4096
 MAX_CALLBACK_DATA = 64
-_TEXT_PARAMS = {"text", "url", "secret_token", "callback_query_id", "action", "parse_mode", "description"}
+MAX_CAPTION = 1024
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+"""What the Bot API accepts from a bot: 1,024 caption characters, 50 MB per uploaded file."""
+_TEXT_PARAMS = {"text", "url", "secret_token", "callback_query_id", "action", "parse_mode", "description", "caption"}
 _ALLOWED_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler", "a", "code", "pre",
                  "blockquote", "tg-emoji"}
 _NAMED_ENTITIES = {"lt", "gt", "amp", "quot"}
@@ -169,7 +172,7 @@ class FakeTelegram:
         self._loop = asyncio.new_event_loop()
 
         async def serve() -> None:
-            app = web.Application()
+            app = web.Application(client_max_size=MAX_UPLOAD_BYTES + 1024 * 1024)
             app.router.add_route("*", "/bot{token}/{method}", self._handle)
             self._runner = web.AppRunner(app, access_log=None)  # its log lines would carry the token
             await self._runner.setup()
@@ -397,6 +400,34 @@ class FakeTelegram:
             self.messages[(chat_id, message["message_id"])] = message
         return 200, message
 
+    def _api_senddocument(self, params: dict[str, Any]) -> tuple[int, Any]:
+        document = params.get("document")
+        if not isinstance(document, dict) or not document.get("data"):
+            return 400, "Bad Request: there is no document in the request"
+        if len(document["data"]) > MAX_UPLOAD_BYTES:
+            return 413, "Request Entity Too Large"
+        caption = params.get("caption") or ""
+        if params.get("parse_mode") == "HTML":
+            caption, errors = parse_html(caption)
+            if errors:
+                return 400, f"Bad Request: can't parse entities: {errors[0]}"
+        if utf16_len(caption) > MAX_CAPTION:
+            return 400, "Bad Request: message caption is too long"
+        chat_id = params["chat_id"]
+        with self._cond:
+            chat = self._chats.get(chat_id, {"id": chat_id, "type": "private", "first_name": "?"})
+            message = {"message_id": self._new_message_id(), "date": int(time.time()), "chat": chat,
+                       "from": self.bot, "caption": caption,
+                       "document": {"file_name": document["filename"], "file_size": len(document["data"]),
+                                    "file_id": f"doc{self._next_message}", "file_unique_id": f"u{self._next_message}"}}
+            self.messages[(chat_id, message["message_id"])] = message
+        return 200, message
+
+    def documents(self, chat_id: int) -> list[dict[str, Any]]:
+        """Documents the bot sent to a chat: file name, bytes and caption, in order."""
+        return [{"filename": c.params["document"]["filename"], "data": c.params["document"]["data"],
+                 "caption": c.params.get("caption")} for c in self.calls_of("sendDocument", chat_id=chat_id)]
+
     def _api_editmessagereplymarkup(self, params: dict[str, Any]) -> tuple[int, Any]:
         key = (params.get("chat_id"), params.get("message_id"))
         with self._cond:
@@ -423,8 +454,9 @@ async def _params(request: web.Request) -> dict[str, Any]:
     form = await request.post()
     out: dict[str, Any] = {}
     for key, value in form.items():
-        if not isinstance(value, str):
-            continue  # uploaded files: not needed here
+        if not isinstance(value, str):  # an uploaded file (multipart/form-data)
+            out[key] = {"filename": value.filename, "content_type": value.content_type, "data": value.file.read()}
+            continue
         if key in _TEXT_PARAMS:
             out[key] = value
             continue

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import getpass
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from bot.core import HelpdeskService
-from bot.messages import Decision, Incoming, Reply
+from bot.messages import Decision, FileOffer, Incoming, Reply
 
 CHANNEL = "console"
 UP = {"👍", "+", "/goed", "/ja"}
@@ -19,11 +19,19 @@ WELCOME = ("Welkom bij Vraagbaak, de helpdesk voor innovatieve overheidsopdracht
 
 
 def render(reply: Reply) -> str:
-    """A reply as terminal text: the answer, then the numbered sources."""
+    """A reply as terminal text: the answer, the numbered sources, then the files it hands out (their paths)."""
     parts = [reply.text]
     if reply.citations:
         parts.append("Bronnen:\n" + "\n".join("  " + c.line() for c in reply.citations))
+    if reply.files:
+        parts.append(file_lines(reply.files))
     return "\n\n".join(parts)
+
+
+def file_lines(files: Sequence[FileOffer]) -> str:
+    """Files as the console shows them: the console runs where the files are, so their paths are the offer."""
+    return "Bestanden:\n" + "\n".join(f"  {f.name} ({f.size_text}{', ' + f.note if f.note else ''}): {f.path}"
+                                       for f in files)
 
 
 ANSWER_ARRIVES = "te zien wanneer je de volgende keer `vraagbaak chat` opent"
@@ -42,7 +50,7 @@ class ConsoleChat:
     """A chat loop over injectable input/output, so tests can drive it like a person would."""
 
     def __init__(self, helpdesk: HelpdeskService, *, user: str | None = None,
-                 pending: Callable[[Incoming], list[str]] | None = None,
+                 pending: Callable[[Incoming], list[tuple[str, tuple[FileOffer, ...]]]] | None = None,
                  read: Callable[[str], str] = input, write: Callable[[str], None] = print) -> None:
         self.helpdesk = helpdesk
         self.user = user or getpass.getuser()
@@ -68,10 +76,11 @@ class ConsoleChat:
         return render(reply)
 
     def pending_answers(self) -> list[str]:
-        """Expert answers that arrived since the officer last opened the chat."""
+        """Expert answers that arrived since the officer last opened the chat, with their files."""
         if self._pending is None:
             return []
-        return self._pending(console_incoming("", user=self.user))
+        return [text + ("\n\n" + file_lines(files) if files else "")
+                for text, files in self._pending(console_incoming("", user=self.user))]
 
     def run(self) -> None:
         """Read questions until /stop or end of input."""

@@ -12,8 +12,9 @@ import html
 import logging
 import re
 import threading
+import time
 from collections import Counter, OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -24,11 +25,11 @@ from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFramewo
 from botbuilder.schema import Activity, ActivityTypes, Attachment, ConversationReference, Entity
 from botframework.connector.auth import AuthenticateRequestResult, CertificateServiceClientCredentialsFactory
 
-from bot.channels.teams_cards import (CARD_CONTENT_TYPE, SUBMIT_KEY, answer_card, citation_entity,
+from bot.channels.teams_cards import (CARD_CONTENT_TYPE, SUBMIT_KEY, LinkedFile, answer_card, citation_entity,
                                       expert_answer_card, fallback_text, needs_card)
 from bot.channels.teams_settings import SINGLE_TENANT, TeamsSettings, check_local_mode, is_loopback
 from bot.core import HelpdeskService
-from bot.messages import Incoming, Reply
+from bot.messages import FileOffer, Incoming, Reply, StoredFile
 from escalation.service import DeliveryError
 from retrieval.errors import ConfigError
 
@@ -98,8 +99,11 @@ class TeamsChannel:
     name = CHANNEL
 
     def __init__(self, *, helpdesk: HelpdeskService | Callable[[], HelpdeskService], settings: TeamsSettings,
-                 ack_after: float = ACK_AFTER_SECONDS, deliver_timeout: float = DELIVER_TIMEOUT_SECONDS) -> None:
+                 ack_after: float = ACK_AFTER_SECONDS, deliver_timeout: float = DELIVER_TIMEOUT_SECONDS,
+                 links: Callable[[str, str], tuple[str, float]] | None = None) -> None:
         self._helpdesk = helpdesk
+        self._links = links
+        """Signs a download link for (file ref, name): (url, expiry); None when the server has no public URL."""
         self.settings = settings
         self.ack_after = ack_after
         self.deliver_timeout = deliver_timeout
@@ -110,7 +114,7 @@ class TeamsChannel:
         self._tasks: set[asyncio.Task] = set()
         self._turn_locks: dict[str, asyncio.Lock] = {}
         self._turn_users: Counter[str] = Counter()
-        self._sending: dict[tuple[str, str, str], concurrent.futures.Future] = {}
+        self._sending: dict[tuple[str, ...], concurrent.futures.Future] = {}
         self._sending_guard = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
@@ -159,8 +163,9 @@ class TeamsChannel:
             # Awaited so that their clean-up (closing connector sessions) has run when stop() returns.
             await asyncio.gather(*pending, return_exceptions=True)
 
-    def deliver(self, reply_address: dict[str, Any], text: str) -> None:
-        """Continue the stored conversation with an expert's answer; called from a worker thread.
+    def deliver(self, reply_address: dict[str, Any], text: str, files: Sequence[StoredFile] = ()) -> None:
+        """Continue the stored conversation with an expert's answer (its attachments as signed download links);
+        called from a worker thread.
 
         A started send is never cancelled: the SDK posts from a thread, so a cancelled send can still reach Teams
         and a retry would show the answer twice. A send that outlasts ``deliver_timeout`` (well beyond the SDK's
@@ -174,7 +179,8 @@ class TeamsChannel:
         if not (reference.service_url and reference.conversation and reference.conversation.id):
             raise DeliveryError("Teams conversation reference without serviceUrl or conversation id",
                                 permanent=True)
-        key = (reference.service_url, reference.conversation.id, text)
+        offers = [FileOffer.of(f, note="bijlage van de expert") for f in files]
+        key = (reference.service_url, reference.conversation.id, text, *(f.ref for f in offers))
         with self._sending_guard:
             earlier = self._sending.get(key)
             if earlier is not None and not earlier.done():
@@ -188,11 +194,11 @@ class TeamsChannel:
         if loop is None or not loop.is_running():
             # Not serving (a one-off command such as `vraagbaak tickets poll`): a private loop for this one message,
             # bounded by the SDK's own HTTP timeout.
-            asyncio.run(self._send_proactive(reference, text))
+            asyncio.run(self._send_proactive(reference, text, offers))
             return
         if _running_loop() is loop:
             raise RuntimeError("TeamsChannel.deliver blocks; call it from a worker thread")
-        future = asyncio.run_coroutine_threadsafe(self._send_proactive(reference, text), loop)
+        future = asyncio.run_coroutine_threadsafe(self._send_proactive(reference, text, offers), loop)
         try:
             future.result(timeout=self.deliver_timeout)
         except concurrent.futures.TimeoutError:
@@ -346,7 +352,7 @@ class TeamsChannel:
         await self._typing(context)
         incoming = _incoming(activity, text)
         reply = await self._core(lambda helpdesk: helpdesk.handle(incoming))
-        await context.send_activity(_reply_activity(reply))
+        await context.send_activity(_reply_activity(reply, self._linked(reply.files)))
 
     async def _on_submit(self, context: TurnContext, value: dict[str, Any]) -> None:
         """👍 / 👎 / "Vraag een expert" pressed on an answer card."""
@@ -360,7 +366,7 @@ class TeamsChannel:
             await context.send_activity(ack)
         elif kind == "expert":
             reply = await self._core(lambda helpdesk: helpdesk.ask_expert(incoming, reply_id=reply_id or None))
-            await context.send_activity(_reply_activity(reply))
+            await context.send_activity(_reply_activity(reply, self._linked(reply.files)))
         else:
             logger.warning("Teams card submit with unknown data ignored (%s)", kind)
 
@@ -391,7 +397,8 @@ class TeamsChannel:
 
     # -- proactive ------------------------------------------------------------------------------------------
 
-    async def _send_proactive(self, reference: ConversationReference, text: str) -> None:
+    async def _send_proactive(self, reference: ConversationReference, text: str,
+                              files: Sequence[FileOffer] = ()) -> None:
         task = asyncio.current_task()
         if task is not None and asyncio.get_running_loop() is self._loop:
             self._tasks.add(task)  # stop() lets it finish
@@ -405,7 +412,7 @@ class TeamsChannel:
             # to the synthetic continuation activity.
             context.activity.id = None
             try:
-                await context.send_activity(_expert_activity(text))
+                await context.send_activity(_expert_activity(text, self._linked(files)))
             except Exception as exc:  # reported to the delivery queue below, with its retry policy
                 failures.append(exc)
 
@@ -417,6 +424,15 @@ class TeamsChannel:
             await _close_connectors(clients)
         if failures:
             raise _delivery_error(failures[0])
+
+    def _linked(self, files: Sequence[FileOffer]) -> list[LinkedFile]:
+        """Files with fresh signed download links (Teams cannot take a file from a bot in a chat without Graph)."""
+        linked = []
+        for f in files:
+            url, until = self._links(f.ref, f.name) if self._links is not None else (None, None)
+            linked.append(LinkedFile(name=f.name, size_text=f.size_text, note=f.note, url=url,
+                                     valid_until=time.strftime("%d-%m-%Y", time.localtime(until)) if until else None))
+        return linked
 
     @property
     def _bot_app_id(self) -> str:
@@ -527,15 +543,16 @@ def _card_activity(card: dict[str, Any], *, summary: str, entity: dict[str, Any]
     return activity
 
 
-def _reply_activity(reply: Reply) -> Activity:
-    """A reply with sources or buttons as a card with citation entities; anything else as plain text."""
+def _reply_activity(reply: Reply, files: list[LinkedFile] | None = None) -> Activity:
+    """A reply with sources, files or buttons as a card with citation entities; anything else as plain text."""
     if not needs_card(reply):
         return Activity(type=ActivityTypes.message, text=reply.text)
-    return _card_activity(answer_card(reply), summary=fallback_text(reply), entity=citation_entity(reply))
+    return _card_activity(answer_card(reply, files), summary=fallback_text(reply, files),
+                          entity=citation_entity(reply))
 
 
-def _expert_activity(text: str) -> Activity:
-    return _card_activity(expert_answer_card(text), summary=text)
+def _expert_activity(text: str, files: list[LinkedFile] | None = None) -> Activity:
+    return _card_activity(expert_answer_card(text, files), summary=text)
 
 
 def _delivery_error(exc: Exception) -> DeliveryError:

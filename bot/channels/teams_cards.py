@@ -9,6 +9,7 @@ per activity; each ``Claim`` has ``position`` (the [n] marker) and an ``appearan
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from bot.messages import Action, ActionKind, Citation, Reply
@@ -28,31 +29,76 @@ _TOOLTIPS = {
 }
 
 
+NO_LINK = "een downloadlink kan ik hier niet geven; vraag de beheerder van de helpdesk om het bestand"
+
+
+@dataclass(frozen=True)
+class LinkedFile:
+    """A file as a card shows it: a signed download link (None when the server has no public address)."""
+
+    name: str
+    size_text: str
+    note: str | None
+    url: str | None
+    valid_until: str | None = None
+    """Dutch date the link stops working ("15-12-2026")."""
+
+    def markdown(self) -> str:
+        """One line: the name as a link, size and note, until when the link works."""
+        about = ", ".join(p for p in (self.size_text, self.note) if p)
+        if not self.url:
+            return f"{self.name} ({about}): {NO_LINK}."
+        until = f" — link geldig tot {self.valid_until}" if self.valid_until else ""
+        return f"[{_link_text(self.name)}]({_link_url(self.url)}) ({about}){until}"
+
+    def plain(self) -> str:
+        """The line for clients without cards."""
+        about = ", ".join(p for p in (self.size_text, self.note) if p)
+        return f"{self.name} ({about}): {self.url or NO_LINK}"
+
+
 def needs_card(reply: Reply) -> bool:
-    """Replies with sources or buttons become a card; everything else is a plain message."""
-    return bool(reply.citations or reply.actions)
+    """Replies with sources, files or buttons become a card; everything else is a plain message."""
+    return bool(reply.citations or reply.actions or reply.files)
 
 
-def answer_card(reply: Reply) -> dict[str, Any]:
-    """The reply as an Adaptive Card: answer text with [n] markers, numbered sources with links, buttons."""
+def answer_card(reply: Reply, files: list[LinkedFile] | None = None) -> dict[str, Any]:
+    """The reply as an Adaptive Card: answer text with [n] markers, numbered sources with links, the files it
+    hands out (``files``: the reply's files with their links), buttons."""
     body = _text_blocks(reply.text)
     if reply.citations:
         body.append({"type": "TextBlock", "text": "Bronnen", "weight": "Bolder", "wrap": True, "spacing": "Medium",
                      "separator": True})
         body.extend({"type": "TextBlock", "text": source_markdown(c), "wrap": True, "spacing": "Small"}
                     for c in reply.citations)
-    card = _card(body, fallback=fallback_text(reply))
+    body.extend(file_blocks(files or []))
+    card = _card(body, fallback=fallback_text(reply, files))
     if reply.actions:
         card["actions"] = [submit_action(a) for a in reply.actions]
     return card
 
 
-def expert_answer_card(text: str) -> dict[str, Any]:
-    """An expert's answer pushed into the conversation later, marked as coming from the expert pool."""
+def expert_answer_card(text: str, files: list[LinkedFile] | None = None) -> dict[str, Any]:
+    """An expert's answer pushed into the conversation later, marked as coming from the expert pool, with the
+    expert's attachments as download links."""
     header = {"type": "TextBlock", "text": "Antwoord van de expertenpool", "weight": "Bolder", "size": "Medium",
               "color": "Accent", "wrap": True}
-    body = [{"type": "Container", "style": "emphasis", "items": [header]}, *_text_blocks(text)]
-    return _card(body, fallback=text)
+    body = [{"type": "Container", "style": "emphasis", "items": [header]}, *_text_blocks(text),
+            *file_blocks(files or [])]
+    return _card(body, fallback=text + _plain_files(files))
+
+
+def file_blocks(files: list[LinkedFile]) -> list[dict[str, Any]]:
+    """A "Bestanden" section with one line per file (nothing when there are none)."""
+    if not files:
+        return []
+    return [{"type": "TextBlock", "text": "Bestanden", "weight": "Bolder", "wrap": True, "spacing": "Medium",
+             "separator": True},
+            *({"type": "TextBlock", "text": f.markdown(), "wrap": True, "spacing": "Small"} for f in files)]
+
+
+def _plain_files(files: list[LinkedFile] | None) -> str:
+    return "\n\nBestanden:\n" + "\n".join(f.plain() for f in files) if files else ""
 
 
 def submit_action(action: Action) -> dict[str, Any]:
@@ -79,11 +125,12 @@ def citation_entity(reply: Reply) -> dict[str, Any] | None:
             "citation": claims}
 
 
-def fallback_text(reply: Reply) -> str:
-    """The reply as plain text, with its sources, for clients that cannot show cards."""
-    if not reply.citations:
-        return reply.text
-    return reply.text + "\n\nBronnen:\n" + "\n".join(c.line() for c in reply.citations)
+def fallback_text(reply: Reply, files: list[LinkedFile] | None = None) -> str:
+    """The reply as plain text, with its sources and files, for clients that cannot show cards."""
+    text = reply.text
+    if reply.citations:
+        text += "\n\nBronnen:\n" + "\n".join(c.line() for c in reply.citations)
+    return text + _plain_files(files)
 
 
 def source_markdown(c: Citation) -> str:

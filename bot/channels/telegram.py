@@ -16,7 +16,7 @@ import time
 import warnings
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,7 +31,7 @@ from telegram.ext import (Application, ApplicationBuilder, CallbackQueryHandler,
 
 from bot.channels.telegram_access import ACCESS_FILE, TelegramAccess
 from bot.core import HelpdeskService
-from bot.messages import ActionKind, Citation, Incoming, Reply
+from bot.messages import ActionKind, Citation, FileOffer, Incoming, Reply, StoredFile
 from escalation.service import DeliveryError
 from retrieval.errors import ConfigError
 
@@ -47,6 +47,8 @@ MAX_RETRY_WAIT_SECONDS = 5.0
 """A 429 is retried once after at most this long; a handler that sleeps longer holds up its user for nothing."""
 REQUEST_TIMEOUTS = {"connect": 5.0, "write": 5.0, "read": 5.0, "pool": 1.0}
 """Seconds per phase of one Bot API call (python-telegram-bot's defaults, set explicitly so deliver() can add up)."""
+FILE_WRITE_TIMEOUT_SECONDS = 60.0
+"""Uploading a document (up to 10 MB) gets longer than a text message to write."""
 DELIVER_MARGIN_SECONDS = 30.0
 TYPING_EVERY_SECONDS = 4.5
 """Telegram shows "typing" for five seconds per chat action."""
@@ -86,6 +88,7 @@ EXPERT_BUTTON_ACK = "Ik leg je vraag voor aan de expertenpool."
 COMMANDS = [("help", "Wat Vraagbaak kan en welke opdrachten er zijn"),
             ("expert", "Leg je laatste vraag voor aan de expertenpool"),
             ("status", "Je vragen bij de expertenpool"),
+            ("bijlagen", "De bijlagen van een expert opnieuw, bv. /bijlagen 12"),
             ("reset", "Begin een nieuw gesprek")]
 
 T = TypeVar("T")
@@ -342,12 +345,13 @@ def send_worst_case_seconds() -> float:
     return 2 * (2 * one_call + MAX_RETRY_WAIT_SECONDS)
 
 
-def deliver_timeout(parts: int) -> float:
-    """How long deliver() waits for ``parts`` messages: well past the worst case of sending them.
+def deliver_timeout(parts: int, files: int = 0) -> float:
+    """How long deliver() waits for ``parts`` messages and ``files`` documents: well past the worst case.
 
     Giving up earlier would cancel a send that may still reach the chat, and the retry would show it twice.
     """
-    return max(parts, 1) * send_worst_case_seconds() + DELIVER_MARGIN_SECONDS
+    per_file = send_worst_case_seconds() + 4 * (FILE_WRITE_TIMEOUT_SECONDS - REQUEST_TIMEOUTS["write"])
+    return max(parts, 1) * send_worst_case_seconds() + files * per_file + DELIVER_MARGIN_SECONDS
 
 
 class TelegramChannel:
@@ -523,11 +527,13 @@ class TelegramChannel:
             self._closed = True
             self.access.close()
 
-    def deliver(self, reply_address: dict[str, Any], text: str) -> None:
-        """Push an expert answer into the stored chat; called from a worker thread (or a one-off CLI command).
+    def deliver(self, reply_address: dict[str, Any], text: str, files: Sequence[StoredFile] = ()) -> None:
+        """Push an expert answer, then its attachments as documents, into the stored chat; called from a worker
+        thread (or a one-off CLI command).
 
         An answer that fits in one Telegram message goes out as one, so a retry after a failure cannot repeat half
-        of it. A longer one goes out in parts; if a later part fails, the retry sends the earlier ones again.
+        of it. A longer one goes out in parts; if a later part or a document fails, the retry sends the earlier
+        ones again.
         """
         chat_id = reply_address.get("chat_id") if isinstance(reply_address, dict) else None
         if not isinstance(chat_id, int):
@@ -535,6 +541,7 @@ class TelegramChannel:
         reply_to = reply_address.get("reply_to_message_id")
         reply_to = reply_to if isinstance(reply_to, int) else None
         parts = render_text(text)
+        offers = [FileOffer.of(f, note="Bijlage van de expert") for f in files]
         if self._running and self._loop is not None:
             try:
                 if asyncio.get_running_loop() is self._loop:
@@ -542,16 +549,17 @@ class TelegramChannel:
             except RuntimeError:
                 pass  # no loop in this thread: as it should be
             future = asyncio.run_coroutine_threadsafe(
-                self._deliver_parts(self.application.bot, chat_id, parts, reply_to), self._loop)
+                self._deliver_parts(self.application.bot, chat_id, parts, reply_to, offers), self._loop)
             try:
-                future.result(timeout=deliver_timeout(len(parts)))
+                future.result(timeout=deliver_timeout(len(parts), len(offers)))
             except concurrent.futures.TimeoutError:
                 future.cancel()
                 raise DeliveryError("Telegram did not answer in time") from None
             return
-        asyncio.run(self._deliver_standalone(chat_id, parts, reply_to))  # e.g. `vraagbaak tickets deliver`
+        asyncio.run(self._deliver_standalone(chat_id, parts, reply_to, offers))  # e.g. `vraagbaak tickets deliver`
 
-    async def _deliver_standalone(self, chat_id: int, parts: list[str], reply_to: int | None) -> None:
+    async def _deliver_standalone(self, chat_id: int, parts: list[str], reply_to: int | None,
+                                  files: list[FileOffer]) -> None:
         urls = self.settings.bot_urls()
         bot = Bot(self.settings.token, **({"base_url": urls[0], "base_file_url": urls[1]} if urls else {}))
         try:
@@ -561,13 +569,15 @@ class TelegramChannel:
                 raise DeliveryError("TELEGRAM_BOT_TOKEN was rejected by Telegram (revoked or mistyped?)") from None
             except TelegramError as exc:
                 raise DeliveryError(f"Telegram not reachable: {type(exc).__name__}") from None
-            await self._deliver_parts(bot, chat_id, parts, reply_to)
+            await self._deliver_parts(bot, chat_id, parts, reply_to, files)
         finally:
             await bot.shutdown()  # also after a failed getMe: its connections are open
 
-    async def _deliver_parts(self, bot: Any, chat_id: int, parts: list[str], reply_to: int | None) -> None:
+    async def _deliver_parts(self, bot: Any, chat_id: int, parts: list[str], reply_to: int | None,
+                             files: Sequence[FileOffer] = ()) -> None:
         try:
             await self._send_parts(bot, chat_id, parts, reply_to=reply_to)
+            await self._send_files(bot, chat_id, files)
         except Forbidden as exc:
             raise DeliveryError(f"the officer blocked the bot or left the chat ({exc.message})", permanent=True) \
                 from None
@@ -596,9 +606,26 @@ class TelegramChannel:
                 chat_id = exc.new_chat_id
                 await _with_retry(lambda: send(chat_id))
 
+    async def _send_files(self, bot: Any, chat_id: int, files: Sequence[FileOffer]) -> None:
+        """Each file as a document, its note as the caption; a file gone from disk is said in a message instead."""
+        for offer in files:
+            try:
+                data = await asyncio.to_thread(offer.path.read_bytes)
+            except OSError:
+                logger.warning("file %s for a Telegram chat is gone from disk", offer.ref)
+                await _with_retry(lambda: bot.send_message(
+                    chat_id, html.escape(f"Het bestand {offer.name} is er niet meer (verwijderd na de "
+                                         "bewaartermijn?)."), parse_mode=ParseMode.HTML))
+                continue
+            caption = html.escape(f"{offer.note} ({offer.size_text})" if offer.note else offer.size_text)
+            await _with_retry(lambda: bot.send_document(
+                chat_id, document=data, filename=offer.name, caption=caption, parse_mode=ParseMode.HTML,
+                write_timeout=FILE_WRITE_TIMEOUT_SECONDS))
+
     async def _send_reply(self, chat_id: int, reply: Reply, *, reply_to: int | None = None) -> None:
-        await self._send_parts(self.application.bot, chat_id, render_reply(reply), keyboard=keyboard_for(reply),
-                               reply_to=reply_to)
+        bot = self.application.bot
+        await self._send_parts(bot, chat_id, render_reply(reply), keyboard=keyboard_for(reply), reply_to=reply_to)
+        await self._send_files(bot, chat_id, reply.files)
 
     async def _say(self, chat_id: int, text: str, *, reply_to: int | None = None) -> None:
         await self._send_parts(self.application.bot, chat_id, _text_parts(text), reply_to=reply_to)

@@ -1,0 +1,129 @@
+"""Signed, expiring download links for files the helpdesk hands out (an expert's attachment, later templates).
+
+A link names a file by an opaque reference (``attachment:12``) and an expiry, both covered by an HMAC-SHA256 under
+a key of the data dir; ``vraagbaak serve`` hands out the file only for a valid, unexpired signature, and never
+looks at anything else in the URL. The route lives on the same server as the channels' webhooks, so a Teams user
+reaches it at ``VRAAGBAAK_PUBLIC_URL``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+logger = logging.getLogger(__name__)
+
+ROUTE = "/downloads/{token}/{name}"
+MAX_TOKEN_CHARS = 400
+DEFAULT_TTL_SECONDS = 14 * 86400.0
+"""Two weeks: long enough to open an expert's answer after a holiday, short enough that a forwarded link dies."""
+
+
+@dataclass(frozen=True)
+class Download:
+    """What a reference resolves to: the file on disk, the name it is offered under, its content type."""
+
+    path: Path
+    name: str
+    content_type: str
+
+
+@dataclass(frozen=True)
+class DownloadLinks:
+    """Signs and checks download links under ``base_url`` (the server as users reach it)."""
+
+    key: bytes = field(repr=False)
+    base_url: str
+    ttl_seconds: float = DEFAULT_TTL_SECONDS
+    clock: Callable[[], float] = time.time
+
+    def url(self, ref: str, name: str) -> tuple[str, float]:
+        """A link to ``ref`` offered as ``name``, and when it expires (epoch seconds)."""
+        expires = int(self.clock() + self.ttl_seconds)
+        payload = _b64(json.dumps({"r": ref, "e": expires}, separators=(",", ":")).encode())
+        token = f"{payload}.{_b64(self._mac(payload))}"
+        return (f"{self.base_url.rstrip('/')}/downloads/{token}/{urllib.parse.quote(name, safe='')}",
+                float(expires))
+
+    def verify(self, token: str) -> tuple[str | None, str]:
+        """(the reference, "") for a valid, unexpired token; (None, "invalid" | "expired") otherwise."""
+        if not token or len(token) > MAX_TOKEN_CHARS or token.count(".") != 1:
+            return None, "invalid"
+        payload, mac = token.split(".")
+        try:
+            given = _unb64(mac)
+            data = json.loads(_unb64(payload))
+        except ValueError:
+            return None, "invalid"
+        if not hmac.compare_digest(given, self._mac(payload)):
+            return None, "invalid"
+        if not isinstance(data, dict) or not isinstance(data.get("r"), str) or not isinstance(data.get("e"), int):
+            return None, "invalid"
+        if data["e"] < self.clock():
+            return None, "expired"
+        return data["r"], ""
+
+    def _mac(self, payload: str) -> bytes:
+        return hmac.new(self.key, b"vraagbaak-download\x00" + payload.encode(), hashlib.sha256).digest()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    if not text or len(text) > MAX_TOKEN_CHARS:
+        raise ValueError("bad token part")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+_PAGE = ("<!doctype html><html lang=\"nl\"><meta charset=\"utf-8\"><title>Vraagbaak</title>"
+         "<body><p>{text}</p></body></html>")
+INVALID_NL = "Deze downloadlink is ongeldig. Gebruik de link uit je gesprek met Vraagbaak."
+EXPIRED_NL = ("Deze downloadlink is verlopen. Vraag in je gesprek met Vraagbaak een nieuwe link met "
+              "/bijlagen gevolgd door het nummer van je vraag (bijvoorbeeld /bijlagen 12).")
+GONE_NL = "Dit bestand is er niet meer: het is verwijderd, bijvoorbeeld na de bewaartermijn."
+
+
+def download_routes(links: DownloadLinks, resolve: Callable[[str], Download | None]) -> list[web.RouteDef]:
+    """The GET route that serves a file for a valid link (Dutch pages for the officer otherwise)."""
+
+    async def download(request: web.Request) -> web.StreamResponse:
+        ref, problem = links.verify(request.match_info["token"])
+        if ref is None:
+            logger.info("download refused: %s link", problem)
+            return _page(EXPIRED_NL if problem == "expired" else INVALID_NL, 410 if problem == "expired" else 403)
+        try:
+            found = resolve(ref)
+        except Exception:  # noqa: BLE001 - a database hiccup gets a page, not a traceback
+            logger.exception("download of %s could not be resolved", ref)
+            return _page("Het bestand kan nu niet worden opgehaald. Probeer het later opnieuw.", 503)
+        if found is None or not found.path.is_file():
+            return _page(GONE_NL, 404)
+        quoted = urllib.parse.quote(found.name, safe="")
+        ascii_name = found.name.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
+        return web.FileResponse(found.path, headers={
+            "Content-Type": found.content_type,
+            "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quoted}",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+            "Cache-Control": "private, no-store",
+            "Referrer-Policy": "no-referrer",
+        })
+
+    return [web.get(ROUTE, download)]
+
+
+def _page(text: str, status: int) -> web.Response:
+    return web.Response(text=_PAGE.format(text=text), status=status, content_type="text/html", charset="utf-8",
+                        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
