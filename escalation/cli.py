@@ -75,6 +75,9 @@ def show_command(app, number: int) -> None:
         for f in files:
             click.echo(f"  {_safe(f.name)}  {f.size} bytes  {f.content_type}  "
                        f"{app.tickets.attachments_dir / f.path.name}")
+    for row in app.tickets.store.inbound_for(number):
+        if row["status"] == "accepted" and row["reason"]:
+            click.echo(f"Not passed on from the mail of {_when(row['received_at'])}: {_safe(row['reason'])}")
     queued = [m for m in app.tickets.store.due_mails(include_future=True) if m.ticket == number]
     if queued:
         click.echo(f"\n{len(queued)} mail(s) still queued (see `vraagbaak tickets retry`).")

@@ -466,6 +466,12 @@ class TicketStore:
                                 .order_by(inbox.c.received_at.desc()).limit(limit))
             return [dict(r._mapping) for r in rows]
 
+    def inbound_for(self, ticket: int) -> list[dict[str, Any]]:
+        """The inbound mails matched to a ticket, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(inbox).where(inbox.c.ticket == ticket).order_by(inbox.c.received_at))
+            return [dict(r._mapping) for r in rows]
+
     def forget_inbound(self, message_id: str, conn: Connection | None = None) -> None:
         """Drop the record of a mail, so it is processed again like a new one (a released quarantined mail)."""
         statement = inbox.delete().where(inbox.c.message_id == message_id)

