@@ -9,6 +9,8 @@ from functools import cached_property
 
 from bot.audit import AuditLog, load_or_create_key
 from bot.downloads import Download, DownloadLinks, download_routes
+from bot.procedure import WalkStore
+from bot.resources import file_digest, template_offer
 from bot.core import HelpdeskService
 from bot.escalator import PoolEscalator
 from bot.routing import load_routing
@@ -89,7 +91,12 @@ class App:
                                           timeout=llm.timeout_seconds)
         return HelpdeskService.create(retriever=self.retriever, audit=self.audit, model=self.embedder.name,
                                       embed=self.query_embedder.embed_query, composer=composer,
-                                      escalator=self.escalator)
+                                      escalator=self.escalator, walks=self.walks)
+
+    @cached_property
+    def walks(self) -> WalkStore:
+        """Where each conversation is in `/procedure` (kept across restarts)."""
+        return WalkStore(self.settings.home / "procedure.sqlite")
 
     @cached_property
     def escalation_settings(self) -> EscalationSettings:
@@ -143,11 +150,18 @@ class App:
                              ttl_seconds=server.download_days * 86400)
 
     def resolve_download(self, ref: str) -> Download | None:
-        """The file a signed link names: an expert's attachment ("attachment:ID"), None when gone or unknown."""
+        """The file a signed link names: an expert's attachment ("attachment:ID") or a template of the served
+        index ("template:UNIT"); None when gone, changed since the index was built, or unknown."""
         kind, _, ident = ref.partition(":")
         if kind == "attachment" and ident.isdigit():
             found = self.tickets.attachment(int(ident))
             return Download(found.path, found.name, found.content_type) if found else None
+        if kind == "template":
+            chunk = next((c for c in self.retriever.chunks if c.unit_id == ident and c.kind == "template"), None)
+            offer = template_offer(chunk) if chunk is not None else None
+            if offer is None or file_digest(offer.path) != chunk.get("sha256"):
+                return None
+            return Download(offer.path, offer.name, offer.content_type)
         return None
 
     def download_routes(self) -> list:

@@ -202,10 +202,15 @@ def log_group() -> None:
     """The question and reply log."""
 
 
+WALK_DAYS = 7
+"""A `/procedure` walk untouched this long is abandoned: where it stood is forgotten."""
+
+
 def purge_all(app: App, keep: int) -> str:
     """Apply one retention period to the log and to the expert pool's data; a line saying what went."""
     removed = app.audit.purge(older_than_days=keep)
     tickets = app.tickets.purge(older_than_days=keep)
+    app.walks.purge(older_than_days=min(keep, WALK_DAYS))
     return (f"Removed {removed} logged exchange{'' if removed == 1 else 's'} (and their feedback), "
             f"{tickets['tickets']} ticket(s) erased with their mails, {tickets['inbound_mails']} inbound mail "
             f"record(s) and {tickets['archived_files']} archived mail file(s) older than {keep} days.")

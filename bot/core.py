@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import logging
 import re
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Protocol
 
 import numpy as np
 
+from bot import procedure, resources
 from bot.audit import AuditLog
 from bot.conversation import ConversationMemory, Turn, contextual_query, is_follow_up
 from bot.intent import Intent, IntentPrediction
 from bot.messages import Action, ActionKind, Citation, Decision, FileOffer, Incoming, Reply
 from bot.policy import RuleMatch, Rules, load_rules
+from bot.procedure import ProcedureTree, WalkStore, load_tree
 from bot.routing import Evidence, Router, Verdict, load_routing
 from retrieval.answer import compose
 from retrieval.evidence import TermStats
+from retrieval.lexical import analyse
 from retrieval.types import SearchHit
 
 logger = logging.getLogger(__name__)
@@ -27,6 +33,10 @@ logger = logging.getLogger(__name__)
 MAX_QUESTION_CHARS = 2000
 """Longer messages are cut: nobody types more in a chat, and it bounds the work per message."""
 SEARCH_K = 5
+MAX_CASES = 4
+_PROCEDURE_QUESTION = re.compile(
+    r"\bwelke\s+(?:aankoop|plaatsings|gunnings)?procedure\s+(?:moet|kan|zal|mag|kies|past|gebruik)|"
+    r"\b(?:een|de)\s+procedure\s+kiezen\b|\bkeuze\s+van\s+(?:de\s+)?procedure\b", re.IGNORECASE)
 
 NEXT_STEP_ANSWER = ("Was dit nuttig? Geef 👍 of 👎. Twijfel je nog, typ dan /expert en ik leg je vraag voor aan "
                     "de expertenpool.")
@@ -55,8 +65,9 @@ HELP_TEXT = (
 class Retriever(Protocol):
     """What the helpdesk needs from retrieval."""
 
-    def search(self, query: str, *, k: int = 10, mode: str = "hybrid") -> list[SearchHit]:
-        """Ranked hits."""
+    def search(self, query: str, *, k: int = 10, mode: str = "hybrid",
+               kinds: Collection[str] | None = None) -> list[SearchHit]:
+        """Ranked hits (with ``kinds``: only from sources of those kinds)."""
         ...
 
     def term_stats(self) -> TermStats:
@@ -149,15 +160,20 @@ class HelpdeskService:
     router: Routing
     composer: Composer | None = None
     clock: Callable[[], float] = time.time
+    walks: WalkStore = field(default_factory=lambda: WalkStore(None))
+    """Where each conversation is in `/procedure` (SQLite under the data dir in the app: survives a restart)."""
+    tree: ProcedureTree = field(default_factory=load_tree)
 
     @classmethod
     def create(cls, *, retriever: Retriever, audit: AuditLog, model: str,
                embed: Callable[[str], np.ndarray] | None = None, escalator: Escalator | None = None,
-               composer: Composer | None = None) -> "HelpdeskService":
-        """A service with the bundled rules, the routing model trained for ``model`` and default memory."""
+               composer: Composer | None = None, walks: WalkStore | None = None) -> "HelpdeskService":
+        """A service with the bundled rules and procedure tree, the routing model trained for ``model`` and
+        default memory."""
         return cls(retriever=retriever, audit=audit, escalator=escalator or NoEscalation(),
                    memory=ConversationMemory(), rules=load_rules(),
-                   router=Router(load_routing(model), embed=embed), composer=composer)
+                   router=Router(load_routing(model), embed=embed), composer=composer,
+                   walks=walks or WalkStore(None))
 
     # -- entry points -------------------------------------------------------------------------------------
 
@@ -172,6 +188,13 @@ class HelpdeskService:
             return self._reply("Het gesprek is gewist. Stel gerust een nieuwe vraag.", Decision.CLARIFY)
         if command == "/status":
             return self._reply(self.escalator.status(incoming) + "\n\nStel gerust een nieuwe vraag.", Decision.CLARIFY)
+        if command == procedure.COMMAND:
+            return self._procedure(incoming, text[len(procedure.COMMAND):].strip())
+        if command is None:
+            walk = self.walks.get(incoming.conversation_id)
+            typed = procedure.typed_answer(self.tree, walk, text) if walk is not None else None
+            if typed is not None:
+                return self._procedure(incoming, typed)
         if command in ("/opgelost", "/vervolg", "/bijlagen"):
             return self._ticket_command(incoming, command, text)
         if command == "/expert":
@@ -239,6 +262,12 @@ class HelpdeskService:
             return self._legal(incoming, question, legal)
         if self.rules.is_vague(question) and not history:
             return self._clarify(incoming, question)
+        if _PROCEDURE_QUESTION.search(question):
+            return self._procedure(incoming, "")
+        if resources.wants_template(question):
+            return self._templates(incoming, question)
+        if resources.wants_cases(question):
+            return self._cases(incoming, question)
         prediction = self.router.intent(question)
         intent = prediction.intent
         if intent is Intent.PERSON:
@@ -273,9 +302,142 @@ class HelpdeskService:
                 body += "\n\nZie ook:\n" + "\n".join(f"[{n}] {_reference(hit)}"
                                                       for n, hit in enumerate(cited[1:], 2))
         citations = _citations(cited)
-        text = f"{body}\n\n{NEXT_STEP_ANSWER}"
+        # A template among the sources is offered as a file; content out of its validity window is flagged.
+        files = tuple(dict.fromkeys(offer for hit in cited if (offer := resources.template_offer(hit.chunk))))
+        text = f"{body}{self._validity(cited)}\n\n{NEXT_STEP_ANSWER}"
         return self._reply(text, Decision.ANSWER, incoming=incoming, question=question, query=query,
                            citations=citations, confidence=evidence.best, full_question=full_question,
+                           actions=(ActionKind.FEEDBACK_UP, ActionKind.FEEDBACK_DOWN, ActionKind.ASK_EXPERT),
+                           files=files)
+
+    def _validity(self, cited: Sequence[SearchHit]) -> str:
+        """Dutch warnings for cited sources outside their validity window, numbered like the citations."""
+        today = dt.date.fromtimestamp(self.clock())
+        notes = [f"[{n}] {note}" for n, hit in enumerate(cited, 1)
+                 if (note := resources.validity_note(hit.chunk, today))]
+        if not notes:
+            return ""
+        return ("\n\nLet op: " + "; ".join(notes) + ". Controleer de geldende tekst, of typ /expert om het aan de "
+                "expertenpool te vragen.")
+
+    def _procedure(self, incoming: Incoming, arg: str) -> Reply:
+        """One step of the guided procedure choice: start, answer, back, stop; the end is a cited recommendation."""
+        conversation = incoming.conversation_id
+        what, question_id, number = procedure.parse_command(arg)
+        answers = self.walks.get(conversation)
+        if what == "stop":
+            self.walks.clear(conversation)
+            return self._reply("Gestopt. Typ /procedure om opnieuw te beginnen, of stel gewoon je vraag.",
+                               Decision.CLARIFY)
+        note = ""
+        try:
+            node = self.tree.walk(answers) if answers else None
+        except ValueError:  # the tree changed since this walk was stored
+            answers, node = None, None
+        if what == "start":
+            answers = []
+        elif answers is None:
+            answers = []
+            note = "Er loopt geen keuzehulp (meer); ik begin bij de eerste vraag.\n\n"
+        elif what == "back":
+            answers = answers[:-1]
+        elif what == "answer":
+            node = node or self.tree.walk(answers)
+            if (isinstance(node, procedure.Question) and node.id == question_id and number is not None
+                    and 1 <= number <= len(node.choices)):
+                answers = [*answers, (node.id, number - 1)]
+            else:
+                note = "Die knop hoort bij een eerdere vraag. Dit is de vraag van nu:\n\n"
+        else:
+            note = "Dat antwoord ken ik niet. "
+        step = procedure.step_for(self.tree, answers)
+        if step.result is None:
+            self.walks.put(conversation, answers)
+            return self._reply(note + step.text, Decision.CLARIFY, choices=step.choices)
+        self.walks.clear(conversation)
+        return self._recommend(incoming, step)
+
+    def _recommend(self, incoming: Incoming, step: procedure.Step) -> Reply:
+        result = step.result
+        assert result is not None
+        found = [_article_citation(a) for a in result.articles]
+        cited_articles = [dataclasses.replace(c, n=n) for n, c in enumerate((c for c in found if c), 1)]
+        chunks = getattr(self.retriever, "chunks", ())
+        notes = [c for stem in result.guidance
+                 if (c := next((ch for ch in chunks if ch.doc_id == stem and ch.kind == "guidance"), None))]
+        template = next((ch for ch in chunks if ch.kind == "template" and result.template
+                         and ch.get("file_name") == result.template), None)
+        offer = resources.template_offer(template) if template is not None else None
+        citations = [*cited_articles]
+        for chunk in notes + ([template] if template is not None else []):
+            citations.append(Citation(n=len(citations) + 1, title=chunk.title, label=None, url=chunk.url,
+                                      kind=chunk.kind, effective_date=chunk.effective_date, chunk_id=chunk.id))
+        recap = "\n".join(f"- {q} {a}" for q, a in step.recap)
+        refs = ", ".join(f"[{c.n}] {c.label}" for c in cited_articles)
+        more = ", ".join(f"[{c.n}] {c.title}" for c in citations[len(cited_articles):len(cited_articles) + len(notes)])
+        text = f"Mijn aanbeveling: {result.procedure}.\n\nWaarom: {result.why}\n\nJe antwoorden:\n{recap}"
+        if refs:
+            text += f"\n\nRechtsgrond: {refs} van de wet van 17 juni 2016."
+        if more:
+            text += f"\nMeer uitleg en een stappenplan: {more}."
+        if offer is not None:
+            text += f"\nHet sjabloon [{len(citations)}] {template.title} krijg je hierbij."
+        text += ("\n\nDit is een eerste oriëntatie, geen juridisch advies. Wil je je keuze laten nakijken? Kies "
+                 "\"Vraag een expert\" of typ /expert: je antwoorden gaan mee naar de expertenpool.")
+        question = procedure.summary(result, step.recap)
+        return self._reply(text, Decision.ANSWER, incoming=incoming, question=question,
+                           citations=tuple(citations), files=(offer,) if offer else (),
+                           actions=(ActionKind.ASK_EXPERT,), reason="procedure")
+
+    def _templates(self, incoming: Incoming, question: str) -> Reply:
+        """A request for a template: the best matching one as a file, with its description and version."""
+        words = resources.topic_words(question)
+        procedures = resources.procedures_named(question)
+        hits = [h for h in self.retriever.search(question, k=10, kinds=("template",))
+                if resources.relevant(h, words)
+                and (not procedures or procedures & set((h.chunk.get("procedures") or "").split(",")))]
+        hits = list({(h.chunk.source_id, h.chunk.doc_id): h for h in reversed(hits)}.values())[::-1][:3]
+        offers = [(h, offer) for h in hits if (offer := resources.template_offer(h.chunk))]
+        if not offers:
+            return self._reply("Daarvoor heb ik geen sjabloon in mijn bronnen. Typ /expert als je de expertenpool "
+                               "wilt vragen of er een model bestaat.", Decision.NOT_FOUND, incoming=incoming,
+                               question=question, actions=(ActionKind.ASK_EXPERT,))
+        cited = [h for h, _ in offers]
+        lines = [f"[{n}] {h.chunk.title} (versie van {h.chunk.get('version')}): {h.chunk.get('description')}"
+                 for n, h in enumerate(cited, 1)]
+        what = "Dit sjabloon past" if len(cited) == 1 else "Deze sjablonen passen"
+        text = (f"{what} bij je vraag:\n\n" + "\n".join(lines) + self._validity(cited) +
+                "\n\nHet bestand krijg je hierbij. Pas het aan je eigen dossier aan en laat het nalezen voor je het "
+                f"gebruikt.\n\n{NEXT_STEP_ANSWER}")
+        return self._reply(text, Decision.ANSWER, incoming=incoming, question=question, citations=_citations(cited),
+                           files=tuple(offer for _, offer in offers),
+                           actions=(ActionKind.FEEDBACK_UP, ActionKind.FEEDBACK_DOWN, ActionKind.ASK_EXPERT))
+
+    def _cases(self, incoming: Incoming, question: str) -> Reply:
+        """A request for practice examples: the matching cases, filtered on the procedure and kind of government."""
+        procedures = resources.procedures_named(question)
+        besturen = resources.bestuur_types_named(question)
+        words = resources.topic_words(question) - {w for p in procedures for w in analyse(p.replace("-", " "))}
+        found = [h for h in self.retriever.search(question, k=30, kinds=("case",))
+                 if resources.matches_case_filters(h.chunk, procedures, besturen)]
+        # Topic words narrow the list when some case shares them ("verlichting"); otherwise every match counts.
+        on_topic = [h for h in found if resources.relevant(h, words)]
+        cited = (on_topic or (found if not words or procedures else []))[:MAX_CASES]
+        if not cited:
+            return self._reply("Daarvan ken ik geen praktijkvoorbeeld. Typ /expert als je de expertenpool wilt vragen "
+                               "of een ander bestuur er ervaring mee heeft.", Decision.NOT_FOUND, incoming=incoming,
+                               question=question, actions=(ActionKind.ASK_EXPERT,))
+        lines = []
+        for n, hit in enumerate(cited, 1):
+            chunk = hit.chunk
+            procedure = (chunk.get("procedure") or "").replace("-", " ")
+            lessons = _first_sentence(chunk.text.split("Lessen:", 1)[-1]) if "Lessen:" in chunk.text else ""
+            lines.append(f"[{n}] {chunk.title}: {procedure}, {chunk.get('subject')}." +
+                         (f" Les: {lessons}" if lessons else ""))
+        text = ("Praktijkvoorbeelden die bij je vraag passen:\n\n" + "\n".join(lines) +
+                "\n\nDe volledige beschrijving staat in de bronnen hieronder." + self._validity(cited) +
+                f"\n\n{NEXT_STEP_ANSWER}")
+        return self._reply(text, Decision.ANSWER, incoming=incoming, question=question, citations=_citations(cited),
                            actions=(ActionKind.FEEDBACK_UP, ActionKind.FEEDBACK_DOWN, ActionKind.ASK_EXPERT))
 
     def _clarify(self, incoming: Incoming, question: str) -> Reply:
@@ -320,10 +482,12 @@ class HelpdeskService:
                query: str | None = None, citations: tuple[Citation, ...] = (), ticket: int | None = None,
                confidence: float | None = None, actions: tuple[ActionKind, ...] = (),
                full_question: str | None = None, reason: str | None = None,
-               files: tuple[FileOffer, ...] = ()) -> Reply:
+               files: tuple[FileOffer, ...] = (), choices: tuple[tuple[str, str], ...] = ()) -> Reply:
         reply_id = uuid.uuid4().hex[:12]
+        buttons = tuple(Action(kind, reply_id) for kind in actions) + tuple(
+            Action(ActionKind.CHOICE, reply_id, text=label, command=command) for label, command in choices)
         reply = Reply(text=text, decision=decision, reply_id=reply_id, citations=citations,
-                      actions=tuple(Action(kind, reply_id) for kind in actions), ticket=ticket, files=files)
+                      actions=buttons, ticket=ticket, files=files)
         if incoming is not None and question is not None:
             self.audit.record(channel=incoming.channel, conversation_id=incoming.conversation_id,
                               user_id=incoming.user_id, question=question, query=query or question, reply=reply,
@@ -333,6 +497,31 @@ class HelpdeskService:
                 chunk_ids=tuple(c.chunk_id for c in citations), at=self.clock(), ticket=ticket,
                 full_question=full_question or question))
         return reply
+
+
+@lru_cache(maxsize=1)
+def _manifest_sources() -> dict[str, tuple[str, str | None]]:
+    from corpus.manifest import load_manifest
+
+    return {s.id: (s.title, s.link) for s in load_manifest().sources}
+
+
+def _article_citation(article: procedure.ArticleRef) -> Citation | None:
+    """An article of an official source of the manifest, linked to its anchor on the official page."""
+    source = _manifest_sources().get(article.source)
+    if source is None:
+        logger.warning("procedure tree cites %s, which is not in the manifest", article.source)
+        return None
+    title, link = source
+    url = f"{link}#{article.anchor}" if link and article.anchor else link
+    return Citation(n=0, title=title, label=article.label, url=url, kind="legislation", effective_date=None,
+                    chunk_id=f"{article.source}:{article.anchor or article.label}")
+
+
+def _first_sentence(text: str) -> str:
+    text = " ".join(text.split())
+    match = re.match(r"(.+?[.!?])(?:\s|$)", text)
+    return match.group(1) if match else text
 
 
 def _clean(text: str) -> str:

@@ -26,6 +26,8 @@ class ActionKind(StrEnum):
     FEEDBACK_UP = "feedback_up"
     FEEDBACK_DOWN = "feedback_down"
     ASK_EXPERT = "ask_expert"
+    CHOICE = "choice"
+    """An answer in a guided walk (`/procedure`): the button sends ``Action.command`` back as a message."""
 
 
 ACTION_LABELS = {
@@ -72,10 +74,16 @@ class Citation:
         return {"n": self.n, "title": self.title, "label": self.label, "url": self.url, "kind": self.kind,
                 "effective_date": self.effective_date}
 
+    @property
+    def date_text(self) -> str | None:
+        """How the date is said: a template's version, any other source's "geldig op" date."""
+        if not self.effective_date:
+            return None
+        return f"{'sjabloon, versie van' if self.kind == 'template' else 'geldig op'} {self.effective_date}"
+
     def line(self) -> str:
-        """One line of the source list: title, label, effective date, link."""
-        parts = [self.title, self.label, f"geldig op {self.effective_date}" if self.effective_date else None,
-                 self.url]
+        """One line of the source list: title, label, effective date (a template's version), link."""
+        parts = [self.title, self.label, self.date_text, self.url]
         return f"[{self.n}] " + " — ".join(p for p in parts if p)
 
 
@@ -85,11 +93,15 @@ class Action:
 
     kind: ActionKind
     reply_id: str
+    text: str | None = None
+    """The button text of a CHOICE."""
+    command: str | None = None
+    """What a CHOICE button sends back, as if typed ("/procedure markt 2")."""
 
     @property
     def label(self) -> str:
         """The Dutch button text."""
-        return ACTION_LABELS[self.kind]
+        return self.text or ACTION_LABELS[self.kind]
 
 
 class StoredFile(Protocol):

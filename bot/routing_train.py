@@ -467,8 +467,8 @@ class _Recording:
         self._retriever = retriever
         self.seen: dict[str, SearchHit] = {}
 
-    def search(self, query: str, *, k: int = 10, mode: str = "hybrid") -> list[SearchHit]:
-        hits = self._retriever.search(query, k=k, mode=mode)
+    def search(self, query: str, *, k: int = 10, mode: str = "hybrid", kinds=None) -> list[SearchHit]:
+        hits = self._retriever.search(query, k=k, mode=mode, kinds=kinds)
         for h in hits:
             self.seen[h.passage.id] = h
         return hits

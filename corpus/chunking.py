@@ -171,6 +171,7 @@ def chunk_document(doc: LoadedDocument, *, source_id: str, kind: str, start_posi
                 effective_date=doc.effective_date,
                 language=doc.language,
                 position=position,
+                meta=tuple(sorted(doc.meta)),
             )
             position += 1
             chunks.append(_with_hash(chunk))

@@ -45,3 +45,5 @@ class LoadedDocument:
     language: str | None = None
     warnings: tuple[str, ...] = field(default=())
     """Problems worth reporting that did not stop the load (e.g. pages without text)."""
+    meta: tuple[tuple[str, str], ...] = ()
+    """Structured fields every chunk of the document carries (``Chunk.meta``)."""

@@ -23,6 +23,8 @@ class RawFile:
     name: str
     data: bytes
     link: str | None
+    path: Path | None = None
+    """Where a local file lives (a template is handed out from there)."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,8 @@ def _read_local(spec: SourceSpec, base_dir: Path, *, max_bytes: int) -> FetchRes
         size = path.stat().st_size
         if size > max_bytes:
             raise SourceReadError(f"{path.name} is {size} bytes, over the {max_bytes}-byte limit")
-        files.append(RawFile(name=path.name, data=path.read_bytes(), link=_local_link(spec, path, len(paths))))
+        files.append(RawFile(name=path.name, data=path.read_bytes(), link=_local_link(spec, path, len(paths)),
+                             path=path.resolve()))
     return FetchResult(files=tuple(files))
 
 

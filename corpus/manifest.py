@@ -13,11 +13,11 @@ import yaml
 from corpus.errors import ManifestError
 
 KINDS = ("legislation", "guidance", "case", "faq", "template")
-FORMATS = ("pdf", "html", "bwb-xml", "markdown", "text", "csv", "jsonl")
+FORMATS = ("pdf", "html", "bwb-xml", "markdown", "text", "csv", "jsonl", "docx", "odt", "cases")
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _FIELDS = {"id", "title", "kind", "language", "location", "format", "effective_date", "columns", "link",
-           "online", "optional", "notes"}
+           "online", "optional", "notes", "catalogue", "valid_from", "valid_until"}
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,11 @@ class SourceSpec:
     """True for sources only refreshed when network access is allowed (``--online``)."""
     optional: bool = False
     """True for a local source that may not exist yet (published expert answers): missing is skipped, not failed."""
+    catalogue: str | None = None
+    """For a template source: the file name of the YAML side file that describes each template (docs/CORPUS.md)."""
+    valid_from: str | None = None
+    valid_until: str | None = None
+    """The window the whole source is valid in ("geldig vanaf / tot"); a document's own window wins."""
 
     @property
     def is_remote(self) -> bool:
@@ -111,10 +116,17 @@ def _parse_entry(entry: object, n: int) -> SourceSpec:
     fmt = entry.get("format")
     if fmt is not None and fmt not in FORMATS:
         raise ManifestError(f"source {name}: format must be one of {', '.join(FORMATS)}")
-    date = entry.get("effective_date")
-    date = str(date) if date is not None else None
-    if date is not None and not _DATE.match(date):
-        raise ManifestError(f"source {name}: effective_date must be YYYY-MM-DD")
+    dates = {}
+    for key in ("effective_date", "valid_from", "valid_until"):
+        value = entry.get(key)
+        dates[key] = str(value) if value is not None else None
+        if dates[key] is not None and not _DATE.match(dates[key]):
+            raise ManifestError(f"source {name}: {key} must be YYYY-MM-DD")
+    date = dates["effective_date"]
+    catalogue = entry.get("catalogue")
+    if catalogue is not None and (kind != "template" or not isinstance(catalogue, str)
+                                  or Path(catalogue).name != catalogue):
+        raise ManifestError(f"source {name}: catalogue is the file name of a template source's side file")
     columns = entry.get("columns") or {}
     if not isinstance(columns, dict):
         raise ManifestError(f"source {name}: columns must be a mapping of role to column")
@@ -128,7 +140,8 @@ def _parse_entry(entry: object, n: int) -> SourceSpec:
         id=name, title=str(entry["title"]), kind=kind, location=location,
         language=str(entry.get("language", "nl")), format=fmt, effective_date=date, columns=columns,
         link=entry.get("link"), online=bool(entry.get("online", False)),
-        optional=bool(entry.get("optional", False)),
+        optional=bool(entry.get("optional", False)), catalogue=catalogue, valid_from=dates["valid_from"],
+        valid_until=dates["valid_until"],
     )
 
 

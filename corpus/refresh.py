@@ -21,9 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from corpus.chunking import chunk_document
+from corpus.documents import LoadedDocument
 from corpus.errors import CorpusError
 from corpus.fetch import FetchResult, fetch_source, resolve_location
 from corpus.loaders import load_file
+from corpus.loaders.templates import load_templates
 from corpus.manifest import Manifest, SourceSpec
 from retrieval.embedders import Embedder
 from retrieval.errors import ModelMismatchError
@@ -144,14 +146,30 @@ def _raw_hash(fetched: FetchResult) -> str:
     return digest.hexdigest()
 
 
-def _chunk_source(spec: SourceSpec, fetched: FetchResult, report: SourceReport) -> list[Chunk]:
-    chunks: list[Chunk] = []
+def _documents(spec: SourceSpec, fetched: FetchResult, report: SourceReport) -> Iterator[tuple[str, LoadedDocument]]:
+    """(file name, document) for every document of the source."""
+    if spec.catalogue:
+        documents, warnings = load_templates(fetched.files, catalogue=spec.catalogue,
+                                             load=lambda raw, fmt: load_file(raw, spec, fmt))
+        report.warnings.extend(warnings)
+        yield from ((dict(doc.meta)["file_name"], doc) for doc in documents)
+        return
     for raw in fetched.files:
         for doc in load_file(raw, spec):
-            if spec.effective_date and not doc.effective_date:
-                doc = replace(doc, effective_date=spec.effective_date)
-            report.warnings.extend(f"{raw.name}: {w}" for w in doc.warnings)
-            chunks.extend(chunk_document(doc, source_id=spec.id, kind=spec.kind))
+            yield raw.name, doc
+
+
+def _chunk_source(spec: SourceSpec, fetched: FetchResult, report: SourceReport) -> list[Chunk]:
+    chunks: list[Chunk] = []
+    window = {k: v for k, v in (("valid_from", spec.valid_from), ("valid_until", spec.valid_until)) if v}
+    for name, doc in _documents(spec, fetched, report):
+        if spec.effective_date and not doc.effective_date:
+            doc = replace(doc, effective_date=spec.effective_date)
+        if window:
+            own = dict(doc.meta)
+            doc = replace(doc, meta=tuple({**window, **own}.items()))  # a document's own window wins
+        report.warnings.extend(f"{name}: {w}" for w in doc.warnings)
+        chunks.extend(chunk_document(doc, source_id=spec.id, kind=spec.kind))
     if not chunks:
         raise CorpusError("no text found in the source")
     ids = [c.id for c in chunks]

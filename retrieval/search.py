@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +38,10 @@ class FusionParams:
     """Rank units of special-case parts (special sectors, concessions) lower unless the query names them."""
     rerank: bool = True
     """Reorder the first fused units with the learned ranker, when the retriever has one."""
+
+
+KIND_FILTER_DEPTH = 300
+"""Candidates per ranking when only some source kinds are wanted."""
 
 
 class HybridRetriever:
@@ -100,14 +104,17 @@ class HybridRetriever:
         """All chunks of the served generation."""
         return self._chunks
 
-    def search(self, query: str, *, k: int = 10, mode: str = "hybrid") -> list[SearchHit]:
-        """Ranked hits, one per citable unit, best first."""
+    def search(self, query: str, *, k: int = 10, mode: str = "hybrid",
+               kinds: Collection[str] | None = None) -> list[SearchHit]:
+        """Ranked hits, one per citable unit, best first (with ``kinds``: only units of those source kinds)."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
         query = query.strip()
         if not query or not self._chunks:
             return []
         depth = max(self.params.candidates, k * 3)
+        if kinds is not None:
+            depth = max(depth, KIND_FILTER_DEPTH)  # the wanted kind may be a small part of the corpus
         lexical: list[tuple[int, float]] = []
         dense: list[tuple[int, float]] = []
         if mode in ("hybrid", "bm25"):
@@ -121,6 +128,8 @@ class HybridRetriever:
                      for cid, score in self._vectors.query(self.generation, vector, depth)
                      if cid in self._position]
         fused = self._fuse(lexical, dense, mode)
+        if kinds is not None:
+            fused = {pos: score for pos, score in fused.items() if self._chunks[pos].kind in kinds}
         ranker = self.ranker if mode == "hybrid" and self.params.rerank else None
         if ranker is None:
             return self._units(fused, lexical, dense, query, k)

@@ -27,6 +27,13 @@ class Chunk:
     language: str | None = None
     position: int = 0
     """Order of the chunk within its source; used to prefer the first of two twin articles."""
+    meta: tuple[tuple[str, str], ...] = ()
+    """Structured fields of the document, for filtering and for handing out files: a template's file, version
+    and procedures; a practice case's local government, year and procedure (sorted pairs, strings only)."""
+
+    def get(self, key: str) -> str | None:
+        """One ``meta`` field, or None."""
+        return next((value for k, value in self.meta if k == key), None)
 
     def embedding_text(self) -> str:
         """The text that is embedded and ranked: document, headings and label give the chunk context."""
@@ -39,6 +46,9 @@ class Chunk:
         """A JSON-friendly dict (tuples become lists)."""
         record = asdict(self)
         record["heading_path"] = list(self.heading_path)
+        record["meta"] = [list(pair) for pair in self.meta]
+        if not self.meta:
+            del record["meta"]  # generations written before meta existed read back the same
         return record
 
     @classmethod
@@ -46,6 +56,7 @@ class Chunk:
         """Inverse of ``to_record``."""
         data = dict(record)
         data["heading_path"] = tuple(data.get("heading_path") or ())
+        data["meta"] = tuple((str(k), str(v)) for k, v in data.get("meta") or ())
         return cls(**data)
 
 

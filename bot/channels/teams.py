@@ -25,11 +25,11 @@ from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFramewo
 from botbuilder.schema import Activity, ActivityTypes, Attachment, ConversationReference, Entity
 from botframework.connector.auth import AuthenticateRequestResult, CertificateServiceClientCredentialsFactory
 
-from bot.channels.teams_cards import (CARD_CONTENT_TYPE, SUBMIT_KEY, LinkedFile, answer_card, citation_entity,
-                                      expert_answer_card, fallback_text, needs_card)
+from bot.channels.teams_cards import (CARD_CONTENT_TYPE, SUBMIT_KEY, LinkedFile, answer_card, choice_card,
+                                      citation_entity, expert_answer_card, fallback_text, needs_card)
 from bot.channels.teams_settings import SINGLE_TENANT, TeamsSettings, check_local_mode, is_loopback
 from bot.core import HelpdeskService
-from bot.messages import FileOffer, Incoming, Reply, StoredFile
+from bot.messages import ActionKind, FileOffer, Incoming, Reply, StoredFile
 from escalation.service import DeliveryError
 from retrieval.errors import ConfigError
 
@@ -367,6 +367,11 @@ class TeamsChannel:
         elif kind == "expert":
             reply = await self._core(lambda helpdesk: helpdesk.ask_expert(incoming, reply_id=reply_id or None))
             await context.send_activity(_reply_activity(reply, self._linked(reply.files)))
+        elif kind == "choice" and re.fullmatch(r"/procedure [a-z0-9_-]{1,40}(?: \d{1,2})?",
+                                               str(value.get("command") or "")):
+            pressed = _incoming(activity, str(value["command"]))
+            reply = await self._core(lambda helpdesk: helpdesk.handle(pressed))
+            await context.send_activity(_reply_activity(reply, self._linked(reply.files)))
         else:
             logger.warning("Teams card submit with unknown data ignored (%s)", kind)
 
@@ -547,6 +552,8 @@ def _reply_activity(reply: Reply, files: list[LinkedFile] | None = None) -> Acti
     """A reply with sources, files or buttons as a card with citation entities; anything else as plain text."""
     if not needs_card(reply):
         return Activity(type=ActivityTypes.message, text=reply.text)
+    if any(a.kind is ActionKind.CHOICE for a in reply.actions):
+        return _card_activity(choice_card(reply), summary=reply.text)
     return _card_activity(answer_card(reply, files), summary=fallback_text(reply, files),
                           entity=citation_entity(reply))
 

@@ -57,6 +57,14 @@ class LinkedFile:
         return f"{self.name} ({about}): {self.url or NO_LINK}"
 
 
+def choice_card(reply: Reply) -> dict[str, Any]:
+    """A step of a guided walk: the question, and one button per choice stacked (Teams shows at most a few side by
+    side)."""
+    card = _card(_text_blocks(reply.text), fallback=reply.text)
+    card["actions"] = [submit_action(a) for a in reply.actions if a.kind is ActionKind.CHOICE]
+    return card
+
+
 def needs_card(reply: Reply) -> bool:
     """Replies with sources, files or buttons become a card; everything else is a plain message."""
     return bool(reply.citations or reply.actions or reply.files)
@@ -103,6 +111,9 @@ def _plain_files(files: list[LinkedFile] | None) -> str:
 
 def submit_action(action: Action) -> dict[str, Any]:
     """An Action.Submit whose data comes back as the ``value`` of a message activity."""
+    if action.kind is ActionKind.CHOICE:
+        return {"type": "Action.Submit", "title": action.label,
+                "data": {SUBMIT_KEY: "choice", "command": action.command, "reply_id": action.reply_id}}
     if action.kind is ActionKind.ASK_EXPERT:
         data: dict[str, Any] = {SUBMIT_KEY: "expert", "reply_id": action.reply_id}
     else:
@@ -137,7 +148,7 @@ def source_markdown(c: Citation) -> str:
     """One source line: the marker, the title (a link for web sources), the label and the effective date."""
     name = " — ".join(p for p in (c.title, c.label) if p)
     shown = f"[{_link_text(name)}]({_link_url(c.url)})" if _is_web(c.url) else name
-    when = f" (geldig op {c.effective_date})" if c.effective_date else ""
+    when = f" ({c.date_text})" if c.date_text else ""
     return f"[{c.n}] {shown}{when}"
 
 
@@ -163,7 +174,7 @@ def _text_blocks(text: str) -> list[dict[str, Any]]:
 
 
 def _abstract(c: Citation) -> str:
-    parts = [c.label, f"geldig op {c.effective_date}" if c.effective_date else None]
+    parts = [c.label, c.date_text]
     return " — ".join(p for p in parts if p) or c.title
 
 

@@ -88,6 +88,7 @@ EXPERT_BUTTON_ACK = "Ik leg je vraag voor aan de expertenpool."
 COMMANDS = [("help", "Wat Vraagbaak kan en welke opdrachten er zijn"),
             ("expert", "Leg je laatste vraag voor aan de expertenpool"),
             ("status", "Je vragen bij de expertenpool"),
+            ("procedure", "Welke procedure past? Een keuzehulp in enkele vragen"),
             ("bijlagen", "De bijlagen van een expert opnieuw, bv. /bijlagen 12"),
             ("reset", "Begin een nieuw gesprek")]
 
@@ -199,7 +200,7 @@ def source_line(citation: Citation) -> str:
         shown = f'<a href="{html.escape(url, quote=True)}">{html.escape(name, quote=False)}</a>'
     else:
         shown = html.escape(name, quote=False)
-    date = f", geldig op {html.escape(citation.effective_date, quote=False)}" if citation.effective_date else ""
+    date = f", {html.escape(citation.date_text, quote=False)}" if citation.date_text else ""
     return f"[{citation.n}] {shown}{date}"
 
 
@@ -279,22 +280,37 @@ def _pack(blocks: list[str], limit: int, sep: str) -> list[str]:
     return parts
 
 
-def callback_data(kind: ActionKind, reply_id: str) -> str:
-    """The button payload: ids only, so it fits Telegram's 64 bytes and survives a restart."""
-    prefix = {ActionKind.FEEDBACK_UP: "fb:+:", ActionKind.FEEDBACK_DOWN: "fb:-:", ActionKind.ASK_EXPERT: "ex:"}[kind]
-    data = prefix + reply_id
+def _pressed(message: Any, user: Any, text: str) -> Incoming:
+    """A button press under ``message`` as the core sees it: ``text`` typed in that chat."""
+    chat = message.chat
+    return Incoming(channel=CHANNEL, conversation_id=_conversation(chat.id, chat.type, user.id), user_id=str(user.id),
+                    text=text, user_name=user.full_name, reply_address=_address(chat.id, chat.type, message.message_id),
+                    message_id=str(message.message_id))
+
+
+def callback_data(kind: ActionKind, reply_id: str, command: str | None = None) -> str:
+    """The button payload: ids only, so it fits Telegram's 64 bytes and survives a restart. A choice in a guided
+    walk carries its command ("/procedure markt 2" as "pr:markt 2")."""
+    if kind is ActionKind.CHOICE:
+        data = "pr:" + (command or "").removeprefix("/procedure ")
+    else:
+        prefix = {ActionKind.FEEDBACK_UP: "fb:+:", ActionKind.FEEDBACK_DOWN: "fb:-:", ActionKind.ASK_EXPERT: "ex:"}
+        data = prefix[kind] + reply_id
     if len(data.encode()) > MAX_CALLBACK_BYTES:
         raise ValueError(f"callback data too long for Telegram: {len(data.encode())} bytes")
     return data
 
 
 def keyboard_for(reply: Reply) -> InlineKeyboardMarkup | None:
-    """👍 / 👎 on one row and "Vraag een expert" below, for the actions the reply offers."""
+    """👍 / 👎 on one row and "Vraag een expert" below, for the actions the reply offers; the choices of a guided
+    walk one per row."""
     feedback = [InlineKeyboardButton(a.label, callback_data=callback_data(a.kind, a.reply_id)) for a in reply.actions
                 if a.kind in (ActionKind.FEEDBACK_UP, ActionKind.FEEDBACK_DOWN)]
     expert = [InlineKeyboardButton(a.label, callback_data=callback_data(a.kind, a.reply_id)) for a in reply.actions
               if a.kind is ActionKind.ASK_EXPERT]
-    rows = [row for row in (feedback, expert) if row]
+    choices = [[InlineKeyboardButton(a.label, callback_data=callback_data(a.kind, a.reply_id, a.command))]
+               for a in reply.actions if a.kind is ActionKind.CHOICE]
+    rows = [row for row in (feedback, expert) if row] + choices
     return InlineKeyboardMarkup(rows) if rows else None
 
 
@@ -725,13 +741,22 @@ class TelegramChannel:
             await self._button(query, user, message)
 
     async def _button(self, query: CallbackQuery, user: Any, message: Any) -> None:
-        """A button press within the rate limit: vote, or escalate the answer's question."""
+        """A button press within the rate limit: vote, escalate the answer's question, or answer a guided walk."""
+        choice = re.fullmatch(r"pr:(?P<command>[a-z0-9_-]{1,40}(?: \d{1,2})?)", query.data or "")
         match = re.fullmatch(r"(fb:(?P<vote>[+-])|ex):(?P<reply>[0-9a-f]{1,40})", query.data or "")
-        if match is None:
+        if (match is None and choice is None) or (choice is not None and message is None):
             await _answer(query, BUTTON_GONE)
             return
         if not self.access.is_allowed(user.id):
             await _answer(query, REFUSAL_BUTTON, alert=True)
+            return
+        if choice is not None:
+            await _answer(query, None)
+            await self._drop_buttons(query, keep_expert=False)
+            incoming = _pressed(message, user, f"/procedure {choice['command']}")
+            async with self._typing(message.chat.id):
+                reply = await self._core(lambda helpdesk: helpdesk.handle(incoming))
+            await self._send_reply(message.chat.id, reply)
             return
         reply_id = match["reply"]
         if match["vote"]:
@@ -746,10 +771,7 @@ class TelegramChannel:
             return
         await _answer(query, EXPERT_BUTTON_ACK)
         chat = message.chat
-        incoming = Incoming(channel=CHANNEL, conversation_id=_conversation(chat.id, chat.type, user.id),
-                            user_id=str(user.id), text="/expert", user_name=user.full_name,
-                            reply_address=_address(chat.id, chat.type, message.message_id),
-                            message_id=str(message.message_id))
+        incoming = _pressed(message, user, "/expert")
         async with self._typing(chat.id):
             reply = await self._core(lambda helpdesk: helpdesk.ask_expert(incoming, reply_id=reply_id))
         await self._drop_buttons(query, keep_expert=False)

@@ -9,7 +9,7 @@ from corpus.manifest import SourceSpec
 
 _BY_SUFFIX = {
     ".pdf": "pdf", ".html": "html", ".htm": "html", ".md": "markdown",
-    ".markdown": "markdown", ".txt": "text", ".csv": "csv", ".jsonl": "jsonl",
+    ".markdown": "markdown", ".txt": "text", ".csv": "csv", ".jsonl": "jsonl", ".docx": "docx", ".odt": "odt",
 }
 
 
@@ -36,11 +36,20 @@ def detect_format(name: str, data: bytes) -> str:
     raise SourceReadError(f"{name}: unknown format (name the format in the manifest)")
 
 
-def load_file(raw: RawFile, spec: SourceSpec) -> list[LoadedDocument]:
-    """Parse one file of a source into documents."""
-    fmt = spec.format or detect_format(raw.name, raw.data)
+def load_file(raw: RawFile, spec: SourceSpec, fmt: str | None = None) -> list[LoadedDocument]:
+    """Parse one file of a source into documents (as ``fmt`` when given, else the source's or the detected one)."""
+    fmt = fmt or spec.format or detect_format(raw.name, raw.data)
     if not raw.data.strip():
         raise SourceReadError(f"{raw.name}: the file is empty")
+    if fmt in ("docx", "odt"):
+        from corpus.loaders.office import load_docx, load_odt
+
+        loader = load_docx if fmt == "docx" else load_odt
+        return loader(raw.data, name=raw.name, url=raw.link, title=_single_title(spec))
+    if fmt == "cases":
+        from corpus.loaders.cases import load_cases
+
+        return load_cases(raw.data, name=raw.name, url=raw.link)
     if fmt == "pdf":
         from corpus.loaders.pdf import load_pdf
 

@@ -222,6 +222,14 @@ def load_markdown(data: bytes, *, name: str, url: str | None = None, title: str 
     if date_value is not None and effective_date is None:
         warnings.append(f"front matter date {date_value!r} is not a date (expected YYYY-MM-DD); ignored")
     language = meta.get("language") or meta.get("taal")
+    window = {}
+    for key, names in (("valid_from", ("geldig_vanaf", "valid_from")), ("valid_until", ("geldig_tot", "valid_until"))):
+        value = next((meta[n] for n in names if meta.get(n) is not None), None)
+        if value is not None:
+            window[key] = iso_date(value)
+            if window[key] is None:
+                warnings.append(f"front matter {key} {value!r} is not a date (expected YYYY-MM-DD); ignored")
+                del window[key]
     return [
         LoadedDocument(
             doc_id=doc_id_from_name(name),
@@ -231,6 +239,7 @@ def load_markdown(data: bytes, *, name: str, url: str | None = None, title: str 
             effective_date=effective_date,
             language=str(language) if language else None,
             warnings=tuple(warnings),
+            meta=tuple(window.items()),
         )
     ]
 

@@ -46,10 +46,11 @@ class FakeRetriever:
         self.chunks = [_chunk(k) for k in SECTIONS]
         self.queries: list[str] = []
 
-    def search(self, query: str, *, k: int = 10, mode: str = "hybrid") -> list[SearchHit]:
+    def search(self, query: str, *, k: int = 10, mode: str = "hybrid", kinds=None) -> list[SearchHit]:
         self.queries.append(query)
         wanted = set(analyse(query))
-        scored = [(len(wanted & set(analyse(c.embedding_text()))), c) for c in self.chunks]
+        scored = [(len(wanted & set(analyse(c.embedding_text()))), c) for c in self.chunks
+                  if kinds is None or c.kind in kinds]
         ranked = [(s, c) for s, c in sorted(scored, key=lambda item: -item[0]) if s > 0]
         return [SearchHit(chunk=c, score=float(s), lexical_rank=r) for r, (s, c) in enumerate(ranked[:k], 1)]
 
