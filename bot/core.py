@@ -418,8 +418,10 @@ class HelpdeskService:
         procedures = resources.procedures_named(question)
         besturen = resources.bestuur_types_named(question)
         words = resources.topic_words(question) - {w for p in procedures for w in analyse(p.replace("-", " "))}
-        found = [h for h in self.retriever.search(question, k=30, kinds=("case",))
-                 if resources.matches_case_filters(h.chunk, procedures, besturen)]
+        candidates = self.retriever.search(question, k=30, kinds=("case",))
+        found = [h for h in candidates if resources.matches_case_filters(h.chunk, procedures, besturen)]
+        elsewhere = [h for h in candidates if besturen and resources.matches_case_filters(h.chunk, procedures, set())
+                     and h not in found] if procedures else []
         # Topic words narrow the list when some case shares them ("verlichting"); otherwise every match counts.
         on_topic = [h for h in found if resources.relevant(h, words)]
         cited = (on_topic or (found if not words or procedures else []))[:MAX_CASES]
@@ -434,8 +436,11 @@ class HelpdeskService:
             lessons = _first_sentence(chunk.text.split("Lessen:", 1)[-1]) if "Lessen:" in chunk.text else ""
             lines.append(f"[{n}] {chunk.title}: {procedure}, {chunk.get('subject')}." +
                          (f" Les: {lessons}" if lessons else ""))
+        other = (f"\n\nBij andere soorten besturen ken ik nog {len(elsewhere)} voorbeeld"
+                 f"{'en' if len(elsewhere) > 1 else ''} van deze procedure: vraag ernaar zonder het soort bestuur te "
+                 "noemen." if elsewhere else "")
         text = ("Praktijkvoorbeelden die bij je vraag passen:\n\n" + "\n".join(lines) +
-                "\n\nDe volledige beschrijving staat in de bronnen hieronder." + self._validity(cited) +
+                "\n\nDe volledige beschrijving staat in de bronnen hieronder." + other + self._validity(cited) +
                 f"\n\n{NEXT_STEP_ANSWER}")
         return self._reply(text, Decision.ANSWER, incoming=incoming, question=question, citations=_citations(cited),
                            actions=(ActionKind.FEEDBACK_UP, ActionKind.FEEDBACK_DOWN, ActionKind.ASK_EXPERT))
@@ -520,7 +525,8 @@ def _article_citation(article: procedure.ArticleRef) -> Citation | None:
 
 def _first_sentence(text: str) -> str:
     text = " ".join(text.split())
-    match = re.match(r"(.+?[.!?])(?:\s|$)", text)
+    # Not after an abbreviation ("art. 32", "bv.", "nr. 3") or a lone letter or digit ("1°", "a.").
+    match = re.match(r"(.+?(?<!\bart)(?<!\bbv)(?<!\bnr)(?<!\bo\.a)(?<!\b\w)[.!?])(?:\s+(?=[A-Z])|$)", text)
     return match.group(1) if match else text
 
 

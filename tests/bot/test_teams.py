@@ -357,6 +357,45 @@ def test_without_a_public_address_teams_says_how_to_get_the_file_instead_of_a_li
     run(scenario)
 
 
+def test_the_procedure_choice_is_walked_with_card_buttons_across_a_restart(app: App) -> None:
+    def submits(card: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        return {a["title"]: a["data"] for a in card.get("actions", []) if a["type"] == "Action.Submit"}
+
+    async def first_half() -> dict[str, Any]:
+        async with serving(LOCAL, app) as h:
+            await h.post(activity(h.service_url, text="Welke procedure moet ik kiezen?"))
+            card = h.cards()[-1]
+            assert card["body"][0]["text"].startswith("Vraag 1: Bestaat er op de markt al een oplossing")
+            data = submits(card)["Ja"]
+            assert data == {"vb": "choice", "command": "/procedure markt 1", "reply_id": data["reply_id"]}
+            await h.post(activity(h.service_url, value=data))
+            return h.cards()[-1]
+
+    second = asyncio.run(first_half())
+    assert second["body"][0]["text"].startswith("Vraag 2: Kan je je behoefte")
+    restarted = App(RetrievalSettings.from_env(), BotSettings.from_env())  # a new process, same data dir
+
+    async def second_half() -> None:
+        async with serving(LOCAL, restarted) as h:
+            await h.post(activity(h.service_url, value=submits(second)["Ja"]))
+            third = h.cards()[-1]
+            assert third["body"][0]["text"].startswith("Vraag 3: Hoe hoog is de raming")
+            await h.post(activity(h.service_url, value=submits(second)["Ja"]))  # the old card's button again
+            assert h.cards()[-1]["body"][0]["text"].startswith("Die knop hoort bij een eerdere vraag")
+            await h.post(activity(h.service_url, value=submits(third)["Lager dan 143.000 euro"]))
+            end = h.cards()[-1]
+            shown = json.dumps(end, ensure_ascii=False)
+            assert "Mijn aanbeveling: Onderhandelingsprocedure zonder voorafgaande bekendmaking" in shown
+            assert "art. 42" in shown and "#Art.42" in shown
+            assert [a["title"] for a in end["actions"]] == ["Vraag een expert"]
+            forged = {"vb": "choice", "command": "/expert iets heel anders", "reply_id": "x"}
+            before = len(h.connector.messages())
+            await h.post(activity(h.service_url, value=forged))  # only /procedure commands ride on a choice
+            assert len(h.connector.messages()) == before
+
+    run(second_half)
+
+
 def test_delivery_errors_say_whether_retrying_helps() -> None:
     async def scenario() -> None:
         async with serving(LOCAL, None) as h:

