@@ -232,6 +232,14 @@ class AuditLog:
                      escalation_rate=decisions.get(str(Decision.ESCALATE), 0) / total if total else 0.0,
                      feedback_up=up, feedback_down=down, gaps=gaps)
 
+    def top_questions(self, *, days: int = 30, limit: int = 500) -> list[tuple[str, int]]:
+        """The questions asked in the period (case and spacing aside), most asked first."""
+        since = time.time() - days * 86400
+        with self._lock:
+            return self._db.execute(
+                "SELECT lower(trim(question)) q, count(*) n FROM exchanges WHERE at >= ? AND question != '' "
+                "GROUP BY q ORDER BY n DESC, max(at) DESC LIMIT ?", (since, limit)).fetchall()
+
     def export_disliked(self) -> list[dict]:
         """Disliked questions as eval lines ({"id", "question", "gold": [], "expect"}) to turn into test questions.
 

@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -177,6 +178,34 @@ def stats_command(app: App, days: int) -> None:
         click.echo("Knowledge gaps (not found, escalated for lack of an answer, or disliked):")
         for question, count in stats.gaps:
             click.echo(f"  {count}x  {question}")
+    _print_topics(app, days)
+
+
+def _print_topics(app: App, days: int, per_topic: int = 3) -> None:
+    """The most asked questions per topic, and the questions experts answered (to publish as FAQ or case)."""
+    from escalation.pool import classify_topic
+
+    by_topic: dict[str, list[tuple[str, int]]] = {}
+    for question, count in app.audit.top_questions(days=days):
+        by_topic.setdefault(classify_topic(question), []).append((question, count))
+    if by_topic:
+        click.echo("Most asked per topic:")
+        for topic, rows in sorted(by_topic.items(), key=lambda item: -sum(n for _, n in item[1])):
+            click.echo(f"  {topic} ({sum(n for _, n in rows)} questions)")
+            for question, count in rows[:per_topic]:
+                click.echo(f"    {count}x  {_short(question)}")
+    since = time.time() - days * 86400
+    answered = [t for t in app.tickets.store.list(limit=1000) if t.answer and (t.answered_at or 0) >= since]
+    click.echo(f"Answered by experts: {len(answered)}" + (" (publish a general one with `vraagbaak tickets publish "
+                                                         "N`, or `--as-case` for a practice case)" if answered else ""))
+    for t in answered:
+        shared = ", published" if t.published_at else ""
+        click.echo(f"  {t.tag} [{t.topic}{shared}]  {_short(t.question)}")
+
+
+def _short(text: str, limit: int = 90) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
 
 
 @main.group("feedback")

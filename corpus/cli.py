@@ -101,7 +101,8 @@ def _print_summary(summary: RefreshSummary) -> None:
               help=MANIFEST_HELP)
 @click.pass_obj
 def status_command(app, manifest: Path | None) -> None:
-    """List each source with its last refresh, chunk count and last error."""
+    """List each source with its last refresh, chunk count and last error, and the documents whose validity
+    ("geldig tot") has ended or ends within 60 days."""
     try:
         spec = load_manifest(manifest)
     except CorpusError as exc:
@@ -126,6 +127,35 @@ def status_command(app, manifest: Path | None) -> None:
     finally:
         if state:
             state.close()
+    if generation:
+        _print_validity(app.store.read_chunks(generation), today=dt.date.today())
+
+
+EXPIRY_WARNING_DAYS = 60
+
+
+def expiring(chunks, *, today: dt.date, within_days: int = EXPIRY_WARNING_DAYS) -> list[tuple[str, str, str, str]]:
+    """(state, valid until, source, document title) per indexed document that expired or expires within
+    ``within_days``, soonest first; state is "expired" or "expires"."""
+    limit = (today + dt.timedelta(days=within_days)).isoformat()
+    seen: dict[tuple[str, str], tuple[str, str, str, str]] = {}
+    for chunk in chunks:
+        until = chunk.get("valid_until")
+        if until and until <= limit and (chunk.source_id, chunk.doc_id) not in seen:
+            state = "expired" if until < today.isoformat() else "expires"
+            seen[(chunk.source_id, chunk.doc_id)] = (state, until, chunk.source_id, chunk.title)
+    return sorted(seen.values(), key=lambda row: row[1])
+
+
+def _print_validity(chunks, *, today: dt.date) -> None:
+    rows = expiring(chunks, today=today)
+    if not rows:
+        click.echo(f"Validity: nothing expired or expiring within {EXPIRY_WARNING_DAYS} days.")
+        return
+    click.echo(f"Validity: {len(rows)} document(s) expired or expiring within {EXPIRY_WARNING_DAYS} days "
+               "(update them, or answers quoting them carry a warning):")
+    for state, until, source, title in rows:
+        click.echo(f"  {state:<8} {until}  {source}: {title}")
 
 
 def _when(timestamp: float | None) -> str:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from corpus.loaders.cases import TYPES as CASE_TYPES
+from corpus.loaders.templates import PROCEDURES as CASE_PROCEDURES
 from escalation.errors import EscalationError
 from escalation.store import STATES
 
@@ -28,6 +30,11 @@ def _when(timestamp: float | None) -> str:
 def faq_path(home: Path) -> Path:
     """Where published expert answers go (the `expertenpool` source of the bundled manifest)."""
     return home / "faq" / "expert-answers.jsonl"
+
+
+def cases_path(home: Path) -> Path:
+    """Where published practice cases go (the source `gedeelde-praktijkvoorbeelden` of the bundled manifest)."""
+    return home / "cases" / "shared-cases.jsonl"
 
 
 @click.group("tickets")
@@ -176,10 +183,36 @@ def poll_command(app) -> None:
 
 @tickets_group.command("publish")
 @click.argument("number", type=int)
+@click.option("--as-case", is_flag=True, help="Publish as a practice case instead of a FAQ entry.")
+@click.option("--bestuur", help="Case: the local government, as it may be named (\"Gemeente Kortrijk\").")
+@click.option("--type", "type_bestuur", type=click.Choice(CASE_TYPES), default="gemeente", show_default=True,
+              help="Case: the kind of local government.")
+@click.option("--procedure", type=click.Choice(CASE_PROCEDURES), help="Case: the procedure it is about.")
+@click.option("--lessons", help="Case: the lessons learned, in Dutch.")
+@click.option("--year", type=click.IntRange(1990, 2100), help="Case: the year (default: the year of the answer).")
+@click.option("--estimate", type=click.IntRange(0, None), help="Case: the estimate in euro excl. VAT.")
 @click.pass_obj
-def publish_command(app, number: int) -> None:
-    """Turn an answered ticket into a FAQ record (after the expert agreed); the next refresh indexes it."""
+def publish_command(app, number: int, as_case: bool, bestuur: str | None, type_bestuur: str,
+                    procedure: str | None, lessons: str | None, year: int | None, estimate: int | None) -> None:
+    """Turn an answered ticket into a FAQ record, or with --as-case into a practice case (after the expert and the
+    officer agreed); the next refresh indexes it.
+
+    \b
+    Example: vraagbaak tickets publish 12 --as-case --bestuur "Gemeente Kortrijk" --procedure pcp \\
+             --lessons "Begin met een marktconsultatie."
+    """
     try:
+        if as_case:
+            missing = [name for name, value in (("--bestuur", bestuur), ("--procedure", procedure),
+                                                ("--lessons", lessons)) if not value]
+            if missing:
+                raise click.UsageError(f"--as-case needs {', '.join(missing)}")
+            record = app.tickets.publish_case(number, cases_path(app.settings.home), bestuur=bestuur,
+                                              procedure=procedure, lessons=lessons, type_bestuur=type_bestuur,
+                                              year=year, estimate_eur=estimate)
+            click.echo(f"Published as \"Praktijkvoorbeeld: {record['bestuur']}, {record['year']}\". Run "
+                       "`vraagbaak corpus refresh` to make it citable.")
+            return
         record = app.tickets.publish(number, faq_path(app.settings.home))
     except EscalationError as exc:
         raise click.ClickException(str(exc)) from None

@@ -509,9 +509,7 @@ class EscalationService:
 
     def publish(self, number: int, faq_file: Path) -> dict[str, Any]:
         """Append the question and the expert's answer as a record of the expert-answers FAQ source."""
-        ticket = self.store.get(number)
-        if not ticket.answer:
-            raise EscalationError(f"{ticket.tag} has no expert answer to publish")
+        ticket = self._answered(number)
         date = time.strftime("%Y-%m-%d", time.localtime(ticket.answered_at or self.clock()))
         record = {
             "id": ticket.tag,
@@ -520,16 +518,45 @@ class EscalationService:
             "text": f"Vraag: {ticket.question}\n\nAntwoord van de expertenpool: {ticket.answer}",
             "date": date,
         }
-        faq_file.parent.mkdir(parents=True, exist_ok=True)
-        existing = []
-        if faq_file.exists():
-            existing = [json.loads(line) for line in faq_file.read_text(encoding="utf-8").splitlines() if line.strip()]
-        records = [r for r in existing if r.get("id") != ticket.tag] + [record]
-        tmp = faq_file.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
-        tmp.replace(faq_file)
+        _upsert_record(faq_file, record)
         self.store.set_state(number, ticket.state, published_at=self.clock())
         return record
+
+    def publish_case(self, number: int, cases_file: Path, *, bestuur: str, procedure: str, lessons: str,
+                     type_bestuur: str = "gemeente", year: int | None = None,
+                     estimate_eur: int | None = None) -> dict[str, Any]:
+        """Append an answered ticket as a practice case (the officer's question as subject, the expert's answer as
+        outcome, the lessons the maintainer writes) to the shared cases source."""
+        ticket = self._answered(number)
+        record: dict[str, Any] = {
+            "id": f"VB-{number}", "bestuur": bestuur, "type_bestuur": type_bestuur,
+            "year": year or int(time.strftime("%Y", time.localtime(ticket.answered_at or self.clock()))),
+            "procedure": procedure, "subject": " ".join(ticket.question.split())[:300],
+            "outcome": f"Antwoord van de expertenpool: {ticket.answer}", "lessons": lessons,
+        }
+        if estimate_eur is not None:
+            record["estimate_eur"] = estimate_eur
+        _upsert_record(cases_file, record)
+        self.store.set_state(number, ticket.state, published_at=self.clock())
+        return record
+
+    def _answered(self, number: int) -> Ticket:
+        ticket = self.store.get(number)
+        if not ticket.answer:
+            raise EscalationError(f"{ticket.tag} has no expert answer to publish")
+        return ticket
+
+
+def _upsert_record(path: Path, record: dict[str, Any]) -> None:
+    """Write ``record`` into a JSON Lines file, replacing the record with the same id; atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    existing = []
+    if path.exists():
+        existing = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = [r for r in existing if r.get("id") != record["id"]] + [record]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    tmp.replace(path)
 
 
 def _short_key(message_id: str) -> str:

@@ -134,3 +134,33 @@ def test_in_the_console_an_experts_attachment_is_shown_with_its_path_and_again_w
     listed = runner.invoke(main, ["tickets", "show", "1"])
     assert "Nota raamovereenkomst.pdf" in listed.output and "application/pdf" in listed.output
     assert "Not passed on" in listed.output and "macro.xlsm (type .xlsm is not on the allow-list)" in listed.output
+
+
+def test_stats_show_topics_and_expert_answers_and_an_answer_becomes_a_citable_practice_case(
+        configured: ImapServer, smtp_server: SmtpServer) -> None:
+    runner = CliRunner()
+    runner.invoke(main, ["chat"], input=f"{QUESTION}\n/expert\nWat is een innovatiepartnerschap?\n"
+                                        "wat is een innovatiepartnerschap?\n/stop\n")
+    [sent] = smtp_server.received
+    configured.append(_expert_reply(sent))
+    assert "1 accepted" in runner.invoke(main, ["tickets", "poll"]).output
+
+    stats = runner.invoke(main, ["stats"])
+    assert stats.exit_code == 0, stats.output
+    topics = stats.output.split("Most asked per topic:", 1)[1]
+    assert "innovatiepartnerschap (2 questions)" in topics and "2x  wat is een innovatiepartnerschap?" in topics
+    assert "Answered by experts: 1" in topics and "VB-1 [" in topics
+
+    missing = runner.invoke(main, ["tickets", "publish", "1", "--as-case", "--bestuur", "Gemeente Kortrijk"])
+    assert missing.exit_code != 0 and "--procedure, --lessons" in missing.output
+    published = runner.invoke(main, ["tickets", "publish", "1", "--as-case", "--bestuur", "Gemeente Kortrijk",
+                                     "--procedure", "mededingingsprocedure-met-onderhandeling", "--year", "2026",
+                                     "--lessons", "Leg de looptijd van een raamovereenkomst vast voor de start."])
+    assert published.exit_code == 0, published.output
+    assert "Praktijkvoorbeeld: Gemeente Kortrijk, 2026" in published.output
+    assert "published" in runner.invoke(main, ["stats"]).output.split("Answered by experts", 1)[1]
+    assert runner.invoke(main, ["corpus", "refresh"]).exit_code == 0
+    asked = json.loads(runner.invoke(main, ["ask", "Zijn er praktijkvoorbeelden van speeltuinen bij gemeenten?",
+                                            "--json"]).output)
+    assert asked["citations"][0]["title"] == "Praktijkvoorbeeld: Gemeente Kortrijk, 2026"
+    assert asked["citations"][0]["kind"] == "case"

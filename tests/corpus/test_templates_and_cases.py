@@ -155,3 +155,44 @@ def test_the_bundled_sample_templates_and_cases_load(tmp_path: Path) -> None:
         else:
             assert len({c.doc_id for c in chunks}) >= 6
             assert all(c.title.startswith("Praktijkvoorbeeld: ") and "fictief" in c.title for c in chunks)
+
+
+def _note(title: str, until: str | None) -> str:
+    window = f"geldig_tot: {until}\n" if until else ""
+    return (f"---\ntitle: \"{title}\"\ngeldig_op: 2026-01-01\n{window}---\n# {title}\n\n## Inhoud\n"
+            f"De tekst van {title.lower()} over de drempels.\n")
+
+
+def test_corpus_status_lists_what_expired_or_expires_within_sixty_days(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import datetime as dt
+
+    from click.testing import CliRunner
+
+    from bot.cli import main
+
+    today = dt.date.today()
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "oud.md").write_text(_note("Oude nota", (today - dt.timedelta(days=1)).isoformat()), encoding="utf-8")
+    (notes / "bijna.md").write_text(_note("Bijna verlopen", (today + dt.timedelta(days=30)).isoformat()),
+                                    encoding="utf-8")
+    (notes / "later.md").write_text(_note("Nog lang goed", (today + dt.timedelta(days=400)).isoformat()),
+                                    encoding="utf-8")
+    (notes / "zonder.md").write_text(_note("Zonder einddatum", None), encoding="utf-8")
+    manifest = tmp_path / "sources.yaml"
+    soon = (today + dt.timedelta(days=10)).isoformat()
+    manifest.write_text("sources:\n  - {id: notes, title: Nota's, kind: guidance, location: 'notes/*.md'}\n"
+                        f"  - {{id: oud-pakket, title: Pakket, kind: guidance, location: 'notes/zonder.md', "
+                        f"valid_until: {soon}}}\n", encoding="utf-8")
+    monkeypatch.setenv("VRAAGBAAK_MANIFEST", str(manifest))
+    runner = CliRunner()
+    assert runner.invoke(main, ["corpus", "refresh"]).exit_code == 0
+    status = runner.invoke(main, ["corpus", "status"])
+    assert status.exit_code == 0, status.output
+    lines = status.output.split("Validity:", 1)[1].splitlines()
+    assert "3 document(s) expired or expiring within 60 days" in lines[0]
+    assert lines[1].split() == ["expired", (today - dt.timedelta(days=1)).isoformat(), "notes:", "Oude", "nota"]
+    assert lines[2].split()[:3] == ["expires", soon, "oud-pakket:"]  # the source's window, its note has none
+    assert lines[3].split()[:3] == ["expires", (today + dt.timedelta(days=30)).isoformat(), "notes:"]
+    assert "Nog lang goed" not in status.output.split("Validity:", 1)[1]
