@@ -373,11 +373,14 @@ class HelpdeskService:
             citations.append(Citation(n=len(citations) + 1, title=chunk.title, label=None, url=chunk.url,
                                       kind=chunk.kind, effective_date=chunk.effective_date, chunk_id=chunk.id))
         recap = "\n".join(f"- {q} {a}" for q, a in step.recap)
-        refs = ", ".join(f"[{c.n}] {c.label}" for c in cited_articles)
+        if {a.source for a in result.articles} == {"wet-2016-06-17"}:
+            refs = ", ".join(f"[{c.n}] {c.label}" for c in cited_articles) + " van de wet van 17 juni 2016"
+        else:
+            refs = ", ".join(f"[{c.n}] {c.label} ({c.title})" for c in cited_articles)
         more = ", ".join(f"[{c.n}] {c.title}" for c in citations[len(cited_articles):len(cited_articles) + len(notes)])
         text = f"Mijn aanbeveling: {result.procedure}.\n\nWaarom: {result.why}\n\nJe antwoorden:\n{recap}"
         if refs:
-            text += f"\n\nRechtsgrond: {refs} van de wet van 17 juni 2016."
+            text += f"\n\nRechtsgrond: {refs}."
         if more:
             text += f"\nMeer uitleg en een stappenplan: {more}."
         if offer is not None:

