@@ -33,10 +33,18 @@ logger = logging.getLogger(__name__)
 MAX_QUESTION_CHARS = 2000
 """Longer messages are cut: nobody types more in a chat, and it bounds the work per message."""
 SEARCH_K = 5
+ANSWER_KINDS = ("legislation", "guidance", "faq")
+"""What answers quote: rules and explanations. Templates (model texts with blanks) and practice cases (what one
+bestuur did) are handed out when asked for, never quoted as the answer to a question about the rules."""
 MAX_CASES = 4
 _PROCEDURE_QUESTION = re.compile(
-    r"\bwelke\s+(?:aankoop|plaatsings|gunnings)?procedure\s+(?:moet|kan|zal|mag|kies|past|gebruik)|"
-    r"\b(?:een|de)\s+procedure\s+kiezen\b|\bkeuze\s+van\s+(?:de\s+)?procedure\b", re.IGNORECASE)
+    r"^\W*(?:(?:help\s+(?:me\s+)?)?welke\s+(?:aankoop|plaatsings|gunnings)?procedure\s+(?:moet|kan|zal|mag|past)"
+    r"(?:\s+(?:ik|we|wij))?(?:\s+(?:best|het\s+best|dan))?(?:\s+(?:kiezen|gebruiken|volgen|nemen))?"
+    r"|(?:hoe\s+)?(?:kies|kiezen)\s+(?:ik|we)\s+(?:een|de)\s+(?:juiste\s+)?procedure"
+    r"|(?:hulp\s+bij\s+)?(?:de\s+)?keuze\s+van\s+(?:de\s+)?procedure)"
+    r"(?:\s+(?:voor|bij)?\s*(?:mijn|onze|een|deze)\s+(?:opdracht|aankoop|project|dossier))?\W*$", re.IGNORECASE)
+"""A general request to choose a procedure (the guided walk answers it); a question that says more ("welke
+procedure gebruik ik tussen 143.000 euro en de Europese drempel?") is answered from the sources."""
 
 NEXT_STEP_ANSWER = ("Was dit nuttig? Geef 👍 of 👎. Twijfel je nog, typ dan /expert en ik leg je vraag voor aan "
                     "de expertenpool.")
@@ -301,14 +309,30 @@ class HelpdeskService:
             if len(cited) > 1:
                 body += "\n\nZie ook:\n" + "\n".join(f"[{n}] {_reference(hit)}"
                                                       for n, hit in enumerate(cited[1:], 2))
+        # A template made for the procedure the question is about is offered with the answer, as a file.
+        template = self._fitting_template(question)
+        offer = resources.template_offer(template.chunk) if template is not None else None
+        if offer is not None:
+            cited = [*cited, template]
+            body += (f"\n\nEen sjabloon dat hierbij past: [{len(cited)}] {template.chunk.title} (versie van "
+                     f"{template.chunk.get('version')}). Het bestand krijg je hierbij.")
         citations = _citations(cited)
-        # A template among the sources is offered as a file; content out of its validity window is flagged.
-        files = tuple(dict.fromkeys(offer for hit in cited if (offer := resources.template_offer(hit.chunk))))
         text = f"{body}{self._validity(cited)}\n\n{NEXT_STEP_ANSWER}"
+        files = (offer,) if offer is not None else ()
         return self._reply(text, Decision.ANSWER, incoming=incoming, question=question, query=query,
                            citations=citations, confidence=evidence.best, full_question=full_question,
                            actions=(ActionKind.FEEDBACK_UP, ActionKind.FEEDBACK_DOWN, ActionKind.ASK_EXPERT),
                            files=files)
+
+    def _fitting_template(self, question: str) -> SearchHit | None:
+        """The best matching template made for a procedure the question names."""
+        procedures = resources.procedures_named(question)
+        if not procedures:
+            return None
+        for hit in self.retriever.search(question, k=3, kinds=("template",)):
+            if procedures & set((hit.chunk.get("procedures") or "").split(",")):
+                return hit
+        return None
 
     def _validity(self, cited: Sequence[SearchHit]) -> str:
         """Dutch warnings for cited sources outside their validity window, numbered like the citations."""
@@ -484,7 +508,7 @@ class HelpdeskService:
         refresh = getattr(self.retriever, "refresh_if_switched", None)
         if refresh is not None:
             refresh()
-        return self.retriever.search(query, k=SEARCH_K)
+        return self.retriever.search(query, k=SEARCH_K, kinds=ANSWER_KINDS)
 
     def _reply(self, text: str, decision: Decision, *, incoming: Incoming | None = None, question: str | None = None,
                query: str | None = None, citations: tuple[Citation, ...] = (), ticket: int | None = None,

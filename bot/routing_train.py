@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bot.core import ANSWER_KINDS
 from bot.intent import ESCALATING, Intent, IntentModel, decide, feature_vector
 from bot.routing import RoutingModel
 from corpus.errors import CorpusError
@@ -396,7 +397,7 @@ def train(embedder: Embedder, *, work: Path, independent: bool = False, say: Cal
             + ("" if ranker else ", not better: no ranker"))
         # The evidence judge below learns from the fused order. Trained on the reordered statute hits instead, it
         # chose a stricter threshold that answered fewer questions on every set (docs/EVALUATION.md).
-    sample_search = lambda q: sample.search(q, k=SEARCH_K)  # noqa: E731
+    sample_search = lambda q: sample.search(q, k=SEARCH_K, kinds=ANSWER_KINDS)  # noqa: E731
     coverage = [q for q in read_labelled(QUESTIONS / "coverage.jsonl") if q.split == "train"]
     decisions = [q for q in read_labelled(QUESTIONS / "decisions.jsonl") if q.expect in ("answer", "out_of_scope")]
     off_topic = [LabelledQuestion(q.id, q.question, "out_of_scope", split=q.split)

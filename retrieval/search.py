@@ -73,6 +73,7 @@ class HybridRetriever:
         self._word_cache: dict[int, frozenset[str]] = {}
         self._lexical = LexicalIndex.load(self._store.path(generation) / "bm25")
         self._term_stats: tuple[str, TermStats] | None = None
+        self._kind_counts: tuple[str, dict[str, int]] | None = None
         self.generation = generation
         logger.info("serving index generation %s (%d chunks)", generation, len(self._chunks))
 
@@ -83,6 +84,16 @@ class HybridRetriever:
             self._load(active)
             return True
         return False
+
+    def _kind_share(self, kinds: Collection[str]) -> float:
+        """The share of the served chunks that are of these kinds."""
+        generation, counts = self._kind_counts if self._kind_counts else (None, {})
+        if generation != self.generation:
+            counts = {}
+            for chunk in self._chunks:
+                counts[chunk.kind] = counts.get(chunk.kind, 0) + 1
+            self._kind_counts = (self.generation, counts)
+        return sum(counts.get(kind, 0) for kind in kinds) / max(1, len(self._chunks))
 
     def term_stats(self) -> TermStats:
         """Document frequencies over the served chunks (counted on first use, once per generation)."""
@@ -113,8 +124,8 @@ class HybridRetriever:
         if not query or not self._chunks:
             return []
         depth = max(self.params.candidates, k * 3)
-        if kinds is not None:
-            depth = max(depth, KIND_FILTER_DEPTH)  # the wanted kind may be a small part of the corpus
+        if kinds is not None and self._kind_share(kinds) < 0.5:
+            depth = max(depth, KIND_FILTER_DEPTH)  # the wanted kinds are a small part of the corpus
         lexical: list[tuple[int, float]] = []
         dense: list[tuple[int, float]] = []
         if mode in ("hybrid", "bm25"):

