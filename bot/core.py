@@ -26,16 +26,15 @@ from bot.routing import Evidence, Router, Verdict, load_routing
 from retrieval.answer import compose
 from retrieval.evidence import TermStats
 from retrieval.lexical import analyse
-from retrieval.types import SearchHit
+from retrieval.types import QUOTED_KINDS, SearchHit
 
 logger = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 2000
 """Longer messages are cut: nobody types more in a chat, and it bounds the work per message."""
 SEARCH_K = 5
-ANSWER_KINDS = ("legislation", "guidance", "faq")
-"""What answers quote: rules and explanations. Templates (model texts with blanks) and practice cases (what one
-bestuur did) are handed out when asked for, never quoted as the answer to a question about the rules."""
+ANSWER_KINDS = QUOTED_KINDS
+"""What answers quote: rules and explanations; templates and cases are handed out when asked for."""
 MAX_CASES = 4
 _PROCEDURE_QUESTION = re.compile(
     r"^\W*(?:(?:help\s+(?:me\s+)?)?welke\s+(?:aankoop|plaatsings|gunnings)?procedure\s+(?:moet|kan|zal|mag|past)"
@@ -423,7 +422,12 @@ class HelpdeskService:
         hits = [h for h in self.retriever.search(question, k=10, kinds=("template",))
                 if resources.relevant(h, words)
                 and (not procedures or procedures & set((h.chunk.get("procedures") or "").split(",")))]
-        hits = list({(h.chunk.source_id, h.chunk.doc_id): h for h in reversed(hits)}.values())[::-1][:3]
+        # One template per file, the best one only unless the officer asks for several ("sjablonen").
+        many = re.search(r"\b(?:sjablonen|templates|modellen|voorbeelden)\b", question, re.IGNORECASE)
+        best: dict[tuple[str, str], SearchHit] = {}
+        for hit in hits:  # best first: a template's first (best) section stands for it
+            best.setdefault((hit.chunk.source_id, hit.chunk.doc_id), hit)
+        hits = list(best.values())[:3 if many else 1]
         offers = [(h, offer) for h in hits if (offer := resources.template_offer(h.chunk))]
         if not offers:
             return self._reply("Daarvoor heb ik geen sjabloon in mijn bronnen. Typ /expert als je de expertenpool "

