@@ -153,9 +153,12 @@ class App:
         """The file a signed link names: an expert's attachment ("attachment:ID") or a template of the served
         index ("template:UNIT"); None when gone, changed since the index was built, or unknown."""
         kind, _, ident = ref.partition(":")
-        if kind == "attachment" and ident.isdigit():
-            found = self.tickets.attachment(int(ident))
-            return Download(found.path, found.name, found.content_type) if found else None
+        number, _, digest = ident.partition(":")
+        if kind == "attachment" and number.isdigit() and len(number) <= 12:
+            found = self.tickets.attachment(int(number))
+            if found is None or not digest or not found.sha256.startswith(digest):
+                return None  # erased, or (after an erasure) another file under a reused number
+            return Download(found.path, found.name, found.content_type)
         if kind == "template":
             chunk = next((c for c in self.retriever.chunks if c.unit_id == ident and c.kind == "template"), None)
             offer = template_offer(chunk) if chunk is not None else None

@@ -212,7 +212,8 @@ class HelpdeskService:
         return self._question(incoming, text)
 
     def _ticket_command(self, incoming: Incoming, command: str, text: str) -> Reply:
-        match = re.match(r"^/\w+\s+(?:vb-?)?(\d+)\s*(.*)$", text, re.IGNORECASE | re.DOTALL)
+        # Nine digits at most, as in a mail's ticket tag: a longer number is no ticket (and no database integer).
+        match = re.match(r"^/\w+\s+(?:vb-?)?(\d{1,9})(?!\d)\s*(.*)$", text, re.IGNORECASE | re.DOTALL)
         if not match:
             usage = {"/opgelost": "/opgelost 12", "/bijlagen": "/bijlagen 12"}.get(command,
                                                                                 "/vervolg 12 en wat als ...?")

@@ -8,11 +8,13 @@ reaches it at ``VRAAGBAAK_PUBLIC_URL``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import json
 import logging
+import re
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -20,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
+
+from escalation.attachments import safe_name
 
 logger = logging.getLogger(__name__)
 
@@ -62,10 +66,13 @@ class DownloadLinks:
         payload, mac = token.split(".")
         try:
             given = _unb64(mac)
-            data = json.loads(_unb64(payload))
         except ValueError:
             return None, "invalid"
         if not hmac.compare_digest(given, self._mac(payload)):
+            return None, "invalid"  # checked before anything of the payload is read
+        try:
+            data = json.loads(_unb64(payload))
+        except ValueError:
             return None, "invalid"
         if not isinstance(data, dict) or not isinstance(data.get("r"), str) or not isinstance(data.get("e"), int):
             return None, "invalid"
@@ -103,17 +110,23 @@ def download_routes(links: DownloadLinks, resolve: Callable[[str], Download | No
         if ref is None:
             logger.info("download refused: %s link", problem)
             return _page(EXPIRED_NL if problem == "expired" else INVALID_NL, 410 if problem == "expired" else 403)
-        try:
+        def lookup() -> Download | None:
             found = resolve(ref)
+            return found if found is not None and found.path.is_file() else None
+
+        try:
+            # The database and the disk block: not on the loop that also answers Teams and Telegram.
+            download = await asyncio.to_thread(lookup)
         except Exception:  # noqa: BLE001 - a database hiccup gets a page, not a traceback
             logger.exception("download of %s could not be resolved", ref)
             return _page("Het bestand kan nu niet worden opgehaald. Probeer het later opnieuw.", 503)
-        if found is None or not found.path.is_file():
+        if download is None:
             return _page(GONE_NL, 404)
-        quoted = urllib.parse.quote(found.name, safe="")
-        ascii_name = found.name.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
-        return web.FileResponse(found.path, headers={
-            "Content-Type": found.content_type,
+        name = safe_name(download.name)
+        quoted = urllib.parse.quote(name, safe="")
+        ascii_name = re.sub(r'[^A-Za-z0-9 ._()-]', "_", name)
+        return web.FileResponse(download.path, headers={
+            "Content-Type": download.content_type,
             "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quoted}",
             "X-Content-Type-Options": "nosniff",
             "Content-Security-Policy": "default-src 'none'; sandbox",

@@ -41,6 +41,9 @@ class ServerSettings:
             if parts.scheme not in ("https", "http") or not parts.netloc or parts.query or parts.fragment:
                 raise ConfigError(f"VRAAGBAAK_PUBLIC_URL must be the server's address as users reach it, such as "
                                   f"https://vraagbaak.example.be, got {public!r}")
+            if parts.scheme == "http" and parts.hostname not in ("localhost", "127.0.0.1", "::1"):
+                # A download link is a bearer token: it must not travel in clear text.
+                raise ConfigError(f"VRAAGBAAK_PUBLIC_URL must be https:// (http only for localhost), got {public!r}")
         days = env.get("VRAAGBAAK_DOWNLOAD_DAYS") or "14"
         try:
             download_days = float(days)

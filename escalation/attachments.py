@@ -12,6 +12,7 @@ import hashlib
 import io
 import os
 import re
+import tempfile
 import unicodedata
 import zipfile
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ ALLOWED_NL = "PDF, Word (.docx), Excel (.xlsx), PowerPoint (.pptx), OpenDocument
 
 _OOXML_MAIN = {".docx": "word/", ".xlsx": "xl/", ".pptx": "ppt/"}
 _MAX_ZIP_ENTRIES = 10_000
+_RESERVED = re.compile(r"(?:con|prn|aux|nul|com\d|lpt\d)(?:\..*)?", re.IGNORECASE)
 _UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f<>:\"/\\|?*]+")
 
 
@@ -71,11 +73,13 @@ class AnswerFile:
     content_type: str
     size: int
     path: Path
+    sha256: str = ""
 
     @property
     def ref(self) -> str:
-        """The handle a signed download link names."""
-        return f"attachment:{self.id}"
+        """The handle a signed download link names: the id and the start of the digest, so a link can only ever
+        give the file it was made for."""
+        return f"attachment:{self.id}:{self.sha256[:16]}"
 
 
 def safe_name(name: str) -> str:
@@ -83,13 +87,18 @@ def safe_name(name: str) -> str:
     characters, at most MAX_NAME_CHARS with the extension kept; "bijlage" when nothing usable is left."""
     name = unicodedata.normalize("NFC", name or "")
     name = re.split(r"[\\/]", name)[-1]
+    # Control and format characters (C1 controls, bidi overrides that make "exe.pdf" read "fdp.exe") go too.
+    name = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf") else ch for ch in name)
     name = " ".join(_UNSAFE_CHARS.sub(" ", name).split()).strip(" .")
     if not name:
         return "bijlage"
     stem, ext = os.path.splitext(name)
     if len(ext) > 10:
         stem, ext = name, ""
-    return (stem[: MAX_NAME_CHARS - len(ext)].rstrip(" .") or "bijlage") + ext.lower()
+    stem = stem[: MAX_NAME_CHARS - len(ext)].rstrip(" .") or "bijlage"
+    if _RESERVED.fullmatch(stem):
+        stem = "_" + stem  # CON, PRN, NUL, COM1 ... cannot be saved under that name on Windows
+    return stem + ext.lower()
 
 
 def check_file(name: str, data: bytes) -> tuple[str | None, str]:
@@ -119,9 +128,17 @@ def check_file(name: str, data: bytes) -> tuple[str | None, str]:
     return (content_type, "") if ok else (None, f"content is not a {ext} file")
 
 
+_ACTIVE_PARTS = re.compile(r"(?:^|/)(?:vbaproject\.bin|vbadata\.xml|activex/|embeddings/[^/]*\.bin$)"
+                           r"|^(?:basic|scripts)/", re.IGNORECASE)
+"""Parts that carry code: VBA projects, ActiveX controls and embedded OLE programs (OOXML); Basic, Python,
+BeanShell or JavaScript macros (ODF)."""
+_RELATIONSHIP = re.compile(rb"<Relationship\b[^>]{0,4000}>", re.IGNORECASE)
+_MAX_RELS_BYTES = 65_536
+
+
 def _package_problem(ext: str, data: bytes) -> str | None:
-    """Why a ZIP-based office file is refused, or None. Only the central directory is read, never decompressed
-    (except ODF's tiny "mimetype" entry, bounded)."""
+    """Why a ZIP-based office file is refused, or None. The central directory is read; of the entries only two
+    tiny ones are, each bounded in what it may unpack to: ODF's stored "mimetype" and Word's settings relations."""
     if not data.startswith(b"PK\x03\x04"):
         return f"content is not a {ext} file"
     try:
@@ -130,18 +147,26 @@ def _package_problem(ext: str, data: bytes) -> str | None:
             if len(infos) > _MAX_ZIP_ENTRIES:
                 return "too many entries in the package"
             names = {info.filename for info in infos}
-            if any(n.lower().endswith("vbaproject.bin") or n.lower().startswith("basic/") for n in names):
-                return "contains macros"
+            if any(_ACTIVE_PARTS.search(n) for n in names):
+                return "contains macros or embedded programs"
             if ext in _OOXML_MAIN:
                 if "[Content_Types].xml" not in names or not any(n.startswith(_OOXML_MAIN[ext]) for n in names):
                     return f"content is not a {ext} file"
+                rels = next((i for i in infos if i.filename == "word/_rels/settings.xml.rels"), None)
+                if rels is not None:
+                    with package.open(rels) as fh:  # read at most this much, whatever the entry claims
+                        relations = _RELATIONSHIP.findall(fh.read(_MAX_RELS_BYTES))
+                    if any(b"attachedtemplate" in r.lower() and b"external" in r.lower() for r in relations):
+                        return "refers to an external template (macros could be loaded from it)"
                 return None
             mimetype = package.getinfo("mimetype") if "mimetype" in names else None
-            if mimetype is None or mimetype.file_size > 200:
+            # ODF stores "mimetype" uncompressed; anything else is no ODF file (and could be a decompression bomb).
+            if (mimetype is None or mimetype.compress_type != zipfile.ZIP_STORED or mimetype.file_size > 200
+                    or mimetype.compress_size != mimetype.file_size):
                 return f"content is not a {ext} file"
             if package.read(mimetype).decode("ascii", "replace").strip() != ALLOWED_TYPES[ext]:
                 return f"content is not a {ext} file"
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, NotImplementedError, EOFError):
+    except Exception:  # noqa: BLE001 - zipfile, zlib, bz2 and lzma raise many things on a hostile package
         return "damaged package"
     return None
 
@@ -149,10 +174,18 @@ def _package_problem(ext: str, data: bytes) -> str | None:
 def write_private(directory: Path, ticket: int, file: MailFile) -> tuple[Path, str]:
     """Store a file under ``directory`` (0700) as ``<ticket>-<sha256>`` (0600); (path, sha256 hex)."""
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)  # also a folder restored from a backup with other modes
     digest = hashlib.sha256(file.data).hexdigest()
     path = directory / f"{ticket}-{digest[:32]}"
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb", opener=lambda p, flags: os.open(p, flags, 0o600)) as fh:
-        fh.write(file.data)
-    tmp.replace(path)
+    # A name of its own: two processes storing the same file for one ticket must not share a temporary file.
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{ticket}-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:  # mkstemp creates it 0600, exclusively
+            fh.write(file.data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path, digest

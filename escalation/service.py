@@ -31,6 +31,8 @@ RETRY_BASE_SECONDS = 30.0
 RETRY_MAX_SECONDS = 3600.0
 MAX_MAIL_BYTES = 25 * 1024 * 1024
 """Inbound mails above this are quarantined unread (the size limit of most mail services)."""
+ATTACHMENT_ONLY_ANSWER = "Het antwoord van de expert staat in de bijlage."
+"""What the officer reads (and the ticket keeps) when the expert's reply is only an attachment."""
 MAX_ANSWER_CHARS = 8_000
 """An expert answer is shown to the officer up to this length (Teams refuses messages of about 28 KB, Telegram
 splits at 4,096 characters); the full text stays with the ticket."""
@@ -83,9 +85,10 @@ def answer_text(ticket: Ticket, *, refused: Sequence[str] = ()) -> str:
     note = ""
     if refused:
         names = ", ".join(refused[:MAX_ATTACHMENTS])
-        note = (f"De expert stuurde ook {names} mee. Dat geeft de helpdesk niet door: alleen {ALLOWED_NL}, tot "
-                f"{MAX_ATTACHMENT_BYTES // (1024 * 1024)} MB per bestand. Vraag de beheerder van de helpdesk "
-                f"ernaar bij {ticket.tag}.\n\n")
+        note = (f"De expert stuurde ook {names} mee. Dat geeft de helpdesk niet door: ze geeft alleen bestanden door "
+                f"die ze veilig weet ({ALLOWED_NL}, zonder macro's, tot {MAX_ATTACHMENT_BYTES // (1024 * 1024)} MB "
+                f"per bestand en {MAX_ATTACHMENTS} per antwoord). Vraag de beheerder van de helpdesk ernaar bij "
+                f"{ticket.tag}.\n\n")
     return (f"Antwoord van de expertenpool op je vraag {ticket.tag} (\"{start}\"):\n\n{_capped(ticket)}\n\n"
             f"— {who}\n\n{note}"
             f"Is je vraag hiermee beantwoord? Typ /opgelost {ticket.number}. Heb je nog een vervolgvraag voor "
@@ -303,10 +306,12 @@ class EscalationService:
             logger.warning("inbound mail %s: %s", status, reason)
             return IngestResult(status, ticket=number, reason=reason)
         archive = self._archive(message_id, raw)
-        stored = [(file, *write_private(self.attachments_dir, number, file)) for file in reply.files]
         refused = [f"{r.name} ({r.reason})" for r in reply.refused_files]
-        answer = reply.answer.strip() or "Het antwoord van de expert staat in de bijlage."
+        answer = reply.answer.strip() or ATTACHMENT_ONLY_ANSWER
+        stored: list[tuple[Any, Path, str]] = []
         try:
+            for file in reply.files:
+                stored.append((file, *write_private(self.attachments_dir, number, file)))
             with self.store.transaction() as conn:
                 self.store.record_inbound(message_id=message_id, sender=reply.sender, status="accepted",
                                           ticket=number, archive=str(archive), conn=conn,
@@ -323,7 +328,11 @@ class EscalationService:
                                         conn=conn, files=file_ids)
         except Exception:
             # Nothing was recorded: files no other answer refers to go (the same file may be an earlier one's).
-            in_use = self.store.attachment_file_names()
+            try:
+                in_use = self.store.attachment_file_names()
+            except Exception:  # noqa: BLE001 - the database is what failed; the age-based purge removes them
+                logger.warning("VB-%s: attachment files of a failed answer left for the purge", number)
+                raise
             for _, path, _ in stored:
                 if path.name not in in_use:
                     path.unlink(missing_ok=True)
@@ -494,6 +503,14 @@ class EscalationService:
             if path.exists():
                 path.unlink()
                 removed += 1
+        if self.attachments_dir.is_dir():
+            # Files of these tickets that no record lists (a recording that failed): named "<ticket>-...".
+            for number in result.pop("numbers"):
+                for path in self.attachments_dir.glob(f"{number}-*"):
+                    path.unlink()
+                    removed += 1
+        else:
+            result.pop("numbers")
         if "before" in which and self.attachments_dir.is_dir():
             # Files of an answer whose recording failed (a crash between writing and committing).
             old = [p for p in self.attachments_dir.iterdir() if p.is_file() and p.stat().st_mtime < which["before"]]
@@ -544,6 +561,8 @@ class EscalationService:
         ticket = self.store.get(number)
         if not ticket.answer:
             raise EscalationError(f"{ticket.tag} has no expert answer to publish")
+        if ticket.answer == ATTACHMENT_ONLY_ANSWER:
+            raise EscalationError(f"{ticket.tag}'s answer is only an attachment: nothing to publish as text")
         return ticket
 
 

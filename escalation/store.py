@@ -104,8 +104,10 @@ attachments = sa.Table(
     sa.Column("sha256", sa.String(64), nullable=False),
     sa.Column("path", sa.Text, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
+    sqlite_autoincrement=True,
 )
-"""Files an expert attached to an answer (the bytes are on disk under the data dir, 0600)."""
+"""Files an expert attached to an answer (the bytes are on disk under the data dir, 0600). Ids are never reused
+(AUTOINCREMENT on SQLite; a sequence on PostgreSQL), and a download link also names the file's digest."""
 
 rotation = sa.Table(
     "rotation", metadata,
@@ -257,7 +259,7 @@ class NewTicket:
 
 def _answer_file(row: Any) -> AnswerFile:
     return AnswerFile(id=row.id, ticket=row.ticket, name=row.name, content_type=row.content_type, size=row.size,
-                      path=Path(row.path))
+                      path=Path(row.path), sha256=row.sha256)
 
 
 def _ticket(row: Any) -> Ticket:
@@ -512,7 +514,8 @@ class TicketStore:
                 state=CLOSED, officer=FORGOTTEN, officer_name=None, municipality=None, reply_address="{}",
                 question="", context="[]", sources="[]", reason="", answer=None, answered_by=None,
                 updated_at=self.clock())).rowcount
-        return {"tickets": removed, "inbound_mails": mails, "archives": archives, "attachment_paths": files}
+        return {"tickets": removed, "inbound_mails": mails, "archives": archives, "attachment_paths": files,
+                "numbers": numbers}
 
     # -- deliveries ---------------------------------------------------------------------------------------
 

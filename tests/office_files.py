@@ -67,9 +67,22 @@ def odt_file(text: str = "Advies van de expert") -> bytes:
 
 
 def _zip(parts: dict[str, str]) -> bytes:
+    """The package with fixed timestamps, so the same parts always give the same bytes."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as package:
         for name, data in parts.items():
-            package.writestr(name, data, compress_type=zipfile.ZIP_STORED if name == "mimetype"
-                             else zipfile.ZIP_DEFLATED)
+            info = zipfile.ZipInfo(name, date_time=(2026, 1, 15, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_STORED if name == "mimetype" else zipfile.ZIP_DEFLATED
+            package.writestr(info, data)
+    return out.getvalue()
+
+
+def package(parts: dict[str, bytes | str], *, compress: dict[str, int] | None = None) -> bytes:
+    """A ZIP package of these parts (for hostile variants), each deflated unless ``compress`` says otherwise."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for name, data in parts.items():
+            info = zipfile.ZipInfo(name, date_time=(2026, 1, 15, 0, 0, 0))
+            info.compress_type = (compress or {}).get(name, zipfile.ZIP_DEFLATED)
+            archive.writestr(info, data)
     return out.getvalue()

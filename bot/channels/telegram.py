@@ -47,7 +47,7 @@ MAX_RETRY_WAIT_SECONDS = 5.0
 """A 429 is retried once after at most this long; a handler that sleeps longer holds up its user for nothing."""
 REQUEST_TIMEOUTS = {"connect": 5.0, "write": 5.0, "read": 5.0, "pool": 1.0}
 """Seconds per phase of one Bot API call (python-telegram-bot's defaults, set explicitly so deliver() can add up)."""
-FILE_WRITE_TIMEOUT_SECONDS = 60.0
+FILE_WRITE_TIMEOUT_SECONDS = 30.0
 """Uploading a document (up to 10 MB) gets longer than a text message to write."""
 DELIVER_MARGIN_SECONDS = 30.0
 TYPING_EVERY_SECONDS = 4.5
@@ -592,7 +592,7 @@ class TelegramChannel:
     async def _deliver_parts(self, bot: Any, chat_id: int, parts: list[str], reply_to: int | None,
                              files: Sequence[FileOffer] = ()) -> None:
         try:
-            await self._send_parts(bot, chat_id, parts, reply_to=reply_to)
+            chat_id = await self._send_parts(bot, chat_id, parts, reply_to=reply_to)
             await self._send_files(bot, chat_id, files)
         except Forbidden as exc:
             raise DeliveryError(f"the officer blocked the bot or left the chat ({exc.message})", permanent=True) \
@@ -605,8 +605,9 @@ class TelegramChannel:
     # -- sending ------------------------------------------------------------------------------------------------
 
     async def _send_parts(self, bot: Any, chat_id: int, parts: list[str], *,
-                          keyboard: InlineKeyboardMarkup | None = None, reply_to: int | None = None) -> None:
-        """Send HTML parts in order; the keyboard goes under the last one; a migrated group is followed once."""
+                          keyboard: InlineKeyboardMarkup | None = None, reply_to: int | None = None) -> int:
+        """Send HTML parts in order; the keyboard goes under the last one; a migrated group is followed once. The
+        chat id the parts went to (the supergroup's, after a migration)."""
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
             reply = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to and i == 0 else None
@@ -621,6 +622,7 @@ class TelegramChannel:
                 logger.info("Telegram group moved to a supergroup; sending there")
                 chat_id = exc.new_chat_id
                 await _with_retry(lambda: send(chat_id))
+        return chat_id
 
     async def _send_files(self, bot: Any, chat_id: int, files: Sequence[FileOffer]) -> None:
         """Each file as a document, its note as the caption; a file gone from disk is said in a message instead."""
@@ -640,7 +642,8 @@ class TelegramChannel:
 
     async def _send_reply(self, chat_id: int, reply: Reply, *, reply_to: int | None = None) -> None:
         bot = self.application.bot
-        await self._send_parts(bot, chat_id, render_reply(reply), keyboard=keyboard_for(reply), reply_to=reply_to)
+        chat_id = await self._send_parts(bot, chat_id, render_reply(reply), keyboard=keyboard_for(reply),
+                                         reply_to=reply_to)
         await self._send_files(bot, chat_id, reply.files)
 
     async def _say(self, chat_id: int, text: str, *, reply_to: int | None = None) -> None:

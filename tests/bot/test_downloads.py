@@ -104,3 +104,44 @@ def test_a_public_address_that_is_no_base_url_is_a_config_error(value: str) -> N
         ServerSettings.from_env({"VRAAGBAAK_DOWNLOAD_DAYS": "nooit"})
     assert ServerSettings.from_env({"VRAAGBAAK_PUBLIC_URL": "https://vb.example.be/bot"}).public_url \
         == "https://vb.example.be/bot"
+
+
+def test_serve_mounts_the_download_route_and_teams_signs_with_the_data_dirs_key(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import stat
+
+    from click.testing import CliRunner
+
+    import bot.server
+    from bot.app import App
+    from bot.cli import main
+    from bot.settings import BotSettings
+    from retrieval.settings import RetrievalSettings
+
+    monkeypatch.setenv("VRAAGBAAK_PUBLIC_URL", "https://vraagbaak.example.be")
+    monkeypatch.setenv("VRAAGBAAK_TEAMS_AUTH", "off")
+    app = App(RetrievalSettings.from_env(), BotSettings.from_env())
+    [teams] = [c for c in app.channels() if c.name == "teams"]
+    url, _ = teams._links("attachment:1:abcd", "a.pdf")
+    key_file = home / "download.key"
+    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+    key = bytes.fromhex(key_file.read_text(encoding="ascii"))
+    assert DownloadLinks(key=key, base_url="x").verify(_token(url)) == ("attachment:1:abcd", "")
+
+    seen: dict = {}
+
+    async def fake_run_server(**kwargs) -> None:
+        seen.update(kwargs)
+
+    monkeypatch.setattr(bot.server, "run_server", fake_run_server)
+    result = CliRunner().invoke(main, ["serve"])
+    assert result.exit_code == 0, result.output
+    assert [r.path for r in seen["extra_routes"]] == ["/downloads/{token}/{name}"]
+    assert [c.name for c in seen["channels"]] == ["teams"]
+
+
+def test_a_public_address_over_plain_http_is_refused_except_on_this_machine() -> None:
+    with pytest.raises(ConfigError, match="https"):
+        ServerSettings.from_env({"VRAAGBAAK_PUBLIC_URL": "http://vraagbaak.example.be"})
+    assert ServerSettings.from_env({"VRAAGBAAK_PUBLIC_URL": "http://127.0.0.1:3978"}).public_url

@@ -313,3 +313,9 @@ def test_the_expert_button_on_an_old_follow_up_sends_the_whole_question(desk: De
     desk.service.ask_expert(Incoming(channel="test", conversation_id="c1", user_id="u1", text=""),
                             reply_id=follow.reply_id)
     assert desk.escalator.opened[0]["question"] == "Tot welk bedrag volstaat een aanvaarde factuur voor werken?"
+
+
+def test_a_ticket_number_too_long_for_any_ticket_is_no_ticket(desk: Desk) -> None:
+    for command in ("/bijlagen", "/opgelost", "/vervolg"):
+        reply = desk.say(f"{command} 99999999999999999999 en verder")
+        assert "Geef het nummer van je vraag mee" in reply.text, command

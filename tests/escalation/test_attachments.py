@@ -13,7 +13,7 @@ from escalation.pool import ExpertPool
 from escalation.reply_parsing import parse_reply
 from escalation.service import EscalationService
 from tests.escalation.test_tickets import Clock, _new, _reply_to, _service
-from tests.office_files import docx_file, odt_file, pdf_file, with_attachments
+from tests.office_files import DOCX_TYPE, docx_file, odt_file, package, pdf_file, with_attachments
 from tests.smtp_server import SmtpServer
 
 def _answered(service: EscalationService, smtp_server: SmtpServer, *files: tuple[str, str, bytes],
@@ -199,3 +199,114 @@ def test_files_for_shows_an_officer_only_their_own_tickets_files(store_url: str,
     assert [f.name for f in service.files_for(number, "p1")] == ["advies.pdf"]
     with pytest.raises(TicketNotFound):
         service.files_for(number, "someone-else")
+
+
+# -- hostile packages (review) -------------------------------------------------------------------------------
+
+ODT_TYPE = b"application/vnd.oasis.opendocument.text"
+
+
+def test_an_odf_whose_mimetype_is_a_decompression_bomb_is_refused_without_unpacking_it() -> None:
+    import tracemalloc
+    import zipfile
+
+    bomb = package({"mimetype": ODT_TYPE + b" " * (60 * 1024 * 1024), "content.xml": "<x/>"},
+                   compress={"mimetype": zipfile.ZIP_DEFLATED})
+    assert len(bomb) < 200_000  # 60 MB packed into a small file
+    tracemalloc.start()
+    content_type, reason = check_file("advies.odt", bomb)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert content_type is None and "not a .odt" in reason
+    assert peak < 5 * 1024 * 1024  # nothing of the 60 MB was unpacked
+
+
+@pytest.mark.parametrize("parts, why", [
+    ({"mimetype": ODT_TYPE, "content.xml": "<x/>", "Scripts/python/run.py": "import os"}, "macros"),
+    ({"mimetype": ODT_TYPE, "content.xml": "<x/>", "Basic/Standard/Module1.xml": "<x/>"}, "macros"),
+    ({"mimetype": b"application/vnd.oasis.opendocument.spreadsheet", "content.xml": "<x/>"}, "not a .odt"),
+])
+def test_odf_macros_and_a_spreadsheet_renamed_odt_are_refused(parts: dict, why: str) -> None:
+    import zipfile
+
+    content_type, reason = check_file("advies.odt", package(parts, compress={"mimetype": zipfile.ZIP_STORED}))
+    assert content_type is None and why in reason
+
+
+DOCX_BASE = {"[Content_Types].xml": "<Types/>", "word/document.xml": "<w:document/>"}
+
+
+@pytest.mark.parametrize("extra, name, why", [
+    ({"word/activeX/activeX1.bin": b"\x00"}, "advies.docx", "embedded programs"),
+    ({"word/embeddings/oleObject1.bin": b"\x00"}, "advies.docx", "embedded programs"),
+    ({"word/_rels/settings.xml.rels": '<Relationships><Relationship Id="r1" Type="http://schemas.openxmlformats.org/'
+      'officeDocument/2006/relationships/attachedTemplate" Target="https://evil.example/t.dotm" '
+      'TargetMode="External"/></Relationships>'}, "advies.docx", "external template"),
+    ({}, "advies.xlsx", "not a .xlsx"),  # a Word file renamed to .xlsx
+])
+def test_office_files_with_active_parts_or_of_another_kind_are_refused(extra: dict, name: str, why: str) -> None:
+    content_type, reason = check_file(name, package({**DOCX_BASE, **extra}))
+    assert content_type is None and why in reason
+
+
+def test_a_word_file_with_a_local_template_relation_passes() -> None:
+    rels = ('<Relationships><Relationship Id="r1" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
+            'relationships/attachedTemplate" Target="Normal.dotm"/></Relationships>')
+    assert check_file("advies.docx", package({**DOCX_BASE, "word/_rels/settings.xml.rels": rels}))[0] is not None
+
+
+def test_encrypted_or_corrupt_entries_and_too_many_parts_are_refused_not_raised() -> None:
+    good = docx_file()
+    corrupt = bytearray(good)
+    start = corrupt.index(b"word/document.xml") + len(b"word/document.xml")
+    corrupt[start + 5:start + 40] = b"\xff" * 35  # inside the deflated document part
+    encrypted = bytearray(package({**DOCX_BASE, "word/_rels/settings.xml.rels": "<Relationships/>"}))
+    for offset in range(len(encrypted) - 4):  # set the "encrypted" flag on every entry
+        if encrypted[offset:offset + 4] in (b"PK\x03\x04", b"PK\x01\x02"):
+            flag_at = offset + (6 if encrypted[offset + 2] == 3 else 8)
+            encrypted[flag_at] |= 1
+    many = package({**DOCX_BASE, **{f"word/media/p{i}.xml": "" for i in range(10_001)}})
+    assert check_file("a.docx", bytes(encrypted)) == (None, "damaged package")
+    assert check_file("b.docx", many) == (None, "too many entries in the package")
+    assert check_file("c.docx", bytes(corrupt))[0] in (None, DOCX_TYPE)  # never an exception
+    assert check_file("d.txt", "Artikel 42, één".encode("latin-1")) == (None, "content is not a .txt file")
+
+
+def test_file_names_lose_bidi_overrides_and_reserved_windows_names() -> None:
+    assert safe_name("factuur\u202efdp.exe") == "factuur fdp.exe"
+    assert safe_name("nota\x9b.pdf") == "nota.pdf"
+    assert safe_name("CON.pdf") == "_CON.pdf" and safe_name("lpt1") == "_lpt1"
+
+
+def test_attachment_numbers_are_never_reused_and_a_ref_names_the_file_it_was_made_for(
+        store_url: str, pool: ExpertPool, tmp_path: Path, smtp_server: SmtpServer) -> None:
+    service = _service(store_url, pool, tmp_path, smtp_server)
+    first = _answered(service, smtp_server, ("geheim.pdf", "application/pdf", pdf_file()))
+    [old] = service.store.attachments_of(first)
+    service.forget_officer("p1")
+    second = _answered(service, smtp_server, ("ander.docx", DOCX_TYPE, docx_file("Iets anders")))
+    [new] = service.store.attachments_of(second)
+    assert new.id != old.id and new.ref != old.ref
+    assert old.ref == f"attachment:{old.id}:{old.sha256[:16]}"
+
+
+def test_purge_keeps_an_old_file_of_a_ticket_that_is_still_kept(store_url: str, pool: ExpertPool, tmp_path: Path,
+                                                                 smtp_server: SmtpServer) -> None:
+    clock = Clock()
+    service = _service(store_url, pool, tmp_path, smtp_server, clock=clock)
+    number = _answered(service, smtp_server, ("a.pdf", "application/pdf", pdf_file()))
+    [file] = service.store.attachments_of(number)
+    path = service.attachments_dir / file.path.name
+    os.utime(path, (clock.now - 400 * 86400,) * 2)  # an old file ...
+    clock.now += 10  # ... of a ticket touched recently
+    assert service.purge(older_than_days=365)["attachment_files"] == 0 and path.exists()
+
+
+def test_a_delivery_of_all_parts_and_files_waits_less_than_the_lease() -> None:
+    from bot.channels.telegram import deliver_timeout, render_text
+    from escalation.service import MAX_ANSWER_CHARS
+    from escalation.store import LEASE_SECONDS
+
+    longest = len(render_text("x " * MAX_ANSWER_CHARS + "\n" * 40))
+    # Waiting past the lease would let another worker claim the delivery and send it twice.
+    assert deliver_timeout(longest, MAX_ATTACHMENTS) < LEASE_SECONDS
