@@ -139,9 +139,11 @@ class HybridRetriever:
             dense = [(self._position[cid], score)
                      for cid, score in self._vectors.query(self.generation, vector, depth)
                      if cid in self._position]
-        fused = self._fuse(lexical, dense, mode)
         if kinds is not None:
-            fused = {pos: score for pos, score in fused.items() if self._chunks[pos].kind in kinds}
+            # Before fusing: each ranking's scores are scaled to its best candidate of the wanted kinds.
+            lexical = [(pos, score) for pos, score in lexical if self._chunks[pos].kind in kinds]
+            dense = [(pos, score) for pos, score in dense if self._chunks[pos].kind in kinds]
+        fused = self._fuse(lexical, dense, mode)
         ranker = self.ranker if mode == "hybrid" and self.params.rerank else None
         if ranker is None:
             return self._units(fused, lexical, dense, query, k)
