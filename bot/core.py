@@ -397,7 +397,9 @@ class HelpdeskService:
             citations.append(Citation(n=len(citations) + 1, title=chunk.title, label=None, url=chunk.url,
                                       kind=chunk.kind, effective_date=chunk.effective_date, chunk_id=chunk.id))
         recap = "\n".join(f"- {q} {a}" for q, a in step.recap)
-        if {a.source for a in result.articles} == {"wet-2016-06-17"}:
+        if not cited_articles:
+            refs = ""
+        elif {a.source for a in result.articles} == {"wet-2016-06-17"}:
             refs = ", ".join(f"[{c.n}] {c.label}" for c in cited_articles) + " van de wet van 17 juni 2016"
         else:
             refs = ", ".join(f"[{c.n}] {c.label} ({c.title})" for c in cited_articles)
@@ -464,9 +466,9 @@ class HelpdeskService:
         lines = []
         for n, hit in enumerate(cited, 1):
             chunk = hit.chunk
-            procedure = (chunk.get("procedure") or "").replace("-", " ")
+            used = (chunk.get("procedure") or "").replace("-", " ")
             lessons = _first_sentence(chunk.text.split("Lessen:", 1)[-1]) if "Lessen:" in chunk.text else ""
-            lines.append(f"[{n}] {chunk.title}: {procedure}, {chunk.get('subject')}." +
+            lines.append(f"[{n}] {chunk.title}: {used}, {chunk.get('subject')}." +
                          (f" Les: {lessons}" if lessons else ""))
         other = (f"\n\nBij andere soorten besturen ken ik nog {len(elsewhere)} voorbeeld"
                  f"{'en' if len(elsewhere) > 1 else ''} van deze procedure: vraag ernaar zonder het soort bestuur te "
