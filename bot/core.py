@@ -202,6 +202,9 @@ class HelpdeskService:
             typed = procedure.typed_answer(self.tree, walk, text) if walk is not None else None
             if typed is not None:
                 return self._procedure(incoming, typed)
+            if walk is not None:
+                # Another question ends the walk: a later "ja" or "1" is an answer to that, not to the tree.
+                self.walks.clear(incoming.conversation_id)
         if command in ("/opgelost", "/vervolg", "/bijlagen"):
             return self._ticket_command(incoming, command, text)
         if command == "/expert":
@@ -270,7 +273,7 @@ class HelpdeskService:
             return self._legal(incoming, question, legal)
         if self.rules.is_vague(question) and not history:
             return self._clarify(incoming, question)
-        if _PROCEDURE_QUESTION.search(question):
+        if _PROCEDURE_QUESTION.search(" ".join(question.split())):
             return self._procedure(incoming, "")
         if resources.wants_template(question):
             return self._templates(incoming, question)
@@ -367,11 +370,12 @@ class HelpdeskService:
             answers = answers[:-1]
         elif what == "answer":
             node = node or self.tree.walk(answers)
-            if (isinstance(node, procedure.Question) and node.id == question_id and number is not None
-                    and 1 <= number <= len(node.choices)):
-                answers = [*answers, (node.id, number - 1)]
-            else:
+            if not isinstance(node, procedure.Question) or node.id != question_id:
                 note = "Die knop hoort bij een eerdere vraag. Dit is de vraag van nu:\n\n"
+            elif number is None or not 1 <= number <= len(node.choices):
+                note = f"Kies een nummer van 1 tot {len(node.choices)}.\n\n"
+            else:
+                answers = [*answers, (node.id, number - 1)]
         else:
             note = "Dat antwoord ken ik niet. "
         step = procedure.step_for(self.tree, answers)

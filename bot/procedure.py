@@ -4,12 +4,13 @@ The tree is data (``bot/data/procedure_tree.yaml``, Dutch, checked against the g
 two to four choices, each leading to the next question or to a result; a result names the procedure, why, the
 articles it rests on, the guidance notes and the template that go with it. Where an officer is in the tree is kept
 per conversation in SQLite, so a restart of the service does not lose the walk; a step is addressed by its
-question id, so a button pressed under an older question cannot answer the current one.
+question id, so a button pressed under an earlier question of the walk does not answer the current one.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 import time
@@ -237,14 +238,18 @@ def parse_command(arg: str) -> tuple[str, str | None, int | None]:
         return "back", None, None
     if len(words) == 1 and words[0].lower() in (STOP, "annuleer"):
         return "stop", None, None
-    if len(words) == 2 and len(words[0]) <= 40 and words[1].isdigit() and len(words[1]) <= 2:
+    if len(words) == 2 and len(words[0]) <= 40 and re.fullmatch(r"[0-9]{1,2}", words[1]):
         return "answer", words[0], int(words[1])
     return "bad", None, None
 
 
 def typed_answer(tree: ProcedureTree, answers: list[tuple[str, int]], text: str) -> str | None:
-    """The `/procedure` argument a typed reply stands for during a walk ("2", "ja", "terug"), or None."""
-    node = tree.walk(answers)
+    """The `/procedure` argument a typed reply stands for during a walk ("2", "ja", "terug"), or None (also when
+    the stored walk no longer fits the tree)."""
+    try:
+        node = tree.walk(answers)
+    except ValueError:
+        return None
     said = " ".join(text.lower().split()).strip(".!")
     if said in (BACK, "vorige"):
         return BACK
@@ -252,7 +257,7 @@ def typed_answer(tree: ProcedureTree, answers: list[tuple[str, int]], text: str)
         return STOP
     if not isinstance(node, Question):
         return None
-    if said.isdigit() and 1 <= int(said) <= len(node.choices):
+    if re.fullmatch(r"[0-9]{1,2}", said) and 1 <= int(said) <= len(node.choices):
         return f"{node.id} {said}"
     for n, choice in enumerate(node.choices, 1):
         if said == choice.label.lower():

@@ -28,6 +28,8 @@ _CASE_REQUEST = re.compile(
     r"|welke\s+(?:steden|gemeenten|besturen|lokale\s+besturen|ocmw'?s)|wie\s+(?:deed|heeft|gebruikte)\s+(?:al|ooit)"
     r"|andere\s+(?:steden|gemeenten|besturen)\s+(?:die|met)|(?:steden|gemeenten|besturen)\s+die\s+al)\b",
     re.IGNORECASE)
+_RULE_QUESTION = re.compile(r"\b(?:mag|mogen|moet|moeten|verplicht|toegelaten|toegestaan|wettelijk|rechtsgeldig)\b",
+                            re.IGNORECASE)
 PROCEDURE_WORDS = {
     "pcp": r"pcp|pre-?commerci[eë]le?\s+(?:aankoop|aankopen|aanbesteding|opdracht)|precommercieel",
     "innovatiepartnerschap": r"innovatiepartnerschap(?:pen)?",
@@ -36,6 +38,7 @@ PROCEDURE_WORDS = {
     "onderhandelingsprocedure-zonder-bekendmaking": r"onderhandelingsprocedure\s+zonder|zonder\s+(?:voorafgaande\s+)?"
                                                      r"bekendmaking",
     "marktconsultatie": r"marktconsultatie(?:s)?|marktverkenning|marktbevraging",
+    "open-of-niet-openbaar": r"(?:niet-)?openbare\s+procedure",
 }
 _PROCEDURES = {name: re.compile(rf"\b(?:{words})\b", re.IGNORECASE) for name, words in PROCEDURE_WORDS.items()}
 _BESTUUR = {"gemeente": r"gemeenten?", "stad": r"steden|stad", "ocmw": r"ocmw'?s?", "intercommunale":
@@ -48,13 +51,14 @@ _CONTENT_TYPES = {**ALLOWED_TYPES, ".md": "text/markdown"}
 
 
 def wants_template(question: str) -> bool:
-    """The officer asks for a template or model document."""
-    return bool(_TEMPLATE_REQUEST.search(question))
+    """The officer asks for a template or model document (and not, in the same breath, what a rule allows:
+    "Is een checklist verplicht ...?" is answered from the sources, with the template alongside)."""
+    return bool(_TEMPLATE_REQUEST.search(question)) and not _RULE_QUESTION.search(question)
 
 
 def wants_cases(question: str) -> bool:
-    """The officer asks what other local governments did."""
-    return bool(_CASE_REQUEST.search(question))
+    """The officer asks what other local governments did (and no rule question with it)."""
+    return bool(_CASE_REQUEST.search(question)) and not _RULE_QUESTION.search(question)
 
 
 def procedures_named(question: str) -> set[str]:

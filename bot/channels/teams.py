@@ -367,13 +367,13 @@ class TeamsChannel:
         elif kind == "expert":
             reply = await self._core(lambda helpdesk: helpdesk.ask_expert(incoming, reply_id=reply_id or None))
             await context.send_activity(_reply_activity(reply, self._linked(reply.files)))
-        elif kind == "choice" and re.fullmatch(r"/procedure [a-z0-9_-]{1,40}(?: \d{1,2})?",
+        elif kind == "choice" and re.fullmatch(r"/procedure [a-z0-9_-]{1,40}(?: [0-9]{1,2})?",
                                                str(value.get("command") or "")):
             pressed = _incoming(activity, str(value["command"]))
             reply = await self._core(lambda helpdesk: helpdesk.handle(pressed))
             await context.send_activity(_reply_activity(reply, self._linked(reply.files)))
         else:
-            logger.warning("Teams card submit with unknown data ignored (%s)", kind)
+            logger.warning("Teams card submit with unknown data ignored (%.40r)", kind)
 
     async def _on_conversation_update(self, context: TurnContext) -> None:
         """Welcome when the bot itself joins a chat, team or group chat (not for every new member)."""

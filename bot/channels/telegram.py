@@ -745,7 +745,7 @@ class TelegramChannel:
 
     async def _button(self, query: CallbackQuery, user: Any, message: Any) -> None:
         """A button press within the rate limit: vote, escalate the answer's question, or answer a guided walk."""
-        choice = re.fullmatch(r"pr:(?P<command>[a-z0-9_-]{1,40}(?: \d{1,2})?)", query.data or "")
+        choice = re.fullmatch(r"pr:(?P<command>[a-z0-9_-]{1,40}(?: [0-9]{1,2})?)", query.data or "")
         match = re.fullmatch(r"(fb:(?P<vote>[+-])|ex):(?P<reply>[0-9a-f]{1,40})", query.data or "")
         if (match is None and choice is None) or (choice is not None and message is None):
             await _answer(query, BUTTON_GONE)

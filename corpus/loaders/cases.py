@@ -18,7 +18,7 @@ import yaml
 from corpus.documents import LoadedDocument, Section
 from corpus.errors import SourceReadError
 from corpus.loaders.templates import PROCEDURES
-from corpus.loaders.text import decode_text
+from corpus.loaders.text import decode_text, load_yaml
 
 FIELDS = ("id", "bestuur", "type_bestuur", "year", "procedure", "estimate_eur", "subject", "outcome", "lessons",
           "contact")
@@ -60,7 +60,7 @@ def _records(data: bytes, *, name: str) -> list[object]:
     lower = name.lower()
     if lower.endswith((".yaml", ".yml")):
         try:
-            loaded = yaml.safe_load(text)
+            loaded = load_yaml(text)
         except yaml.YAMLError as exc:
             raise SourceReadError(f"{name}: invalid YAML ({exc})") from None
         records = loaded.get("cases") if isinstance(loaded, dict) else loaded

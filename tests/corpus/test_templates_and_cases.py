@@ -196,3 +196,20 @@ def test_corpus_status_lists_what_expired_or_expires_within_sixty_days(tmp_path:
     assert lines[2].split()[:3] == ["expires", soon, "oud-pakket:"]  # the source's window, its note has none
     assert lines[3].split()[:3] == ["expires", (today + dt.timedelta(days=30)).isoformat(), "notes:"]
     assert "Nog lang goed" not in status.output.split("Validity:", 1)[1]
+
+
+def test_yaml_aliases_are_refused_before_they_expand() -> None:
+    import time
+
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
+        for i in range(20))
+    records = ("cases:\n  - {id: x, bestuur: *u, year: 2020, procedure: pcp, subject: s, outcome: o, "
+               "lessons: l}\n")
+    started = time.monotonic()
+    with pytest.raises(SourceReadError, match="aliases"):
+        load_cases((bomb + records).encode(), name="cases.yaml")
+    with pytest.raises(SourceReadError, match="aliases"):
+        parse_catalogue((bomb + "templates: [{file: a.docx, title: *u, description: d, version: 2026-01-01}]\n")
+                        .encode(), name="sjablonen.yaml")
+    assert time.monotonic() - started < 5  # refused when read, not after expanding 4^20 strings
