@@ -24,6 +24,7 @@ import yaml
 from retrieval.errors import ConfigError
 
 MAX_LABEL_CHARS = 40
+_QUESTION_ID = re.compile(r"[a-z0-9_-]{1,24}")
 MAX_DEPTH = 12
 
 
@@ -115,6 +116,9 @@ def _bundled() -> str:
 
 
 def _question(qid: str, raw: object) -> Question:
+    if not isinstance(qid, str) or not _QUESTION_ID.fullmatch(qid):
+        # The id rides in button payloads (Telegram allows 64 bytes, a group's also carry the user id).
+        raise ConfigError(f"procedure tree question {qid!r}: ids are 1-24 lowercase letters, digits, '-' or '_'")
     if not isinstance(raw, dict) or not raw.get("text") or not isinstance(raw.get("choices"), list):
         raise ConfigError(f"procedure tree question {qid}: needs 'text' and 'choices'")
     choices = []

