@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from bot.audit import AuditLog, load_or_create_key
+from bot.core import HelpdeskService
 from bot.downloads import Download, DownloadLinks, download_routes
+from bot.escalator import PoolEscalator
 from bot.procedure import WalkStore
 from bot.resources import file_digest, template_offer
-from bot.core import HelpdeskService
-from bot.escalator import PoolEscalator
 from bot.routing import load_routing
 from bot.server import ServerSettings
 from bot.settings import BotSettings
@@ -150,8 +150,8 @@ class App:
                              ttl_seconds=server.download_days * 86400)
 
     def resolve_download(self, ref: str) -> Download | None:
-        """The file a signed link names: an expert's attachment ("attachment:ID") or a template of the served
-        index ("template:UNIT"); None when gone, changed since the index was built, or unknown."""
+        """The file a signed link names: an expert's attachment ("attachment:ID:DIGEST") or a template of the
+        served index ("template:UNIT"); None when gone, changed since the index was built, or unknown."""
         kind, _, ident = ref.partition(":")
         number, _, digest = ident.partition(":")
         if kind == "attachment" and number.isdigit() and len(number) <= 12:
