@@ -358,7 +358,7 @@ class HelpdeskService:
                                Decision.CLARIFY)
         note = ""
         try:
-            node = self.tree.walk(answers) if answers else None
+            node = self.tree.walk(answers) if answers is not None else None
         except ValueError:  # the tree changed since this walk was stored
             answers, node = None, None
         if what == "start":
@@ -369,7 +369,6 @@ class HelpdeskService:
         elif what == "back":
             answers = answers[:-1]
         elif what == "answer":
-            node = node or self.tree.walk(answers)
             if not isinstance(node, procedure.Question) or node.id != question_id:
                 note = "Die knop hoort bij een eerdere vraag. Dit is de vraag van nu:\n\n"
             elif number is None or not 1 <= number <= len(node.choices):

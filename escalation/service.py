@@ -498,19 +498,13 @@ class EscalationService:
                     files += 1
         result["archived_files"] = files
         removed = 0
-        for stored in result.pop("attachment_paths"):
-            path = self.attachments_dir / Path(stored).name  # named after its ticket: no other ticket shares it
-            if path.exists():
-                path.unlink()
-                removed += 1
+        numbers = result.pop("numbers")
         if self.attachments_dir.is_dir():
-            # Files of these tickets that no record lists (a recording that failed): named "<ticket>-...".
-            for number in result.pop("numbers"):
+            # A ticket's files are named "<ticket>-<digest>", recorded or not (a recording that failed).
+            for number in numbers:
                 for path in self.attachments_dir.glob(f"{number}-*"):
                     path.unlink()
                     removed += 1
-        else:
-            result.pop("numbers")
         if "before" in which and self.attachments_dir.is_dir():
             # Files of an answer whose recording failed (a crash between writing and committing).
             old = [p for p in self.attachments_dir.iterdir() if p.is_file() and p.stat().st_mtime < which["before"]]

@@ -492,7 +492,8 @@ class TicketStore:
         ``officer``: every ticket of that officer (pseudonym), with the inbound mails answering them. A ticket's row
         stays, closed and emptied, so its number is never given to a new ticket (SQLite would reuse the highest
         number of a deleted row, and a late expert reply to the old ticket would answer the new one). Returns the
-        counts and the archive and attachment files to delete.
+        counts, the archive files to delete and the numbers of the erased tickets (whose attachment files are
+        named after them).
         """
         with self.transaction() as conn:
             if officer is not None:
@@ -505,8 +506,6 @@ class TicketStore:
                 mail_filter = inbox.c.received_at < before
             archives = [r.archive for r in conn.execute(sa.select(inbox.c.archive).where(mail_filter)) if r.archive]
             mails = conn.execute(inbox.delete().where(mail_filter)).rowcount
-            files = [r.path for r in conn.execute(sa.select(attachments.c.path)
-                                                  .where(attachments.c.ticket.in_(numbers)))]
             conn.execute(attachments.delete().where(attachments.c.ticket.in_(numbers)))
             conn.execute(deliveries.delete().where(deliveries.c.ticket.in_(numbers)))
             conn.execute(outbox.delete().where(outbox.c.ticket.in_(numbers)))
@@ -514,8 +513,7 @@ class TicketStore:
                 state=CLOSED, officer=FORGOTTEN, officer_name=None, municipality=None, reply_address="{}",
                 question="", context="[]", sources="[]", reason="", answer=None, answered_by=None,
                 updated_at=self.clock())).rowcount
-        return {"tickets": removed, "inbound_mails": mails, "archives": archives, "attachment_paths": files,
-                "numbers": numbers}
+        return {"tickets": removed, "inbound_mails": mails, "archives": archives, "numbers": numbers}
 
     # -- deliveries ---------------------------------------------------------------------------------------
 
