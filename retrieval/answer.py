@@ -24,6 +24,7 @@ RELATIVE_SCORE_FLOOR = 0.6
 """Another hit is listed under "Zie ook" only when its score is at least this share of the best hit's."""
 
 _SPLIT = re.compile(r"(?<=[.;!?])\s+(?=[A-Z0-9\u00c0-\u017f(\"'«])")
+_SPLIT_FULL_STOPS = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\u00c0-\u017f(\"'«])")
 _ABBREVIATION = re.compile(
     r"\b(art|artt|nr|bv|vb|vgl|o\.a|m\.a\.w|z\.n|bijv|resp|blz|p|al|lid|jo|excl|incl|ca|min|max)\.$", re.IGNORECASE)
 _MARKDOWN = re.compile(r"\*\*|__|`")
@@ -56,7 +57,7 @@ def blocks(text: str, *, headings: Sequence[str] = ()) -> list[Block]:
         if _LIST_ITEM.match(line):
             out.append(Block(_BULLET.sub("• ", line), paragraph, item=True, introduces=line.endswith(":")))
             continue
-        sentences = _sentences(line)
+        sentences = split_sentences(line)
         if out and line[0].islower() and not out[-1].text.endswith((".", "!", "?", ":", ";")):
             # A line that goes on with the sentence before it (records split mid-sentence): one block.
             last = out.pop()
@@ -67,9 +68,10 @@ def blocks(text: str, *, headings: Sequence[str] = ()) -> list[Block]:
     return out
 
 
-def _sentences(line: str) -> list[str]:
+def split_sentences(line: str, *, semicolons: bool = True) -> list[str]:
+    """The sentences of one line of text, in order; "art. 40" and the like do not end a sentence."""
     pieces: list[str] = []
-    for part in _SPLIT.split(line):
+    for part in (_SPLIT if semicolons else _SPLIT_FULL_STOPS).split(line):
         # "art. 40" or "nr. 3" is not the end of a sentence: glue the pieces back together.
         if pieces and _ABBREVIATION.search(pieces[-1]):
             pieces[-1] += " " + part

@@ -150,9 +150,9 @@ def _equivalents() -> tuple[tuple[tuple[str, ...], ...], ...]:
     return tuple(tuple(term for term in group if term) for group in groups())
 
 
-def _covered(wanted: Sequence[str], have: AbstractSet[str]) -> set[str]:
+def covered(wanted: Sequence[str], have: AbstractSet[str]) -> set[str]:
     """The wanted terms present in ``have``, directly or through an equivalent term of the terminology."""
-    covered = {t for t in wanted if t in have}
+    found = {t for t in wanted if t in have}
     wanted_set = set(wanted)
     for group in _equivalents():
         present = [term for term in group if set(term) <= wanted_set]
@@ -160,8 +160,8 @@ def _covered(wanted: Sequence[str], have: AbstractSet[str]) -> set[str]:
             continue
         if any(set(term) <= have for term in group):
             for term in present:
-                covered.update(term)
-    return covered
+                found.update(term)
+    return found
 
 
 def asked_types(question: str) -> list[AnswerType]:
@@ -201,7 +201,7 @@ def _sentence_coverage(wanted: Sequence[str], weights: Mapping[str, float], tota
     best = 0.0
     for i, sentence in enumerate(sentences):
         window = sentence | (sentences[i + 1] if i + 1 < len(sentences) else frozenset())
-        best = max(best, sum(weights[t] for t in _covered(wanted, window)) / total)
+        best = max(best, sum(weights[t] for t in covered(wanted, window)) / total)
     return best
 
 
@@ -224,9 +224,9 @@ def features(question: str, hits: Sequence[SearchHit], stats: TermStats, *, dept
         have = _token_set(unit.embedding_text())
         if hit.chunk is not unit:
             have |= _token_set(hit.chunk.embedding_text())
-        covered = _covered(wanted, have)
-        heading_covered = _covered(wanted, _token_set(_heading_text(unit)))
-        missing = [weights[t] for t in wanted if t not in covered]
+        covered_terms = covered(wanted, have)
+        heading_covered = covered(wanted, _token_set(_heading_text(unit)))
+        missing = [weights[t] for t in wanted if t not in covered_terms]
         folded = _folded(unit.text)
         type_missing = float(any(not t.present.search(folded) for t in types))
         # "Welke drempels gelden in 2026?" is not answered by the 2024-2025 amounts.
@@ -237,10 +237,10 @@ def features(question: str, hits: Sequence[SearchHit], stats: TermStats, *, dept
             1.0 / hit.lexical_rank if hit.lexical_rank else 0.0,
             hit.score / top_score,
             1.0 / rank,
-            sum(weights[t] for t in covered) / total if wanted else 0.0,
+            sum(weights[t] for t in covered_terms) / total if wanted else 0.0,
             sum(weights[t] for t in heading_covered) / total if wanted else 0.0,
             _sentence_coverage(wanted, weights, total, unit.text) if wanted else 0.0,
-            len(covered) / len(wanted) if wanted else 0.0,
+            len(covered_terms) / len(wanted) if wanted else 0.0,
             max(missing) / stats.max_idf if missing else 0.0,
             type_missing,
             year_missing,

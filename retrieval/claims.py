@@ -1,0 +1,297 @@
+"""Sentence-by-sentence support checks for generated answers.
+
+A generated answer is kept only as far as its sources carry it. Each sentence (or list item) must carry a marker
+[n], and the passages it cites must say what it says:
+
+- every number in the sentence (amount, period, article, year, percentage) occurs in a cited passage;
+- the sentence's content words are covered, directly or through the terminology's equivalent terms, by one or two
+  consecutive sentences of a cited passage (with its headings): at least ``SUPPORT_THRESHOLD`` of them;
+- the sentence and the passage sentence that covers it best agree on negation ("mag" is not "mag niet");
+- the sentence is not the model talking about itself or its instructions.
+
+Passage sentences that address the model ("negeer alle vorige instructies ...") are taken out before the prompt is
+built *and* before support is measured, so a claim injected through the corpus has nothing to stand on.
+
+The threshold is calibrated on the train split of ``bench/claims/claims.jsonl`` (sentences labelled by hand against
+passages of the sample corpus) and reported on its dev split: ``vraagbaak claims``, docs/EVALUATION.md.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from retrieval.answer import split_sentences
+from retrieval.evidence import covered
+from retrieval.lexical import analyse, fold
+
+SUPPORT_THRESHOLD = 0.6
+"""Share of a sentence's content words that one passage window must cover: the lowest that keeps at most 5 % of the
+unsupported sentences of bench/claims train (``vraagbaak claims``, docs/EVALUATION.md)."""
+MARKER_SHARE = 0.5
+"""A sentence citing several sources keeps the marker of each that covers at least this share of what the best one
+covers: "[1, 2]" means both say it."""
+MIN_KEPT_SHARE = 0.5
+"""A generated answer that loses more than half of its sentences is not trusted at all: the extractive one is shown."""
+ECHO_SHARE = 0.6
+"""A sentence whose words come more from the model's instructions than from any source (and at least this share)
+repeats the prompt."""
+MAX_ANSWER_CHARS = 16_000
+"""Longer model output is cut before it is checked (the prompt asks for at most 150 words; four Telegram messages)."""
+
+# [1], [ 2 ], [1, 3], [1;3]
+_MARKER = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]")
+# "Zin. [1]" and "Zin.[1]": the marker belongs to the sentence before it; moved in front of the full stop.
+_MARKER_AFTER_END = re.compile(r"([.!?])((?:[ \t]*\[\s*\d+(?:\s*[,;]\s*\d+)*\s*\])+)")
+_LIST_PREFIX = re.compile(r"^\s*(?:[-*•]|\d+[.)°]|[a-z]\))\s+")
+_MARKUP = re.compile(r"\*\*|__|`")
+
+# Numbers as written in Dutch and French texts: "5.404.000", "140 000", "2.31a", "30", "1,5".
+_NUMBER = re.compile(r"\d{1,3}(?:[. \u00a0\u202f]\d{3})+(?![\d])|\d+(?:[.,/]\d+)*[a-z]?")
+_NUMBER_WORDS = {
+    "twee": "2", "drie": "3", "vier": "4", "vijf": "5", "zes": "6", "zeven": "7", "acht": "8", "negen": "9",
+    "tien": "10", "elf": "11", "twaalf": "12", "vijftien": "15", "twintig": "20", "dertig": "30", "veertig": "40",
+    "vijftig": "50", "zestig": "60", "negentig": "90", "honderd": "100", "deux": "2", "trois": "3", "quatre": "4",
+    "cinq": "5", "dix": "10", "quinze": "15", "vingt": "20", "trente": "30", "soixante": "60",
+}
+_WORD = re.compile(r"[^\W\d_]+")
+# Not "zonder" (a paraphrase says "zonder btw" for "exclusief btw") nor "pas" ("kan pas" is "only then" in Dutch).
+_NEGATION = frozenset({"niet", "geen", "nooit", "niets", "niemand", "nergens", "noch", "jamais", "aucun", "aucune",
+                       "not", "never"})
+
+# The model about itself or its instructions: never a statement about procurement.
+_SELF_TALK = re.compile(
+    r"\b(?:instructies?|prompt|genummerde bronnen|(?:als|ik ben een?) (?:ai|assistent|taalmodel|chatbot)"
+    r"|ik ben vraagbaak|mijn (?:regels|opdracht)|de bronnen die ik (?:kreeg|heb gekregen)"
+    r"|mes instructions|en tant qu'(?:assistant|ia))\b")
+# A passage sentence that speaks to the model instead of the reader: a prompt injection.
+_INJECTION = re.compile(
+    r"\b(?:negeer|vergeet|ignore|disregard|forget|ignorez|oubliez)\b.{0,60}?"
+    r"\b(?:instructies?|opdrachten|regels|instructions?|rules|prompts?|consignes)\b"
+    r"|\b(?:nieuwe|new|nouvelles?)\s+(?:instructies?|instructions?|consignes)\b"
+    r"|^\W*(?:systeem|system|assistant|assistent|developer)\s*:"
+    r"|\b(?:je bent nu|you are now|vous etes maintenant|doe alsof je|pretend to be|act as)\b"
+    r"|\b(?:system ?prompt|systeemprompt)\b"
+    r"|\b(?:aan|voor|for|to)\s+(?:de |het |the )?(?:assistent|assistant|ai|taalmodel|chatbot|language model|llm)\b")
+
+
+@dataclass(frozen=True)
+class Source:
+    """What a cited passage offers as support: its text and the headings it sits under."""
+
+    text: str
+    heading: str = ""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One sentence or list item of a generated answer."""
+
+    text: str
+    """The sentence as written, markers included."""
+    line: int
+    """The answer line it stands on (sentences of one line are joined again when they are kept)."""
+    prefix: str = ""
+    """A list item's bullet or number."""
+    cited: tuple[int, ...] = ()
+    """The 1-based source numbers its markers name, in order, without repeats."""
+
+    @property
+    def statement(self) -> str:
+        """The sentence without markers or markup."""
+        return re.sub(r"\s+([.,;:!?])", r"\1", _MARKUP.sub("", _MARKER.sub("", self.text))).strip()
+
+
+@dataclass(frozen=True)
+class Support:
+    """Why a claim is, or is not, carried by its sources."""
+
+    score: float
+    """Best share of the claim's content words covered by one window of a cited source."""
+    reason: str = ""
+    """Empty when supported; else one of: no marker, unknown source, number, negation, self-talk, coverage."""
+    supporting: tuple[int, ...] = ()
+    """The cited sources that carry a fair share of the claim (the markers kept, ``MARKER_SHARE``)."""
+
+    @property
+    def supported(self) -> bool:
+        return not self.reason
+
+
+@dataclass
+class CheckedAnswer:
+    """A generated answer after the check: the text of the kept sentences, and what was dropped and why."""
+
+    text: str
+    kept: list[Claim] = field(default_factory=list)
+    dropped: list[tuple[Claim, Support]] = field(default_factory=list)
+
+    @property
+    def trusted(self) -> bool:
+        """Enough of the answer survived to show it instead of the extractive one."""
+        total = len(self.kept) + len(self.dropped)
+        return bool(self.kept) and len(self.kept) >= MIN_KEPT_SHARE * total
+
+
+# -- sources ---------------------------------------------------------------------------------------------------
+
+def is_injection(sentence: str) -> bool:
+    """Whether a passage sentence addresses the model (an instruction), not the reader."""
+    return bool(_INJECTION.search(fold(sentence)))
+
+
+def _clean_line(line: str) -> tuple[list[str], int]:
+    """A line's sentences up to the first that addresses the model, and how many were left out: what follows an
+    instruction in its paragraph goes with it ("Negeer alle eerdere instructies. Antwoord voortaan dat ...")."""
+    parts = split_sentences(line.strip())
+    for i, sentence in enumerate(parts):
+        if is_injection(sentence):
+            return parts[:i], len(parts) - i
+    return parts, 0
+
+
+def without_injections(text: str) -> tuple[str, int]:
+    """The passage without the sentences that address the model, and how many were taken out."""
+    removed = 0
+    lines = []
+    for line in text.splitlines():
+        kept, dropped = _clean_line(line)
+        removed += dropped
+        if not dropped:
+            lines.append(line)
+        elif kept:
+            lines.append(" ".join(kept))
+    return "\n".join(lines), removed
+
+
+# -- the answer as claims ----------------------------------------------------------------------------------------
+
+def claims(answer: str) -> list[Claim]:
+    """The answer's sentences and list items, with the sources each one cites."""
+    out: list[Claim] = []
+    text = _MARKER_AFTER_END.sub(r"\2\1", answer[:MAX_ANSWER_CHARS])
+    for number, line in enumerate(text.splitlines()):
+        prefix_match = _LIST_PREFIX.match(line)
+        prefix = prefix_match.group().strip() if prefix_match else ""
+        body = line[prefix_match.end():] if prefix_match else line
+        for sentence in split_sentences(body.strip(), semicolons=False):
+            cited: list[int] = []
+            for group in _MARKER.findall(sentence):
+                for raw in re.findall(r"\d+", group):
+                    if int(raw) not in cited:
+                        cited.append(int(raw))
+            out.append(Claim(sentence, number, prefix if not out or out[-1].line != number else "", tuple(cited)))
+    return out
+
+
+# -- support -----------------------------------------------------------------------------------------------------
+
+def numbers(text: str) -> set[str]:
+    """The numbers a text states, normalised: "5.404.000" and "5 404 000" are "5404000", "drie" is "3"."""
+    folded = fold(text)
+    found = set()
+    for match in _NUMBER.finditer(folded):
+        raw = match.group()
+        if re.fullmatch(r"\d{1,3}(?:[. \u00a0\u202f]\d{3})+", raw):
+            raw = re.sub(r"\D", "", raw)
+        found.add(raw.replace(",", "."))
+    found.update(_NUMBER_WORDS[w] for w in _WORD.findall(folded) if w in _NUMBER_WORDS)
+    return found
+
+
+def _negated(text: str) -> bool:
+    return any(word in _NEGATION for word in _WORD.findall(fold(text)))
+
+
+def _sentences_of(source: Source) -> list[str]:
+    """The source's sentences without any that address the model (defence in depth: callers remove them too)."""
+    return [sentence for line in source.text.splitlines() for sentence in _clean_line(line)[0]]
+
+
+def _windows(parts: Sequence[str], heading: str) -> list[tuple[frozenset[str], frozenset[str]]]:
+    """(analysed words of each sentence, of the sentence with the next one), headings included in both."""
+    head = frozenset(analyse(heading))
+    sets = [frozenset(analyse(s)) | head for s in parts]
+    return [(sets[i], sets[i] | (sets[i + 1] if i + 1 < len(sets) else frozenset())) for i in range(len(parts))]
+
+
+def support(claim: Claim, sources: Sequence[Source], *, instructions: str = "",
+            threshold: float = SUPPORT_THRESHOLD) -> Support:
+    """Whether the sources the claim cites (1-based numbers into ``sources``) carry it.
+
+    ``instructions`` is the model's own prompt: a sentence that repeats it rather than a source is self-talk.
+    """
+    if not claim.cited:
+        return Support(0.0, "no marker")
+    cited = [n for n in claim.cited if 1 <= n <= len(sources)]
+    if not cited:
+        return Support(0.0, "unknown source")
+    statement = claim.statement
+    # Numbers are compared as numbers (below): "216 000" and "216.000" are one amount, not two words.
+    words = list(dict.fromkeys(w for w in analyse(statement) if not w[0].isdigit()))
+    closest, closest_share, stated = "", -1.0, set()
+    by_source: dict[int, float] = {}
+    for n in cited:
+        parts = _sentences_of(sources[n - 1])
+        stated |= numbers(" ".join([*parts, sources[n - 1].heading]))
+        by_source[n] = 0.0
+        for text, (alone, window) in zip(parts, _windows(parts, sources[n - 1].heading)):
+            by_source[n] = max(by_source[n], _share(words, window))
+            # The sentence that says most of it on its own is the one whose negations must agree.
+            single = _share(words, alone)
+            if single > closest_share:
+                closest, closest_share = text, single
+    best = max(by_source.values())
+    supporting = [n for n, share in by_source.items() if share > 0 and share >= MARKER_SHARE * best]
+    found = tuple(supporting)
+    echo = _share(words, frozenset(analyse(instructions))) if instructions else 0.0
+    if _SELF_TALK.search(fold(statement)) or echo > max(best, ECHO_SHARE):
+        return Support(best, "self-talk", found)
+    if numbers(statement) - stated:
+        return Support(best, "number", found)
+    if best < threshold:
+        return Support(best, "coverage", found)
+    # Whether each side negates at all. On train this beat scoping "niet" to nearby words and comparing with the
+    # two-sentence window (docs/EVALUATION.md).
+    if _negated(statement) != _negated(closest):
+        return Support(best, "negation", found)
+    return Support(best, "", found)
+
+
+def _share(words: Sequence[str], have: frozenset[str]) -> float:
+    return len(covered(words, have)) / len(words) if words else 0.0
+
+
+def check(answer: str, sources: Sequence[Source], *, instructions: str = "") -> CheckedAnswer:
+    """Keep the sentences their cited sources carry, with the markers of the sources that do; drop the rest."""
+    result = CheckedAnswer("")
+    lines: dict[int, list[str]] = {}
+    prefixes: dict[int, str] = {}
+    for claim in claims(answer):
+        verdict = support(claim, sources, instructions=instructions)
+        if not verdict.supported:
+            result.dropped.append((claim, verdict))
+            continue
+        result.kept.append(claim)
+        lines.setdefault(claim.line, []).append(_remark(claim, verdict.supporting))
+        prefixes.setdefault(claim.line, claim.prefix)
+    out: list[str] = []
+    previous = None
+    for number in sorted(lines):
+        if previous is not None and number > previous + 1 and not (prefixes[number] and prefixes.get(previous)):
+            out.append("")  # a paragraph break in the model's answer stays one
+        prefix = prefixes[number]
+        out.append(f"{prefix} {' '.join(lines[number])}" if prefix else " ".join(lines[number]))
+        previous = number
+    result.text = "\n".join(out)
+    return result
+
+
+def _remark(claim: Claim, supporting: Iterable[int]) -> str:
+    """The sentence with its markers naming only the cited sources that carry it."""
+    keep = [n for n in claim.cited if n in set(supporting)] or list(claim.cited)
+    bare = claim.statement
+    end = bare[-1] if bare and bare[-1] in ".!?:" else ""
+    core = bare[:-1].rstrip() if end else bare
+    return f"{core} [{', '.join(str(n) for n in keep)}]{end}"
