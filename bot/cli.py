@@ -107,6 +107,36 @@ def eval_command(app: App, questions: Path, k: int, mode: str, as_json: bool) ->
         click.echo(f"  not found in top {k}: {', '.join(result['missed'])}")
 
 
+@main.command("claims")
+@click.option("--claims", "path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Labelled sentences [default: bench/claims/claims.jsonl].")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def claims_command(path: Path | None, as_json: bool) -> None:
+    """Calibrate the generative mode's support check on train and measure it on dev.
+
+    \b
+    Each labelled sentence is checked as if a model had written it with the marker [1] of its passage. Prints the
+    threshold calibration picks, and for it and the bundled one: accuracy, unsupported sentences kept, supported
+    sentences dropped, per kind of sentence.
+    """
+    from retrieval.claims_eval import CLAIMS_PATH, report
+
+    try:
+        result = report(path or CLAIMS_PATH)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False))
+        return
+    click.echo(f"Calibrated on train: {result['calibrated_threshold']}  bundled: {result['threshold']}")
+    for split in ("train", "dev"):
+        for threshold, scores in result[split].items():
+            kinds = ", ".join(f"{kind} {right}" for kind, right in scores["by_kind"].items())
+            click.echo(f"  {split:<5} at {threshold}: {scores['n']} sentences, accuracy {scores['accuracy']:.3f}, "
+                       f"unsupported kept {scores['kept_unsupported']}, supported dropped "
+                       f"{scores['dropped_supported']}\n    {kinds}")
+
+
 def _responder(app: App):
     """The helpdesk's reply to a question, each in a fresh conversation, logged nowhere permanent (one reply per
     question: the decision and the answer metrics read the same one)."""

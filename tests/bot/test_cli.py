@@ -237,3 +237,22 @@ def test_feedback_export_writes_one_line_per_question_in_a_stable_order(home: Pa
                                                     "Wat is een innovatiepartnerschap?"]
     assert lines[0]["id"] == first and lines[0]["dislikes"] == 2 and lines[1]["dislikes"] == 2
     assert runner.invoke(main, ["feedback", "export"]).stdout == export.stdout
+
+
+def test_claims_calibrates_on_train_and_reports_dev_per_kind(tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(main, ["claims", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert set(report["dev"]) == {str(report["threshold"])} | {str(report["calibrated_threshold"])}
+    dev = report["dev"][str(report["threshold"])]
+    assert dev["n"] == sum(n for key, n in report["counts"].items() if key.startswith("dev/"))
+    assert {"paraphrase", "negation", "injection", "instruction_echo"} <= set(dev["by_kind"])
+    text = runner.invoke(main, ["claims"]).output
+    assert "Calibrated on train" in text and "dev" in text
+
+    broken = tmp_path / "claims.jsonl"
+    broken.write_text('{"id": "x1", "split": "train"}\n', encoding="utf-8")
+    result = runner.invoke(main, ["claims", "--claims", str(broken)])
+    assert result.exit_code == 1 and "claims.jsonl:1: not a labelled claim" in result.output
+    assert "Traceback" not in result.output
