@@ -23,8 +23,11 @@ MAX_SEE_ALSO = 2
 RELATIVE_SCORE_FLOOR = 0.6
 """Another hit is listed under "Zie ook" only when its score is at least this share of the best hit's."""
 
-_SPLIT = re.compile(r"(?<=[.;!?])\s+(?=[A-Z0-9\u00c0-\u017f(\"'«])")
-_SPLIT_FULL_STOPS = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\u00c0-\u017f(\"'«])")
+_SPLIT = re.compile(r"(?<=[.;!?])\s+(?=[A-Z0-9\u00c0-\u017f(\"'«])|(?<=[^\W\d_]{4}[.!?])\s+(?=[a-z])")
+_SPLIT_FULL_STOPS = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\u00c0-\u017f(\"'«])|(?<=[^\W\d_]{4}[.!?])\s+(?=[a-z])")
+"""After ".", "!" or "?" (and ";"): before a capital, a digit or a quote; before a lower-case letter only after a
+word of four letters or more, so a text written in lower case (records exported that way) still splits while
+"o.a. de" or "nr. 3" do not (abbreviations of four letters or more are glued back by ``_ABBREVIATION``)."""
 _ABBREVIATION = re.compile(
     r"\b(art|artt|nr|bv|vb|vgl|o\.a|m\.a\.w|z\.n|bijv|resp|blz|p|al|lid|jo|excl|incl|ca|min|max)\.$", re.IGNORECASE)
 _MARKDOWN = re.compile(r"\*\*|__|`")
@@ -88,13 +91,16 @@ def _score(text: str, weights: dict[str, float]) -> float:
     return sum(w for t, w in weights.items() if t in tokens) / math.sqrt(max(len(tokens), 8))
 
 
-def _window(parts: list[Block], weights: dict[str, float]) -> tuple[int, int, int | None]:
-    """[start, end) of the blocks to quote: all when they fit, else from the best-matching block onwards; and the
-    introduction of its list when that lies before the window (shown first, then "…")."""
+def _window(parts: list[Block], weights: dict[str, float], *, anchor: range | None = None
+            ) -> tuple[int, int, int | None]:
+    """[start, end) of the blocks to quote: all when they fit, else from the best-matching block onwards (within
+    ``anchor``, the blocks of the passage the search matched, when given); and the introduction of its list when
+    that lies before the window (shown first, then "…")."""
     if sum(len(b.text) + 1 for b in parts) <= MAX_QUOTE_CHARS:
         return 0, len(parts), None
     scores = [_score(b.text, weights) for b in parts]
-    best = max(range(len(parts)), key=lambda i: (scores[i], -i))
+    candidates = anchor if anchor else range(len(parts))
+    best = max(candidates, key=lambda i: (scores[i], -i))
 
     def size(first: int) -> int:
         return sum(len(b.text) + 1 for b in parts[first:best + 1])
@@ -129,21 +135,30 @@ def quote(hit: SearchHit, question: str, *, context: str = "") -> str:
     """Whole sentences and list items of the hit's passage, in order; "…" where the passage goes on."""
     passage = hit.passage
     # The whole unit, so an article is read with all its paragraphs; the window then centres on what matched.
-    texts = [c.text for c in hit.unit] or [passage.text]
-    parts = blocks("\n".join(texts), headings=[passage.label or "", *passage.heading_path, passage.title])
+    chunks = list(hit.unit) or [passage]
+    headings = [passage.label or "", *passage.heading_path, passage.title]
+    before = next((i for i, c in enumerate(chunks) if c.id == passage.id), None)
+    parts = blocks("\n".join(c.text for c in chunks), headings=headings)
+    anchor = None
+    if before is not None and len(chunks) > 1:
+        # The blocks of the passage the search matched: the quote starts there, not at a row that merely shares
+        # more of the question's words.
+        first = len(blocks("\n".join(c.text for c in chunks[:before]), headings=headings)) if before else 0
+        # Counted per piece, a line continued across rows can make it one block more: clamp to what is there.
+        anchor = range(min(first, len(parts)), min(first + len(blocks(passage.text, headings=headings)), len(parts)))
     if not parts:  # nothing but headings: show what there is rather than an empty quote
         text = " ".join(passage.text.split())
-        return text if len(text) <= MAX_QUOTE_CHARS else text[:MAX_QUOTE_CHARS].rsplit(" ", 1)[0] + " …"
+        return text if len(text) <= MAX_QUOTE_CHARS else _cut(text)
     weights = {t: 1.0 for t in analyse(question)}
     for t in analyse(context):
         weights.setdefault(t, 0.3)
-    start, end, intro = _window(parts, weights)
+    start, end, intro = _window(parts, weights, anchor=anchor)
     shown = parts[start:end]
     lines: list[str] = []
     for i, block in enumerate(shown):
         text = block.text
-        if len(text) > MAX_QUOTE_CHARS:  # one enormous sentence: the only cut that is not at a boundary
-            text = text[:MAX_QUOTE_CHARS].rsplit(" ", 1)[0] + " …"
+        if len(text) > MAX_QUOTE_CHARS:  # one enormous sentence: cut where a clause ends, else between words
+            text = _cut(text)
         if i and not block.item and not shown[i - 1].item and block.paragraph == shown[i - 1].paragraph:
             lines[-1] += " " + text
         else:
@@ -152,9 +167,22 @@ def quote(hit: SearchHit, question: str, *, context: str = "") -> str:
         lines[:0] = [parts[intro].text, "…"] if intro + 1 < start else [parts[intro].text]
     elif start > 0:
         lines[0] = "… " + lines[0]
-    if end < len(parts):
+    if end < len(parts) and not lines[-1].endswith("…"):
         lines[-1] += " …"
     return "\n".join(lines)
+
+
+_CLAUSE_END = re.compile(r"[;:](?=\s)")
+
+
+def _cut(text: str) -> str:
+    """A sentence too long to show whole, cut after its last ";" or ":" within the limit (the end of a list
+    point in an article), else after its last whole word, and marked with "…"."""
+    head = text[:MAX_QUOTE_CHARS]
+    ends = [m.end() for m in _CLAUSE_END.finditer(head)]
+    if ends and ends[-1] >= MAX_QUOTE_CHARS // 2:
+        return head[:ends[-1]] + " …"
+    return head.rsplit(" ", 1)[0] + " …"
 
 
 @dataclass(frozen=True)

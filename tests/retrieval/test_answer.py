@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from retrieval.answer import MAX_QUOTE_CHARS, blocks, compose, quote
+from retrieval.answer import MAX_QUOTE_CHARS, blocks, compose, quote, split_sentences
 from retrieval.types import Chunk, SearchHit
 
 
@@ -72,3 +72,32 @@ def test_without_a_heading_match_the_most_likely_answer_leads() -> None:
 
 def test_a_unit_of_headings_only_is_still_shown() -> None:
     assert quote(_hit("## Drempels", "Iets anders"), "Welke drempels?") == "## Drempels"
+
+
+def _record(n: int, text: str) -> Chunk:
+    return Chunk(id=f"r:{n}:art:0", source_id="r", doc_id=f"DOC{n}", unit_id="r:art", title="Wet", kind="legislation",
+                 text=text, content_hash=f"r{n}", label="Artikel 7")
+
+
+def test_text_in_lower_case_splits_into_sentences_but_not_after_abbreviations() -> None:
+    assert split_sentences("de raad beslist. het college voert het plan. zie bijv. de wet. o.a. het college.") == [
+        "de raad beslist.", "het college voert het plan.", "zie bijv. de wet. o.a. het college."]
+
+
+def test_a_long_unit_is_quoted_from_the_passage_that_matched_not_a_row_that_shares_more_words() -> None:
+    rounds = ("alfa", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima")
+    wordy = " ".join(f"de aanvraag van de vergunning wordt door het college behandeld in ronde {r}." for r in rounds)
+    rows = (_record(1, wordy), _record(2, "het college kan de vergunning weigeren indien de aanvrager onjuiste "
+                                          "gegevens verstrekte. de weigering wordt gemotiveerd."),
+            _record(3, wordy))
+    hit = SearchHit(chunk=rows[0], score=1.0, matched=rows[1], unit=rows)
+    shown = quote(hit, "Wanneer kan het college de aanvraag van een vergunning weigeren?")
+    assert shown.startswith("… het college kan de vergunning weigeren indien")
+
+
+def test_an_enormous_sentence_is_cut_after_a_list_point_and_marked_once() -> None:
+    points = "; ".join(f"de aanvrager onder punt {i} een verklaring van goed gedrag overlegt" for i in range(40))
+    shown = quote(_hit(f"De vergunning wordt verleend indien: {points}. Daarna volgt de rest.", "Art. 3"),
+                  "Wanneer wordt de vergunning verleend?")
+    assert shown.endswith("overlegt; …") and shown.count("…") == 1
+    assert len(shown) <= MAX_QUOTE_CHARS + 2
