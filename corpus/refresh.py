@@ -294,8 +294,8 @@ class Refresher:
     def _build(self, chunks: list[Chunk], progress: Progress | None, summary: RefreshSummary) -> str:
         vectors = self._embed(chunks, progress, summary)
         generation = self.store.new_generation_id()
-        folder = self.store.write(generation, chunks, model=self.embedder.name, dim=int(vectors.shape[1]))
-        LexicalIndex.build([c.embedding_text() for c in chunks]).save(folder / "bm25")
+        self.store.write(generation, chunks, model=self.embedder.name, dim=int(vectors.shape[1]))
+        self.store.write_lexical(generation, LexicalIndex.build([c.embedding_text() for c in chunks]))
         self.vectors.create(generation)
         self.vectors.add(generation, [c.id for c in chunks], vectors)
         previous = self.store.active()

@@ -44,8 +44,49 @@ KIND_FILTER_DEPTH = 300
 """Candidates per ranking when only some source kinds are wanted."""
 
 
+class _Generation:
+    """One index generation as searched: chunks, their positions and units, the lexical index, and what is
+    derived from them on first use. Built whole before it is served and never changed after, except for its
+    caches, which only ever hold values of this generation."""
+
+    def __init__(self, generation: str, chunks: list[Chunk], lexical: LexicalIndex) -> None:
+        self.generation = generation
+        self.chunks: tuple[Chunk, ...] = tuple(chunks)
+        self.position = {c.id: i for i, c in enumerate(self.chunks)}
+        self.unit_members: dict[str, list[int]] = {}
+        for i, chunk in enumerate(self.chunks):
+            self.unit_members.setdefault(chunk.unit_id, []).append(i)
+        self.lexical = lexical
+        self.kind_counts: dict[str, int] = {}
+        for chunk in self.chunks:
+            self.kind_counts[chunk.kind] = self.kind_counts.get(chunk.kind, 0) + 1
+        self._words: dict[int, frozenset[str]] = {}
+        self._term_stats: TermStats | None = None
+        self._stats_lock = threading.Lock()
+
+    def kind_share(self, kinds: Collection[str]) -> float:
+        """The share of the chunks that are of these kinds."""
+        return sum(self.kind_counts.get(kind, 0) for kind in kinds) / max(1, len(self.chunks))
+
+    def term_stats(self) -> TermStats:
+        """Document frequencies over the chunks of the quoted kinds (counted once, on first use)."""
+        if self._term_stats is None:
+            with self._stats_lock:
+                if self._term_stats is None:
+                    self._term_stats = TermStats.from_chunks([c for c in self.chunks if c.kind in QUOTED_KINDS])
+        return self._term_stats
+
+    def words(self, pos: int) -> frozenset[str]:
+        cached = self._words.get(pos)
+        if cached is None:
+            # Article numbers differ between twins by definition; compare the wording only.
+            cached = frozenset(t for t in analyse(self.chunks[pos].text) if not t[0].isdigit())
+            self._words[pos] = cached
+        return cached
+
+
 class HybridRetriever:
-    """Searches one index generation; reopen (or call ``refresh_if_switched``) to see a new one."""
+    """Searches one index generation; ``refresh_if_switched`` moves to a newer one in a single step."""
 
     def __init__(self, *, store: GenerationStore, vectors: VectorIndex, embedder: Embedder,
                  params: FusionParams | None = None, ranker: Ranker | None = None) -> None:
@@ -54,78 +95,60 @@ class HybridRetriever:
         self._vectors = vectors
         self._embedder = embedder
         self.params = params or FusionParams()
-        self.generation = ""
-        self._stats_lock = threading.Lock()
-        self._load(store.require_active())
+        self._switch_lock = threading.Lock()
+        self._served = self._load(store.require_active())
 
-    def _load(self, generation: str) -> None:
+    def _load(self, generation: str) -> _Generation:
         meta = self._store.read_meta(generation)
         if meta.model != self._embedder.name:
             raise ModelMismatchError(
                 f"the index was built with {meta.model} but the embedder is {self._embedder.name}: "
                 "run `vraagbaak corpus refresh --rebuild`"
             )
-        self._chunks: list[Chunk] = self._store.read_chunks(generation)
-        self._position = {c.id: i for i, c in enumerate(self._chunks)}
-        self._unit_members: dict[str, list[int]] = {}
-        for i, chunk in enumerate(self._chunks):
-            self._unit_members.setdefault(chunk.unit_id, []).append(i)
-        self._word_cache: dict[int, frozenset[str]] = {}
-        self._lexical = LexicalIndex.load(self._store.path(generation) / "bm25")
-        self._term_stats: tuple[str, TermStats] | None = None
-        self._kind_counts: tuple[str, dict[str, int]] | None = None
-        self.generation = generation
-        logger.info("serving index generation %s (%d chunks)", generation, len(self._chunks))
+        loaded = _Generation(generation, self._store.read_chunks(generation), self._store.read_lexical(generation))
+        logger.info("serving index generation %s (%d chunks)", generation, len(loaded.chunks))
+        return loaded
+
+    @property
+    def generation(self) -> str:
+        """The generation being served."""
+        return self._served.generation
 
     def refresh_if_switched(self) -> bool:
-        """Pick up a newer active generation after a refresh; True when it switched."""
-        active = self._store.active()
-        if active and active != self.generation:
-            self._load(active)
-            return True
-        return False
+        """Pick up a newer active generation after a refresh; True when it switched.
 
-    def _kind_share(self, kinds: Collection[str]) -> float:
-        """The share of the served chunks that are of these kinds."""
-        generation, counts = self._kind_counts if self._kind_counts else (None, {})
-        if generation != self.generation:
-            counts = {}
-            for chunk in self._chunks:
-                counts[chunk.kind] = counts.get(chunk.kind, 0) + 1
-            self._kind_counts = (self.generation, counts)
-        return sum(counts.get(kind, 0) for kind in kinds) / max(1, len(self._chunks))
+        Searches running meanwhile finish on the generation they started with: the new one is loaded whole and
+        then replaces it in one assignment. Threads that notice the switch together load it once.
+        """
+        active = self._store.active()
+        if not active or active == self._served.generation:
+            return False
+        with self._switch_lock:
+            if active == self._served.generation:
+                return False  # another thread switched while this one waited
+            self._served = self._load(active)
+        return True
 
     def term_stats(self) -> TermStats:
-        """Document frequencies over the served chunks of the quoted kinds (counted on first use, once per
-        generation)."""
-        generation, chunks = self.generation, self._chunks
-        cached = self._term_stats
-        if cached is not None and cached[0] == generation:
-            return cached[1]
-        with self._stats_lock:
-            cached = self._term_stats
-            if cached is not None and cached[0] == generation:
-                return cached[1]
-            stats = TermStats.from_chunks([c for c in chunks if c.kind in QUOTED_KINDS])
-            # Stored under the generation it was counted for: a switch meanwhile must not inherit it.
-            self._term_stats = (generation, stats)
-            return stats
+        """Document frequencies over the served chunks of the quoted kinds (counted once per generation)."""
+        return self._served.term_stats()
 
     @property
     def chunks(self) -> Sequence[Chunk]:
         """All chunks of the served generation."""
-        return self._chunks
+        return self._served.chunks
 
     def search(self, query: str, *, k: int = 10, mode: str = "hybrid",
                kinds: Collection[str] | None = None) -> list[SearchHit]:
         """Ranked hits, one per citable unit, best first (with ``kinds``: only units of those source kinds)."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
+        served = self._served  # one generation for the whole search, whatever a switch does meanwhile
         query = query.strip()
-        if not query or not self._chunks:
+        if not query or not served.chunks:
             return []
         depth = max(self.params.candidates, k * 3)
-        if kinds is not None and self._kind_share(kinds) < 0.5:
+        if kinds is not None and served.kind_share(kinds) < 0.5:
             depth = max(depth, KIND_FILTER_DEPTH)  # the wanted kinds are a small part of the corpus
         lexical: list[tuple[int, float]] = []
         dense: list[tuple[int, float]] = []
@@ -133,22 +156,22 @@ class HybridRetriever:
             tokens = analyse(query)
             if self.params.expand_terms:
                 tokens = expand(tokens)
-            lexical = self._lexical.search(tokens, depth)
+            lexical = served.lexical.search(tokens, depth)
         if mode in ("hybrid", "dense"):
             vector = self._embedder.embed_query(query)
-            dense = [(self._position[cid], score)
-                     for cid, score in self._vectors.query(self.generation, vector, depth)
-                     if cid in self._position]
+            dense = [(served.position[cid], score)
+                     for cid, score in self._vectors.query(served.generation, vector, depth)
+                     if cid in served.position]
         if kinds is not None:
             # Before fusing: each ranking's scores are scaled to its best candidate of the wanted kinds.
-            lexical = [(pos, score) for pos, score in lexical if self._chunks[pos].kind in kinds]
-            dense = [(pos, score) for pos, score in dense if self._chunks[pos].kind in kinds]
+            lexical = [(pos, score) for pos, score in lexical if served.chunks[pos].kind in kinds]
+            dense = [(pos, score) for pos, score in dense if served.chunks[pos].kind in kinds]
         fused = self._fuse(lexical, dense, mode)
         ranker = self.ranker if mode == "hybrid" and self.params.rerank else None
         if ranker is None:
-            return self._units(fused, lexical, dense, query, k)
-        hits = self._units(fused, lexical, dense, query, max(k, ranker.depth))
-        return ranker.rerank(query, hits, self.term_stats())[:k]
+            return self._units(served, fused, lexical, dense, query, k)
+        hits = self._units(served, fused, lexical, dense, query, max(k, ranker.depth))
+        return ranker.rerank(query, hits, served.term_stats())[:k]
 
     def _fuse(self, lexical: list[tuple[int, float]], dense: list[tuple[int, float]],
               mode: str) -> dict[int, float]:
@@ -164,8 +187,9 @@ class HybridRetriever:
                 scores[pos] = scores.get(pos, 0.0) + w * (s - low) / span
         return scores
 
-    def _units(self, fused: dict[int, float], lexical: list[tuple[int, float]],
+    def _units(self, served: _Generation, fused: dict[int, float], lexical: list[tuple[int, float]],
                dense: list[tuple[int, float]], query: str, k: int) -> list[SearchHit]:
+        chunks = served.chunks
         lex_rank = {pos: r for r, (pos, _) in enumerate(lexical, 1)}
         dense_rank = {pos: r for r, (pos, _) in enumerate(dense, 1)}
         dense_score = dict(dense)
@@ -174,28 +198,29 @@ class HybridRetriever:
         named = regimes.named_in(query) if regimes else frozenset()
         for pos, score in fused.items():
             if regimes is not None:
-                score *= regimes.factor_for(self._chunks[pos], named)
-            unit = self._chunks[pos].unit_id
+                score *= regimes.factor_for(chunks[pos], named)
+            unit = chunks[pos].unit_id
             if unit not in best or score > best[unit][0]:
                 best[unit] = (score, pos)
         ranked = sorted(best.values(), key=lambda item: (-item[0], item[1]))
         hits = []
-        position_of = {self._chunks[pos].unit_id: pos for _, pos in ranked}
-        for score, pos, twins in self._fold_twins(ranked[: k * 3], query)[:k]:
-            members = self._unit_members[self._chunks[pos].unit_id]
+        position_of = {chunks[pos].unit_id: pos for _, pos in ranked}
+        for score, pos, twins in self._fold_twins(served, ranked[: k * 3], query)[:k]:
+            members = served.unit_members[chunks[pos].unit_id]
             # A twin shown in place of the unit that matched keeps the group's best similarity.
             group = [pos, *(position_of[t] for t in twins if t in position_of)]
             similarities = [dense_score[p] for p in group if p in dense_score]
             hits.append(SearchHit(
-                chunk=self._chunks[members[0]], score=round(score, 6), matched=self._chunks[pos],
-                doc_ids=tuple(dict.fromkeys(self._chunks[m].doc_id for m in members)),
+                chunk=chunks[members[0]], score=round(score, 6), matched=chunks[pos],
+                doc_ids=tuple(dict.fromkeys(chunks[m].doc_id for m in members)),
                 lexical_rank=lex_rank.get(pos), dense_rank=dense_rank.get(pos),
                 dense_score=max(similarities) if similarities else None,
-                unit=tuple(self._chunks[m] for m in members) if len(members) > 1 else (),
+                unit=tuple(chunks[m] for m in members) if len(members) > 1 else (),
                 twins=twins))
         return hits
 
-    def _fold_twins(self, ranked: list[tuple[float, int]], query: str) -> list[tuple[float, int, tuple[str, ...]]]:
+    def _fold_twins(self, served: _Generation, ranked: list[tuple[float, int]],
+                    query: str) -> list[tuple[float, int, tuple[str, ...]]]:
         """Merge units that state the same rule twice (a law repeating a part for special sectors).
 
         The group keeps the best score and is shown as the unit that comes first in the source,
@@ -203,8 +228,9 @@ class HybridRetriever:
         """
         if not ranked:
             return []
+        chunks = served.chunks
         positions = [pos for _, pos in ranked]
-        words = [self._words(pos) for pos in positions]
+        words = [served.words(pos) for pos in positions]
         query_tokens = set(analyse(query))
         taken: set[int] = set()
         out: list[tuple[float, int, tuple[str, ...]]] = []
@@ -212,37 +238,29 @@ class HybridRetriever:
             if i in taken:
                 continue
             group = [i] + [j for j in range(i + 1, len(ranked))
-                           if j not in taken and self._restates(pos, positions[j])
+                           if j not in taken and _restates(chunks[pos], chunks[positions[j]])
                            and _jaccard(words[i], words[j]) >= self.params.twin_threshold]
             taken.update(group)
             members = [positions[j] for j in group]
-            shown = min(members, key=lambda p: (self._chunks[p].position, p))
+            shown = min(members, key=lambda p: (chunks[p].position, p))
             for p in members:
-                if self._heading_overlap(p, query_tokens) > self._heading_overlap(shown, query_tokens):
+                if _heading_overlap(chunks[p], query_tokens) > _heading_overlap(chunks[shown], query_tokens):
                     shown = p
-            twins = tuple(self._chunks[p].unit_id for p in members if p != shown)
+            twins = tuple(chunks[p].unit_id for p in members if p != shown)
             out.append((score, shown, twins))
         return out
 
-    def _restates(self, a: int, b: int) -> bool:
-        """Could unit b restate unit a? Only across top-level parts of one document (Deel 2 vs Deel 3);
-        near-identical articles side by side in one part are distinct rules (in-house vs. joint control)."""
-        first, second = self._chunks[a], self._chunks[b]
-        return (first.source_id == second.source_id and first.doc_id == second.doc_id
-                and bool(first.heading_path) and bool(second.heading_path)
-                and first.heading_path[0] != second.heading_path[0])
 
-    def _words(self, pos: int) -> frozenset[str]:
-        cached = self._word_cache.get(pos)
-        if cached is None:
-            # Article numbers differ between twins by definition; compare the wording only.
-            cached = frozenset(t for t in analyse(self._chunks[pos].text) if not t[0].isdigit())
-            self._word_cache[pos] = cached
-        return cached
+def _restates(first: Chunk, second: Chunk) -> bool:
+    """Could the second unit restate the first? Only across top-level parts of one document (Deel 2 vs Deel 3);
+    near-identical articles side by side in one part are distinct rules (in-house vs. joint control)."""
+    return (first.source_id == second.source_id and first.doc_id == second.doc_id
+            and bool(first.heading_path) and bool(second.heading_path)
+            and first.heading_path[0] != second.heading_path[0])
 
-    def _heading_overlap(self, pos: int, query_tokens: set[str]) -> int:
-        return len(query_tokens & set(analyse(" ".join(self._chunks[pos].heading_path))))
 
+def _heading_overlap(chunk: Chunk, query_tokens: set[str]) -> int:
+    return len(query_tokens & set(analyse(" ".join(chunk.heading_path))))
 
 
 def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:

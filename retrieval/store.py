@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from retrieval.errors import IndexNotReadyError
+from retrieval.lexical import LexicalIndex
 from retrieval.types import Chunk
 
 
@@ -63,6 +64,14 @@ class GenerationStore:
     def read_meta(self, generation: str) -> GenerationMeta:
         """Metadata of a generation."""
         return GenerationMeta(**json.loads((self.path(generation) / "meta.json").read_text()))
+
+    def write_lexical(self, generation: str, index: LexicalIndex) -> None:
+        """Save a generation's BM25 index next to its chunks."""
+        index.save(self.path(generation) / "bm25")
+
+    def read_lexical(self, generation: str) -> LexicalIndex:
+        """A generation's BM25 index."""
+        return LexicalIndex.load(self.path(generation) / "bm25")
 
     def read_chunks(self, generation: str) -> list[Chunk]:
         """All chunks of a generation, in index order."""

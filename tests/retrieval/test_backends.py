@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -154,3 +155,38 @@ def test_two_processes_get_the_same_neighbours_from_one_chroma_index(tmp_path: P
     runs = {subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
                            cwd=Path(__file__).resolve().parents[2]).stdout for _ in range(3)}
     assert len(runs) == 1
+
+
+def test_a_serving_process_sees_the_vectors_of_a_refresh_made_by_another_process(home: Path, tmp_path: Path) -> None:
+    """`vraagbaak serve` keeps one embedded chromadb client open while `vraagbaak corpus refresh` runs elsewhere."""
+    import sys
+
+    from corpus.manifest import load_manifest
+    from corpus.refresh import Refresher
+    from retrieval.embedders import FakeEmbedder
+    from retrieval.search import HybridRetriever
+    from retrieval.vector_index import ChromaIndex
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "a.md").write_text("# Dialoog\n\n## Verloop\nDe concurrentiegerichte dialoog verloopt in rondes.\n",
+                                encoding="utf-8")
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text("sources:\n  - id: n\n    title: N\n    kind: guidance\n    location: 'notes/*.md'\n")
+    embedder = FakeEmbedder()
+    serving = ChromaIndex(path=home / "index" / "chroma")
+    Refresher(home=home, embedder=embedder, vectors=serving).refresh(load_manifest(manifest))
+    retriever = HybridRetriever(store=Refresher(home=home, embedder=embedder, vectors=serving).store,
+                                vectors=serving, embedder=embedder)
+    assert retriever.search("dialoog rondes", k=1, mode="dense")[0].chunk.title == "Dialoog"
+
+    (notes / "b.md").write_text("# Marktconsultatie\n\n## Verslag\nVan elk gesprek met een leverancier maak je "
+                                "een verslag.\n", encoding="utf-8")
+    env = {**os.environ, "VRAAGBAAK_HOME": str(home), "VRAAGBAAK_EMBEDDER": "fake"}
+    done = subprocess.run([sys.executable, "-c", "from bot.cli import main; main()", "corpus", "refresh",
+                           "--manifest", str(manifest)], capture_output=True, text=True, env=env, timeout=120,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr
+    assert retriever.refresh_if_switched()
+    hits = retriever.search("gesprek met een leverancier verslag", k=2, mode="dense")
+    assert hits and hits[0].chunk.title == "Marktconsultatie"  # the new collection's vectors, read here

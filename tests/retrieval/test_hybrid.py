@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +38,8 @@ def _build(home: Path, vectors, embedder=None, articles=ARTICLES) -> HybridRetri
     matrix = embedder.embed_passages([c.embedding_text() for c in chunks])
     store = GenerationStore(home / "index")
     gen = store.new_generation_id()
-    folder = store.write(gen, chunks, model=embedder.name, dim=embedder.dim)
-    LexicalIndex.build([c.embedding_text() for c in chunks]).save(folder / "bm25")
+    store.write(gen, chunks, model=embedder.name, dim=embedder.dim)
+    store.write_lexical(gen, LexicalIndex.build([c.embedding_text() for c in chunks]))
     vectors.create(gen)
     vectors.add(gen, [c.id for c in chunks], matrix)
     store.activate(gen)
@@ -128,8 +130,8 @@ def test_record_rows_of_one_article_form_one_unit_cited_by_its_first_row(home: P
         chunks += chunk_document(doc, source_id="lqa", kind="legislation", start_position=len(chunks))
     matrix = embedder.embed_passages([c.embedding_text() for c in chunks])
     store = GenerationStore(home / "index")
-    folder = store.write("g1", chunks, model=embedder.name, dim=embedder.dim)
-    LexicalIndex.build([c.embedding_text() for c in chunks]).save(folder / "bm25")
+    store.write("g1", chunks, model=embedder.name, dim=embedder.dim)
+    store.write_lexical("g1", LexicalIndex.build([c.embedding_text() for c in chunks]))
     vectors = ExactIndex()
     vectors.create("g1")
     vectors.add("g1", [c.id for c in chunks], matrix)
@@ -161,3 +163,70 @@ def test_a_special_regime_ranks_below_the_general_rule_unless_the_question_names
     retriever.params = FusionParams(special_regimes=False)
     # Without the regimes the special-sector article, which repeats the query's words, outranks the rule that applies.
     assert retriever.search(question, k=2, mode="bm25")[0].chunk.label == "art. 3.80"
+
+
+def _generation(store: GenerationStore, vectors: ExactIndex, embedder: FakeEmbedder, articles: list) -> tuple[str, set]:
+    """Write one more generation (not activated) and return its id and chunk ids."""
+    sections = tuple(Section(text=f"Artikel {label[5:]}\n{text}", label=label, heading_path=(part,), is_article=True)
+                     for part, label, text in articles)
+    chunks = chunk_document(LoadedDocument(doc_id="aw", title="Testwet", sections=sections), source_id="aw",
+                            kind="legislation")
+    gen = store.new_generation_id()
+    store.write(gen, chunks, model=embedder.name, dim=embedder.dim)
+    store.write_lexical(gen, LexicalIndex.build([c.embedding_text() for c in chunks]))
+    vectors.create(gen)
+    vectors.add(gen, [c.id for c in chunks], embedder.embed_passages([c.embedding_text() for c in chunks]))
+    return gen, {c.id for c in chunks}
+
+
+def test_searches_during_a_switch_each_see_one_whole_generation_and_it_is_loaded_once(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refresh that shrinks the corpus while threads search and check for a switch, as the channels do."""
+    embedder, vectors, store = FakeEmbedder(), ExactIndex(), GenerationStore(home / "index")
+    wide = [("Deel 2 Klassieke sectoren", f"art. 2.{n}", f"De aanbestedende dienst raamt de waarde van opdracht "
+             f"{n} exclusief btw en vermeldt de termijn van {n} dagen.") for n in range(1, 61)]
+    first, first_ids = _generation(store, vectors, embedder, wide)
+    store.activate(first)
+    retriever = HybridRetriever(store=store, vectors=vectors, embedder=embedder)
+    second, second_ids = _generation(store, vectors, embedder, wide[:3])
+
+    loads: list[str] = []
+    real_read, real_load = GenerationStore.read_chunks, LexicalIndex.load
+
+    def counted_read(self: GenerationStore, generation: str):
+        loads.append(generation)
+        return real_read(self, generation)
+
+    def slow_load(path: Path) -> LexicalIndex:
+        time.sleep(0.2)  # a big BM25 index: the window in which a half-switched retriever would be seen
+        return real_load(path)
+
+    monkeypatch.setattr(GenerationStore, "read_chunks", counted_read)
+    monkeypatch.setattr(LexicalIndex, "load", staticmethod(slow_load))
+    errors: list[BaseException] = []
+    mixed: list[list[str]] = []
+    stop = threading.Event()
+
+    def officer() -> None:
+        while not stop.is_set():
+            try:
+                retriever.refresh_if_switched()
+                ids = {h.matched.id for h in retriever.search("waarde van de opdracht exclusief btw", k=10)}
+                if not (ids <= first_ids or ids <= second_ids):
+                    mixed.append(sorted(ids))
+            except BaseException as exc:  # noqa: BLE001 - the test reports whatever a search raised
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=officer) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.1)
+    store.activate(second)
+    time.sleep(0.6)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert not errors and not mixed
+    assert retriever.generation == second
+    assert loads.count(second) == 1  # four threads noticed the switch; one loaded it
