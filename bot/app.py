@@ -14,6 +14,7 @@ from bot.escalator import PoolEscalator
 from bot.procedure import WalkStore
 from bot.resources import file_digest, template_offer
 from bot.routing import load_routing
+from bot.runtime import SlidingWindowLimiter
 from bot.server import ServerSettings
 from bot.settings import BotSettings
 from corpus.refresh import Refresher
@@ -91,7 +92,8 @@ class App:
                                           timeout=llm.timeout_seconds)
         return HelpdeskService.create(retriever=self.retriever, audit=self.audit, model=self.embedder.name,
                                       embed=self.query_embedder.embed_query, composer=composer,
-                                      escalator=self.escalator, walks=self.walks)
+                                      escalator=self.escalator, walks=self.walks,
+                                      ticket_limit=SlidingWindowLimiter(self.bot_settings.tickets_per_hour, 3600))
 
     @cached_property
     def walks(self) -> WalkStore:

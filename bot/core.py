@@ -23,6 +23,7 @@ from bot.messages import Action, ActionKind, Citation, Decision, FileOffer, Inco
 from bot.policy import RuleMatch, Rules, load_rules
 from bot.procedure import ProcedureTree, WalkStore, load_tree
 from bot.routing import Evidence, Router, Verdict, load_routing
+from bot.runtime import SlidingWindowLimiter
 from retrieval.answer import compose
 from retrieval.evidence import TermStats
 from retrieval.lexical import analyse
@@ -67,6 +68,11 @@ HELP_TEXT = (
     "Opdrachten: /expert (vraag een expert), /status (mijn vragen aan experts), /opgelost N, /vervolg N en "
     "/bijlagen N (bij een antwoord van een expert), /reset (nieuw gesprek), /help."
 )
+
+TICKETS_LIMITED = (
+    "Je legde het afgelopen uur al {limit} vragen voor aan de expertenpool. Om de experts niet te overspoelen neem "
+    "ik nu geen nieuwe vraag aan: probeer het over een uur opnieuw. Een lopende vraag aanvullen kan wel, met "
+    "/vervolg N.")
 
 
 class Retriever(Protocol):
@@ -170,17 +176,20 @@ class HelpdeskService:
     walks: WalkStore = field(default_factory=lambda: WalkStore(None))
     """Where each conversation is in `/procedure` (SQLite under the data dir in the app: survives a restart)."""
     tree: ProcedureTree = field(default_factory=load_tree)
+    ticket_limit: SlidingWindowLimiter | None = None
+    """How many tickets one officer may open per window (the app sets it; None: no limit, as in evaluations)."""
 
     @classmethod
     def create(cls, *, retriever: Retriever, audit: AuditLog, model: str,
                embed: Callable[[str], np.ndarray] | None = None, escalator: Escalator | None = None,
-               composer: Composer | None = None, walks: WalkStore | None = None) -> "HelpdeskService":
+               composer: Composer | None = None, walks: WalkStore | None = None,
+               ticket_limit: SlidingWindowLimiter | None = None) -> "HelpdeskService":
         """A service with the bundled rules and procedure tree, the routing model trained for ``model`` and
         default memory."""
         return cls(retriever=retriever, audit=audit, escalator=escalator or NoEscalation(),
                    memory=ConversationMemory(), rules=load_rules(),
                    router=Router(load_routing(model), embed=embed), composer=composer,
-                   walks=walks or WalkStore(None))
+                   walks=walks or WalkStore(None), ticket_limit=ticket_limit)
 
     # -- entry points -------------------------------------------------------------------------------------
 
@@ -502,6 +511,10 @@ class HelpdeskService:
 
     def _escalate(self, incoming: Incoming, question: str, query: str, hits: list[SearchHit], *, reason: str,
                   intro: str) -> Reply:
+        if self.ticket_limit is not None and not self.ticket_limit.allow((incoming.channel, incoming.user_id))[0]:
+            # Logged with the question like any reply, so the maintainer sees what was held back.
+            return self._reply(TICKETS_LIMITED.format(limit=self.ticket_limit.limit), Decision.CLARIFY,
+                               incoming=incoming, question=question, query=query)
         history = [t.full_question for t in self.memory.history(incoming.conversation_id)]
         ticket, outro = self.escalator.escalate(incoming, question=question, hits=hits[:3], reason=reason,
                                                 history=history)

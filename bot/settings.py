@@ -21,10 +21,13 @@ class LlmSettings:
 
 @dataclass(frozen=True)
 class BotSettings:
-    """Log retention and the optional generative mode."""
+    """Log retention, the optional generative mode and the ticket limit."""
 
     retention_days: int = 365
     llm: LlmSettings | None = None
+    tickets_per_hour: int = 5
+    """Tickets one officer may open in any hour, in every channel (``VRAAGBAAK_TICKETS_PER_HOUR``, 0 = no limit):
+    each ticket mails the expert pool."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "BotSettings":
@@ -33,6 +36,9 @@ class BotSettings:
         retention = env.get("VRAAGBAAK_RETENTION_DAYS") or "365"
         if not retention.isdigit() or int(retention) < 1:
             raise ConfigError(f"VRAAGBAAK_RETENTION_DAYS must be a positive whole number, got {retention!r}")
+        tickets = (env.get("VRAAGBAAK_TICKETS_PER_HOUR") or "5").strip()
+        if not tickets.isdigit():
+            raise ConfigError(f"VRAAGBAAK_TICKETS_PER_HOUR must be a whole number (0 = no limit), got {tickets!r}")
         llm = None
         base_url = env.get("VRAAGBAAK_LLM_BASE_URL")
         if base_url:
@@ -49,4 +55,4 @@ class BotSettings:
             except ValueError:
                 raise ConfigError(f"VRAAGBAAK_LLM_TIMEOUT must be a number of seconds, got {timeout!r}") from None
             llm = LlmSettings(base_url=base_url, model=model, api_key=api_key, timeout_seconds=timeout_s)
-        return cls(retention_days=int(retention), llm=llm)
+        return cls(retention_days=int(retention), llm=llm, tickets_per_hour=int(tickets))

