@@ -69,6 +69,8 @@ HELP_TEXT = (
     "/bijlagen N (bij een antwoord van een expert), /reset (nieuw gesprek), /help."
 )
 
+STATUS_IN_PRIVATE = ("Je vragen aan de expertenpool toon ik niet in een groepsgesprek. Stuur /status in een "
+                     "privégesprek met mij, dan krijg je het overzicht.")
 TICKETS_LIMITED = (
     "Je legde het afgelopen uur al {limit} vragen voor aan de expertenpool. Om de experts niet te overspoelen neem "
     "ik nu geen nieuwe vraag aan: probeer het over een uur opnieuw. Een lopende vraag aanvullen kan wel, met "
@@ -203,6 +205,8 @@ class HelpdeskService:
             self.memory.reset(incoming.conversation_id)
             return self._reply("Het gesprek is gewist. Stel gerust een nieuwe vraag.", Decision.CLARIFY)
         if command == "/status":
+            if incoming.shared:
+                return self._reply(STATUS_IN_PRIVATE, Decision.CLARIFY)
             return self._reply(self.escalator.status(incoming) + "\n\nStel gerust een nieuwe vraag.", Decision.CLARIFY)
         if command == procedure.COMMAND:
             return self._procedure(incoming, text[len(procedure.COMMAND):].strip())

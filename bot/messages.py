@@ -55,6 +55,8 @@ class Incoming:
     answer_arrives: str | None = None
     """Dutch, completing "Het antwoord krijg je ...": where an expert's later answer reaches the officer, set by a
     channel that cannot write into this conversation afterwards (the console). None: "hier in dit gesprek"."""
+    shared: bool = False
+    """A group chat or channel: colleagues read every reply, so nothing of one officer's own is listed there."""
 
 
 @dataclass(frozen=True)

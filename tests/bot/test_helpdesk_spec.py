@@ -337,3 +337,12 @@ def test_an_officer_opens_at_most_the_ticket_limit_per_hour_and_the_question_is_
     assert other.ticket == 3  # the limit is per officer
     now[0] += 3600
     assert desk.say("/expert Mag ik nu weer een vraag stellen over een innovatiepartnerschap?").ticket == 4
+
+
+def test_status_in_a_group_points_to_the_private_chat_and_lists_nothing(desk: Desk) -> None:
+    desk.say("/expert Mag ik een innovatiepartnerschap gebruiken voor software?")
+    group = Incoming(channel="test", conversation_id="g1", user_id="u1", text="/status", shared=True)
+    reply = desk.service.handle(group)
+    assert "privégesprek" in reply.text and "VB-" not in reply.text
+    assert ("status",) not in desk.escalator.calls
+    assert "1 vraag" in desk.say("/status").text  # in the private chat the list comes as before
