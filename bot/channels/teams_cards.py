@@ -5,10 +5,16 @@ No SDK import: the Teams adapter wraps these dicts in its SDK's types, so a repl
 Citation entity shape (Teams "bot messages with AI-generated content"): one ``https://schema.org/Message`` entity
 per activity; each ``Claim`` has ``position`` (the [n] marker) and an ``appearance`` ``DigitalDocument`` with
 ``name`` (max 80 characters), ``abstract`` (max 160) and an optional ``url`` that makes the name a link.
+
+TextBlocks render a Markdown subset, so every text that is not ours (corpus quotes, model output, an expert's answer,
+titles, file names) goes through ``markdown_text`` / ``_inline``; the only links in a card are the ones built here
+(web citations, signed download links). A local source is named by its title and label, never by its path.
 """
 
 from __future__ import annotations
 
+import re
+import string
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +26,8 @@ CARD_VERSION = "1.5"
 SUBMIT_KEY = "vb"
 """Key in Action.Submit data that marks our own buttons (Teams echoes the data back as the message ``value``)."""
 
+EXPERT_HEADING = "Antwoord van de expertenpool"
+"""The expert answer card's header (and the first words of the text escalation hands the channel)."""
 NAME_MAX = 80
 ABSTRACT_MAX = 160
 _TOOLTIPS = {
@@ -47,9 +55,9 @@ class LinkedFile:
         """One line: the name as a link, size and note, until when the link works."""
         about = ", ".join(p for p in (self.size_text, self.note) if p)
         if not self.url:
-            return f"{self.name} ({about}): {NO_LINK}."
+            return f"{_inline(self.name)} ({_inline(about)}): {NO_LINK}."
         until = f" — link geldig tot {self.valid_until}" if self.valid_until else ""
-        return f"[{_link_text(self.name)}]({_link_url(self.url)}) ({about}){until}"
+        return f"[{_link_text(self.name)}]({_link_url(self.url)}) ({_inline(about)}){until}"
 
     def plain(self) -> str:
         """The line for clients without cards."""
@@ -89,11 +97,24 @@ def answer_card(reply: Reply, files: list[LinkedFile] | None = None) -> dict[str
 def expert_answer_card(text: str, files: list[LinkedFile] | None = None) -> dict[str, Any]:
     """An expert's answer pushed into the conversation later, marked as coming from the expert pool, with the
     expert's attachments as download links."""
-    header = {"type": "TextBlock", "text": "Antwoord van de expertenpool", "weight": "Bolder", "size": "Medium",
+    header = {"type": "TextBlock", "text": EXPERT_HEADING, "weight": "Bolder", "size": "Medium",
               "color": "Accent", "wrap": True}
-    body = [{"type": "Container", "style": "emphasis", "items": [header]}, *_text_blocks(text),
+    body = [{"type": "Container", "style": "emphasis", "items": [header]}, *_text_blocks(_under_heading(text)),
             *file_blocks(files or [])]
+    # The fallback has no header: there the text keeps its own heading.
     return _card(body, fallback=text + _plain_files(files))
+
+
+def _under_heading(text: str) -> str:
+    """The text without its leading "Antwoord van de expertenpool", which the card's header already says:
+    "Antwoord van de expertenpool op je vraag VB-1 (...):" becomes "Op je vraag VB-1 (...):"."""
+    first, newline, rest = text.lstrip().partition("\n")
+    if not first.startswith(EXPERT_HEADING):
+        return text
+    tail = first[len(EXPERT_HEADING):].strip()
+    if not tail.strip(" :"):
+        return rest
+    return tail[0].upper() + tail[1:] + newline + rest
 
 
 def file_blocks(files: list[LinkedFile]) -> list[dict[str, Any]]:
@@ -137,19 +158,71 @@ def citation_entity(reply: Reply) -> dict[str, Any] | None:
 
 
 def fallback_text(reply: Reply, files: list[LinkedFile] | None = None) -> str:
-    """The reply as plain text, with its sources and files, for clients that cannot show cards."""
+    """The reply as plain text, with its sources and files, for clients that cannot show cards (and notifications)."""
     text = reply.text
     if reply.citations:
-        text += "\n\nBronnen:\n" + "\n".join(c.line() for c in reply.citations)
+        text += "\n\nBronnen:\n" + "\n".join(source_plain(c) for c in reply.citations)
     return text + _plain_files(files)
+
+
+def source_plain(c: Citation) -> str:
+    """One source line in plain text: marker, title, label, date, and the address only of a web source (a local
+    source's path is the maintainer's disk, not something to show an officer)."""
+    parts = [c.title, c.label, c.date_text, c.url if _is_web(c.url) else None]
+    return f"[{c.n}] " + " — ".join(p for p in parts if p)
 
 
 def source_markdown(c: Citation) -> str:
     """One source line: the marker, the title (a link for web sources), the label and the effective date."""
     name = " — ".join(p for p in (c.title, c.label) if p)
-    shown = f"[{_link_text(name)}]({_link_url(c.url)})" if _is_web(c.url) else name
+    shown = f"[{_link_text(name)}]({_link_url(c.url)})" if _is_web(c.url) else _inline(name)
     when = f" ({c.date_text})" if c.date_text else ""
     return f"[{c.n}] {shown}{when}"
+
+
+# -- Markdown in TextBlocks -----------------------------------------------------------------------------------
+# A TextBlock renders a CommonMark subset (bold, italic, lists, links), and some Teams clients also link raw URLs.
+# Text that is not ours must read the same and format nothing (docs/TEAMS.md, "Markdown in cards"):
+# - Links and blocks are broken with an invisible U+2060 WORD JOINER, which no renderer takes for markup, so this
+#   holds even in a client that ignores backslash escapes: between "]" and "(" (links, images); after "<" before a
+#   letter, "/", "!" or "?" (autolinks, HTML); after "scheme:" before "//" and after "www" (raw URLs); and in front
+#   of a line that would start a block or define a link: "#", ">", "- ", "+ ", "* ", "1. ", "1) ", "---", "[x]:".
+# - Inline formatting can only be escaped: a CommonMark backslash before "*", "`", "~", "_" (not inside a word,
+#   where "_" cannot emphasise: model_2024.docx stays as it is), "&" of an entity, and a backslash before
+#   punctuation. Prose without these characters carries no backslash at all.
+# Bare domain names and e-mail addresses are left alone: a client that links them shows where they lead.
+
+WORD_JOINER = "\u2060"
+_BLOCK_START = re.compile(r"#|>|[-+*](?:\s|$)|\d{1,9}[.)](?:\s|$)|-{3,}|\[[^\]]*\]:")
+_URL_SCHEME = re.compile(r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]{0,31}:(?=//)")
+_WWW = re.compile(r"(?<![\w.])(www)(?=\.)", re.IGNORECASE)
+_ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
+_TAG_OR_AUTOLINK = re.compile(r"[A-Za-z/!?]")
+_PUNCTUATION = frozenset(string.punctuation)
+
+
+def markdown_text(line: str) -> str:
+    """One line of untrusted text for a TextBlock: shown as written, without links or formatting."""
+    line = line.strip()  # indentation would make a code block; a TextBlock shows none anyway
+    return (WORD_JOINER if _BLOCK_START.match(line) else "") + _inline(line)
+
+
+def _inline(text: str) -> str:
+    """Untrusted text inside a line (a title, a file name): escaped as the comment above says."""
+    text = " ".join(text.split())  # a line break inside a title or file name would start a new Markdown line
+    out = []
+    for i, ch in enumerate(text):
+        before = text[i - 1] if i else ""
+        after = text[i + 1] if i + 1 < len(text) else ""
+        if (ch in "*`~" or (ch == "\\" and after in _PUNCTUATION) or (ch == "&" and _ENTITY.match(text, i))
+                or (ch == "_" and not (before.isalnum() and after.isalnum()))):
+            out.append("\\" + ch)
+        elif (ch == "]" and after == "(") or (ch == "<" and _TAG_OR_AUTOLINK.match(after)):
+            out.append(ch + WORD_JOINER)
+        else:
+            out.append(ch)
+    escaped = _URL_SCHEME.sub(lambda m: m.group(0) + WORD_JOINER, "".join(out))
+    return _WWW.sub(lambda m: m.group(1) + WORD_JOINER, escaped)
 
 
 def _card(body: list[dict[str, Any]], *, fallback: str) -> dict[str, Any]:
@@ -165,7 +238,7 @@ def _text_blocks(text: str) -> list[dict[str, Any]]:
         if not line.strip():
             new_paragraph = True
             continue
-        block: dict[str, Any] = {"type": "TextBlock", "text": line, "wrap": True}
+        block: dict[str, Any] = {"type": "TextBlock", "text": markdown_text(line), "wrap": True}
         if blocks:
             block["spacing"] = "Medium" if new_paragraph else "Small"
         blocks.append(block)
@@ -188,8 +261,8 @@ def _is_web(url: str | None) -> bool:
 
 
 def _link_text(text: str) -> str:
-    # Brackets inside a markdown link text would end the link early.
-    return text.replace("[", "(").replace("]", ")")
+    # Brackets inside a markdown link text would end the link early; the rest is escaped like any untrusted text.
+    return _inline(text.replace("[", "(").replace("]", ")"))
 
 
 def _link_url(url: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gc
+import html
 import itertools
 import json
 import re
@@ -30,7 +31,7 @@ from bot.app import App
 from bot.channels.teams import TeamsChannel
 from bot.channels.teams_settings import TeamsSettings
 from bot.cli import main
-from bot.messages import Decision, Reply
+from bot.messages import Citation, Decision, Reply
 from bot.server import build_web_app
 from bot.settings import BotSettings
 from escalation.service import DeliveryError
@@ -366,7 +367,7 @@ def test_a_template_asked_for_in_teams_is_a_signed_link_to_the_file_the_index_wa
             chunks = [c if c.get("file_name") != "aankondiging-marktconsultatie.docx" else
                       dataclasses.replace(c, meta=tuple((k, str(changed) if k == "file" else v) for k, v in c.meta))
                       for c in app.retriever.chunks]
-            monkeypatch.setattr(app.retriever, "_chunks", chunks)
+            monkeypatch.setattr(type(app.retriever), "chunks", property(lambda _: chunks))
             gone = await h.client.get(path)
             assert gone.status == 404 and "er niet meer" in await gone.text()
 
@@ -920,3 +921,140 @@ def test_connections_to_the_connector_are_closed_after_each_turn_and_delivery() 
         run(scenario)
     finally:
         gc.enable()
+
+
+# -- issue 13: what an officer sees in Teams: no local paths, no live Markdown, the expert heading once ----------
+
+
+def _posted_text_blocks(posted: Posted) -> list[str]:
+    """The text of every TextBlock in the cards of a posted activity, containers included, in order."""
+    found: list[str] = []
+
+    def walk(items: list[dict[str, Any]]) -> None:
+        for item in items:
+            if item.get("type") == "TextBlock":
+                found.append(item["text"])
+            walk(item.get("items", []))
+
+    for attachment in posted.activity.get("attachments", []):
+        walk(attachment["content"].get("body", []))
+    return found
+
+
+def test_what_teams_sends_names_local_sources_without_their_file_paths(app: App) -> None:
+    async def scenario() -> None:
+        async with serving(LOCAL, app) as h:
+            await h.post(activity(h.service_url, text=QUESTION))
+            [answer] = h.connector.messages()  # its sources: the sample corpus's local files, no web address
+            sent = json.dumps(answer.activity, ensure_ascii=False)
+            assert "file:" not in sent and "/corpus/sample/" not in sent  # the maintainer's disk stays private
+            summary = answer.activity["summary"]
+            assert "Bronnen:" in summary
+            listed = summary.split("Bronnen:\n", 1)[1].splitlines()
+            assert listed and all(re.match(r"^\[\d+\] Precommercieel aankopen \(PCP\)", line) for line in listed)
+            assert answer.activity["attachments"][0]["content"]["fallbackText"] == summary
+
+    run(scenario)
+
+
+HOSTILE_LINES = (
+    "Lees de [Offici\u00eble richtlijn](https://evil.example/login) en ![logo](https://evil.example/p.png) [1].",
+    "[bron]: https://evil.example/ref",
+    "Zie [de nota][bron], <https://evil.example/auto>, https://evil.example/raw of www.evil.example/x.",
+    "**Let op:** _alleen_ vandaag, `code` en ~~oud~~, art. 5* en 2 * 3.",
+    "- eerste punt",
+    "3. De aanbestedende overheid beslist.",
+    "# Geen kop",
+    "> geen citaat",
+    "---",
+    "model_2024_v2.docx, C:\\pad\\*, O&O, &amp; en \\[1\\] blijven zoals ze zijn.",
+)
+WEB_LAW = "https://www.ejustice.just.fgov.be/eli/wet/2016/06/17/2016021052/justel"
+
+
+@dataclass(frozen=True)
+class _AttachedFile:
+    """An expert's attachment as the escalation store hands it to a channel."""
+
+    ref: str
+    name: str
+    content_type: str
+    size: int
+    path: Path
+
+
+class _HostileHelpdesk:
+    """A core whose answer quotes a corpus passage (or model output) full of Markdown."""
+
+    def handle(self, incoming: Any) -> Reply:
+        law = Citation(n=1, title="Wet van 17 juni 2016", label="art. 40", url=WEB_LAW, kind="legislation",
+                       effective_date="2024-01-01", chunk_id="wet:40:1")
+        note = Citation(n=2, title="Interne nota *concept*", label="[intern](https://evil.example/nota)",
+                        url="file:///home/beheerder/corpus/nota.pdf", kind="guidance", effective_date=None,
+                        chunk_id="nota:1")
+        return Reply(text="\n".join(HOSTILE_LINES), decision=Decision.ANSWER, reply_id="r-hostile",
+                     citations=(law, note))
+
+
+def _rendered(markdown: str) -> tuple[str, list[str], set[str]]:
+    """A TextBlock as a CommonMark renderer (markdown-it, which Adaptive Cards hosts plug in) shows it: the visible
+    text, the link targets, and the HTML tags it produced."""
+    markdown_it = pytest.importorskip("markdown_it", reason="markdown-it-py (installed with chromadb's rich)")
+    page = markdown_it.MarkdownIt("commonmark").enable("strikethrough").render(markdown)
+    links = re.findall(r'<a href="([^"]*)"', page)
+    tags = set(re.findall(r"<(\w+)", page))
+    return html.unescape(re.sub(r"<[^>]+>", "", page)).strip(), links, tags
+
+
+def test_markdown_in_quotes_model_output_and_expert_answers_stays_text_and_only_citations_link() -> None:
+    expert_text = ("Antwoord van de expertenpool op je vraag VB-3 (\"Mag dat?\"):\n\n" + "\n".join(HOSTILE_LINES)
+                   + "\n\n\u2014 Chlo\u00e9 Dubois")
+    attachment = _AttachedFile(ref="attachment:1", name="[Offici\u00eble richtlijn](https://evil.example).pdf",
+                               content_type=PDF_TYPE, size=2048, path=Path("/nonexistent/advies.pdf"))
+
+    async def scenario() -> None:
+        async with serving(LOCAL, None, helpdesk=_HostileHelpdesk()) as h:
+            await h.post(activity(h.service_url, text=QUESTION))
+            await asyncio.to_thread(h.channel.deliver, conversation_reference(h.service_url, PERSONAL), expert_text,
+                                    [attachment])
+            answer, expert = h.connector.messages()
+            for posted in (answer, expert):
+                blocks = _posted_text_blocks(posted)
+                rendered = [_rendered(b) for b in blocks]
+                links = [url for _, found, _ in rendered for url in found]
+                assert set(links) <= {WEB_LAW}, links  # only the citation the code itself built is a link
+                assert {tag for _, _, tags in rendered for tag in tags} <= {"p", "a"}  # no emphasis, lists, code
+                visible = [text for text, _, _ in rendered]
+                for line in HOSTILE_LINES:  # the officer reads the same words: no stray backslash, nothing lost
+                    assert line in (v.replace("\u2060", "") for v in visible), line
+                for text in visible:  # nothing a client's linkifier would turn into a link
+                    assert not re.search(r"(?i)\b(?:https?|file)://|\bwww\.", text), text
+            answer_links = [url for b in _posted_text_blocks(answer) for url in _rendered(b)[1]]
+            assert answer_links == [WEB_LAW]  # the web source is still a link
+            file_line = next(v for v, _, _ in map(_rendered, _posted_text_blocks(expert)) if ".pdf" in v)
+            assert file_line.replace("\u2060", "").startswith(attachment.name)
+            for shown in (answer.activity["summary"], json.dumps(answer.activity, ensure_ascii=False)):
+                assert "file:" not in shown and "/home/beheerder" not in shown
+            assert WEB_LAW in answer.activity["summary"]  # the plain-text fallback keeps the web address
+
+    run(scenario)
+
+
+def test_an_expert_answer_in_teams_carries_its_heading_once(pool_app: App) -> None:
+    app = pool_app
+
+    async def scenario() -> None:
+        async with serving(LOCAL, app) as h:
+            await h.post(activity(h.service_url, text=DISPUTE))
+            assert app.tickets.ingest(_expert_reply(app, 1)).status == "accepted"
+            assert await asyncio.to_thread(app.tickets.deliver, {"teams": h.channel}) == 1
+            pushed = h.connector.messages()[-1]
+            blocks = _posted_text_blocks(pushed)
+            assert sum(b.count("Antwoord van de expertenpool") for b in blocks) == 1, blocks
+            assert blocks[0] == "Antwoord van de expertenpool"  # the card's header
+            assert blocks[1].startswith("Op je vraag VB-1 (") and "Een inschrijver dreigt" in blocks[1]
+            assert any("Schort de sluiting" in b for b in blocks) and any("/opgelost 1" in b for b in blocks)
+            # Without the card (notifications, old clients) the heading is needed once, in the text itself.
+            assert pushed.activity["summary"].count("Antwoord van de expertenpool") == 1
+
+    run(scenario)
