@@ -423,7 +423,8 @@ def telegram_users_command(app: App) -> None:
 @click.argument("user_id", type=int)
 @click.pass_obj
 def telegram_revoke_command(app: App, user_id: int) -> None:
-    """Take away access given through an invite (remove ids from VRAAGBAAK_TELEGRAM_ALLOWED_USERS yourself)."""
+    """Take away access given through an invite, for good: only an invite created afterwards lets them back in
+    (remove ids from VRAAGBAAK_TELEGRAM_ALLOWED_USERS yourself)."""
     access = _telegram_access(app)
     try:
         removed = access.revoke(user_id)
@@ -431,7 +432,43 @@ def telegram_revoke_command(app: App, user_id: int) -> None:
         access.close()
     if not removed:
         raise click.ClickException(f"{user_id} did not join through an invite")
-    click.echo(f"{user_id} no longer has access via an invite.")
+    click.echo(f"{user_id} no longer has access via an invite. No existing invite lets them in again; only one "
+               "created from now on does.")
+
+
+@telegram_group.command("invites")
+@click.option("--invalidate", "invite_id", type=int, default=None, metavar="ID",
+              help="Make invite ID unusable (officers who already joined with it stay; revoke them separately).")
+@click.pass_obj
+def telegram_invites_command(app: App, invite_id: int | None) -> None:
+    """List invites: id, created, expires, uses left, officers admitted with it, state. Codes are stored only as
+    hashes, so they are never shown again.
+
+    \b
+    Examples:
+      vraagbaak telegram invites
+      vraagbaak telegram invites --invalidate 3
+    """
+    import time
+
+    access = _telegram_access(app)
+    try:
+        if invite_id is not None:
+            if not access.invalidate(invite_id):
+                raise click.ClickException(f"no invite with id {invite_id} (see `vraagbaak telegram invites`)")
+            click.echo(f"Invite {invite_id} can no longer be used.")
+            return
+        invites = access.invites()
+    finally:
+        access.close()
+    if not invites:
+        click.echo("No invites created yet.", err=True)
+        return
+    now = time.time()
+    click.echo("\t".join(("id", "created", "expires", "uses left", "redeemed", "state")))
+    for invite in invites:
+        click.echo("\t".join((str(invite.id), _local_time(invite.created_at), _local_time(invite.expires_at),
+                              str(invite.uses_left), str(invite.redeemed), invite.state(now))))
 
 
 @main.group("teams")

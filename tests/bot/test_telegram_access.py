@@ -1,0 +1,119 @@
+"""Who may use the Telegram bot, as stored: invites, redemptions, revocations, and the `vraagbaak telegram` commands."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from bot.channels.telegram_access import ACCESS_FILE, TelegramAccess
+from bot.cli import main
+
+AN, BERT, CHLOE = 1001, 1002, 1003
+DAY = 86400
+
+
+def _clock(start: float = 1_000_000.0) -> list[float]:
+    return [start]
+
+
+def test_a_revoked_officer_needs_an_invite_created_after_the_revocation(home: Path) -> None:
+    now = _clock()
+    access = TelegramAccess(home / "access.sqlite", clock=lambda: now[0])
+    old = access.create_invite(uses=3)
+    now[0] += 60
+    assert access.redeem(old.code, AN)
+    now[0] += 60
+    other = access.create_invite(uses=1)  # never used by An, but also made before the revocation
+    now[0] += 60
+    assert access.revoke(AN) and not access.is_allowed(AN)
+    assert not access.redeem(old.code, AN) and not access.redeem(other.code, AN) and not access.is_allowed(AN)
+    assert [i.uses_left for i in access.invites()] == [2, 1]  # a refused attempt uses nothing up
+    now[0] += 60
+    new = access.create_invite(uses=1)
+    assert access.redeem(new.code, AN) and access.is_allowed(AN)
+    assert access.revoke(AN)
+    now[0] += 60
+    assert not access.redeem(new.code, AN) and not access.redeem(old.code, AN)  # revoked again: again for good
+    assert access.redeem(old.code, BERT)  # the old invite still works for someone never revoked
+
+
+def test_an_invalidated_invite_admits_nobody(home: Path) -> None:
+    access = TelegramAccess(home / "access.sqlite")
+    invite = access.create_invite(uses=5)
+    assert access.redeem(invite.code, AN)
+    [listed] = access.invites()
+    assert access.invalidate(listed.id)
+    assert not access.redeem(invite.code, BERT) and not access.is_allowed(BERT)
+    assert access.is_allowed(AN)  # who already joined stays: revoke them on their own
+    [listed] = access.invites()
+    assert listed.state(listed.invalidated_at + 1) == "invalidated" and listed.uses_left == 4
+    assert not access.invalidate(listed.id + 1)  # no such invite
+
+
+def test_invites_lists_each_invite_without_its_code_and_invalidates_one(home: Path) -> None:
+    runner = CliRunner()
+    empty = runner.invoke(main, ["telegram", "invites"])
+    assert empty.exit_code == 0 and empty.stdout == "" and "No invites" in empty.stderr
+    codes = []
+    for uses in ("2", "1"):
+        created = runner.invoke(main, ["telegram", "invite", "--uses", uses, "--days", "3"])
+        assert created.exit_code == 0, created.output
+        codes.append(re.search(r"/start (\S+)", created.output).group(1))
+    access = TelegramAccess(home / ACCESS_FILE)
+    try:
+        assert access.redeem(codes[0], AN)
+    finally:
+        access.close()
+
+    listed = runner.invoke(main, ["telegram", "invites"])
+    assert listed.exit_code == 0, listed.output
+    lines = listed.stdout.strip().splitlines()
+    assert lines[0].split("\t") == ["id", "created", "expires", "uses left", "redeemed", "state"]
+    first, second = (line.split("\t") for line in lines[1:])
+    assert first[0] == "1" and first[3:] == ["1", "1", "valid"]
+    assert second[0] == "2" and second[3:] == ["1", "0", "valid"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", first[1]) and first[2] > first[1]
+    assert not any(code in listed.output for code in codes)
+
+    invalidated = runner.invoke(main, ["telegram", "invites", "--invalidate", "2"])
+    assert invalidated.exit_code == 0 and "Invite 2 can no longer be used" in invalidated.output
+    assert runner.invoke(main, ["telegram", "invites"]).stdout.strip().splitlines()[2].endswith("\tinvalidated")
+    access = TelegramAccess(home / ACCESS_FILE)
+    try:
+        assert not access.redeem(codes[1], BERT)
+    finally:
+        access.close()
+    unknown = runner.invoke(main, ["telegram", "invites", "--invalidate", "9"])
+    assert unknown.exit_code != 0 and "no invite with id 9" in unknown.output
+
+
+def test_an_access_database_of_the_first_version_keeps_its_invites_and_members(home: Path) -> None:
+    path = home / "access.sqlite"
+    home.mkdir(parents=True, exist_ok=True)
+    fresh = TelegramAccess(home / "scratch.sqlite")  # only to make a code and its stored hash the same way
+    invite = fresh.create_invite(uses=2)
+    fresh.close()
+    db = sqlite3.connect(home / "scratch.sqlite")
+    [(code_hash,)] = db.execute("SELECT code_hash FROM invites")
+    db.close()
+    db = sqlite3.connect(path)  # the schema as the first version wrote it
+    db.executescript("""
+        CREATE TABLE invites (code_hash TEXT PRIMARY KEY, created_at REAL NOT NULL, expires_at REAL NOT NULL,
+                              uses_left INTEGER NOT NULL CHECK (uses_left >= 0));
+        CREATE TABLE members (user_id INTEGER PRIMARY KEY, joined_at REAL NOT NULL);
+    """)
+    db.execute("INSERT INTO invites VALUES (?, ?, ?, ?)", (code_hash, 1.0, 4e9, 2))
+    db.execute("INSERT INTO members VALUES (?, ?)", (AN, 1.0))
+    db.commit()
+    db.close()
+
+    access = TelegramAccess(path)
+    assert access.is_allowed(AN) and [m[0] for m in access.members()] == [AN]
+    assert access.redeem(invite.code, BERT)
+    [listed] = access.invites()
+    assert listed.uses_left == 1 and listed.redeemed == 1
+    access.close()
+    assert TelegramAccess(path).is_allowed(BERT)  # opening it again migrates nothing twice
