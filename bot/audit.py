@@ -163,15 +163,16 @@ class AuditLog:
             self._db.commit()
 
     def exchange(self, reply_id: str) -> dict | None:
-        """One logged exchange, or None."""
+        """One logged exchange, or None (``user`` is the asker's pseudonym)."""
         with self._lock:
             cur = self._db.execute("SELECT reply_id, question, query, decision, citations, channel, escalation_reason, "
-                                   "coalesce(full_question, question) FROM exchanges WHERE reply_id = ?", (reply_id,))
+                                   "coalesce(full_question, question), user FROM exchanges WHERE reply_id = ?",
+                                   (reply_id,))
             row = cur.fetchone()
         if row is None:
             return None
         keys = ("reply_id", "question", "query", "decision", "citations", "channel", "escalation_reason",
-                "full_question")
+                "full_question", "user")
         record = dict(zip(keys, row))
         record["citations"] = json.loads(record["citations"])
         return record

@@ -69,6 +69,8 @@ HELP_TEXT = (
     "/bijlagen N (bij een antwoord van een expert), /reset (nieuw gesprek), /help."
 )
 
+COLLEAGUES_BUTTON = ("Die knop hoort bij de vraag van een collega: ik leg ze niet in jouw naam voor. Wil je zelf "
+                     "een expert raadplegen, typ dan /expert gevolgd door je vraag.")
 STATUS_IN_PRIVATE = ("Je vragen aan de expertenpool toon ik niet in een groepsgesprek. Stuur /status in een "
                      "privégesprek met mij, dan krijg je het overzicht.")
 TICKETS_LIMITED = (
@@ -259,6 +261,9 @@ class HelpdeskService:
         history = self.memory.history(incoming.conversation_id)
         if question is None and reply_id is not None:
             logged = self.audit.exchange(reply_id)
+            if logged and logged["user"] != self.audit.pseudonym(incoming.channel, incoming.user_id):
+                # In a group everyone sees the button; a ticket is opened in the name of who asked, or not at all.
+                return self._reply(COLLEAGUES_BUTTON, Decision.CLARIFY)
             question = logged["full_question"] if logged else None
         if question is None and history:
             # A follow-up ("en voor werken?") reaches the expert as the whole question it stands for.

