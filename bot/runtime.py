@@ -1,4 +1,9 @@
-"""What every channel's runtime shares: limits on how fast one officer may send messages and open tickets."""
+"""What every channel's runtime shares: limits on how fast one officer may send messages and open tickets.
+
+Each channel keeps a ``SlidingWindowLimiter`` of messages per officer per minute (its ``*_RATE_PER_MINUTE``
+setting) and checks it before the core sees a message or a button press; the core holds the stricter ticket limit
+(``VRAAGBAAK_TICKETS_PER_HOUR``), so it binds in every channel alike.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Hashable
 
+RATE_LIMITED = ("Je stuurt veel berichten kort na elkaar. Wacht even en probeer het over een minuut opnieuw; "
+                "je vorige vragen zijn wel verwerkt.")
+"""What an officer hears, once, when they go over a channel's message limit."""
 MAX_TRACKED = 10_000
 """Officers whose recent events are remembered at once; idle ones are forgotten beyond this, so memory stays
 bounded whatever the traffic."""

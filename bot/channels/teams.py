@@ -30,6 +30,7 @@ from bot.channels.teams_cards import (CARD_CONTENT_TYPE, SUBMIT_KEY, LinkedFile,
 from bot.channels.teams_settings import SINGLE_TENANT, TeamsSettings, check_local_mode, is_loopback
 from bot.core import HelpdeskService
 from bot.messages import ActionKind, FileOffer, Incoming, Reply, StoredFile
+from bot.runtime import RATE_LIMITED, SlidingWindowLimiter
 from escalation.service import DeliveryError
 from retrieval.errors import ConfigError
 
@@ -100,8 +101,10 @@ class TeamsChannel:
 
     def __init__(self, *, helpdesk: HelpdeskService | Callable[[], HelpdeskService], settings: TeamsSettings,
                  ack_after: float = ACK_AFTER_SECONDS, deliver_timeout: float = DELIVER_TIMEOUT_SECONDS,
-                 links: Callable[[str, str], tuple[str, float]] | None = None) -> None:
+                 links: Callable[[str, str], tuple[str, float]] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._helpdesk = helpdesk
+        self.limiter = SlidingWindowLimiter(settings.rate_per_minute, 60, clock=clock)
         self._links = links
         """Signs a download link for (file ref, name): (url, expiry); None when the server has no public URL."""
         self.settings = settings
@@ -339,12 +342,18 @@ class TeamsChannel:
         """A question or command, or the data of one of our card buttons."""
         activity = context.activity
         value = activity.value if isinstance(activity.value, dict) else None
-        if value and value.get(SUBMIT_KEY):
+        group = _conversation_type(activity) in GROUP_CONVERSATIONS
+        pressed = bool(value and value.get(SUBMIT_KEY))
+        if group and not pressed and not _mentions(activity, activity.recipient.id if activity.recipient else None):
+            return  # channel talk not addressed to the bot
+        allowed, tell = self.limiter.allow(_user_id(activity))
+        if not allowed:
+            if tell:
+                await context.send_activity(RATE_LIMITED)
+            return
+        if pressed:
             await self._on_submit(context, value)
             return
-        group = _conversation_type(activity) in GROUP_CONVERSATIONS
-        if group and not _mentions(activity, activity.recipient.id if activity.recipient else None):
-            return  # channel talk not addressed to the bot
         text = _message_text(activity)
         if not text:
             await context.send_activity(NOT_TEXT if activity.attachments else WELCOME)

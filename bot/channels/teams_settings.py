@@ -56,6 +56,8 @@ class TeamsSettings:
     """Lower-case tenant ids whose activities are answered; empty means any tenant (only in local mode)."""
     host: str = DEFAULT_HOST
     """``VRAAGBAAK_HOST``, where the server listens; the local mode refuses anything but loopback."""
+    rate_per_minute: int = 20
+    """Messages and button presses one officer may send in any minute (``VRAAGBAAK_TEAMS_RATE_PER_MINUTE``, 0 = off)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "TeamsSettings | None":
@@ -68,11 +70,14 @@ class TeamsSettings:
         allowed = frozenset(t.strip().lower() for t in (env.get("VRAAGBAAK_TEAMS_ALLOWED_TENANTS") or "").split(",")
                             if t.strip())
         host = (env.get("VRAAGBAAK_HOST") or DEFAULT_HOST).strip()
+        rate = (env.get("VRAAGBAAK_TEAMS_RATE_PER_MINUTE") or "20").strip()
+        if not rate.isdigit():
+            raise ConfigError(f"VRAAGBAAK_TEAMS_RATE_PER_MINUTE must be a whole number (0 = off), got {rate!r}")
         if mode == "off":
             # Local testing only (Bot Framework Emulator, the tests' fake connector): no token in, no token out,
             # so nobody but this machine may reach the endpoint.
             check_local_mode(host)
-            return cls(app_id=app_id, auth=False, allowed_tenants=allowed, host=host)
+            return cls(app_id=app_id, auth=False, allowed_tenants=allowed, host=host, rate_per_minute=int(rate))
         if not app_id:
             return None
         raw_type = (env.get("MICROSOFT_APP_TYPE") or SINGLE_TENANT).strip()
@@ -113,7 +118,7 @@ class TeamsSettings:
             allowed = frozenset({tenant_id.lower()})
         return cls(app_id=app_id, app_password=password, certificate_thumbprint=thumbprint,
                    certificate_key_file=key_file, app_type=app_type, tenant_id=tenant_id, auth=True,
-                   allowed_tenants=allowed, host=host)
+                   allowed_tenants=allowed, host=host, rate_per_minute=int(rate))
 
     def tenant_allowed(self, tenant_id: str | None) -> bool:
         """Whether an activity from this tenant may be answered (any tenant only in local mode without a list)."""

@@ -16,7 +16,6 @@ import time
 import traceback
 import warnings
 import weakref
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from telegram.ext import (Application, ApplicationBuilder, CallbackQueryHandler,
 from bot.channels.telegram_access import ACCESS_FILE, TelegramAccess
 from bot.core import HelpdeskService
 from bot.messages import ActionKind, Citation, Decision, FileOffer, Incoming, Reply, StoredFile
+from bot.runtime import RATE_LIMITED, SlidingWindowLimiter
 from escalation.service import DeliveryError
 from retrieval.errors import ConfigError
 
@@ -79,8 +79,6 @@ REFUSAL = (
 INVITE_INVALID = ("Deze uitnodiging is niet (meer) geldig: ze is al gebruikt of verlopen. Vraag de beheerder van "
                   "de helpdesk om een nieuwe link.")
 REFUSAL_BUTTON = "Sorry, je hebt (nog) geen toegang tot Vraagbaak."
-RATE_LIMITED = ("Je stuurt veel berichten kort na elkaar. Wacht even en probeer het over een minuut opnieuw; "
-                "je vorige vragen zijn wel verwerkt.")
 ERROR_TEXT = ("Sorry, er ging iets mis bij het verwerken van je bericht. Probeer het straks opnieuw; lukt het dan "
               "nog niet, meld het aan de beheerder van de helpdesk.")
 TEXT_ONLY = "Ik kan alleen tekstberichten lezen. Typ je vraag gewoon in een zin."
@@ -322,35 +320,6 @@ def keyboard_for(reply: Reply, *, owner: int | None = None) -> InlineKeyboardMar
 
 # -- rate limit -------------------------------------------------------------------------------------------------
 
-class RateLimiter:
-    """At most ``per_minute`` events per user in any sliding minute, in memory (a restart forgives everyone)."""
-
-    def __init__(self, per_minute: int, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self.per_minute = per_minute
-        self._clock = clock
-        self._events: dict[int, deque[float]] = {}
-        self._warned: set[int] = set()
-
-    def allow(self, user_id: int) -> tuple[bool, bool]:
-        """(allowed, tell the user): the user hears about the limit once per episode, not for every message."""
-        if self.per_minute <= 0:
-            return True, False
-        now = self._clock()
-        events = self._events.setdefault(user_id, deque())
-        while events and now - events[0] >= 60:
-            events.popleft()
-        if len(events) < self.per_minute:
-            events.append(now)
-            self._warned.discard(user_id)
-            if len(self._events) > 10_000:  # forget idle users so memory stays bounded
-                for idle in [u for u, ev in self._events.items() if not ev or now - ev[-1] >= 60]:
-                    del self._events[idle]
-            return True, False
-        tell = user_id not in self._warned
-        self._warned.add(user_id)
-        return False, tell
-
-
 # -- the channel ------------------------------------------------------------------------------------------------
 
 class TelegramStartError(ConfigError):
@@ -391,7 +360,7 @@ class TelegramChannel:
         self._helpdesk_lock = threading.Lock()
         self.settings = settings
         self.access = access
-        self.limiter = RateLimiter(settings.rate_per_minute, clock=clock)
+        self.limiter = SlidingWindowLimiter(settings.rate_per_minute, 60, clock=clock)
         self.handled_updates = 0
         """Updates fully processed since start (for diagnostics, and tests that wait for a quiet moment)."""
         self.application = self._build_application()

@@ -1084,3 +1084,29 @@ def test_in_a_channel_a_colleagues_expert_button_opens_no_ticket_and_status_stay
             assert "VB-1" in json.dumps(h.connector.messages(CHANNEL_THREAD)[-1].activity, ensure_ascii=False)
 
     run(scenario)
+
+
+def test_an_officer_who_floods_the_bot_is_told_once_and_not_answered(app: App) -> None:
+    """Every message and press reaches the core, so a loop of /expert would mail the pool: Teams limits like
+    Telegram does."""
+    limited = TeamsSettings.from_env({"VRAAGBAAK_TEAMS_AUTH": "off", "VRAAGBAAK_TEAMS_RATE_PER_MINUTE": "3"})
+
+    async def scenario() -> None:
+        async with serving(limited, app) as h:
+            for n in range(6):
+                assert await h.post(activity(h.service_url, text=f"/expert vraag {n} over een PCP-overeenkomst")) == 200
+            texts = [json.dumps(m.activity, ensure_ascii=False) for m in h.connector.messages()]
+            assert sum("VB-" in t for t in texts) == 3
+            assert sum("veel berichten kort na elkaar" in t for t in texts) == 1 and len(texts) == 4
+            assert len(app.tickets.store.list()) == 3
+            # A colleague is not held back by someone else's flood.
+            assert await h.post(activity(h.service_url, text="/help", sender=COLLEAGUE)) == 200
+            assert len(h.connector.messages()) == 5
+
+    run(scenario)
+
+
+def test_the_teams_message_limit_is_read_from_the_environment() -> None:
+    assert LOCAL.rate_per_minute == 20
+    with pytest.raises(ConfigError, match="VRAAGBAAK_TEAMS_RATE_PER_MINUTE"):
+        TeamsSettings.from_env({"VRAAGBAAK_TEAMS_AUTH": "off", "VRAAGBAAK_TEAMS_RATE_PER_MINUTE": "many"})
