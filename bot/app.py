@@ -6,30 +6,29 @@ import logging
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from bot.audit import AuditLog, load_or_create_key
-from bot.core import HelpdeskService
-from bot.downloads import Download, DownloadLinks, download_routes
-from bot.escalator import PoolEscalator
-from bot.procedure import WalkStore
-from bot.resources import file_digest, template_offer
-from bot.routing import load_routing
-from bot.runtime import SlidingWindowLimiter
-from bot.server import ServerSettings
 from bot.settings import BotSettings
-from corpus.refresh import Refresher
-from escalation.mail import MessageIds
-from escalation.mailer import SmtpMailer
-from escalation.pool import ExpertPool, load_pool
-from escalation.service import EscalationService
-from escalation.settings import EscalationSettings
-from escalation.store import TicketStore
-from retrieval.embedders import Embedder, QueryCache, make_embedder
 from retrieval.errors import ConfigError
-from retrieval.search import HybridRetriever
 from retrieval.settings import RetrievalSettings
-from retrieval.store import GenerationStore
-from retrieval.vector_index import ChromaIndex, VectorIndex
+
+# Each component's module is imported where it is built: a command that only lists tickets must not pay for the
+# embedder, the index, the web server or the mail code (issue 13: `vraagbaak tickets list` in <= 0.5 s).
+if TYPE_CHECKING:
+    from bot.audit import AuditLog
+    from bot.core import HelpdeskService
+    from bot.downloads import Download, DownloadLinks
+    from bot.escalator import PoolEscalator
+    from bot.procedure import WalkStore
+    from bot.server import ServerSettings
+    from corpus.refresh import Refresher
+    from escalation.pool import ExpertPool
+    from escalation.service import EscalationService
+    from escalation.settings import EscalationSettings
+    from retrieval.embedders import Embedder, QueryCache
+    from retrieval.search import HybridRetriever
+    from retrieval.store import GenerationStore
+    from retrieval.vector_index import VectorIndex
 
 logger = logging.getLogger(__name__)
 
@@ -45,16 +44,22 @@ class App:
     @cached_property
     def embedder(self) -> Embedder:
         """The configured embedder (loaded on first use: model loading takes a moment)."""
+        from retrieval.embedders import make_embedder
+
         return self.embedder_override or make_embedder(self.settings.embedder)
 
     @cached_property
     def query_embedder(self) -> QueryCache:
         """The embedder for questions: routing and retrieval share its vectors of the same text."""
+        from retrieval.embedders import QueryCache
+
         return QueryCache(self.embedder)
 
     @cached_property
     def vectors(self) -> VectorIndex:
         """chromadb on disk, or the configured Chroma server."""
+        from retrieval.vector_index import ChromaIndex
+
         return ChromaIndex(path=self.settings.index_dir / "chroma", url=self.settings.chroma_url,
                            ef_search=self.settings.hnsw_ef_search,
                            ef_construction=self.settings.hnsw_ef_construction)
@@ -62,27 +67,39 @@ class App:
     @cached_property
     def store(self) -> GenerationStore:
         """Index generations on disk."""
+        from retrieval.store import GenerationStore
+
         return GenerationStore(self.settings.index_dir)
 
     def refresher(self) -> Refresher:
         """A refresher writing into this app's data dir."""
+        from corpus.refresh import Refresher
+
         return Refresher(home=self.settings.home, embedder=self.embedder, vectors=self.vectors)
 
     @cached_property
     def retriever(self) -> HybridRetriever:
         """The hybrid retriever over the active generation."""
+        from bot.routing import load_routing
+        from retrieval.search import HybridRetriever
+
         return HybridRetriever(store=self.store, vectors=self.vectors, embedder=self.query_embedder,
                                ranker=load_routing(self.embedder.name).ranker)
 
     @cached_property
     def audit(self) -> AuditLog:
         """The question / reply log."""
+        from bot.audit import AuditLog, load_or_create_key
+
         home = self.settings.home
         return AuditLog(home / "audit.sqlite", key=load_or_create_key(home / "pseudonym.key"))
 
     @cached_property
     def helpdesk(self) -> HelpdeskService:
         """The helpdesk core, with the generative composer when an LLM endpoint is configured."""
+        from bot.core import HelpdeskService
+        from bot.runtime import SlidingWindowLimiter
+
         composer = None
         if self.bot_settings.llm is not None:
             from retrieval.generative import GenerativeComposer
@@ -98,22 +115,34 @@ class App:
     @cached_property
     def walks(self) -> WalkStore:
         """Where each conversation is in `/procedure` (kept across restarts)."""
+        from bot.procedure import WalkStore
+
         return WalkStore(self.settings.home / "procedure.sqlite")
 
     @cached_property
     def escalation_settings(self) -> EscalationSettings:
         """Pool, database and mail settings."""
+        from escalation.settings import EscalationSettings
+
         return EscalationSettings.from_env(self.settings.home)
 
     @cached_property
     def pool(self) -> ExpertPool | None:
         """The expert pool, when ``VRAAGBAAK_EXPERTS_FILE`` names one."""
+        from escalation.pool import load_pool
+
         path = self.escalation_settings.experts_file
         return load_pool(path) if path else None
 
     @cached_property
     def tickets(self) -> EscalationService:
         """The expert-pool service (tickets in SQLite under the data dir unless VRAAGBAAK_DATABASE_URL is set)."""
+        from bot.audit import load_or_create_key
+        from escalation.mail import MessageIds
+        from escalation.mailer import SmtpMailer
+        from escalation.service import EscalationService
+        from escalation.store import TicketStore
+
         es = self.escalation_settings
         es.home.mkdir(parents=True, exist_ok=True)
         return EscalationService(
@@ -125,6 +154,8 @@ class App:
     @cached_property
     def escalator(self) -> PoolEscalator:
         """The helpdesk's escalation port."""
+        from bot.escalator import PoolEscalator
+
         return PoolEscalator(self.tickets, pseudonym=self.audit.pseudonym)
 
     def mailbox(self):
@@ -140,11 +171,16 @@ class App:
     @cached_property
     def server_settings(self) -> ServerSettings:
         """Listen address and public address of `vraagbaak serve`."""
+        from bot.server import ServerSettings
+
         return ServerSettings.from_env()
 
     @cached_property
     def downloads(self) -> DownloadLinks | None:
         """Signed download links, when the server has a public address (``VRAAGBAAK_PUBLIC_URL``)."""
+        from bot.audit import load_or_create_key
+        from bot.downloads import DownloadLinks
+
         server = self.server_settings
         if not server.public_url:
             return None
@@ -154,6 +190,9 @@ class App:
     def resolve_download(self, ref: str) -> Download | None:
         """The file a signed link names: an expert's attachment ("attachment:ID:DIGEST") or a template of the
         served index ("template:UNIT"); None when gone, changed since the index was built, or unknown."""
+        from bot.downloads import Download
+        from bot.resources import file_digest, template_offer
+
         kind, _, ident = ref.partition(":")
         number, _, digest = ident.partition(":")
         if kind == "attachment" and number.isdigit() and len(number) <= 12:
@@ -171,6 +210,8 @@ class App:
 
     def download_routes(self) -> list:
         """The download route for `vraagbaak serve` (none without a public address: nothing links to it)."""
+        from bot.downloads import download_routes
+
         links = self.downloads
         return download_routes(links, self.resolve_download) if links is not None else []
 

@@ -13,18 +13,14 @@ from pathlib import Path
 import click
 
 from bot.app import App
-from bot.audit import AuditLog
-from bot.core import NEXT_STEP_ANSWER, HelpdeskService
 from bot.messages import Incoming, Reply
 from bot.routing_cli import routing_group
-from bot.channels.console import ConsoleChat, console_incoming, render
 from bot.settings import BotSettings
 from corpus.cli import corpus_group
 from escalation.cli import experts_group, tickets_group
 from escalation.errors import EscalationError
 from retrieval.errors import ConfigError, RetrievalError
-from retrieval.evaluation import EvalFileError, evaluate, read_questions
-from retrieval.search import MODES
+from retrieval.types import MODES
 from retrieval.settings import RetrievalSettings
 
 logger = logging.getLogger(__name__)
@@ -75,6 +71,8 @@ def eval_command(app: App, questions: Path, k: int, mode: str, as_json: bool) ->
     Example:
       vraagbaak eval --questions bench/questions/aanbestedingswet.jsonl --mode bm25
     """
+    from retrieval.evaluation import EvalFileError, evaluate, read_questions
+
     try:
         items = read_questions(questions)
         retriever = app.retriever
@@ -140,6 +138,9 @@ def claims_command(path: Path | None, as_json: bool) -> None:
 def _responder(app: App):
     """The helpdesk's reply to a question, each in a fresh conversation, logged nowhere permanent (one reply per
     question: the decision and the answer metrics read the same one)."""
+    from bot.audit import AuditLog
+    from bot.core import HelpdeskService
+
     helpdesk = HelpdeskService.create(retriever=app.retriever, audit=AuditLog(Path(":memory:"), key=b"eval"),
                                       model=app.embedder.name, embed=app.query_embedder.embed_query)
     replies: dict[str, Reply] = {}
@@ -155,6 +156,8 @@ def _responder(app: App):
 
 def _answer_text(reply: Reply) -> str:
     """What the officer reads as the answer: the reply without its [n] markers and closing next step."""
+    from bot.core import NEXT_STEP_ANSWER
+
     return re.sub(r"\s*\[\d+\]", "", reply.text.replace(NEXT_STEP_ANSWER, "")).strip()
 
 
@@ -169,6 +172,8 @@ def ask_command(app: App, question: str, as_json: bool) -> None:
     Example:
       vraagbaak ask "Wanneer mag ik een innovatiepartnerschap gebruiken?"
     """
+    from bot.channels.console import console_incoming, render
+
     try:
         reply = app.helpdesk.handle(console_incoming(question))
     except RetrievalError as exc:
@@ -180,6 +185,8 @@ def ask_command(app: App, question: str, as_json: bool) -> None:
 @click.pass_obj
 def chat_command(app: App) -> None:
     """Chat with the helpdesk in the terminal (the console channel)."""
+    from bot.channels.console import ConsoleChat
+
     try:
         helpdesk = app.helpdesk
         app.retriever.search("opwarmen", k=1)  # load the model before the first question, not during it
@@ -512,3 +519,7 @@ def teams_manifest_command(output: Path, app_id: str | None, host: str | None, w
     except (ManifestError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Teams app package written to {output} (app id {manifest['id']}, version {app_version}).")
+
+
+if __name__ == "__main__":  # python -m bot.cli, as bench/bench_startup.py runs it
+    main()

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import click
 
-from bot.routing import DEFAULT_MODEL, RoutingModel, load_routing, model_file_name
 from corpus.errors import CorpusError
 from retrieval.errors import RetrievalError
 
 ROUTING_DIR = Path(__file__).resolve().parent / "data" / "routing"
+DEFAULT_MODEL = "default"
+"""The model-independent routing file's name (``bot.routing.DEFAULT_MODEL``; not imported: the routing code loads
+scikit-learn's friends, and `vraagbaak --help` must start fast)."""
 
 
 @click.group("routing")
@@ -42,6 +44,8 @@ def routing_train_command(app, independent: bool, work: Path | None, output: Pat
                      say=lambda line: click.echo(line, err=True))
     except (CorpusError, RetrievalError) as exc:
         raise click.ClickException(str(exc)) from None
+    from bot.routing import load_routing, model_file_name
+
     name = DEFAULT_MODEL if independent else app.embedder.name
     path = output or ROUTING_DIR / model_file_name(name)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,6 +65,7 @@ def routing_train_command(app, independent: bool, work: Path | None, output: Pat
 @click.pass_obj
 def routing_report_command(app, model_path: Path | None, work: Path | None, legalqa: bool, as_json: bool) -> None:
     """Intent confusion matrices and decision rates on every question set, train and dev apart."""
+    from bot.routing import RoutingModel, load_routing
     from bot.routing_train import report
 
     model = (RoutingModel.from_dict(json.loads(model_path.read_text(encoding="utf-8"))) if model_path

@@ -5,13 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from corpus.errors import CorpusError
 from corpus.manifest import bundled_manifest_path, load_manifest
-from corpus.refresh import RefreshSummary, SourceState
 from retrieval.errors import RetrievalError
+
+if TYPE_CHECKING:
+    from corpus.refresh import RefreshSummary
 
 MANIFEST_HELP = "Sources manifest (default: the bundled one; env VRAAGBAAK_MANIFEST)."
 
@@ -115,6 +118,8 @@ def status_command(app, manifest: Path | None) -> None:
         click.echo(f"Index: generation {generation}, {meta.chunks} chunks, model {meta.model}")
     else:
         click.echo("Index: none yet (run `vraagbaak corpus refresh`)")
+    from corpus.refresh import SourceState
+
     state = SourceState(home / "state.sqlite") if os.path.isdir(home) else None
     try:
         for source in spec.sources:

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import click
 
-from corpus.loaders.cases import TYPES as CASE_TYPES
-from corpus.loaders.templates import PROCEDURES as CASE_PROCEDURES
+from corpus.vocabulary import GOVERNMENT_TYPES as CASE_TYPES
+from corpus.vocabulary import PROCEDURES as CASE_PROCEDURES
 from escalation.errors import EscalationError
-from escalation.store import STATES
-
+from escalation.states import STATES
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 

@@ -18,9 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from escalation.attachments import AnswerFile
 from escalation.errors import TicketNotFound
-
-OPEN, SENT, ANSWERED, CLOSED, REOPENED = "open", "sent", "answered", "closed", "reopened"
-STATES = (OPEN, SENT, ANSWERED, CLOSED, REOPENED)
+from escalation.states import ANSWERED, CLOSED, OPEN, REOPENED, SENT, STATES  # noqa: F401 (also read from here)
 
 metadata = sa.MetaData()
 

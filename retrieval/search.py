@@ -16,12 +16,10 @@ from retrieval.lexical import LexicalIndex, analyse
 from retrieval.ranking import Ranker
 from retrieval.store import GenerationStore
 from retrieval.terminology import expand, special_regimes
-from retrieval.types import QUOTED_KINDS, Chunk, SearchHit
+from retrieval.types import MODES, QUOTED_KINDS, Chunk, SearchHit
 from retrieval.vector_index import VectorIndex
 
 logger = logging.getLogger(__name__)
-
-MODES = ("hybrid", "bm25", "dense")
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 
+MODES = ("hybrid", "bm25", "dense")
+"""How a search may rank: both rankings fused, or one of them alone."""
 QUOTED_KINDS = ("legislation", "guidance", "faq")
 """Source kinds whose text answers questions. Templates (model texts with blanks) and practice cases (what one
 local government did) are handed out when asked for; they are never quoted as an answer, nor counted in the term

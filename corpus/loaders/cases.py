@@ -17,13 +17,13 @@ import yaml
 
 from corpus.documents import LoadedDocument, Section
 from corpus.errors import SourceReadError
-from corpus.loaders.templates import PROCEDURES
 from corpus.loaders.text import decode_text, load_yaml
+from corpus.vocabulary import GOVERNMENT_TYPES, PROCEDURES
 
 FIELDS = ("id", "bestuur", "type_bestuur", "year", "procedure", "estimate_eur", "subject", "outcome", "lessons",
           "contact")
 REQUIRED = ("id", "bestuur", "year", "procedure", "subject", "outcome", "lessons")
-TYPES = ("gemeente", "stad", "ocmw", "intercommunale", "politiezone", "provincie", "andere")
+TYPES = GOVERNMENT_TYPES
 MAX_FIELD_CHARS = 4000
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
 

