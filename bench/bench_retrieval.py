@@ -47,9 +47,9 @@ def _peak_rss_mb() -> float:
 
 def throughput(args: argparse.Namespace) -> dict:
     """Cold refresh into an empty data dir, against the embedder's raw speed on the same texts."""
-    settings = RetrievalSettings.from_env()
+    settings = RetrievalSettings.from_env(os.environ)
     embedder = make_embedder(settings.embedder)
-    manifest = load_manifest(args.manifest)
+    manifest = load_manifest(args.manifest, home=settings.home)
     chunks = []
     for spec in manifest.sources:
         chunks += _chunk_source(spec, fetch_source(spec, manifest.base_dir), SourceReport(spec.id))
@@ -74,11 +74,11 @@ def throughput(args: argparse.Namespace) -> dict:
 
 def refresh(args: argparse.Namespace) -> dict:
     """Time refreshes of an already indexed manifest where nothing changed."""
-    settings = RetrievalSettings.from_env()
+    settings = RetrievalSettings.from_env(os.environ)
     embedder = make_embedder(settings.embedder)
     refresher = Refresher(home=settings.home, embedder=embedder,
                           vectors=ChromaIndex(path=settings.index_dir / "chroma"))
-    manifest = load_manifest(args.manifest)
+    manifest = load_manifest(args.manifest, home=settings.home)
     times = []
     for _ in range(args.repeat):
         started = time.perf_counter()
@@ -91,7 +91,7 @@ def refresh(args: argparse.Namespace) -> dict:
 
 def query(args: argparse.Namespace) -> dict:
     """Warm hybrid query latency and the serving process's peak RSS."""
-    settings = RetrievalSettings.from_env()
+    settings = RetrievalSettings.from_env(os.environ)
     embedder = make_embedder(settings.embedder)
     retriever = HybridRetriever(store=GenerationStore(settings.index_dir),
                                 vectors=ChromaIndex(path=settings.index_dir / "chroma"), embedder=embedder)
@@ -115,7 +115,7 @@ def reply(args: argparse.Namespace) -> dict:
     from bot.core import HelpdeskService
     from bot.messages import Incoming
 
-    settings = RetrievalSettings.from_env()
+    settings = RetrievalSettings.from_env(os.environ)
     # As App builds it; small, so a repeated run of the same question is not served from the cache.
     embedder = QueryCache(make_embedder(settings.embedder), size=4)
     retriever = HybridRetriever(store=GenerationStore(settings.index_dir),

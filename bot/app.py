@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.settings import BotSettings
 from retrieval.errors import ConfigError
@@ -40,6 +40,15 @@ class App:
     settings: RetrievalSettings
     bot_settings: BotSettings = field(default_factory=BotSettings)
     embedder_override: Embedder | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    """The environment as the command read it once at start: the optional parts (mail, server, channels) take their
+    settings from it when they are first built, so a bad Teams setting cannot stop `vraagbaak tickets list`."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], **options: Any) -> "App":
+        """The app of a process whose settings are ``env`` (``os.environ``, read by the command line only)."""
+        env = dict(env)
+        return cls(RetrievalSettings.from_env(env), BotSettings.from_env(env), env=env, **options)
 
     @cached_property
     def embedder(self) -> Embedder:
@@ -124,7 +133,7 @@ class App:
         """Pool, database and mail settings."""
         from escalation.settings import EscalationSettings
 
-        return EscalationSettings.from_env(self.settings.home)
+        return EscalationSettings.from_env(self.settings.home, self.env)
 
     @cached_property
     def pool(self) -> ExpertPool | None:
@@ -173,7 +182,7 @@ class App:
         """Listen address and public address of `vraagbaak serve`."""
         from bot.server import ServerSettings
 
-        return ServerSettings.from_env()
+        return ServerSettings.from_env(self.env)
 
     @cached_property
     def downloads(self) -> DownloadLinks | None:
@@ -221,11 +230,12 @@ class App:
 
         # The helpdesk is handed over lazily: building it needs an index, delivering an expert answer does not.
         found: list = []
-        if os.environ.get("TELEGRAM_BOT_TOKEN"):
+        if self.env.get("TELEGRAM_BOT_TOKEN"):
             from bot.channels.telegram import TelegramChannel
 
-            found.append(TelegramChannel.from_env(helpdesk=lambda: self.helpdesk, home=self.settings.home))
-        teams = TeamsSettings.from_env()
+            found.append(TelegramChannel.from_env(helpdesk=lambda: self.helpdesk, home=self.settings.home,
+                                                  env=self.env))
+        teams = TeamsSettings.from_env(self.env)
         if teams is not None:
             from bot.channels.teams import TeamsChannel
 

@@ -15,13 +15,11 @@ import click
 from bot.app import App
 from bot.messages import Incoming, Reply
 from bot.routing_cli import routing_group
-from bot.settings import BotSettings
 from corpus.cli import corpus_group
 from escalation.cli import experts_group, tickets_group
 from escalation.errors import EscalationError
 from retrieval.errors import ConfigError, RetrievalError
 from retrieval.types import MODES
-from retrieval.settings import RetrievalSettings
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +40,8 @@ def main(ctx: click.Context, verbose: bool) -> None:
     for noisy in ("bm25s", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
-        ctx.obj = App(RetrievalSettings.from_env(), BotSettings.from_env())
+        # The one place that reads the environment: every setting comes from this snapshot.
+        ctx.obj = App.from_env(os.environ)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     home = ctx.obj.settings.home

@@ -368,7 +368,7 @@ def build_index(home: Path, manifest: Path | None, embedder: Embedder, ranker: R
     from retrieval.vector_index import ChromaIndex
 
     vectors = ChromaIndex(path=home / "index" / "chroma")
-    summary = Refresher(home=home, embedder=embedder, vectors=vectors).refresh(load_manifest(manifest))
+    summary = Refresher(home=home, embedder=embedder, vectors=vectors).refresh(load_manifest(manifest, home=home))
     if summary.failed:
         raise CorpusError(f"indexing {manifest or 'the sample corpus'} failed: {summary.failed}")
     return HybridRetriever(store=GenerationStore(home / "index"), vectors=vectors, embedder=embedder, ranker=ranker)

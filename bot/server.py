@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -29,9 +28,8 @@ class ServerSettings:
     download_days: float = 14.0
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "ServerSettings":
+    def from_env(cls, env: Mapping[str, str]) -> "ServerSettings":
         """Read the listen address and the public address."""
-        env = os.environ if env is None else env
         port = env.get("VRAAGBAAK_PORT") or "3978"
         if not port.isdigit() or not 0 < int(port) < 65536:
             raise ConfigError(f"VRAAGBAAK_PORT must be a port number, got {port!r}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -30,9 +29,8 @@ class BotSettings:
     each ticket mails the expert pool."""
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "BotSettings":
+    def from_env(cls, env: Mapping[str, str]) -> "BotSettings":
         """Build from ``VRAAGBAAK_*`` variables; the generative mode is on when ``VRAAGBAAK_LLM_BASE_URL`` is set."""
-        env = os.environ if env is None else env
         retention = env.get("VRAAGBAAK_RETENTION_DAYS") or "365"
         if not retention.isdigit() or int(retention) < 1:
             raise ConfigError(f"VRAAGBAAK_RETENTION_DAYS must be a positive whole number, got {retention!r}")

@@ -44,7 +44,7 @@ def refresh_command(app, manifest: Path | None, sources: tuple[str, ...], dry_ru
       vraagbaak corpus refresh --manifest my-sources.yaml --rebuild
     """
     try:
-        spec = load_manifest(manifest)
+        spec = load_manifest(manifest, home=app.settings.home)
         bar = _ProgressBar()
         summary = app.refresher().refresh(spec, only=list(sources) or None, dry_run=dry_run,
                                           rebuild=rebuild, online=online, progress=bar)
@@ -107,7 +107,7 @@ def status_command(app, manifest: Path | None) -> None:
     """List each source with its last refresh, chunk count and last error, and the documents whose validity
     ("geldig tot") has ended or ends within 60 days."""
     try:
-        spec = load_manifest(manifest)
+        spec = load_manifest(manifest, home=app.settings.home)
     except CorpusError as exc:
         raise click.ClickException(str(exc)) from None
     home: Path = app.settings.home

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -78,8 +77,12 @@ def bundled_manifest_path() -> Path:
     return Path(str(resources.files("corpus").joinpath("sources.yaml")))
 
 
-def load_manifest(path: Path | None = None) -> Manifest:
-    """Read and validate a manifest; every problem is reported with the source id and field."""
+def load_manifest(path: Path | None = None, *, home: Path | None = None) -> Manifest:
+    """Read and validate a manifest; every problem is reported with the source id and field.
+
+    ``${VRAAGBAAK_HOME}`` in a local location becomes ``home``, the data dir (published expert answers, shared
+    cases); without ``home`` it stays as written, so such a source is found only by a caller that knows the data
+    dir. No other variable is expanded: settings come from the command's environment, not the manifest's."""
     path = Path(path) if path else bundled_manifest_path()
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -90,7 +93,7 @@ def load_manifest(path: Path | None = None) -> Manifest:
     entries = (data or {}).get("sources") if isinstance(data, dict) else None
     if not isinstance(entries, list) or not entries:
         raise ManifestError(f"manifest {path} must have a non-empty 'sources' list")
-    specs = [_parse_entry(entry, n) for n, entry in enumerate(entries, 1)]
+    specs = [_parse_entry(entry, n, home) for n, entry in enumerate(entries, 1)]
     ids = [s.id for s in specs]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
@@ -98,7 +101,7 @@ def load_manifest(path: Path | None = None) -> Manifest:
     return Manifest(path=path.resolve(), sources=tuple(specs))
 
 
-def _parse_entry(entry: object, n: int) -> SourceSpec:
+def _parse_entry(entry: object, n: int, home: Path | None) -> SourceSpec:
     if not isinstance(entry, dict):
         raise ManifestError(f"source #{n} must be a mapping")
     name = str(entry.get("id", f"#{n}"))
@@ -135,7 +138,7 @@ def _parse_entry(entry: object, n: int) -> SourceSpec:
     location = str(entry["location"])
     if not location.startswith(("http://", "https://")):
         # ${VRAAGBAAK_HOME} lets the bundled manifest point into the data dir (published expert answers).
-        location = os.path.expandvars(location.replace("${VRAAGBAAK_HOME}", _home()))
+        location = location.replace("${VRAAGBAAK_HOME}", str(home)) if home is not None else location
     return SourceSpec(
         id=name, title=str(entry["title"]), kind=kind, location=location,
         language=str(entry.get("language", "nl")), format=fmt, effective_date=date, columns=columns,
@@ -145,7 +148,3 @@ def _parse_entry(entry: object, n: int) -> SourceSpec:
     )
 
 
-def _home() -> str:
-    from retrieval.settings import RetrievalSettings
-
-    return str(RetrievalSettings.from_env().home)

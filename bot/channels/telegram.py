@@ -9,7 +9,6 @@ import datetime as dtm
 import hmac
 import html
 import logging
-import os
 import re
 import threading
 import time
@@ -111,9 +110,8 @@ class TelegramSettings:
     """Messages, commands, files and button presses per user per minute (refused users too); 0 switches it off."""
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "TelegramSettings":
+    def from_env(cls, env: Mapping[str, str]) -> "TelegramSettings":
         """Read ``TELEGRAM_*`` and ``VRAAGBAAK_TELEGRAM_*``; every problem names its variable (never the secret)."""
-        env = os.environ if env is None else env
         token = (env.get("TELEGRAM_BOT_TOKEN") or "").strip()
         if not token:
             raise ConfigError("TELEGRAM_BOT_TOKEN is required for the Telegram channel (the token @BotFather gave)")
@@ -384,7 +382,7 @@ class TelegramChannel:
 
     @classmethod
     def from_env(cls, *, helpdesk: HelpdeskService | Callable[[], HelpdeskService], home: Path,
-                 env: Mapping[str, str] | None = None) -> "TelegramChannel":
+                 env: Mapping[str, str]) -> "TelegramChannel":
         """The channel as `vraagbaak serve` runs it: settings from the environment, invites under ``home``."""
         settings = TelegramSettings.from_env(env)
         access = TelegramAccess(home / ACCESS_FILE, allowed=settings.allowed_users)

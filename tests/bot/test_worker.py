@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import asyncio
 import json
 import time
@@ -12,10 +13,8 @@ from click.testing import CliRunner
 
 from bot.app import App
 from bot.cli import main
-from bot.settings import BotSettings
 from bot.worker import EscalationWorker
 from escalation.store import NewTicket
-from retrieval.settings import RetrievalSettings
 from tests.smtp_server import SmtpServer
 
 
@@ -27,7 +26,7 @@ def app(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, smtp_server
     monkeypatch.setenv("VRAAGBAAK_SMTP_HOST", smtp_server.host)
     monkeypatch.setenv("VRAAGBAAK_SMTP_PORT", str(smtp_server.port))
     monkeypatch.setenv("VRAAGBAAK_SMTP_SECURITY", "none")
-    return App(RetrievalSettings.from_env(), BotSettings.from_env())
+    return App.from_env(os.environ)
 
 
 def _ticket(app: App) -> int:
