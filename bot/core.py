@@ -16,15 +16,15 @@ from typing import Protocol
 import numpy as np
 
 from bot import procedure, resources
+from bot.answers import ExtractiveComposer
 from bot.audit import AuditLog
 from bot.conversation import ConversationMemory, Turn, contextual_query, is_follow_up
 from bot.intent import Intent, IntentPrediction
-from bot.messages import Action, ActionKind, Citation, Decision, FileOffer, Incoming, Reply
+from bot.messages import Action, ActionKind, Citation, Decision, Escalation, FileOffer, Incoming, Reply
 from bot.policy import RuleMatch, Rules, load_rules
 from bot.procedure import ProcedureTree, WalkStore, load_tree
 from bot.routing import Evidence, Router, Verdict, load_routing
 from bot.runtime import SlidingWindowLimiter
-from retrieval.answer import compose
 from retrieval.evidence import TermStats
 from retrieval.lexical import analyse
 from retrieval.types import QUOTED_KINDS, SearchHit
@@ -109,8 +109,8 @@ class Escalator(Protocol):
     """Turns a question into a ticket for the expert pool (bot/escalator.py implements it)."""
 
     def escalate(self, incoming: Incoming, *, question: str, hits: list[SearchHit], reason: str,
-                 history: list[str]) -> tuple[int | None, str]:
-        """Create a ticket: its number (None when no ticket could be made) and a Dutch "what happens next"."""
+                 history: list[str]) -> Escalation:
+        """Create a ticket."""
         ...
 
     def status(self, incoming: Incoming) -> str:
@@ -136,9 +136,9 @@ class NoEscalation:
     _NONE = "Er is geen expertenpool beschikbaar, dus ik kan je vraag niet doorsturen."
 
     def escalate(self, incoming: Incoming, *, question: str, hits: list[SearchHit], reason: str,
-                 history: list[str]) -> tuple[int | None, str]:
+                 history: list[str]) -> Escalation:
         """No ticket system."""
-        return None, self._NONE + " Neem contact op met de juridische dienst van je bestuur."
+        return Escalation(None, self._NONE + " Neem contact op met de juridische dienst van je bestuur.")
 
     def status(self, incoming: Incoming) -> str:
         """No tickets can exist."""
@@ -176,6 +176,8 @@ class HelpdeskService:
     rules: Rules
     router: Routing
     composer: Composer | None = None
+    """The generative composer, when configured; the extractive one answers whenever it gives nothing."""
+    extractive: ExtractiveComposer = field(default_factory=ExtractiveComposer)
     clock: Callable[[], float] = time.time
     walks: WalkStore = field(default_factory=lambda: WalkStore(None))
     """Where each conversation is in `/procedure` (SQLite under the data dir in the app: survives a restart)."""
@@ -320,16 +322,8 @@ class HelpdeskService:
     def _answer(self, incoming: Incoming, question: str, query: str, hits: list[SearchHit], evidence: Evidence,
                 full_question: str) -> Reply:
         composed = self.composer.compose(question, hits) if self.composer else None
-        if composed is not None:
-            body, cited = composed
-        else:
-            extracted = compose(question, hits, probabilities=evidence.probabilities,
-                                context=query if query != question else "")
-            cited = list(extracted.sources)
-            body = f"{_lead(cited[0])} [1]:\n\n{extracted.quote}"
-            if len(cited) > 1:
-                body += "\n\nZie ook:\n" + "\n".join(f"[{n}] {_reference(hit)}"
-                                                      for n, hit in enumerate(cited[1:], 2))
+        body, cited = composed or self.extractive.compose(question, hits, probabilities=evidence.probabilities,
+                                                          context=query if query != question else "")
         # A template made for the procedure the question is about is offered with the answer, as a file.
         template = self._fitting_template(question)
         offer = resources.template_offer(template.chunk) if template is not None else None
@@ -525,14 +519,14 @@ class HelpdeskService:
             return self._reply(TICKETS_LIMITED.format(limit=self.ticket_limit.limit), Decision.CLARIFY,
                                incoming=incoming, question=question, query=query)
         history = [t.full_question for t in self.memory.history(incoming.conversation_id)]
-        ticket, outro = self.escalator.escalate(incoming, question=question, hits=hits[:3], reason=reason,
-                                                history=history)
+        escalation = self.escalator.escalate(incoming, question=question, hits=hits[:3], reason=reason,
+                                             history=history)
         # Sources are offered only when one of them answers the question as asked, never a near miss.
         answering = self.router.evidence(question, hits, self.retriever.term_stats()) if hits else None
         cited = hits[:2] if answering is not None and answering.verdict is Verdict.ANSWERS else []
-        text = intro + (" Deze bronnen kunnen intussen helpen:" if cited else "") + "\n\n" + outro
+        text = intro + (" Deze bronnen kunnen intussen helpen:" if cited else "") + "\n\n" + escalation.next_step
         return self._reply(text, Decision.ESCALATE, incoming=incoming, question=question, query=query,
-                           citations=_citations(cited), ticket=ticket, reason=reason)
+                           citations=_citations(cited), ticket=escalation.ticket, reason=reason)
 
     # -- helpers ------------------------------------------------------------------------------------------
 
@@ -593,21 +587,6 @@ def _clean(text: str) -> str:
     # Control characters can hide text in a terminal or a log; nothing legitimate needs them in a question.
     text = re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", " ", text or "")
     return text.strip()[:MAX_QUESTION_CHARS]
-
-
-def _lead(hit: SearchHit) -> str:
-    first = hit.chunk
-    if first.label and first.kind == "legislation":
-        return f"Volgens {first.label} van {first.title}"  # the article, not the part of it that matched
-    label = hit.passage.label or first.label
-    # A guidance section is named by its heading, often the question it answers.
-    return f"Volgens \"{label}\" in {first.title}" if label else f"Volgens {first.title}"
-
-
-def _reference(hit: SearchHit) -> str:
-    """A "zie ook" line: what the source is called, not a quote from it."""
-    label = hit.passage.label or hit.chunk.label
-    return f"{label} — {hit.chunk.title}" if label else hit.chunk.title
 
 
 def _citations(hits: list[SearchHit]) -> tuple[Citation, ...]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bot.messages import FileOffer, Incoming
+from bot.messages import Escalation, FileOffer, Incoming
 from escalation.errors import TicketNotFound
 from escalation.service import EscalationService
 from escalation.store import NewTicket
@@ -25,7 +25,7 @@ class PoolEscalator:
         return self._pseudonym(incoming.channel, incoming.user_id)
 
     def escalate(self, incoming: Incoming, *, question: str, hits: list[SearchHit], reason: str,
-                 history: list[str]) -> tuple[int | None, str]:
+                 history: list[str]) -> Escalation:
         """Open a ticket; its number and a Dutch sentence on what happens next."""
         sources = [{"title": h.chunk.title, "label": h.passage.label or h.chunk.label, "url": h.passage.url}
                    for h in hits]
@@ -45,7 +45,7 @@ class PoolEscalator:
             note = (f"Je vraag heeft nummer {ticket.tag} en gaat naar een expert{who}, die normaal binnen "
                     f"{self.service.sla_hours:g} uur antwoordt. Het antwoord krijg je {where}. Met /status volg je "
                     "ze op.")
-        return ticket.number, note
+        return Escalation(ticket.number, note)
 
     def status(self, incoming: Incoming) -> str:
         """The officer's tickets."""

@@ -60,6 +60,15 @@ class Incoming:
 
 
 @dataclass(frozen=True)
+class Escalation:
+    """What opening a ticket gave: its number (None when no ticket could be made) and the Dutch sentence on what
+    happens next."""
+
+    ticket: int | None
+    next_step: str
+
+
+@dataclass(frozen=True)
 class Citation:
     """A numbered source shown under an answer; ``n`` is the [n] marker in the text."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -37,8 +38,8 @@ def escalator(request: pytest.FixtureRequest, tmp_path: Path) -> PoolEscalator:
 
 def test_a_console_officer_is_told_the_answer_shows_in_the_next_vraagbaak_chat(escalator: PoolEscalator) -> None:
     incoming = console_incoming(QUESTION, user="an")
-    number, note = escalator.escalate(incoming, question=QUESTION, hits=[], reason="op vraag van de gebruiker",
-                                      history=[])
+    number, note = dataclasses.astuple(escalator.escalate(incoming, question=QUESTION, hits=[],
+                                                          reason="op vraag van de gebruiker", history=[]))
     assert number == 1 and "VB-1" in note
     assert "hier in dit gesprek" not in note  # `vraagbaak ask` ends at once; nothing can be written into it later
     assert "Het antwoord krijg je te zien wanneer je de volgende keer `vraagbaak chat` opent" in note
@@ -49,6 +50,6 @@ def test_a_console_officer_is_told_the_answer_shows_in_the_next_vraagbaak_chat(e
 def test_a_chat_channel_that_writes_back_promises_the_answer_in_this_conversation(escalator: PoolEscalator) -> None:
     incoming = Incoming(channel="telegram", conversation_id="telegram:5", user_id="5", text=QUESTION,
                         reply_address={"chat_id": 5})
-    _, note = escalator.escalate(incoming, question=QUESTION, hits=[], reason="op vraag van de gebruiker",
-                                 history=[])
+    note = escalator.escalate(incoming, question=QUESTION, hits=[], reason="op vraag van de gebruiker",
+                              history=[]).next_step
     assert "Het antwoord krijg je hier in dit gesprek" in note and "vraagbaak chat" not in note

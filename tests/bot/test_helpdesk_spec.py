@@ -16,7 +16,7 @@ from bot.audit import AuditLog
 from bot.conversation import ConversationMemory
 from bot.core import OWN_CASE_LABEL, HelpdeskService
 from bot.intent import Intent, IntentPrediction
-from bot.messages import ActionKind, Decision, Incoming, Reply
+from bot.messages import ActionKind, Decision, Escalation, Incoming, Reply
 from bot.policy import load_rules
 from bot.routing import Evidence, Verdict
 from bot.runtime import SlidingWindowLimiter
@@ -90,9 +90,9 @@ class RecordingEscalator:
     calls: list[tuple] = field(default_factory=list)
 
     def escalate(self, incoming: Incoming, *, question: str, hits: list[SearchHit], reason: str,
-                 history: list[str]) -> tuple[int | None, str]:
+                 history: list[str]) -> Escalation:
         self.opened.append({"question": question, "reason": reason, "history": history})
-        return len(self.opened), f"Je vraag ligt bij de expertenpool als VB-{len(self.opened)}."
+        return Escalation(len(self.opened), f"Je vraag ligt bij de expertenpool als VB-{len(self.opened)}.")
 
     def status(self, incoming: Incoming) -> str:
         self.calls.append(("status",))

@@ -1,0 +1,43 @@
+"""The extractive answer as officers read it: the unit that answers best, quoted, then the others worth a look.
+
+The counterpart of ``retrieval.generative.GenerativeComposer``; the helpdesk uses the generative one when it is
+configured and gives an answer, this one otherwise. Which unit leads and which sentences are quoted is decided in
+``retrieval.answer``; this module only words it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from retrieval.answer import compose
+from retrieval.types import SearchHit
+
+
+class ExtractiveComposer:
+    """Quotes from the sources; offline, and never says anything they do not."""
+
+    def compose(self, question: str, hits: list[SearchHit], *, probabilities: Sequence[float] = (),
+                context: str = "") -> tuple[str, list[SearchHit]]:
+        """(text with [n] markers, the hits cited in order): "Volgens <bron> [1]:", the quote, "Zie ook" lines."""
+        extracted = compose(question, hits, probabilities=probabilities, context=context)
+        cited = list(extracted.sources)
+        body = f"{lead(cited[0])} [1]:\n\n{extracted.quote}"
+        if len(cited) > 1:
+            body += "\n\nZie ook:\n" + "\n".join(f"[{n}] {reference(hit)}" for n, hit in enumerate(cited[1:], 2))
+        return body, cited
+
+
+def lead(hit: SearchHit) -> str:
+    """What the quote is introduced with: the article of a law, or the section of a note."""
+    first = hit.chunk
+    if first.label and first.kind == "legislation":
+        return f"Volgens {first.label} van {first.title}"  # the article, not the part of it that matched
+    label = hit.passage.label or first.label
+    # A guidance section is named by its heading, often the question it answers.
+    return f"Volgens \"{label}\" in {first.title}" if label else f"Volgens {first.title}"
+
+
+def reference(hit: SearchHit) -> str:
+    """A "zie ook" line: what the source is called, not a quote from it."""
+    label = hit.passage.label or hit.chunk.label
+    return f"{label} — {hit.chunk.title}" if label else hit.chunk.title
