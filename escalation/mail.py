@@ -52,8 +52,6 @@ def subject_for(ticket: Ticket, *, prefix: str = "") -> str:
 def question_body(ticket: Ticket, *, sla_hours: float, follow_up: str | None = None) -> str:
     """The text an expert receives: marker, question, why it was escalated, conversation, sources."""
     asker = ticket.officer_name or "een aankoper"
-    if ticket.municipality:
-        asker += f" ({ticket.municipality})"
     lines = [REPLY_MARKER, ""]
     if follow_up:
         lines += [f"Vervolgvraag bij {ticket.tag} van {asker}:", "", follow_up, "",

@@ -52,11 +52,6 @@ class ExpertPool:
         address = address.strip().lower()
         return address == self.fallback or any(e.email == address for e in self.experts)
 
-    def expert_by_email(self, address: str) -> Expert | None:
-        """The expert with this address."""
-        address = address.strip().lower()
-        return next((e for e in self.experts if e.email == address), None)
-
 
 def classify_topic(question: str) -> str:
     """The pool topic of a question."""

@@ -580,7 +580,7 @@ def _short_key(message_id: str) -> str:
 def _draft(number: int, new: NewTicket) -> Ticket:
     """A Ticket view of a ticket being created, to render its first mail inside the same transaction."""
     return Ticket(number=number, state="open", created_at=0, updated_at=0, officer=new.officer,
-                  officer_name=new.officer_name, municipality=new.municipality, channel=new.channel,
+                  officer_name=new.officer_name, channel=new.channel,
                   reply_address=new.reply_address, question=new.question, context=new.context, sources=new.sources,
                   reason=new.reason, topic=new.topic, expert_name=None, expert_email=None, answer=None,
                   answered_at=None, answered_by=None, due_at=0, reminded_at=None, published_at=None)

@@ -30,7 +30,7 @@ tickets = sa.Table(
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("officer", sa.String(64), nullable=False),
     sa.Column("officer_name", sa.String(200)),
-    sa.Column("municipality", sa.String(200)),
+    sa.Column("municipality", sa.String(200)),  # never filled; kept so databases of the first version need no migration
     sa.Column("channel", sa.String(32), nullable=False),
     sa.Column("reply_address", sa.Text, nullable=False),
     sa.Column("question", sa.Text, nullable=False),
@@ -189,7 +189,6 @@ class Ticket:
     updated_at: float
     officer: str
     officer_name: str | None
-    municipality: str | None
     channel: str
     reply_address: dict[str, Any]
     question: str
@@ -250,7 +249,6 @@ class NewTicket:
     reason: str
     topic: str
     officer_name: str | None = None
-    municipality: str | None = None
     context: list[str] = field(default_factory=list)
     sources: list[dict[str, Any]] = field(default_factory=list)
 
@@ -262,6 +260,7 @@ def _answer_file(row: Any) -> AnswerFile:
 
 def _ticket(row: Any) -> Ticket:
     data = dict(row._mapping)
+    data.pop("municipality", None)
     for key in ("reply_address", "context", "sources"):
         data[key] = json.loads(data[key])
     return Ticket(**data)
@@ -294,7 +293,7 @@ class TicketStore:
         with self.transaction() as conn:
             number = conn.execute(tickets.insert().values(
                 created_at=now, updated_at=now, state=OPEN, officer=new.officer, officer_name=new.officer_name,
-                municipality=new.municipality, channel=new.channel,
+                channel=new.channel,
                 reply_address=json.dumps(new.reply_address), question=new.question,
                 context=json.dumps(new.context, ensure_ascii=False),
                 sources=json.dumps(new.sources, ensure_ascii=False), reason=new.reason, topic=new.topic,
@@ -508,7 +507,7 @@ class TicketStore:
             conn.execute(deliveries.delete().where(deliveries.c.ticket.in_(numbers)))
             conn.execute(outbox.delete().where(outbox.c.ticket.in_(numbers)))
             removed = conn.execute(tickets.update().where(tickets.c.number.in_(numbers)).values(
-                state=CLOSED, officer=FORGOTTEN, officer_name=None, municipality=None, reply_address="{}",
+                state=CLOSED, officer=FORGOTTEN, officer_name=None, reply_address="{}",
                 question="", context="[]", sources="[]", reason="", answer=None, answered_by=None,
                 updated_at=self.clock())).rowcount
         return {"tickets": removed, "inbound_mails": mails, "archives": archives, "numbers": numbers}
