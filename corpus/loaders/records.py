@@ -26,7 +26,7 @@ from dataclasses import replace
 
 from corpus.documents import LoadedDocument, Section
 from corpus.errors import ManifestError, SourceReadError
-from corpus.loaders.text import iso_date
+from corpus.loaders.text import decode_bytes, iso_date
 
 _ROLES = {"id", "text", "title", "label", "headings", "url", "date"}
 _LIST_ROLES = {"title", "headings"}
@@ -57,8 +57,14 @@ def _validate_columns(columns: dict[str, object]) -> dict[str, list[str]]:
     return {role: _column_list(role, value) for role, value in columns.items() if value is not None}
 
 
-def _decode(data: bytes, *, name: str) -> str:
-    """Decode record bytes: UTF-8 (BOM allowed), else cp1252 as written by older spreadsheet exports."""
+def _decode(data: bytes, *, name: str, fmt: str) -> str:
+    """Decode record bytes like a text file (UTF-16 with a BOM; binary data refused), else UTF-8 or cp1252."""
+    what = "a CSV file" if fmt == "csv" else "a JSON Lines file"
+    return decode_bytes(data, name=name, what=what, eight_bit=lambda raw: _decode_8bit(raw, name=name))
+
+
+def _decode_8bit(data: bytes, *, name: str) -> str:
+    """UTF-8 (BOM allowed), else cp1252 as written by older spreadsheet exports; anything else is an error."""
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -130,7 +136,7 @@ def load_records(
     roles = _validate_columns(columns)
     if fmt not in ("csv", "jsonl"):
         raise ManifestError(f"{name}: record format must be 'csv' or 'jsonl', got {fmt!r}")
-    text = _decode(data, name=name)
+    text = _decode(data, name=name, fmt=fmt)
     if not text.strip():
         raise SourceReadError(f"{name}: empty file")
 

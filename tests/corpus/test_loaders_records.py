@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
+import io
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -102,6 +105,47 @@ def test_cp1252_csv_and_header_padding() -> None:
     [doc] = load_records(data, name="oud.csv", fmt="csv", columns={"id": "id", "text": "tekst"})
     assert doc.sections[0].text == "Één café"
     assert doc.title == "1"  # no title or label column: the id
+
+
+def test_utf16_csv_and_jsonl_with_a_bom_are_read_like_utf8() -> None:
+    # Excel's "Unicode text" and Notepad's "Unicode" save UTF-16 with a BOM, as the text loader already accepts.
+    for encoding in ("utf-16", "utf-16-be"):
+        bom = "\ufeff" if encoding == "utf-16-be" else ""
+        csv_data = f"{bom}id,tekst\r\nR1,Één café; € 50.000\r\n".encode(encoding)
+        [doc] = load_records(csv_data, name="unicode.csv", fmt="csv", columns={"id": "id", "text": "tekst"})
+        assert (doc.doc_id, doc.sections[0].text) == ("R1", "Één café; € 50.000")
+        jsonl_data = f'{bom}{{"id": "V1", "tekst": "Één café"}}\r\n'.encode(encoding)
+        [doc] = load_records(jsonl_data, name="unicode.jsonl", fmt="jsonl", columns={"id": "id", "text": "tekst"})
+        assert (doc.doc_id, doc.sections[0].text, doc.warnings) == ("V1", "Één café", ())
+
+
+def test_broken_utf16_record_file_gets_the_text_loaders_error() -> None:
+    with pytest.raises(SourceReadError, match=r"^kapot\.csv: cannot decode UTF-16 text"):
+        load_records(b"\xff\xfei\x00d\x00,", name="kapot.csv", fmt="csv", columns={"id": "id", "text": "tekst"})
+
+
+def _xlsx_like() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(zipfile.ZipInfo("xl/worksheets/sheet1.xml", (2024, 1, 1, 0, 0, 0)), "<row/>" * 40)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "fmt"),
+    [
+        (_xlsx_like(), "regels.csv", "csv"),  # a spreadsheet saved under a .csv name
+        (gzip.compress(b"id,tekst\n1,a\n" * 20, mtime=0), "regels.csv", "csv"),
+        (b"id,tekst\nR1,een\x00twee\n", "regels.csv", "csv"),  # would otherwise become a record with a NUL in it
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "vragen.jsonl", "jsonl"),
+    ],
+    ids=["zip", "gzip", "nul-in-a-cell", "png"],
+)
+def test_binary_file_named_as_records_is_refused_naming_the_file(data: bytes, name: str, fmt: str) -> None:
+    what = "a CSV file" if fmt == "csv" else "a JSON Lines file"
+    expected = rf"^{name.replace('.', '[.]')}: looks like a binary file \(contains NUL bytes\), not {what}$"
+    with pytest.raises(SourceReadError, match=expected):
+        load_records(data, name=name, fmt=fmt, columns={"id": "id", "text": "tekst"})
 
 
 def test_file_without_usable_rows_is_an_error() -> None:
