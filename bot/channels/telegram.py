@@ -1,4 +1,8 @@
-"""The Telegram channel: python-telegram-bot 22 around the helpdesk core, by long polling or by webhook."""
+"""The Telegram channel: python-telegram-bot 22 around the helpdesk core, by long polling or by webhook.
+
+The only module that imports python-telegram-bot; its settings are in ``telegram_settings.py``, the HTML and the
+button payloads it sends in ``telegram_render.py``.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,6 @@ import concurrent.futures
 import contextlib
 import datetime as dtm
 import hmac
-import html
 import logging
 import re
 import threading
@@ -16,7 +19,6 @@ import traceback
 import warnings
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,8 +31,12 @@ from telegram.ext import (Application, ApplicationBuilder, CallbackQueryHandler,
                           MessageHandler, TypeHandler, filters)
 
 from bot.channels.telegram_access import ACCESS_FILE, TelegramAccess
+from bot.channels.telegram_render import (ButtonPress, is_expert_button, keyboard_rows, parse_callback_data,
+                                          render_file_caption, render_file_gone, render_plain, render_reply,
+                                          render_text)
+from bot.channels.telegram_settings import WEBHOOK_PATH, TelegramSettings
 from bot.core import HelpdeskService
-from bot.messages import ActionKind, Citation, Decision, FileOffer, Incoming, Reply, StoredFile
+from bot.messages import ActionKind, Decision, FileOffer, Incoming, Reply, StoredFile
 from bot.runtime import RATE_LIMITED, SlidingWindowLimiter
 from escalation.service import DeliveryError
 from retrieval.errors import ConfigError
@@ -38,11 +44,7 @@ from retrieval.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 CHANNEL = "telegram"
-WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-MAX_MESSAGE_CHARS = 4096
-"""Telegram's limit per message; we count the HTML source in UTF-16 units, which is never less than Telegram does."""
-MAX_CALLBACK_BYTES = 64
 MAX_RETRY_WAIT_SECONDS = 5.0
 """A 429 is retried once after at most this long; a handler that sleeps longer holds up its user for nothing."""
 REQUEST_TIMEOUTS = {"connect": 5.0, "write": 5.0, "read": 5.0, "pool": 1.0}
@@ -83,6 +85,7 @@ ERROR_TEXT = ("Sorry, er ging iets mis bij het verwerken van je bericht. Probeer
 TEXT_ONLY = "Ik kan alleen tekstberichten lezen. Typ je vraag gewoon in een zin."
 BUTTON_GONE = "Deze knop werkt niet meer. Stel je vraag gerust opnieuw."
 EXPERT_BUTTON_ACK = "Ik leg je vraag voor aan de expertenpool."
+NOT_YOUR_WALK = "Deze keuzehulp is van een collega. Typ /procedure om je eigen keuzehulp te starten."
 COMMANDS = [("help", "Wat Vraagbaak kan en welke opdrachten er zijn"),
             ("expert", "Leg je laatste vraag voor aan de expertenpool"),
             ("status", "Je vragen bij de expertenpool"),
@@ -92,231 +95,6 @@ COMMANDS = [("help", "Wat Vraagbaak kan en welke opdrachten er zijn"),
 
 T = TypeVar("T")
 
-
-# -- settings ---------------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class TelegramSettings:
-    """Bot token, Bot API server, who may use the bot, polling or webhook, and the per-user rate limit."""
-
-    token: str = field(repr=False)
-    api_base_url: str | None = None
-    """Root of a self-hosted Bot API server (or a test stand-in); None for api.telegram.org."""
-    allowed_users: frozenset[int] = frozenset()
-    mode: str = "polling"
-    webhook_url: str | None = None
-    webhook_secret: str | None = field(default=None, repr=False)
-    rate_per_minute: int = 20
-    """Messages, commands, files and button presses per user per minute (refused users too); 0 switches it off."""
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "TelegramSettings":
-        """Read ``TELEGRAM_*`` and ``VRAAGBAAK_TELEGRAM_*``; every problem names its variable (never the secret)."""
-        token = (env.get("TELEGRAM_BOT_TOKEN") or "").strip()
-        if not token:
-            raise ConfigError("TELEGRAM_BOT_TOKEN is required for the Telegram channel (the token @BotFather gave)")
-        if not re.fullmatch(r"\d+:[A-Za-z0-9_-]+", token):
-            raise ConfigError("TELEGRAM_BOT_TOKEN does not look like a bot token (digits, a colon, then letters)")
-        base = (env.get("TELEGRAM_API_BASE_URL") or "").strip() or None
-        if base is not None and not re.match(r"^https?://[^/\s]+", base):
-            raise ConfigError(f"TELEGRAM_API_BASE_URL must be an http(s) URL, got {base!r}")
-        allowed = set()
-        for item in re.split(r"[,\s]+", env.get("VRAAGBAAK_TELEGRAM_ALLOWED_USERS") or ""):
-            if not item:
-                continue
-            if not re.fullmatch(r"\d{1,20}", item):
-                raise ConfigError("VRAAGBAAK_TELEGRAM_ALLOWED_USERS must be numeric Telegram user ids separated by "
-                                  f"commas, got {item!r}")
-            allowed.add(int(item))
-        mode = (env.get("VRAAGBAAK_TELEGRAM_MODE") or "polling").strip().lower()
-        if mode not in ("polling", "webhook"):
-            raise ConfigError(f"VRAAGBAAK_TELEGRAM_MODE must be polling or webhook, got {mode!r}")
-        webhook_url = (env.get("VRAAGBAAK_TELEGRAM_WEBHOOK_URL") or "").strip() or None
-        secret = (env.get("VRAAGBAAK_TELEGRAM_WEBHOOK_SECRET") or "").strip() or None
-        if mode == "webhook":
-            if webhook_url is None or not re.match(r"^https?://[^/\s]+", webhook_url):
-                raise ConfigError("VRAAGBAAK_TELEGRAM_WEBHOOK_URL must be the public http(s) URL of "
-                                  f"{WEBHOOK_PATH} when VRAAGBAAK_TELEGRAM_MODE=webhook")
-            if secret is None:
-                raise ConfigError("VRAAGBAAK_TELEGRAM_WEBHOOK_SECRET is required when VRAAGBAAK_TELEGRAM_MODE=webhook")
-            if not re.fullmatch(r"[A-Za-z0-9_-]{16,256}", secret):
-                raise ConfigError("VRAAGBAAK_TELEGRAM_WEBHOOK_SECRET must be 16 to 256 characters from A-Z, a-z, "
-                                  "0-9, _ and - (Telegram's rule)")
-        rate = (env.get("VRAAGBAAK_TELEGRAM_RATE_PER_MINUTE") or "20").strip()
-        if not rate.isdigit():
-            raise ConfigError(f"VRAAGBAAK_TELEGRAM_RATE_PER_MINUTE must be a whole number (0 = off), got {rate!r}")
-        return cls(token=token, api_base_url=base, allowed_users=frozenset(allowed), mode=mode,
-                   webhook_url=webhook_url, webhook_secret=secret, rate_per_minute=int(rate))
-
-    def bot_urls(self) -> tuple[str, str] | None:
-        """PTB's base_url and base_file_url for a self-hosted server (the token is appended by PTB)."""
-        if self.api_base_url is None:
-            return None
-        root = self.api_base_url.rstrip("/")
-        root = root[: -len("/bot")] if root.endswith("/bot") else root
-        return f"{root}/bot", f"{root}/file/bot"
-
-
-# -- rendering (pure functions: tested without Telegram) --------------------------------------------------------
-
-def utf16_len(text: str) -> int:
-    """Length as Telegram counts it (UTF-16 code units)."""
-    return len(text.encode("utf-16-le")) // 2
-
-
-def render_reply(reply: Reply, *, limit: int = MAX_MESSAGE_CHARS) -> list[str]:
-    """A reply as Telegram HTML messages: escaped text, then the numbered sources in an expandable blockquote."""
-    blocks = _text_blocks(reply.text, limit)
-    if reply.citations:
-        blocks.extend(_source_blocks(reply.citations, limit))
-    return _pack(blocks, limit, "\n\n")
-
-
-def render_text(text: str, *, limit: int = MAX_MESSAGE_CHARS) -> list[str]:
-    """A plain Dutch text (an expert answer) as Telegram HTML messages, its first paragraph in bold.
-
-    Telegram counts a message after parsing the HTML, so a text of up to ``limit`` characters is one message
-    however many ``&`` or ``<`` it escapes to: an expert answer then reaches the chat whole or not at all.
-    """
-    paragraphs = [p.strip("\n") for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
-    if paragraphs and utf16_len("\n\n".join(paragraphs)) <= limit:
-        escaped = [_escape(p) for p in paragraphs]
-        escaped[0] = f"<b>{escaped[0]}</b>"
-        return ["\n\n".join(escaped)]
-    blocks = _text_blocks(text, limit)
-    if blocks and utf16_len(blocks[0]) + 7 <= limit:
-        blocks[0] = f"<b>{blocks[0]}</b>"
-    return _pack(blocks, limit, "\n\n")
-
-
-def source_line(citation: Citation) -> str:
-    """One source as HTML: a link when the source is on the web, escaped text otherwise."""
-    name = " — ".join(p for p in (citation.title, citation.label) if p)
-    url = citation.url or ""
-    if re.match(r"^https?://", url, re.IGNORECASE):
-        shown = f'<a href="{html.escape(url, quote=True)}">{html.escape(name, quote=False)}</a>'
-    else:
-        shown = html.escape(name, quote=False)
-    date = f", {html.escape(citation.date_text, quote=False)}" if citation.date_text else ""
-    return f"[{citation.n}] {shown}{date}"
-
-
-def _escape(text: str) -> str:
-    return html.escape(text, quote=False)
-
-
-def _text_blocks(text: str, limit: int) -> list[str]:
-    """Escaped paragraphs, each within ``limit``; a paragraph too long is cut at lines, a line too long at spaces."""
-    blocks: list[str] = []
-    for paragraph in re.split(r"\n\s*\n", text.strip()):
-        paragraph = paragraph.strip("\n")
-        if not paragraph.strip():
-            continue
-        escaped = _escape(paragraph)
-        if utf16_len(escaped) <= limit:
-            blocks.append(escaped)
-            continue
-        lines: list[str] = []
-        for line in paragraph.split("\n"):
-            lines.extend(_cut_line(line, limit))
-        blocks.extend(_pack(lines, limit, "\n"))
-    return blocks
-
-
-def _cut_line(line: str, limit: int) -> list[str]:
-    """A line as escaped pieces within ``limit``, cut in the plain text (never inside an entity), at a space if any."""
-    pieces = []
-    rest = line
-    while rest:
-        if utf16_len(_escape(rest)) <= limit:
-            pieces.append(_escape(rest))
-            break
-        low, high = 1, len(rest)  # the longest prefix whose escaped form fits
-        while low < high:
-            mid = (low + high + 1) // 2
-            if utf16_len(_escape(rest[:mid])) <= limit:
-                low = mid
-            else:
-                high = mid - 1
-        cut = low
-        space = rest.rfind(" ", 0, cut)
-        if space > cut // 2:
-            cut = space
-        pieces.append(_escape(rest[:cut].rstrip()))
-        rest = rest[cut:].lstrip()
-    return pieces
-
-
-def _source_blocks(citations: tuple[Citation, ...], limit: int) -> list[str]:
-    head, open_, close = "<b>Bronnen</b>\n", "<blockquote expandable>", "</blockquote>"
-    overhead = utf16_len(head + open_ + close)
-    lines = []
-    for citation in citations:
-        line = source_line(citation)
-        if utf16_len(line) + overhead > limit:  # a source name of thousands of characters: show it without a link
-            line = _cut_line(f"[{citation.n}] {citation.title}", limit - overhead)[0]
-        lines.append(line)
-    groups = _pack(lines, limit - overhead, "\n")
-    return [(head if i == 0 else "") + open_ + group + close for i, group in enumerate(groups)]
-
-
-def _pack(blocks: list[str], limit: int, sep: str) -> list[str]:
-    """Join self-contained HTML blocks into as few messages as fit; a block is never split."""
-    parts: list[str] = []
-    current = ""
-    for block in blocks:
-        candidate = block if not current else current + sep + block
-        if utf16_len(candidate) <= limit:
-            current = candidate
-        else:
-            if current:
-                parts.append(current)
-            current = block
-    if current:
-        parts.append(current)
-    return parts
-
-
-NOT_YOUR_WALK = "Deze keuzehulp is van een collega. Typ /procedure om je eigen keuzehulp te starten."
-
-
-def _incoming(message: Any, user: Any, text: str) -> Incoming:
-    """``text`` from ``user`` in the chat of ``message`` as the core sees it: their own message, or a press of a
-    button under ``message`` given as the text it stands for."""
-    chat = message.chat
-    return Incoming(channel=CHANNEL, conversation_id=_conversation(chat.id, chat.type, user.id), user_id=str(user.id),
-                    text=text, user_name=user.full_name, reply_address=_address(chat.id, chat.type, message.message_id),
-                    message_id=str(message.message_id), shared=chat.type != ChatType.PRIVATE)
-
-
-def callback_data(kind: ActionKind, reply_id: str, command: str | None = None, owner: int | None = None) -> str:
-    """The button payload: ids only, so it fits Telegram's 64 bytes and survives a restart. A choice in a guided
-    walk carries its command ("/procedure markt 2" as "pr:markt 2"), in a group with the walker's user id first
-    ("pr:1001:markt 2"): a colleague's press must not answer, nor take away, another officer's buttons."""
-    if kind is ActionKind.CHOICE:
-        data = "pr:" + (f"{owner}:" if owner is not None else "") + (command or "").removeprefix("/procedure ")
-    else:
-        prefix = {ActionKind.FEEDBACK_UP: "fb:+:", ActionKind.FEEDBACK_DOWN: "fb:-:", ActionKind.ASK_EXPERT: "ex:"}
-        data = prefix[kind] + reply_id
-    if len(data.encode()) > MAX_CALLBACK_BYTES:
-        raise ValueError(f"callback data too long for Telegram: {len(data.encode())} bytes")
-    return data
-
-
-def keyboard_for(reply: Reply, *, owner: int | None = None) -> InlineKeyboardMarkup | None:
-    """👍 / 👎 on one row and "Vraag een expert" below, for the actions the reply offers; the choices of a guided
-    walk one per row (bound to ``owner`` in a group)."""
-    feedback = [InlineKeyboardButton(a.label, callback_data=callback_data(a.kind, a.reply_id)) for a in reply.actions
-                if a.kind in (ActionKind.FEEDBACK_UP, ActionKind.FEEDBACK_DOWN)]
-    expert = [InlineKeyboardButton(a.label, callback_data=callback_data(a.kind, a.reply_id)) for a in reply.actions
-              if a.kind is ActionKind.ASK_EXPERT]
-    choices = [[InlineKeyboardButton(a.label, callback_data=callback_data(a.kind, a.reply_id, a.command, owner))]
-               for a in reply.actions if a.kind is ActionKind.CHOICE]
-    rows = [row for row in (feedback, expert) if row] + choices
-    return InlineKeyboardMarkup(rows) if rows else None
-
-
-# -- rate limit -------------------------------------------------------------------------------------------------
 
 # -- the channel ------------------------------------------------------------------------------------------------
 
@@ -613,11 +391,9 @@ class TelegramChannel:
                 data = await asyncio.to_thread(offer.path.read_bytes)
             except OSError:
                 logger.warning("file %s for a Telegram chat is gone from disk", offer.ref)
-                await _with_retry(lambda: bot.send_message(
-                    chat_id, html.escape(f"Het bestand {offer.name} is er niet meer (verwijderd na de "
-                                         "bewaartermijn?)."), parse_mode=ParseMode.HTML))
+                await _with_retry(lambda: bot.send_message(chat_id, render_file_gone(offer), parse_mode=ParseMode.HTML))
                 continue
-            caption = html.escape(f"{offer.note} ({offer.size_text})" if offer.note else offer.size_text)
+            caption = render_file_caption(offer)
             await _with_retry(lambda: bot.send_document(
                 chat_id, document=data, filename=offer.name, caption=caption, parse_mode=ParseMode.HTML,
                 write_timeout=FILE_WRITE_TIMEOUT_SECONDS))
@@ -630,7 +406,7 @@ class TelegramChannel:
         await self._send_files(bot, chat_id, reply.files)
 
     async def _say(self, chat_id: int, text: str, *, reply_to: int | None = None) -> None:
-        await self._send_parts(self.application.bot, chat_id, _text_parts(text), reply_to=reply_to)
+        await self._send_parts(self.application.bot, chat_id, render_plain(text), reply_to=reply_to)
 
     @contextlib.asynccontextmanager
     async def _typing(self, chat_id: int) -> AsyncIterator[None]:
@@ -729,30 +505,19 @@ class TelegramChannel:
 
     async def _button(self, query: CallbackQuery, user: Any, message: Any) -> None:
         """A button press within the rate limit: vote, escalate the answer's question, or answer a guided walk."""
-        choice = re.fullmatch(r"pr:(?:(?P<owner>[0-9]{1,20}):)?(?P<command>[a-z0-9_-]{1,40}(?: [0-9]{1,2})?)",
-                              query.data or "")
-        match = re.fullmatch(r"(fb:(?P<vote>[+-])|ex):(?P<reply>[0-9a-f]{1,40})", query.data or "")
-        if (match is None and choice is None) or (choice is not None and message is None):
+        press = parse_callback_data(query.data)
+        if press is None or (press.kind is ActionKind.CHOICE and message is None):
             await _answer(query, BUTTON_GONE)
             return
         if not self.access.is_allowed(user.id):
             await _answer(query, REFUSAL_BUTTON, alert=True)
             return
-        if choice is not None:
-            if choice["owner"] is not None and int(choice["owner"]) != user.id:
-                await _answer(query, NOT_YOUR_WALK, alert=True)  # the buttons stay for their officer
-                return
-            await _answer(query, None)
-            await self._drop_buttons(query, keep_expert=False)
-            incoming = _incoming(message, user, f"/procedure {choice['command']}")
-            async with self._typing(message.chat.id):
-                reply = await self._core(lambda helpdesk: helpdesk.handle(incoming))
-            group = _is_group(message)
-            await self._send_reply(message.chat.id, reply, owner=user.id if group else None)
+        if press.kind is ActionKind.CHOICE:
+            await self._choose(query, user, message, press)
             return
-        reply_id = match["reply"]
-        if match["vote"]:
-            up = match["vote"] == "+"
+        reply_id = press.reply_id
+        if press.kind in (ActionKind.FEEDBACK_UP, ActionKind.FEEDBACK_DOWN):
+            up = press.kind is ActionKind.FEEDBACK_UP
             ack = await self._core(lambda helpdesk: helpdesk.feedback(reply_id=reply_id, channel=CHANNEL,
                                                                       user_id=str(user.id), up=up))
             await _answer(query, ack)
@@ -769,6 +534,19 @@ class TelegramChannel:
         await self._send_reply(chat.id, reply, reply_to=message.message_id)  # the ticket number first, then tidy up
         if reply.decision is Decision.ESCALATE:  # not for a colleague's press, a limit or a question asked for
             await self._drop_buttons(query, keep_expert=False)
+
+    async def _choose(self, query: CallbackQuery, user: Any, message: Any, press: ButtonPress) -> None:
+        """A choice in a guided walk: the next step, as if its command was typed; only the walker may choose."""
+        if press.owner is not None and press.owner != user.id:
+            await _answer(query, NOT_YOUR_WALK, alert=True)  # the buttons stay for their officer
+            return
+        await _answer(query, None)
+        await self._drop_buttons(query, keep_expert=False)
+        incoming = _incoming(message, user, press.command or "")
+        async with self._typing(message.chat.id):
+            reply = await self._core(lambda helpdesk: helpdesk.handle(incoming))
+        group = _is_group(message)
+        await self._send_reply(message.chat.id, reply, owner=user.id if group else None)
 
     async def _core(self, call: Callable[[HelpdeskService], T]) -> T:
         """Call the helpdesk in a worker thread; building it on first use (model, index) happens there too."""
@@ -793,7 +571,7 @@ class TelegramChannel:
         markup = getattr(message, "reply_markup", None)
         if not isinstance(message, Message) or markup is None:
             return
-        rows = [[b for b in row if keep_expert and (b.callback_data or "").startswith("ex:")]
+        rows = [[b for b in row if keep_expert and is_expert_button(b.callback_data)]
                 for row in markup.inline_keyboard]
         rows = [row for row in rows if row]
         if rows == [list(row) for row in markup.inline_keyboard]:
@@ -889,8 +667,20 @@ class TelegramChannel:
         return allowed
 
 
-def _text_parts(text: str) -> list[str]:
-    return _pack(_text_blocks(text, MAX_MESSAGE_CHARS), MAX_MESSAGE_CHARS, "\n\n")
+def keyboard_for(reply: Reply, *, owner: int | None = None) -> InlineKeyboardMarkup | None:
+    """The buttons of ``keyboard_rows`` as Telegram's inline keyboard; None when the reply offers none."""
+    rows = [[InlineKeyboardButton(label, callback_data=data) for label, data in row]
+            for row in keyboard_rows(reply, owner=owner)]
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
+def _incoming(message: Any, user: Any, text: str) -> Incoming:
+    """``text`` from ``user`` in the chat of ``message`` as the core sees it: their own message, or a press of a
+    button under ``message`` given as the text it stands for."""
+    chat = message.chat
+    return Incoming(channel=CHANNEL, conversation_id=_conversation(chat.id, chat.type, user.id), user_id=str(user.id),
+                    text=text, user_name=user.full_name, reply_address=_address(chat.id, chat.type, message.message_id),
+                    message_id=str(message.message_id), shared=chat.type != ChatType.PRIVATE)
 
 
 def _is_group(message: Message) -> bool:

@@ -8,6 +8,8 @@ import logging
 import re
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 import traceback
@@ -22,12 +24,15 @@ from aiohttp import web
 from click.testing import CliRunner
 
 from bot.app import App
-from bot.channels.telegram import (ERROR_TEXT, INVITE_INVALID, MAX_MESSAGE_CHARS, MAX_RETRY_WAIT_SECONDS, RATE_LIMITED,
-                                   REFUSAL_BUTTON, REQUEST_TIMEOUTS, TEXT_ONLY, WEBHOOK_PATH, TelegramChannel,
-                                   TelegramSettings, TelegramStartError, deliver_timeout, render_reply, utf16_len)
+from bot.channels.telegram import (ERROR_TEXT, INVITE_INVALID, MAX_RETRY_WAIT_SECONDS, REFUSAL_BUTTON, REQUEST_TIMEOUTS,
+                                   TEXT_ONLY, TelegramChannel, TelegramStartError, deliver_timeout)
 from bot.channels.telegram_access import TelegramAccess
+from bot.channels.telegram_render import (MAX_MESSAGE_CHARS, ButtonPress, callback_data, keyboard_rows,
+                                          parse_callback_data, render_reply, utf16_len)
+from bot.channels.telegram_settings import WEBHOOK_PATH, TelegramSettings
 from bot.cli import main
-from bot.messages import Citation, Decision, Reply
+from bot.messages import Action, ActionKind, Citation, Decision, Reply
+from bot.runtime import RATE_LIMITED
 from bot.server import build_web_app
 from bot.worker import EscalationWorker
 from escalation.service import DeliveryError
@@ -222,6 +227,38 @@ def test_long_replies_split_into_valid_messages_within_the_limit() -> None:
     assert joined.startswith(re.sub(r"\s+", "", text)) and "[5]Bron5&co" in joined  # nothing lost, order kept
     assert parts[-1].count("<blockquote expandable>") == 1
 
+
+def test_button_payloads_fit_telegram_and_read_back_as_the_press_they_stand_for() -> None:
+    reply_id = "f" * 40
+    reply = Reply(text="Welke procedure?", decision=Decision.CLARIFY, reply_id=reply_id,
+                  actions=(Action(ActionKind.FEEDBACK_UP, reply_id), Action(ActionKind.FEEDBACK_DOWN, reply_id),
+                           Action(ActionKind.ASK_EXPERT, reply_id),
+                           Action(ActionKind.CHOICE, reply_id, text="Ja", command="/procedure markt 2")))
+    rows = keyboard_rows(reply, owner=1001)
+    assert [[label for label, _ in row] for row in rows] == [["👍", "👎"], ["Vraag een expert"], ["Ja"]]
+    presses = [parse_callback_data(data) for row in rows for _, data in row]
+    assert presses == [ButtonPress(ActionKind.FEEDBACK_UP, reply_id=reply_id),
+                       ButtonPress(ActionKind.FEEDBACK_DOWN, reply_id=reply_id),
+                       ButtonPress(ActionKind.ASK_EXPERT, reply_id=reply_id),
+                       ButtonPress(ActionKind.CHOICE, command="/procedure markt 2", owner=1001)]
+    assert all(len(data.encode()) <= 64 for row in rows for _, data in row)
+    assert parse_callback_data(callback_data(ActionKind.CHOICE, reply_id, "/procedure markt 2")).owner is None
+    assert [parse_callback_data(d) for d in (None, "", "ex:XYZ", "pr:Markt", "fb:?:ab", "ex:ab:cd")] == [None] * 6
+    assert keyboard_rows(Reply(text="Genoteerd.", decision=Decision.CLARIFY, reply_id="r1")) == []
+
+
+def test_only_the_telegram_channel_imports_python_telegram_bot() -> None:
+    """Settings and rendering load without the SDK, like the Teams side (settings decide whether it loads)."""
+    repo = Path(__file__).resolve().parents[2]
+    importers = sorted(str(p.relative_to(repo)) for folder in ("bot", "retrieval", "corpus", "escalation")
+                       for p in (repo / folder).rglob("*.py")
+                       if re.search(r"^\s*(from|import)\s+telegram\b", p.read_text(encoding="utf-8"), re.MULTILINE))
+    assert importers == ["bot/channels/telegram.py"]
+    probe = ("import sys\nimport bot.channels.telegram_render, bot.channels.telegram_settings\n"
+             "print(sorted(m for m in ('telegram', 'aiohttp', 'httpx') if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=repo)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
 
 # -- end to end over HTTP ------------------------------------------------------------------------------------------
 

@@ -303,7 +303,8 @@ def test_purge_keeps_an_old_file_of_a_ticket_that_is_still_kept(store_url: str, 
 
 
 def test_a_delivery_of_all_parts_and_files_waits_less_than_the_lease() -> None:
-    from bot.channels.telegram import deliver_timeout, render_text
+    from bot.channels.telegram import deliver_timeout
+    from bot.channels.telegram_render import render_text
     from escalation.service import MAX_ANSWER_CHARS
     from escalation.store import LEASE_SECONDS
 
