@@ -1,4 +1,6 @@
-"""What every channel's runtime shares: limits on how fast one officer may send messages and open tickets.
+"""What every channel's runtime shares: the helpdesk built once and called off the event loop, one event at a
+time per conversation, the conversation key in groups, and limits on how fast one officer may send messages and
+open tickets.
 
 Each channel keeps a ``SlidingWindowLimiter`` of messages per officer per minute (its ``*_RATE_PER_MINUTE``
 setting) and checks it before the core sees a message or a button press; the core holds the stricter ticket limit
@@ -7,10 +9,18 @@ setting) and checks it before the core sees a message or a button press; the cor
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Hashable
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Callable, Hashable
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from bot.core import HelpdeskService
+
+T = TypeVar("T")
 
 RATE_LIMITED = ("Je stuurt veel berichten kort na elkaar. Wacht even en probeer het over een minuut opnieuw; "
                 "je vorige vragen zijn wel verwerkt.")
@@ -57,3 +67,62 @@ class SlidingWindowLimiter:
         for idle in [k for k, events in self._events.items() if not events or now - events[-1] >= self.window]:
             del self._events[idle]
             self._warned.discard(idle)
+
+
+class Core:
+    """The helpdesk as a channel holds it: built on first use, once, and called off the event loop.
+
+    Building it loads the model and the index, which delivering an expert answer does not need; two threads that
+    ask for it together build it once (a lock, not ``cached_property``, which stops locking in Python 3.12).
+    """
+
+    def __init__(self, helpdesk: HelpdeskService | Callable[[], HelpdeskService]) -> None:
+        self._helpdesk = helpdesk
+        self._lock = threading.Lock()
+
+    @property
+    def helpdesk(self) -> HelpdeskService:
+        """The helpdesk, built now if it was not yet (only from a worker thread: it may take seconds)."""
+        with self._lock:
+            if callable(self._helpdesk):
+                self._helpdesk = self._helpdesk()
+            return self._helpdesk
+
+    async def call(self, work: Callable[[HelpdeskService], T]) -> T:
+        """Run a blocking helpdesk call (search, SQLite, the model) in a worker thread."""
+        return await asyncio.to_thread(lambda: work(self.helpdesk))
+
+
+class InOrder:
+    """One event at a time per conversation, in arrival order; different conversations at the same time.
+
+    A conversation's lock lives while one of its events is in hand, so memory follows the traffic. Enter it in the
+    handler's first step: asyncio.Lock serves its waiters first come, first served, and tasks start in the order
+    they were created.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._users: Counter[str] = Counter()
+
+    @contextlib.asynccontextmanager
+    async def __call__(self, conversation: str) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(conversation, asyncio.Lock())
+        self._users[conversation] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._users[conversation] -= 1
+            if not self._users[conversation]:
+                del self._users[conversation], self._locks[conversation]
+
+    def __len__(self) -> int:
+        """Conversations with an event in hand."""
+        return len(self._locks)
+
+
+def conversation_key(channel: str, chat: object, user: object, *, shared: bool) -> str:
+    """The core's conversation: the chat, and in a group chat or channel each officer's own thread in it, so one
+    officer's /expert never escalates a colleague's question and follow-ups never take a colleague's as context."""
+    return f"{channel}:{chat}:{user}" if shared else f"{channel}:{chat}"

@@ -13,10 +13,9 @@ import logging
 import re
 import threading
 import time
-from collections import Counter, OrderedDict
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -30,7 +29,7 @@ from bot.channels.teams_cards import (CARD_CONTENT_TYPE, SUBMIT_KEY, LinkedFile,
 from bot.channels.teams_settings import SINGLE_TENANT, TeamsSettings, check_local_mode, is_loopback
 from bot.core import HelpdeskService
 from bot.messages import ActionKind, FileOffer, Incoming, Reply, StoredFile
-from bot.runtime import RATE_LIMITED, SlidingWindowLimiter
+from bot.runtime import RATE_LIMITED, Core, InOrder, SlidingWindowLimiter, conversation_key
 from escalation.service import DeliveryError
 from retrieval.errors import ConfigError
 
@@ -47,7 +46,6 @@ DELIVER_TIMEOUT_SECONDS = 3 * SDK_HTTP_TIMEOUT_SECONDS
 STOP_GRACE_SECONDS = 5.0
 SEEN_CAPACITY = 10_000
 GROUP_CONVERSATIONS = {"channel", "groupChat"}
-T = TypeVar("T")
 
 WELCOME = ("Hallo! Ik ben Vraagbaak, de helpdesk voor innovatieve overheidsopdrachten (PCP, "
            "innovatiepartnerschap, concurrentiegerichte dialoog, marktconsultatie, drempels ...). Stel je vraag "
@@ -103,7 +101,7 @@ class TeamsChannel:
                  ack_after: float = ACK_AFTER_SECONDS, deliver_timeout: float = DELIVER_TIMEOUT_SECONDS,
                  links: Callable[[str, str], tuple[str, float]] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self._helpdesk = helpdesk
+        self.core = Core(helpdesk)
         self.limiter = SlidingWindowLimiter(settings.rate_per_minute, 60, clock=clock)
         self._links = links
         """Signs a download link for (file ref, name): (url, expiry); None when the server has no public URL."""
@@ -115,8 +113,7 @@ class TeamsChannel:
         self._adapter.on_turn_error = self._on_turn_error
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._tasks: set[asyncio.Task] = set()
-        self._turn_locks: dict[str, asyncio.Lock] = {}
-        self._turn_users: Counter[str] = Counter()
+        self._in_order = InOrder()
         self._sending: dict[tuple[str, ...], concurrent.futures.Future] = {}
         self._sending_guard = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -125,13 +122,7 @@ class TeamsChannel:
     @property
     def helpdesk(self) -> HelpdeskService:
         """The helpdesk core; given as a factory it is built on first use, so delivering alone never loads the index."""
-        if callable(self._helpdesk):
-            self._helpdesk = self._helpdesk()
-        return self._helpdesk
-
-    async def _core(self, call: Callable[[HelpdeskService], T]) -> T:
-        """Run a blocking helpdesk call (search, SQLite, the model) in a worker thread."""
-        return await asyncio.to_thread(lambda: call(self.helpdesk))
+        return self.core.helpdesk
 
     # -- Channel protocol -----------------------------------------------------------------------------------
 
@@ -307,20 +298,6 @@ class TeamsChannel:
         finally:
             await _close_connectors(clients)
 
-    @asynccontextmanager
-    async def _in_order(self, key: str) -> AsyncIterator[None]:
-        """One turn at a time per conversation; asyncio.Lock wakes its waiters first come, first served."""
-        # The task's first step takes (or queues for) the lock, and tasks start in the order they were created.
-        lock = self._turn_locks.setdefault(key, asyncio.Lock())
-        self._turn_users[key] += 1
-        try:
-            async with lock:
-                yield
-        finally:
-            self._turn_users[key] -= 1
-            if not self._turn_users[key]:
-                del self._turn_users[key], self._turn_locks[key]
-
     def _turn_done(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
@@ -360,7 +337,7 @@ class TeamsChannel:
             return
         await self._typing(context)
         incoming = _incoming(activity, text)
-        reply = await self._core(lambda helpdesk: helpdesk.handle(incoming))
+        reply = await self.core.call(lambda helpdesk: helpdesk.handle(incoming))
         await context.send_activity(_reply_activity(reply, self._linked(reply.files)))
 
     async def _on_submit(self, context: TurnContext, value: dict[str, Any]) -> None:
@@ -370,16 +347,16 @@ class TeamsChannel:
         incoming = _incoming(activity, "/expert")
         if kind == "feedback" and reply_id:
             up = value.get("up") in (True, "true", 1, "1")
-            ack = await self._core(lambda helpdesk: helpdesk.feedback(reply_id=reply_id, channel=CHANNEL,
+            ack = await self.core.call(lambda helpdesk: helpdesk.feedback(reply_id=reply_id, channel=CHANNEL,
                                                                       user_id=incoming.user_id, up=up))
             await context.send_activity(ack)
         elif kind == "expert":
-            reply = await self._core(lambda helpdesk: helpdesk.ask_expert(incoming, reply_id=reply_id or None))
+            reply = await self.core.call(lambda helpdesk: helpdesk.ask_expert(incoming, reply_id=reply_id or None))
             await context.send_activity(_reply_activity(reply, self._linked(reply.files)))
         elif kind == "choice" and re.fullmatch(r"/procedure [a-z0-9_-]{1,40}(?: [0-9]{1,2})?",
                                                str(value.get("command") or "")):
             pressed = _incoming(activity, str(value["command"]))
-            reply = await self._core(lambda helpdesk: helpdesk.handle(pressed))
+            reply = await self.core.call(lambda helpdesk: helpdesk.handle(pressed))
             await context.send_activity(_reply_activity(reply, self._linked(reply.files)))
         else:
             logger.warning("Teams card submit with unknown data ignored (%.40r)", kind)
@@ -527,12 +504,8 @@ def _user_id(activity: Activity) -> str:
 
 def _conversation_key(activity: Activity) -> str:
     """The core's conversation: the chat, or in a channel or group chat the officer's own thread of questions."""
-    conversation = f"teams:{activity.conversation.id if activity.conversation else ''}"
-    if _conversation_type(activity) in GROUP_CONVERSATIONS:
-        # Everyone there shares one conversation id: without the officer, one officer's /expert would escalate
-        # another's question and follow-up questions would take a colleague's as context.
-        return f"{conversation}:{_user_id(activity)}"
-    return conversation
+    return conversation_key(CHANNEL, activity.conversation.id if activity.conversation else "", _user_id(activity),
+                            shared=_conversation_type(activity) in GROUP_CONVERSATIONS)
 
 
 def _incoming(activity: Activity, text: str) -> Incoming:

@@ -13,11 +13,9 @@ import datetime as dtm
 import hmac
 import logging
 import re
-import threading
 import time
 import traceback
 import warnings
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -37,7 +35,7 @@ from bot.channels.telegram_render import (ButtonPress, is_expert_button, keyboar
 from bot.channels.telegram_settings import WEBHOOK_PATH, TelegramSettings
 from bot.core import HelpdeskService
 from bot.messages import ActionKind, Decision, FileOffer, Incoming, Reply, StoredFile
-from bot.runtime import RATE_LIMITED, SlidingWindowLimiter
+from bot.runtime import RATE_LIMITED, Core, InOrder, SlidingWindowLimiter, conversation_key
 from escalation.service import DeliveryError
 from retrieval.errors import ConfigError
 
@@ -132,8 +130,7 @@ class TelegramChannel:
         logging.getLogger("httpx").setLevel(logging.WARNING)
         if logging.getLogger("telegram").getEffectiveLevel() < logging.INFO:
             logging.getLogger("telegram").setLevel(logging.INFO)
-        self._helpdesk = helpdesk
-        self._helpdesk_lock = threading.Lock()
+        self.core = Core(helpdesk)
         self.settings = settings
         self.access = access
         self.limiter = SlidingWindowLimiter(settings.rate_per_minute, 60, clock=clock)
@@ -143,20 +140,14 @@ class TelegramChannel:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._running = False
         self._closed = False
-        # One lock per conversation, alive while one of its updates is in hand: a chat's updates are handled in the
-        # order they arrived (a question, then /expert about it), different chats at the same time.
-        self._conversation_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        # A chat's updates are handled in the order they arrived (a question, then /expert about it), different
+        # chats at the same time; PTB starts the handlers of a batch concurrently but in order.
+        self._in_order = InOrder()
 
     @property
     def helpdesk(self) -> HelpdeskService:
-        """The helpdesk core, built on first use (delivering an expert answer does not need the index).
-
-        Building it loads the model and the index: only touch this from a worker thread (see ``_core``).
-        """
-        with self._helpdesk_lock:
-            if callable(self._helpdesk):
-                self._helpdesk = self._helpdesk()
-            return self._helpdesk
+        """The helpdesk core, built on first use (delivering an expert answer does not need the index)."""
+        return self.core.helpdesk
 
     @classmethod
     def from_env(cls, *, helpdesk: HelpdeskService | Callable[[], HelpdeskService], home: Path,
@@ -474,7 +465,7 @@ class TelegramChannel:
             incoming = _incoming(message, user, text)
             group = _is_group(message)
             async with self._typing(message.chat_id):
-                reply = await self._core(lambda helpdesk: helpdesk.handle(incoming))
+                reply = await self.core.call(lambda helpdesk: helpdesk.handle(incoming))
             await self._send_reply(message.chat_id, reply, reply_to=message.message_id if group else None,
                                    owner=user.id if group else None)
 
@@ -518,7 +509,7 @@ class TelegramChannel:
         reply_id = press.reply_id
         if press.kind in (ActionKind.FEEDBACK_UP, ActionKind.FEEDBACK_DOWN):
             up = press.kind is ActionKind.FEEDBACK_UP
-            ack = await self._core(lambda helpdesk: helpdesk.feedback(reply_id=reply_id, channel=CHANNEL,
+            ack = await self.core.call(lambda helpdesk: helpdesk.feedback(reply_id=reply_id, channel=CHANNEL,
                                                                       user_id=str(user.id), up=up))
             await _answer(query, ack)
             await self._drop_buttons(query, keep_expert=True)
@@ -530,7 +521,7 @@ class TelegramChannel:
         chat = message.chat
         incoming = _incoming(message, user, "/expert")
         async with self._typing(chat.id):
-            reply = await self._core(lambda helpdesk: helpdesk.ask_expert(incoming, reply_id=reply_id))
+            reply = await self.core.call(lambda helpdesk: helpdesk.ask_expert(incoming, reply_id=reply_id))
         await self._send_reply(chat.id, reply, reply_to=message.message_id)  # the ticket number first, then tidy up
         if reply.decision is Decision.ESCALATE:  # not for a colleague's press, a limit or a question asked for
             await self._drop_buttons(query, keep_expert=False)
@@ -544,23 +535,9 @@ class TelegramChannel:
         await self._drop_buttons(query, keep_expert=False)
         incoming = _incoming(message, user, press.command or "")
         async with self._typing(message.chat.id):
-            reply = await self._core(lambda helpdesk: helpdesk.handle(incoming))
+            reply = await self.core.call(lambda helpdesk: helpdesk.handle(incoming))
         group = _is_group(message)
         await self._send_reply(message.chat.id, reply, owner=user.id if group else None)
-
-    async def _core(self, call: Callable[[HelpdeskService], T]) -> T:
-        """Call the helpdesk in a worker thread; building it on first use (model, index) happens there too."""
-        return await asyncio.to_thread(lambda: call(self.helpdesk))
-
-    @contextlib.asynccontextmanager
-    async def _in_order(self, conversation_id: str) -> AsyncIterator[None]:
-        """Handle one update of a conversation at a time, in arrival order; enter it before the handler's first
-        await, since PTB starts the handlers of a batch concurrently but in order."""
-        lock = self._conversation_locks.get(conversation_id)
-        if lock is None:
-            lock = self._conversation_locks[conversation_id] = asyncio.Lock()
-        async with lock:
-            yield
 
     async def _drop_buttons(self, query: Any, *, keep_expert: bool) -> None:
         """Take used buttons away (the message itself remembers, so this survives a restart).
@@ -688,10 +665,7 @@ def _is_group(message: Message) -> bool:
 
 
 def _conversation(chat_id: int, chat_type: str, user_id: int) -> str:
-    """One conversation per private chat; in a group one per officer, so colleagues' questions do not mix."""
-    if chat_type in (ChatType.GROUP, ChatType.SUPERGROUP):
-        return f"telegram:{chat_id}:{user_id}"
-    return f"telegram:{chat_id}"
+    return conversation_key(CHANNEL, chat_id, user_id, shared=chat_type in (ChatType.GROUP, ChatType.SUPERGROUP))
 
 
 def _address(chat_id: int, chat_type: str, message_id: int) -> dict[str, Any]:

@@ -63,3 +63,50 @@ def test_the_ticket_limit_is_read_from_the_environment() -> None:
     assert BotSettings.from_env({"VRAAGBAAK_TICKETS_PER_HOUR": "0"}).tickets_per_hour == 0
     with pytest.raises(ConfigError, match="VRAAGBAAK_TICKETS_PER_HOUR"):
         BotSettings.from_env({"VRAAGBAAK_TICKETS_PER_HOUR": "veel"})
+
+
+def test_the_helpdesk_is_built_once_when_threads_ask_for_it_together() -> None:
+    import time as clock
+
+    built: list[int] = []
+
+    def build() -> object:
+        clock.sleep(0.05)  # loading the model and the index takes a while: long enough for others to arrive
+        built.append(1)
+        return object()
+
+    core = runtime.Core(build)
+    seen: list[object] = []
+    threads = [threading.Thread(target=lambda: seen.append(core.helpdesk)) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(built) == 1 and len({id(h) for h in seen}) == 1
+
+
+def test_events_of_one_conversation_run_one_at_a_time_in_arrival_order_and_others_meanwhile() -> None:
+    import asyncio
+
+    in_order = runtime.InOrder()
+    log: list[str] = []
+
+    async def event(conversation: str, name: str, work: float) -> None:
+        async with in_order(conversation):
+            log.append(f"start {name}")
+            await asyncio.sleep(work)
+            log.append(f"end {name}")
+
+    async def scenario() -> None:
+        await asyncio.gather(event("a", "a1", 0.05), event("a", "a2", 0.0), event("b", "b1", 0.0))
+        assert len(in_order) == 0  # no lock outlives its conversation's last event
+
+    asyncio.run(scenario())
+    assert log.index("end a1") < log.index("start a2")  # the later event of a waits, whatever its length
+    assert log.index("end b1") < log.index("end a1")  # b does not wait for a
+
+
+def test_in_a_shared_chat_each_officer_has_a_conversation_of_their_own() -> None:
+    assert runtime.conversation_key("teams", "19:x", "u1", shared=True) != \
+        runtime.conversation_key("teams", "19:x", "u2", shared=True)
+    assert runtime.conversation_key("telegram", 5, 5, shared=False) == "telegram:5"

