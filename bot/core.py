@@ -20,7 +20,7 @@ from bot.answers import ExtractiveComposer
 from bot.audit import AuditLog
 from bot.conversation import ConversationMemory, Turn, contextual_query, is_follow_up
 from bot.intent import Intent, IntentPrediction
-from bot.messages import Action, ActionKind, Citation, Decision, Escalation, FileOffer, Incoming, Reply
+from bot.messages import Action, ActionKind, Citation, Decision, Escalation, FileOffer, Incoming, Press, Reply
 from bot.policy import RuleMatch, Rules, load_rules
 from bot.procedure import ProcedureTree, WalkStore, load_tree
 from bot.routing import Evidence, Router, Verdict, load_routing
@@ -69,6 +69,7 @@ HELP_TEXT = (
     "/bijlagen N (bij een antwoord van een expert), /reset (nieuw gesprek), /help."
 )
 
+BUTTON_GONE = "Deze knop werkt niet meer. Stel je vraag gerust opnieuw."
 COLLEAGUES_BUTTON = ("Die knop hoort bij de vraag van een collega: ik leg ze niet in jouw naam voor. Wil je zelf "
                      "een expert raadplegen, typ dan /expert gevolgd door je vraag.")
 STATUS_IN_PRIVATE = ("Je vragen aan de expertenpool toon ik niet in een groepsgesprek. Stuur /status in een "
@@ -249,9 +250,21 @@ class HelpdeskService:
                                Decision.CLARIFY)
         return self._reply(self.escalator.follow_up(incoming, number, rest), Decision.ESCALATE)
 
-    def feedback(self, *, reply_id: str, channel: str, user_id: str, up: bool) -> str:
-        """Store 👍 / 👎 for a reply; returns the Dutch acknowledgement."""
-        if not self.audit.feedback(reply_id=reply_id, channel=channel, user_id=user_id, value=1 if up else -1):
+    def press(self, incoming: Incoming, press: Press) -> Reply:
+        """A button under an earlier reply: a vote, "Vraag een expert" on its question, or a walk's choice."""
+        if press.kind in (ActionKind.FEEDBACK_UP, ActionKind.FEEDBACK_DOWN) and press.reply_id:
+            up = press.kind is ActionKind.FEEDBACK_UP
+            return self._reply(self._feedback(incoming, press.reply_id, up=up), Decision.CLARIFY)
+        if press.kind is ActionKind.ASK_EXPERT:
+            return self.ask_expert(dataclasses.replace(incoming, text="/expert"), reply_id=press.reply_id)
+        if press.kind is ActionKind.CHOICE and press.command:
+            return self.handle(dataclasses.replace(incoming, text=press.command))
+        return self._reply(BUTTON_GONE, Decision.CLARIFY)
+
+    def _feedback(self, incoming: Incoming, reply_id: str, *, up: bool) -> str:
+        """Store 👍 / 👎 for a reply; the Dutch acknowledgement."""
+        if not self.audit.feedback(reply_id=reply_id, channel=incoming.channel, user_id=incoming.user_id,
+                                   value=1 if up else -1):
             return "Ik vind dat antwoord niet meer terug; je feedback is niet bewaard."
         if up:
             return "Bedankt voor je feedback!"

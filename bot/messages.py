@@ -60,6 +60,18 @@ class Incoming:
 
 
 @dataclass(frozen=True)
+class Press:
+    """A button pressed under an earlier reply, as every channel hands it to the core (each channel's codec turns
+    its own payload into this and back: ``telegram_render.parse_callback_data``, ``teams_cards.parse_submit``)."""
+
+    kind: ActionKind
+    reply_id: str | None = None
+    """The reply the button was under (votes and "Vraag een expert")."""
+    command: str | None = None
+    """What a walk's choice sends, as if typed ("/procedure markt 2")."""
+
+
+@dataclass(frozen=True)
 class Escalation:
     """What opening a ticket gave: its number (None when no ticket could be made) and the Dutch sentence on what
     happens next."""

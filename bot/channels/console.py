@@ -6,7 +6,7 @@ import getpass
 from collections.abc import Callable, Sequence
 
 from bot.core import HelpdeskService
-from bot.messages import Decision, FileOffer, Incoming, Reply
+from bot.messages import ActionKind, Decision, FileOffer, Incoming, Press, Reply
 
 CHANNEL = "console"
 UP = {"👍", "+", "/goed", "/ja"}
@@ -67,8 +67,8 @@ class ConsoleChat:
         if text in UP | DOWN:
             if self.last_reply is None or self.last_reply.decision is not Decision.ANSWER:
                 return "Er is nog geen antwoord om te beoordelen. Stel eerst een vraag."
-            return self.helpdesk.feedback(reply_id=self.last_reply.reply_id, channel=CHANNEL, user_id=self.user,
-                                          up=text in UP)
+            vote = Press(ActionKind.FEEDBACK_UP if text in UP else ActionKind.FEEDBACK_DOWN, self.last_reply.reply_id)
+            return self.helpdesk.press(console_incoming(text, user=self.user), vote).text
         reply = self.helpdesk.handle(console_incoming(text, user=self.user))
         self.replies.append(reply)
         if reply.decision is Decision.ANSWER:

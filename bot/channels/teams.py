@@ -25,7 +25,7 @@ from botbuilder.schema import Activity, ActivityTypes, Attachment, ConversationR
 from botframework.connector.auth import AuthenticateRequestResult, CertificateServiceClientCredentialsFactory
 
 from bot.channels.teams_cards import (CARD_CONTENT_TYPE, SUBMIT_KEY, LinkedFile, answer_card, choice_card,
-                                      citation_entity, expert_answer_card, fallback_text, needs_card)
+                                      citation_entity, expert_answer_card, fallback_text, needs_card, parse_submit)
 from bot.channels.teams_settings import SINGLE_TENANT, TeamsSettings, check_local_mode, is_loopback
 from bot.core import HelpdeskService
 from bot.messages import ActionKind, FileOffer, Incoming, Reply, StoredFile
@@ -341,25 +341,17 @@ class TeamsChannel:
         await context.send_activity(_reply_activity(reply, self._linked(reply.files)))
 
     async def _on_submit(self, context: TurnContext, value: dict[str, Any]) -> None:
-        """👍 / 👎 / "Vraag een expert" pressed on an answer card."""
-        activity = context.activity
-        kind, reply_id = value.get(SUBMIT_KEY), str(value.get("reply_id") or "")
-        incoming = _incoming(activity, "/expert")
-        if kind == "feedback" and reply_id:
-            up = value.get("up") in (True, "true", 1, "1")
-            ack = await self.core.call(lambda helpdesk: helpdesk.feedback(reply_id=reply_id, channel=CHANNEL,
-                                                                      user_id=incoming.user_id, up=up))
-            await context.send_activity(ack)
-        elif kind == "expert":
-            reply = await self.core.call(lambda helpdesk: helpdesk.ask_expert(incoming, reply_id=reply_id or None))
-            await context.send_activity(_reply_activity(reply, self._linked(reply.files)))
-        elif kind == "choice" and re.fullmatch(r"/procedure [a-z0-9_-]{1,40}(?: [0-9]{1,2})?",
-                                               str(value.get("command") or "")):
-            pressed = _incoming(activity, str(value["command"]))
-            reply = await self.core.call(lambda helpdesk: helpdesk.handle(pressed))
-            await context.send_activity(_reply_activity(reply, self._linked(reply.files)))
+        """👍 / 👎 / "Vraag een expert" pressed on an answer card, or a choice of a guided walk."""
+        press = parse_submit(value)
+        if press is None:
+            logger.warning("Teams card submit with unknown data ignored (%.40r)", value.get(SUBMIT_KEY))
+            return
+        incoming = _incoming(context.activity, press.command or "/expert")
+        reply = await self.core.call(lambda helpdesk: helpdesk.press(incoming, press))
+        if press.kind in (ActionKind.FEEDBACK_UP, ActionKind.FEEDBACK_DOWN):
+            await context.send_activity(reply.text)  # a short thank-you, not a card
         else:
-            logger.warning("Teams card submit with unknown data ignored (%.40r)", kind)
+            await context.send_activity(_reply_activity(reply, self._linked(reply.files)))
 
     async def _on_conversation_update(self, context: TurnContext) -> None:
         """Welcome when the bot itself joins a chat, team or group chat (not for every new member)."""

@@ -18,7 +18,7 @@ import string
 from dataclasses import dataclass
 from typing import Any
 
-from bot.messages import Action, ActionKind, Citation, Reply
+from bot.messages import Action, ActionKind, Citation, Press, Reply
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
@@ -140,6 +140,23 @@ def submit_action(action: Action) -> dict[str, Any]:
     else:
         data = {SUBMIT_KEY: "feedback", "up": action.kind is ActionKind.FEEDBACK_UP, "reply_id": action.reply_id}
     return {"type": "Action.Submit", "title": action.label, "tooltip": _TOOLTIPS[action.kind], "data": data}
+
+
+def parse_submit(value: Any) -> Press | None:
+    """The press a submitted card's ``value`` stands for (the inverse of ``submit_action``); None for anything else
+    (an old card, or data that is not ours)."""
+    if not isinstance(value, dict):
+        return None
+    kind, reply_id = value.get(SUBMIT_KEY), str(value.get("reply_id") or "")
+    if kind == "feedback" and re.fullmatch(r"[0-9a-f]{1,40}", reply_id):
+        up = value.get("up") in (True, "true", 1, "1")
+        return Press(ActionKind.FEEDBACK_UP if up else ActionKind.FEEDBACK_DOWN, reply_id)
+    if kind == "expert":
+        return Press(ActionKind.ASK_EXPERT, reply_id if re.fullmatch(r"[0-9a-f]{1,40}", reply_id) else None)
+    command = str(value.get("command") or "")
+    if kind == "choice" and re.fullmatch(r"/procedure [a-z0-9_-]{1,40}(?: [0-9]{1,2})?", command):
+        return Press(ActionKind.CHOICE, command=command)
+    return None
 
 
 def citation_entity(reply: Reply) -> dict[str, Any] | None:

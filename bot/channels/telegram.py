@@ -33,8 +33,8 @@ from bot.channels.telegram_render import (ButtonPress, is_expert_button, keyboar
                                           render_file_caption, render_file_gone, render_plain, render_reply,
                                           render_text)
 from bot.channels.telegram_settings import WEBHOOK_PATH, TelegramSettings
-from bot.core import HelpdeskService
-from bot.messages import ActionKind, Decision, FileOffer, Incoming, Reply, StoredFile
+from bot.core import BUTTON_GONE, HelpdeskService
+from bot.messages import ActionKind, Decision, FileOffer, Incoming, Press, Reply, StoredFile
 from bot.runtime import RATE_LIMITED, Core, InOrder, SlidingWindowLimiter, conversation_key
 from escalation.service import DeliveryError
 from retrieval.errors import ConfigError
@@ -81,7 +81,6 @@ REFUSAL_BUTTON = "Sorry, je hebt (nog) geen toegang tot Vraagbaak."
 ERROR_TEXT = ("Sorry, er ging iets mis bij het verwerken van je bericht. Probeer het straks opnieuw; lukt het dan "
               "nog niet, meld het aan de beheerder van de helpdesk.")
 TEXT_ONLY = "Ik kan alleen tekstberichten lezen. Typ je vraag gewoon in een zin."
-BUTTON_GONE = "Deze knop werkt niet meer. Stel je vraag gerust opnieuw."
 EXPERT_BUTTON_ACK = "Ik leg je vraag voor aan de expertenpool."
 NOT_YOUR_WALK = "Deze keuzehulp is van een collega. Typ /procedure om je eigen keuzehulp te starten."
 COMMANDS = [("help", "Wat Vraagbaak kan en welke opdrachten er zijn"),
@@ -506,12 +505,13 @@ class TelegramChannel:
         if press.kind is ActionKind.CHOICE:
             await self._choose(query, user, message, press)
             return
-        reply_id = press.reply_id
+        event = Press(press.kind, press.reply_id)
         if press.kind in (ActionKind.FEEDBACK_UP, ActionKind.FEEDBACK_DOWN):
-            up = press.kind is ActionKind.FEEDBACK_UP
-            ack = await self.core.call(lambda helpdesk: helpdesk.feedback(reply_id=reply_id, channel=CHANNEL,
-                                                                      user_id=str(user.id), up=up))
-            await _answer(query, ack)
+            # A vote needs no chat: under a message too old to be sent along, it still counts.
+            voter = (_incoming(message, user, "") if message is not None else
+                     Incoming(channel=CHANNEL, conversation_id=f"{CHANNEL}:{user.id}", user_id=str(user.id), text=""))
+            ack = await self.core.call(lambda helpdesk: helpdesk.press(voter, event))
+            await _answer(query, ack.text)
             await self._drop_buttons(query, keep_expert=True)
             return
         if message is None:
@@ -521,7 +521,7 @@ class TelegramChannel:
         chat = message.chat
         incoming = _incoming(message, user, "/expert")
         async with self._typing(chat.id):
-            reply = await self.core.call(lambda helpdesk: helpdesk.ask_expert(incoming, reply_id=reply_id))
+            reply = await self.core.call(lambda helpdesk: helpdesk.press(incoming, event))
         await self._send_reply(chat.id, reply, reply_to=message.message_id)  # the ticket number first, then tidy up
         if reply.decision is Decision.ESCALATE:  # not for a colleague's press, a limit or a question asked for
             await self._drop_buttons(query, keep_expert=False)
@@ -535,7 +535,8 @@ class TelegramChannel:
         await self._drop_buttons(query, keep_expert=False)
         incoming = _incoming(message, user, press.command or "")
         async with self._typing(message.chat.id):
-            reply = await self.core.call(lambda helpdesk: helpdesk.handle(incoming))
+            reply = await self.core.call(lambda helpdesk: helpdesk.press(incoming, Press(press.kind,
+                                                                                         command=press.command)))
         group = _is_group(message)
         await self._send_reply(message.chat.id, reply, owner=user.id if group else None)
 

@@ -16,7 +16,7 @@ from bot.audit import AuditLog
 from bot.conversation import ConversationMemory
 from bot.core import OWN_CASE_LABEL, HelpdeskService
 from bot.intent import Intent, IntentPrediction
-from bot.messages import ActionKind, Decision, Escalation, Incoming, Reply
+from bot.messages import ActionKind, Decision, Escalation, Incoming, Press, Reply
 from bot.policy import load_rules
 from bot.routing import Evidence, Verdict
 from bot.runtime import SlidingWindowLimiter
@@ -243,8 +243,8 @@ def test_expert_after_a_follow_up_sends_the_whole_question(desk: Desk) -> None:
 def test_ask_expert_button_escalates_the_question_of_that_reply(desk: Desk) -> None:
     first = desk.say("Wanneer mag ik een innovatiepartnerschap gebruiken?")
     desk.say("Tot welk bedrag volstaat een aanvaarde factuur?")
-    desk.service.ask_expert(Incoming(channel="test", conversation_id="c1", user_id="u1", text=""),
-                            reply_id=first.reply_id)
+    desk.service.press(Incoming(channel="test", conversation_id="c1", user_id="u1", text=""),
+                       Press(ActionKind.ASK_EXPERT, first.reply_id))
     assert desk.escalator.opened[0]["question"] == "Wanneer mag ik een innovatiepartnerschap gebruiken?"
 
 
@@ -311,8 +311,8 @@ def test_the_expert_button_on_an_old_follow_up_sends_the_whole_question(desk: De
     desk.say("Tot welk bedrag volstaat een aanvaarde factuur voor leveringen?")
     follow = desk.say("en voor werken?")
     desk.say("/reset")  # the conversation memory is gone; the log still knows the reply
-    desk.service.ask_expert(Incoming(channel="test", conversation_id="c1", user_id="u1", text=""),
-                            reply_id=follow.reply_id)
+    desk.service.press(Incoming(channel="test", conversation_id="c1", user_id="u1", text=""),
+                       Press(ActionKind.ASK_EXPERT, follow.reply_id))
     assert desk.escalator.opened[0]["question"] == "Tot welk bedrag volstaat een aanvaarde factuur voor werken?"
 
 
@@ -352,7 +352,20 @@ def test_a_colleagues_ask_expert_button_opens_no_ticket_in_your_name(desk: Desk)
     asked = desk.service.handle(Incoming(channel="test", conversation_id="g1:u1", user_id="u1",
                                          text="Wanneer mag ik een innovatiepartnerschap gebruiken?"))
     colleague = Incoming(channel="test", conversation_id="g1:u2", user_id="u2", text="/expert")
-    reply = desk.service.ask_expert(colleague, reply_id=asked.reply_id)
+    reply = desk.service.press(colleague, Press(ActionKind.ASK_EXPERT, asked.reply_id))
     assert reply.ticket is None and "collega" in reply.text and desk.escalator.opened == []
     own = Incoming(channel="test", conversation_id="g1:u1", user_id="u1", text="/expert")
-    assert desk.service.ask_expert(own, reply_id=asked.reply_id).ticket == 1
+    assert desk.service.press(own, Press(ActionKind.ASK_EXPERT, asked.reply_id)).ticket == 1
+
+
+def test_a_vote_a_stale_button_and_a_walk_choice_arrive_as_presses(desk: Desk) -> None:
+    answer = desk.say("Wanneer mag ik een innovatiepartnerschap gebruiken?")
+    me = Incoming(channel="test", conversation_id="c1", user_id="u1", text="")
+    thanks = desk.service.press(me, Press(ActionKind.FEEDBACK_UP, answer.reply_id))
+    assert thanks.text == "Bedankt voor je feedback!" and desk.service.audit.stats().feedback_up == 1
+    assert "niet bewaard" in desk.service.press(me, Press(ActionKind.FEEDBACK_DOWN, "0badc0de")).text
+    assert "werkt niet meer" in desk.service.press(me, Press(ActionKind.CHOICE)).text  # a choice without command
+    first = desk.say("/procedure")
+    [choice] = [a for a in first.actions if a.kind is ActionKind.CHOICE][:1]
+    step = desk.service.press(me, Press(ActionKind.CHOICE, command=choice.command))
+    assert step.text != first.text and step.actions  # the walk went on, as if the command was typed

@@ -32,7 +32,7 @@ from bot.app import App
 from bot.channels.teams import TeamsChannel
 from bot.channels.teams_settings import TeamsSettings
 from bot.cli import main
-from bot.messages import Citation, Decision, Reply
+from bot.messages import ActionKind, Citation, Decision, Reply
 from bot.server import build_web_app
 from escalation.service import DeliveryError
 from retrieval.errors import ConfigError
@@ -1109,3 +1109,20 @@ def test_the_teams_message_limit_is_read_from_the_environment() -> None:
     assert LOCAL.rate_per_minute == 20
     with pytest.raises(ConfigError, match="VRAAGBAAK_TEAMS_RATE_PER_MINUTE"):
         TeamsSettings.from_env({"VRAAGBAAK_TEAMS_AUTH": "off", "VRAAGBAAK_TEAMS_RATE_PER_MINUTE": "many"})
+
+
+def test_card_buttons_read_back_as_the_press_they_stand_for() -> None:
+    from bot.channels.teams_cards import parse_submit, submit_action
+    from bot.messages import Action, Press
+
+    for action, press in [
+        (Action(ActionKind.FEEDBACK_UP, "ab12"), Press(ActionKind.FEEDBACK_UP, "ab12")),
+        (Action(ActionKind.FEEDBACK_DOWN, "ab12"), Press(ActionKind.FEEDBACK_DOWN, "ab12")),
+        (Action(ActionKind.ASK_EXPERT, "ab12"), Press(ActionKind.ASK_EXPERT, "ab12")),
+        (Action(ActionKind.CHOICE, "ab12", text="Ja", command="/procedure markt 1"),
+         Press(ActionKind.CHOICE, command="/procedure markt 1")),
+    ]:
+        assert parse_submit(submit_action(action)["data"]) == press
+    for forged in ({"vb": "choice", "command": "/expert alles"}, {"vb": "feedback", "reply_id": "x' OR 1"},
+                   {"vb": "delete"}, {"other": 1}, ["vb"], None):
+        assert parse_submit(forged) is None
