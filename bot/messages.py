@@ -51,7 +51,6 @@ class Incoming:
     user_name: str | None = None
     reply_address: dict[str, Any] | None = None
     """Opaque data the channel needs to write back later (chat id, ConversationReference)."""
-    message_id: str | None = None
     answer_arrives: str | None = None
     """Dutch, completing "Het antwoord krijg je ...": where an expert's later answer reaches the officer, set by a
     channel that cannot write into this conversation afterwards (the console). None: "hier in dit gesprek"."""

@@ -8,8 +8,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from escalation.delivery import Deliverer
 from escalation.errors import EscalationError
-from escalation.service import Deliverer, EscalationService
+from escalation.service import EscalationService
 
 logger = logging.getLogger(__name__)
 

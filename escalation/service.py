@@ -11,10 +11,11 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from escalation import authres
 from escalation.attachments import ALLOWED_NL, MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS, AnswerFile, write_private
+from escalation.delivery import Deliverer, DeliveryError
 from escalation.errors import EscalationError, MailError, TicketNotFound
 from escalation.mail import MessageIds, build_message, question_body, reminder_body, subject_for
 from escalation.mailer import Mailer
@@ -36,22 +37,6 @@ ATTACHMENT_ONLY_ANSWER = "Het antwoord van de expert staat in de bijlage."
 MAX_ANSWER_CHARS = 8_000
 """An expert answer is shown to the officer up to this length (Teams refuses messages of about 28 KB, Telegram
 splits at 4,096 characters); the full text stays with the ticket."""
-
-
-class DeliveryError(EscalationError):
-    """A channel could not deliver an answer; ``permanent`` when retrying is pointless (user blocked the bot)."""
-
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
-        super().__init__(message)
-        self.permanent = permanent
-
-
-class Deliverer(Protocol):
-    """Pushes a text, and the files that go with it, into a chat, given the channel's stored reply address."""
-
-    def deliver(self, reply_address: dict[str, Any], text: str, files: Sequence[AnswerFile] = ()) -> None:
-        """Send, or raise DeliveryError."""
-        ...
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from bot.channels.teams_settings import SINGLE_TENANT, TeamsSettings, check_loca
 from bot.core import HelpdeskService
 from bot.messages import ActionKind, FileOffer, Incoming, Reply, StoredFile
 from bot.runtime import RATE_LIMITED, Core, InOrder, SlidingWindowLimiter, conversation_key
-from escalation.service import DeliveryError
+from escalation.delivery import DeliveryError
 from retrieval.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -506,7 +506,7 @@ def _incoming(activity: Activity, text: str) -> Incoming:
     reference = TurnContext.get_conversation_reference(activity).serialize()
     return Incoming(channel=CHANNEL, conversation_id=_conversation_key(activity), user_id=_user_id(activity),
                     text=text, user_name=user.name if user else None, reply_address=reference,
-                    message_id=activity.id, shared=_conversation_type(activity) in GROUP_CONVERSATIONS)
+                    shared=_conversation_type(activity) in GROUP_CONVERSATIONS)
 
 
 def _card_activity(card: dict[str, Any], *, summary: str, entity: dict[str, Any] | None = None) -> Activity:

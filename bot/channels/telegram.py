@@ -36,7 +36,7 @@ from bot.channels.telegram_settings import WEBHOOK_PATH, TelegramSettings
 from bot.core import BUTTON_GONE, HelpdeskService
 from bot.messages import ActionKind, Decision, FileOffer, Incoming, Press, Reply, StoredFile
 from bot.runtime import RATE_LIMITED, Core, InOrder, SlidingWindowLimiter, conversation_key
-from escalation.service import DeliveryError
+from escalation.delivery import DeliveryError
 from retrieval.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -658,7 +658,7 @@ def _incoming(message: Any, user: Any, text: str) -> Incoming:
     chat = message.chat
     return Incoming(channel=CHANNEL, conversation_id=_conversation(chat.id, chat.type, user.id), user_id=str(user.id),
                     text=text, user_name=user.full_name, reply_address=_address(chat.id, chat.type, message.message_id),
-                    message_id=str(message.message_id), shared=chat.type != ChatType.PRIVATE)
+                    shared=chat.type != ChatType.PRIVATE)
 
 
 def _is_group(message: Message) -> bool:

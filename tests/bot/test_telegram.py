@@ -35,7 +35,7 @@ from bot.messages import Action, ActionKind, Citation, Decision, Reply
 from bot.runtime import RATE_LIMITED
 from bot.server import build_web_app
 from bot.worker import EscalationWorker
-from escalation.service import DeliveryError
+from escalation.delivery import DeliveryError
 from retrieval.errors import ConfigError, IndexNotReadyError
 from tests.fake_openai import FakeOpenAI
 from tests.fake_telegram import BOT_USER, FakeTelegram, group_chat, parse_html, user
