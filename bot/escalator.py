@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bot.messages import Escalation, FileOffer, Incoming
+from bot.texts import expert_answer_text
 from escalation.errors import TicketNotFound
 from escalation.service import EscalationService
 from escalation.store import NewTicket
@@ -91,7 +92,8 @@ class PoolEscalator:
         """Expert answers waiting for this officer in a pull channel (the console), each with its files."""
         user = incoming.user_id
         answers = self.service.take_pending(incoming.channel, lambda address: address.get("user") == user)
-        return [(a.text, tuple(FileOffer.of(f, note="bijlage van de expert") for f in a.files)) for a in answers]
+        return [(expert_answer_text(a.answer), tuple(FileOffer.of(f, note="bijlage van de expert") for f in a.files))
+                for a in answers]
 
 
 def _answer_arrives(incoming: Incoming) -> str:

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from escalation import authres
-from escalation.attachments import ALLOWED_NL, MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS, AnswerFile, write_private
-from escalation.delivery import Deliverer, DeliveryError
+from escalation.attachments import MAX_ATTACHMENTS, AnswerFile, write_private
+from escalation.delivery import Deliverer, DeliveryError, ExpertAnswer
 from escalation.errors import EscalationError, MailError, TicketNotFound
 from escalation.mail import MessageIds, build_message, question_body, reminder_body, subject_for
 from escalation.mailer import Mailer
@@ -41,9 +41,9 @@ splits at 4,096 characters); the full text stays with the ticket."""
 
 @dataclass(frozen=True)
 class PendingAnswer:
-    """An expert answer handed to a pull channel (the console): its text and its files."""
+    """An expert answer handed to a pull channel (the console), with its files."""
 
-    text: str
+    answer: ExpertAnswer
     files: tuple[AnswerFile, ...] = ()
 
 
@@ -62,34 +62,22 @@ def backoff(attempts: int) -> float:
     return min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** max(0, attempts))
 
 
-def answer_text(ticket: Ticket, *, refused: Sequence[str] = ()) -> str:
-    """The officer's view of an expert answer (Dutch); ``refused`` names attachments that are not passed on."""
-    who = ticket.expert_name if ticket.answered_by == ticket.expert_email and ticket.expert_name else "de expertenpool"
-    start = " ".join(ticket.question.split())
-    start = start if len(start) <= 80 else start[:80].rsplit(" ", 1)[0] + " …"
-    note = ""
-    if refused:
-        names = ", ".join(refused[:MAX_ATTACHMENTS])
-        note = (f"De expert stuurde ook {names} mee. Dat geeft de helpdesk niet door: ze geeft alleen bestanden door "
-                f"die ze veilig weet ({ALLOWED_NL}, zonder macro's, tot {MAX_ATTACHMENT_BYTES // (1024 * 1024)} MB "
-                f"per bestand en {MAX_ATTACHMENTS} per antwoord). Vraag de beheerder van de helpdesk ernaar bij "
-                f"{ticket.tag}.\n\n")
-    return (f"Antwoord van de expertenpool op je vraag {ticket.tag} (\"{start}\"):\n\n{_capped(ticket)}\n\n"
-            f"— {who}\n\n{note}"
-            f"Is je vraag hiermee beantwoord? Typ /opgelost {ticket.number}. Heb je nog een vervolgvraag voor "
-            f"dezelfde expert? Typ /vervolg {ticket.number} gevolgd door je vraag.")
+def expert_answer(ticket: Ticket, *, refused: Sequence[str] = ()) -> ExpertAnswer:
+    """What goes back to the officer of an answered ticket; ``refused`` names attachments that are not passed on."""
+    expert = ticket.expert_name if ticket.answered_by == ticket.expert_email and ticket.expert_name else None
+    answer, truncated = _capped(ticket.answer or "")
+    return ExpertAnswer(ticket=ticket.number, question=ticket.question, answer=answer, expert=expert,
+                        truncated=truncated, refused=tuple(refused[:MAX_ATTACHMENTS]))
 
 
-def _capped(ticket: Ticket) -> str:
+def _capped(answer: str) -> tuple[str, bool]:
     """The answer, cut at a paragraph or sentence end before MAX_ANSWER_CHARS when it is longer."""
-    answer = ticket.answer or ""
     if len(answer) <= MAX_ANSWER_CHARS:
-        return answer
+        return answer, False
     head = answer[:MAX_ANSWER_CHARS]
     cut = max(head.rfind("\n\n"), head.rfind(". "))
     head = head[: cut + 1] if cut > MAX_ANSWER_CHARS // 2 else head.rsplit(" ", 1)[0]
-    return (f"{head.rstrip()} …\n\n(Het antwoord is ingekort: het is langer dan dit bericht toelaat. Vraag de "
-            f"helpdesk naar het volledige antwoord bij {ticket.tag}.)")
+    return head.rstrip(), True
 
 
 class EscalationService:
@@ -308,8 +296,8 @@ class EscalationService:
                                                       size=len(file.data), sha256=digest, path=str(path), conn=conn)
                             for file, path, digest in stored]
                 answered = self.store.get(number, conn=conn)
-                self.store.add_delivery(answered, answer_text(answered,
-                                                              refused=[r.name for r in reply.refused_files]),
+                self.store.add_delivery(answered, expert_answer(answered, refused=[r.name for r in
+                                                                                   reply.refused_files]).stored(),
                                         conn=conn, files=file_ids)
         except Exception:
             # Nothing was recorded: files no other answer refers to go (the same file may be an earlier one's).
@@ -417,7 +405,8 @@ class EscalationService:
             if lease is None:
                 continue  # another thread or process is delivering it
             try:
-                deliverer.deliver(item.reply_address, item.text, self._here(item.files))
+                deliverer.deliver(item.reply_address, ExpertAnswer.from_stored(item.ticket, item.text),
+                                  self._here(item.files))
             except Exception as exc:  # noqa: BLE001 - a channel's bug must not hold back the other answers
                 permanent = isinstance(exc, DeliveryError) and exc.permanent
                 retry = RETRY_MAX_SECONDS * 24 if permanent else backoff(item.attempts)
@@ -435,7 +424,7 @@ class EscalationService:
         answers = []
         for item in self.store.pending_deliveries(channel=channel, include_future=True):
             if match(item.reply_address) and self.store.claim_delivery(item.id, due_only=False) is not None:
-                answers.append(PendingAnswer(item.text, self._here(item.files)))
+                answers.append(PendingAnswer(ExpertAnswer.from_stored(item.ticket, item.text), self._here(item.files)))
                 self.store.mark_delivered(item.id)
         return answers
 

@@ -30,7 +30,8 @@ from bot.channels.teams_settings import SINGLE_TENANT, TeamsSettings, check_loca
 from bot.core import HelpdeskService
 from bot.messages import ActionKind, FileOffer, Incoming, Reply, StoredFile
 from bot.runtime import RATE_LIMITED, Core, InOrder, SlidingWindowLimiter, conversation_key
-from escalation.delivery import DeliveryError
+from bot.texts import expert_answer_text
+from escalation.delivery import DeliveryError, ExpertAnswer
 from retrieval.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -157,7 +158,7 @@ class TeamsChannel:
             # Awaited so that their clean-up (closing connector sessions) has run when stop() returns.
             await asyncio.gather(*pending, return_exceptions=True)
 
-    def deliver(self, reply_address: dict[str, Any], text: str, files: Sequence[StoredFile] = ()) -> None:
+    def deliver(self, reply_address: dict[str, Any], answer: ExpertAnswer, files: Sequence[StoredFile] = ()) -> None:
         """Continue the stored conversation with an expert's answer (its attachments as signed download links);
         called from a worker thread.
 
@@ -174,7 +175,7 @@ class TeamsChannel:
             raise DeliveryError("Teams conversation reference without serviceUrl or conversation id",
                                 permanent=True)
         offers = [FileOffer.of(f, note="bijlage van de expert") for f in files]
-        key = (reference.service_url, reference.conversation.id, text, *(f.ref for f in offers))
+        key = (reference.service_url, reference.conversation.id, answer.stored(), *(f.ref for f in offers))
         with self._sending_guard:
             earlier = self._sending.get(key)
             if earlier is not None and not earlier.done():
@@ -188,11 +189,11 @@ class TeamsChannel:
         if loop is None or not loop.is_running():
             # Not serving (a one-off command such as `vraagbaak tickets poll`): a private loop for this one message,
             # bounded by the SDK's own HTTP timeout.
-            asyncio.run(self._send_proactive(reference, text, offers))
+            asyncio.run(self._send_proactive(reference, answer, offers))
             return
         if _running_loop() is loop:
             raise RuntimeError("TeamsChannel.deliver blocks; call it from a worker thread")
-        future = asyncio.run_coroutine_threadsafe(self._send_proactive(reference, text, offers), loop)
+        future = asyncio.run_coroutine_threadsafe(self._send_proactive(reference, answer, offers), loop)
         try:
             future.result(timeout=self.deliver_timeout)
         except concurrent.futures.TimeoutError:
@@ -380,7 +381,7 @@ class TeamsChannel:
 
     # -- proactive ------------------------------------------------------------------------------------------
 
-    async def _send_proactive(self, reference: ConversationReference, text: str,
+    async def _send_proactive(self, reference: ConversationReference, answer: ExpertAnswer,
                               files: Sequence[FileOffer] = ()) -> None:
         task = asyncio.current_task()
         if task is not None and asyncio.get_running_loop() is self._loop:
@@ -395,7 +396,7 @@ class TeamsChannel:
             # to the synthetic continuation activity.
             context.activity.id = None
             try:
-                await context.send_activity(_expert_activity(text, self._linked(files)))
+                await context.send_activity(_expert_activity(answer, self._linked(files)))
             except Exception as exc:  # reported to the delivery queue below, with its retry policy
                 failures.append(exc)
 
@@ -532,8 +533,8 @@ def _reply_activity(reply: Reply, files: list[LinkedFile] | None = None) -> Acti
                           entity=citation_entity(reply))
 
 
-def _expert_activity(text: str, files: list[LinkedFile] | None = None) -> Activity:
-    return _card_activity(expert_answer_card(text, files), summary=text)
+def _expert_activity(answer: ExpertAnswer, files: list[LinkedFile] | None = None) -> Activity:
+    return _card_activity(expert_answer_card(answer, files), summary=expert_answer_text(answer))
 
 
 def _delivery_error(exc: Exception) -> DeliveryError:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.messages import Action, ActionKind, Citation, Press, Reply
+from bot.texts import EXPERT_HEADING, expert_answer_text
+from escalation.delivery import ExpertAnswer
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
@@ -26,8 +28,6 @@ CARD_VERSION = "1.5"
 SUBMIT_KEY = "vb"
 """Key in Action.Submit data that marks our own buttons (Teams echoes the data back as the message ``value``)."""
 
-EXPERT_HEADING = "Antwoord van de expertenpool"
-"""The expert answer card's header (and the first words of the text escalation hands the channel)."""
 NAME_MAX = 80
 ABSTRACT_MAX = 160
 _TOOLTIPS = {
@@ -94,27 +94,15 @@ def answer_card(reply: Reply, files: list[LinkedFile] | None = None) -> dict[str
     return card
 
 
-def expert_answer_card(text: str, files: list[LinkedFile] | None = None) -> dict[str, Any]:
-    """An expert's answer pushed into the conversation later, marked as coming from the expert pool, with the
-    expert's attachments as download links."""
+def expert_answer_card(answer: ExpertAnswer, files: list[LinkedFile] | None = None) -> dict[str, Any]:
+    """An expert's answer pushed into the conversation later, under a header saying it comes from the expert
+    pool, with the expert's attachments as download links."""
     header = {"type": "TextBlock", "text": EXPERT_HEADING, "weight": "Bolder", "size": "Medium",
               "color": "Accent", "wrap": True}
-    body = [{"type": "Container", "style": "emphasis", "items": [header]}, *_text_blocks(_under_heading(text)),
-            *file_blocks(files or [])]
+    body = [{"type": "Container", "style": "emphasis", "items": [header]},
+            *_text_blocks(expert_answer_text(answer, heading=False)), *file_blocks(files or [])]
     # The fallback has no header: there the text keeps its own heading.
-    return _card(body, fallback=text + _plain_files(files))
-
-
-def _under_heading(text: str) -> str:
-    """The text without its leading "Antwoord van de expertenpool", which the card's header already says:
-    "Antwoord van de expertenpool op je vraag VB-1 (...):" becomes "Op je vraag VB-1 (...):"."""
-    first, newline, rest = text.lstrip().partition("\n")
-    if not first.startswith(EXPERT_HEADING):
-        return text
-    tail = first[len(EXPERT_HEADING):].strip()
-    if not tail.strip(" :"):
-        return rest
-    return tail[0].upper() + tail[1:] + newline + rest
+    return _card(body, fallback=expert_answer_text(answer) + _plain_files(files))
 
 
 def file_blocks(files: list[LinkedFile]) -> list[dict[str, Any]]:

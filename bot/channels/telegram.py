@@ -36,7 +36,8 @@ from bot.channels.telegram_settings import WEBHOOK_PATH, TelegramSettings
 from bot.core import BUTTON_GONE, HelpdeskService
 from bot.messages import ActionKind, Decision, FileOffer, Incoming, Press, Reply, StoredFile
 from bot.runtime import RATE_LIMITED, Core, InOrder, SlidingWindowLimiter, conversation_key
-from escalation.delivery import DeliveryError
+from bot.texts import expert_answer_text
+from escalation.delivery import DeliveryError, ExpertAnswer
 from retrieval.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -293,7 +294,7 @@ class TelegramChannel:
             self._closed = True
             self.access.close()
 
-    def deliver(self, reply_address: dict[str, Any], text: str, files: Sequence[StoredFile] = ()) -> None:
+    def deliver(self, reply_address: dict[str, Any], answer: ExpertAnswer, files: Sequence[StoredFile] = ()) -> None:
         """Push an expert answer, then its attachments as documents, into the stored chat; called from a worker
         thread (or a one-off CLI command).
 
@@ -306,7 +307,7 @@ class TelegramChannel:
             raise DeliveryError("no Telegram chat id in the reply address", permanent=True)
         reply_to = reply_address.get("reply_to_message_id")
         reply_to = reply_to if isinstance(reply_to, int) else None
-        parts = render_text(text)
+        parts = render_text(expert_answer_text(answer))
         offers = [FileOffer.of(f, note="Bijlage van de expert") for f in files]
         if self._running and self._loop is not None:
             try:

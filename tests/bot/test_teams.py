@@ -34,7 +34,7 @@ from bot.channels.teams_settings import TeamsSettings
 from bot.cli import main
 from bot.messages import ActionKind, Citation, Decision, Reply
 from bot.server import build_web_app
-from escalation.delivery import DeliveryError
+from escalation.delivery import DeliveryError, ExpertAnswer
 from retrieval.errors import ConfigError
 from tests.fake_connector import FakeConnector, Posted
 from tests.office_files import DOCX_TYPE, PDF_TYPE, docx_file, pdf_file, with_attachments
@@ -49,6 +49,11 @@ PERSONAL = "a:1personal-chat"
 QUESTION = "Valt precommercieel aankopen onder de wet overheidsopdrachten?"
 DISPUTE = "Een inschrijver dreigt met een kort geding tegen onze gunningsbeslissing. Wat moeten we doen?"
 _ids = itertools.count(1)
+
+
+def worded(text: str) -> ExpertAnswer:
+    """An answer as an older version queued it: the whole text, worded (shown as it is)."""
+    return ExpertAnswer.from_stored(7, text)
 
 
 def activity(service_url: str, *, text: str | None = None, conversation: str = PERSONAL,
@@ -440,14 +445,14 @@ def test_delivery_errors_say_whether_retrying_helps() -> None:
             h.connector.failures.update({"a:removed": 403, "a:deleted": 404, "a:busy": 502})
             for conversation, permanent in (("a:removed", True), ("a:deleted", True), ("a:busy", False)):
                 with pytest.raises(DeliveryError) as failed:
-                    await asyncio.to_thread(h.channel.deliver, reference(conversation), "Antwoord VB-3")
+                    await asyncio.to_thread(h.channel.deliver, reference(conversation), worded("Antwoord VB-3"))
                 assert failed.value.permanent is permanent, conversation
             with pytest.raises(DeliveryError) as broken:
-                await asyncio.to_thread(h.channel.deliver, {"user": OFFICER}, "Antwoord VB-3")
+                await asyncio.to_thread(h.channel.deliver, {"user": OFFICER}, worded("Antwoord VB-3"))
             assert broken.value.permanent
             # A one-off command (`vraagbaak tickets poll`) delivers without a running server.
             idle = TeamsChannel(helpdesk=None, settings=LOCAL)  # type: ignore[arg-type]
-            await asyncio.to_thread(idle.deliver, reference("a:later"), "Antwoord van de expertenpool op VB-4")
+            await asyncio.to_thread(idle.deliver, reference("a:later"), worded("Antwoord van de expertenpool op VB-4"))
             [sent] = h.connector.messages("a:later")
             assert "VB-4" in sent.activity["summary"]
 
@@ -849,7 +854,8 @@ def test_a_slow_expert_answer_is_never_cancelled_nor_sent_twice() -> None:
     async def scenario() -> None:
         async with serving(LOCAL, None, deliver_timeout=0.2) as h:
             async def deliver(conversation: str, text: str) -> None:
-                await asyncio.to_thread(h.channel.deliver, conversation_reference(h.service_url, conversation), text)
+                await asyncio.to_thread(h.channel.deliver, conversation_reference(h.service_url, conversation),
+                                        worded(text))
 
             async def retry_while_sending(conversation: str, text: str) -> DeliveryError | None:
                 # What the escalation worker does, without its backoff: try again until the outcome is known.
@@ -910,7 +916,7 @@ def test_connections_to_the_connector_are_closed_after_each_turn_and_delivery() 
             for _ in range(3):
                 welcome = activity(h.service_url, kind="conversationUpdate", members_added=[BOT])
                 assert await h.post(welcome) == 200
-            await asyncio.to_thread(h.channel.deliver, conversation_reference(h.service_url, PERSONAL), "VB-2")
+            await asyncio.to_thread(h.channel.deliver, conversation_reference(h.service_url, PERSONAL), worded("VB-2"))
             assert len(h.connector.messages()) == 4
             await until(lambda: h.connector.open_connections() == 0, "the bot closes its connections")
 
@@ -1014,8 +1020,8 @@ def test_markdown_in_quotes_model_output_and_expert_answers_stays_text_and_only_
     async def scenario() -> None:
         async with serving(LOCAL, None, helpdesk=_HostileHelpdesk()) as h:
             await h.post(activity(h.service_url, text=QUESTION))
-            await asyncio.to_thread(h.channel.deliver, conversation_reference(h.service_url, PERSONAL), expert_text,
-                                    [attachment])
+            await asyncio.to_thread(h.channel.deliver, conversation_reference(h.service_url, PERSONAL),
+                                    worded(expert_text), [attachment])
             answer, expert = h.connector.messages()
             for posted in (answer, expert):
                 blocks = _posted_text_blocks(posted)

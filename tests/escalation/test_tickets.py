@@ -15,6 +15,7 @@ from escalation.errors import EscalationError, MailError, TicketNotFound
 from escalation.mail import REPLY_MARKER, MessageIds
 from escalation.mailer import SmtpMailer, SmtpSettings
 from escalation.pool import Expert, ExpertPool, classify_topic, load_pool
+from escalation.delivery import ExpertAnswer
 from escalation.service import EscalationService
 from escalation.store import ANSWERED, CLOSED, MIGRATIONS, REOPENED, SENT, NewTicket, TicketStore
 from tests.smtp_server import SmtpServer
@@ -150,9 +151,11 @@ def test_reply_round_trip_duplicate_and_follow_up(store_url: str, pool: ExpertPo
     assert answered.answer == "Ja, dat kan als de opdrachtdocumenten dat vooraf voorzien."
     assert service.ingest(raw).status == "duplicate"
     [delivery] = service.store.pending_deliveries()
-    assert f"VB-{ticket.number}" in delivery.text and "vooraf voorzien" in delivery.text
+    queued = ExpertAnswer.from_stored(delivery.ticket, delivery.text)
+    assert (queued.ticket, queued.answer, queued.question) == (ticket.number, answered.answer, ticket.question)
+    assert queued.expert == answered.expert_name and queued.wording is None  # the expert it went to answered
     assert delivery.reply_address == {"user": "an"}
-    assert [a.text for a in service.take_pending("console", lambda a: a.get("user") == "an")] == [delivery.text]
+    assert [a.answer for a in service.take_pending("console", lambda a: a.get("user") == "an")] == [queued]
     assert service.store.pending_deliveries(include_future=True) == []
 
     service.follow_up(ticket.number, "p1", "En als de partner failliet gaat?")
@@ -424,8 +427,9 @@ def test_a_long_answer_is_cut_for_the_chat_and_kept_whole_with_the_ticket(
     assert service.ingest(reply).status == "accepted"
     assert len(service.store.get(ticket.number).answer) > MAX_ANSWER_CHARS
     [delivery] = service.store.pending_deliveries()
-    assert len(delivery.text) < MAX_ANSWER_CHARS + 800
-    assert "ingekort" in delivery.text and "motiveert haar keuze. …" in delivery.text
+    queued = ExpertAnswer.from_stored(ticket.number, delivery.text)
+    assert queued.truncated and len(queued.answer) <= MAX_ANSWER_CHARS
+    assert queued.answer.endswith("motiveert haar keuze.")  # cut where a paragraph ends
 
 
 # -- exactly once across threads and processes ------------------------------------------------------------------
@@ -577,13 +581,13 @@ def test_a_channel_that_crashes_on_one_answer_does_not_hold_back_the_others(
     delivered: list[str] = []
 
     class Flaky:
-        def deliver(self, reply_address, text: str, files=()) -> None:
-            if "Antwoord 0." in text:
+        def deliver(self, reply_address, answer: ExpertAnswer, files=()) -> None:
+            if answer.answer == "Antwoord 0.":
                 raise RuntimeError("a bug in the channel")
-            delivered.append(text)
+            delivered.append(answer.answer)
 
     assert service.deliver({"console": Flaky()}) == 1
-    assert len(delivered) == 1 and "Antwoord 1." in delivered[0]
+    assert delivered == ["Antwoord 1."]
     [waiting] = service.store.pending_deliveries(include_future=True)
     assert "Antwoord 0." in waiting.text  # retried later, not lost and not left claimed for the lease
 

@@ -1,0 +1,39 @@
+"""How an expert's answer reads for the officer (bot/texts.py): the wording lives in the bot, not in escalation."""
+
+from __future__ import annotations
+
+from bot.texts import expert_answer_text
+from escalation.delivery import ExpertAnswer
+
+ANSWER = ExpertAnswer(ticket=12, question="Mag ik na fase 1 van een innovatiepartnerschap met één partner verder?",
+                      answer="Ja, als de opdrachtdocumenten dat vooraf voorzien.", expert="Chloé Dubois")
+
+
+def test_an_answer_names_its_ticket_question_expert_and_next_steps() -> None:
+    text = expert_answer_text(ANSWER)
+    assert text.startswith('Antwoord van de expertenpool op je vraag VB-12 ("Mag ik na fase 1 van een '
+                           'innovatiepartnerschap met één partner verder?"):\n\nJa, als de opdrachtdocumenten')
+    assert "— Chloé Dubois" in text and "/opgelost 12" in text and "/vervolg 12" in text
+    assert "— de expertenpool" in expert_answer_text(ExpertAnswer(12, ANSWER.question, ANSWER.answer))
+
+
+def test_without_heading_it_starts_with_the_question_for_a_channel_that_shows_its_own_header() -> None:
+    assert expert_answer_text(ANSWER, heading=False).startswith('Op je vraag VB-12 ("Mag ik na fase 1')
+    older = ExpertAnswer.from_stored(3, "Antwoord van de expertenpool op je vraag VB-3 (\"x\"):\n\nJa.")
+    assert expert_answer_text(older) == older.wording  # queued by an older version: shown as it was worded
+    assert expert_answer_text(older, heading=False).startswith('Op je vraag VB-3 ("x"):')
+
+
+def test_a_cut_answer_and_refused_files_are_told() -> None:
+    cut = ExpertAnswer(12, ANSWER.question, "Eerste deel.", truncated=True, refused=("macro.docm",))
+    text = expert_answer_text(cut)
+    assert "Eerste deel. …" in text and "ingekort" in text and "VB-12" in text
+    assert "De expert stuurde ook macro.docm mee. Dat geeft de helpdesk niet door" in text
+
+
+def test_the_queued_form_reads_back_the_same_and_hostile_queue_rows_do_not_break_it() -> None:
+    assert ExpertAnswer.from_stored(12, ANSWER.stored()) == ANSWER
+    for row in ("", "[1, 2]", '{"answer": 5}', "{", '{"answer": "a", "refused": [1, "x"], "expert": 3}'):
+        answer = ExpertAnswer.from_stored(4, row)
+        assert expert_answer_text(answer)  # worded as it is, or read as far as it is well formed
+    assert ExpertAnswer.from_stored(4, '{"answer": "a", "refused": [1, "x"], "expert": 3}').refused == ("x",)
