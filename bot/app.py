@@ -228,13 +228,16 @@ class App:
         """The chat channels configured in the environment (each imports its SDK only when it is on)."""
         from bot.channels.teams_settings import TeamsSettings
 
+        from bot.runtime import Core
+
         # The helpdesk is handed over lazily: building it needs an index, delivering an expert answer does not.
+        # One Core for all channels: the first question in any of them builds it, once.
+        core = Core(lambda: self.helpdesk)
         found: list = []
         if self.env.get("TELEGRAM_BOT_TOKEN"):
             from bot.channels.telegram import TelegramChannel
 
-            found.append(TelegramChannel.from_env(helpdesk=lambda: self.helpdesk, home=self.settings.home,
-                                                  env=self.env))
+            found.append(TelegramChannel.from_env(helpdesk=core, home=self.settings.home, env=self.env))
         teams = TeamsSettings.from_env(self.env)
         if teams is not None:
             from bot.channels.teams import TeamsChannel
@@ -242,8 +245,7 @@ class App:
             links = self.downloads
             if links is None:
                 logger.warning("VRAAGBAAK_PUBLIC_URL is not set: Teams officers get no download links for files")
-            found.append(TeamsChannel(helpdesk=lambda: self.helpdesk, settings=teams,
-                                      links=links.url if links is not None else None))
+            found.append(TeamsChannel(helpdesk=core, settings=teams, links=links.url if links is not None else None))
         return found
 
     def deliverers(self) -> dict:

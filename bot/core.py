@@ -75,9 +75,11 @@ COLLEAGUES_BUTTON = ("Die knop hoort bij de vraag van een collega: ik leg ze nie
 STATUS_IN_PRIVATE = ("Je vragen aan de expertenpool toon ik niet in een groepsgesprek. Stuur /status in een "
                      "privégesprek met mij, dan krijg je het overzicht.")
 TICKETS_LIMITED = (
-    "Je legde het afgelopen uur al {limit} vragen voor aan de expertenpool. Om de experts niet te overspoelen neem "
-    "ik nu geen nieuwe vraag aan: probeer het over een uur opnieuw. Een lopende vraag aanvullen kan wel, met "
-    "/vervolg N.")
+    "Je legde het afgelopen uur al {limit} vragen of vervolgvragen voor aan de expertenpool. Om de experts niet te "
+    "overspoelen neem ik nu geen nieuwe vraag aan: probeer het over een uur opnieuw.")
+FOLLOW_UPS_LIMITED = (
+    "Je legde het afgelopen uur al {limit} vragen of vervolgvragen voor aan de expertenpool. Om de experts niet te "
+    "overspoelen stuur ik deze vervolgvraag nu niet door: probeer het over een uur opnieuw.")
 
 
 class Retriever(Protocol):
@@ -248,6 +250,9 @@ class HelpdeskService:
         if not rest:
             return self._reply("Typ je vervolgvraag na het nummer, bijvoorbeeld: /vervolg 12 en wat als ...?",
                                Decision.CLARIFY)
+        if self.ticket_limit is not None and not self.ticket_limit.allow((incoming.channel, incoming.user_id))[0]:
+            # A follow-up mails the expert as a ticket does: it counts against the same limit.
+            return self._reply(FOLLOW_UPS_LIMITED.format(limit=self.ticket_limit.limit), Decision.CLARIFY)
         return self._reply(self.escalator.follow_up(incoming, number, rest), Decision.ESCALATE)
 
     def press(self, incoming: Incoming, press: Press) -> Reply:

@@ -122,7 +122,9 @@ class HybridRetriever:
         if not active or active == self._served.generation:
             return False
         with self._switch_lock:
-            if active == self._served.generation:
+            # Read again: a thread that waited here may hold a pointer that a later refresh has replaced.
+            active = self._store.active()
+            if not active or active == self._served.generation:
                 return False  # another thread switched while this one waited
             self._served = self._load(active)
         return True

@@ -98,11 +98,11 @@ class TeamsChannel:
 
     name = CHANNEL
 
-    def __init__(self, *, helpdesk: HelpdeskService | Callable[[], HelpdeskService], settings: TeamsSettings,
+    def __init__(self, *, helpdesk: HelpdeskService | Callable[[], HelpdeskService] | Core, settings: TeamsSettings,
                  ack_after: float = ACK_AFTER_SECONDS, deliver_timeout: float = DELIVER_TIMEOUT_SECONDS,
                  links: Callable[[str, str], tuple[str, float]] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.core = Core(helpdesk)
+        self.core = helpdesk if isinstance(helpdesk, Core) else Core(helpdesk)
         self.limiter = SlidingWindowLimiter(settings.rate_per_minute, 60, clock=clock)
         self._links = links
         """Signs a download link for (file ref, name): (url, expiry); None when the server has no public URL."""

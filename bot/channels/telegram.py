@@ -124,13 +124,13 @@ class TelegramChannel:
 
     name = CHANNEL
 
-    def __init__(self, *, helpdesk: HelpdeskService | Callable[[], HelpdeskService], settings: TelegramSettings,
+    def __init__(self, *, helpdesk: HelpdeskService | Callable[[], HelpdeskService] | Core, settings: TelegramSettings,
                  access: TelegramAccess, clock: Callable[[], float] = time.monotonic) -> None:
         # URLs carry the token: httpx logs them at INFO and PTB at DEBUG.
         logging.getLogger("httpx").setLevel(logging.WARNING)
         if logging.getLogger("telegram").getEffectiveLevel() < logging.INFO:
             logging.getLogger("telegram").setLevel(logging.INFO)
-        self.core = Core(helpdesk)
+        self.core = helpdesk if isinstance(helpdesk, Core) else Core(helpdesk)
         self.settings = settings
         self.access = access
         self.limiter = SlidingWindowLimiter(settings.rate_per_minute, 60, clock=clock)
@@ -150,7 +150,7 @@ class TelegramChannel:
         return self.core.helpdesk
 
     @classmethod
-    def from_env(cls, *, helpdesk: HelpdeskService | Callable[[], HelpdeskService], home: Path,
+    def from_env(cls, *, helpdesk: HelpdeskService | Callable[[], HelpdeskService] | Core, home: Path,
                  env: Mapping[str, str]) -> "TelegramChannel":
         """The channel as `vraagbaak serve` runs it: settings from the environment, invites under ``home``."""
         settings = TelegramSettings.from_env(env)
@@ -683,6 +683,8 @@ async def _answer(query: CallbackQuery, text: str | None, *, alert: bool = False
         await query.answer(text[:200] if text else None, show_alert=alert)
     except BadRequest as exc:
         logger.debug("callback query not answered: %s", exc)
+    except TelegramError as exc:  # a timeout or network error: the press itself is still handled
+        logger.warning("callback query not answered: %s", type(exc).__name__)
 
 
 def _retry_seconds(exc: RetryAfter) -> float:

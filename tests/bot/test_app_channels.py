@@ -25,6 +25,8 @@ def test_configured_channels_start_without_an_index(monkeypatch: pytest.MonkeyPa
     app = _app()
     # Delivering expert answers (tickets poll) must work on a data dir that has no index yet.
     assert sorted(app.deliverers()) == ["teams", "telegram"]
+    telegram, teams = app.channels()
+    assert telegram.core is teams.core  # one helpdesk, built once for both
 
 
 def test_a_bad_channel_setting_keeps_answers_queued(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -328,15 +328,18 @@ def test_an_officer_opens_at_most_the_ticket_limit_per_hour_and_the_question_is_
     for n in (1, 2):
         assert desk.say(f"/expert Mag ik vraag {n} stellen over een innovatiepartnerschap?").ticket == n
     held = desk.say("/expert Mag ik nog een derde vraag stellen over een innovatiepartnerschap?")
-    assert held.ticket is None and "al 2 vragen voor aan de expertenpool" in held.text
+    assert held.ticket is None and "al 2 vragen of vervolgvragen voor aan de expertenpool" in held.text
     assert len(desk.escalator.opened) == 2  # no mail to the pool for the third
     assert desk.service.audit.exchange(held.reply_id)["question"].startswith("Mag ik nog een derde vraag")
     # Rule escalations count too: an own-case question is a ticket like any other.
     assert desk.say(OWN).ticket is None
     other = desk.service.handle(Incoming(channel="test", conversation_id="c2", user_id="u2", text=f"/expert {OWN}"))
     assert other.ticket == 3  # the limit is per officer
+    follow = desk.say("/vervolg 1 En geldt dat ook voor werken?")  # a follow-up mails the expert too
+    assert "niet door" in follow.text and ("follow_up", 1, "En geldt dat ook voor werken?") not in desk.escalator.calls
     now[0] += 3600
     assert desk.say("/expert Mag ik nu weer een vraag stellen over een innovatiepartnerschap?").ticket == 4
+    assert desk.say("/vervolg 1 En geldt dat ook voor werken?").decision is Decision.ESCALATE
 
 
 def test_status_in_a_group_points_to_the_private_chat_and_lists_nothing(desk: Desk) -> None:

@@ -40,7 +40,13 @@ def test_memory_stays_bounded_by_forgetting_idle_officers(monkeypatch: pytest.Mo
 
 
 def test_threads_together_get_exactly_the_limit() -> None:
-    limiter = SlidingWindowLimiter(50, 3600)
+    import time as clock
+
+    def slow_clock() -> float:
+        clock.sleep(0.0005)  # hands the GIL over inside the check: without the lock, threads overshoot the limit
+        return 0.0
+
+    limiter = SlidingWindowLimiter(50, 3600, clock=slow_clock)
     allowed: list[bool] = []
     lock = threading.Lock()
 

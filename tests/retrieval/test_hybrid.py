@@ -230,3 +230,18 @@ def test_searches_during_a_switch_each_see_one_whole_generation_and_it_is_loaded
     assert not errors and not mixed
     assert retriever.generation == second
     assert loads.count(second) == 1  # four threads noticed the switch; one loaded it
+
+
+def test_a_switch_serves_the_newest_pointer_not_the_one_read_before_waiting_for_the_lock(home: Path) -> None:
+    embedder, vectors, store = FakeEmbedder(), ExactIndex(), GenerationStore(home / "index")
+    articles = [("Deel 2 Klassieke sectoren", "art. 2.1", "De aanbestedende dienst raamt de waarde.")]
+    first, _ = _generation(store, vectors, embedder, articles)
+    store.activate(first)
+    retriever = HybridRetriever(store=store, vectors=vectors, embedder=embedder)
+    second, _ = _generation(store, vectors, embedder, articles)
+    third, _ = _generation(store, vectors, embedder, articles)
+    # As seen by a thread that read the pointer, then waited while another refresh activated a newer one.
+    pointers = iter([second, third])
+    store.active = lambda: next(pointers)  # type: ignore[method-assign]
+    assert retriever.refresh_if_switched()
+    assert retriever.generation == third
