@@ -248,6 +248,24 @@ class App:
             found.append(TeamsChannel(helpdesk=core, settings=teams, links=links.url if links is not None else None))
         return found
 
+    def readiness(self) -> dict[str, str]:
+        """What `/readyz` reports: the index has an active generation and the ticket database answers; "ok" or
+        what is wrong, never an exception."""
+        checks: dict[str, str] = {}
+        try:
+            # The generation a question would be answered from; the retriever loads it on the first question and
+            # moves to a newer one on the question after a refresh.
+            active = self.store.active()
+            checks["index"] = "ok" if active is not None else "no index: run `vraagbaak corpus refresh`"
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            checks["index"] = f"unreadable: {type(exc).__name__}"
+        try:
+            self.tickets.store.ping()
+            checks["database"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - e.g. PostgreSQL down
+            checks["database"] = f"unreachable: {type(exc).__name__}"
+        return checks
+
     def deliverers(self) -> dict:
         """Channels that can push expert answers, by name (for one-off commands such as `tickets poll`)."""
         try:

@@ -356,7 +356,8 @@ def serve_command(app: App, once: bool) -> None:
             loop.add_signal_handler(sig, stop.set)
         names = ", ".join(c.name for c in channels) or "no chat channel (console only)"
         click.echo(f"Vraagbaak listening on {settings.host}:{settings.port}: {names}. Ctrl-C stops.", err=True)
-        await run_server(channels=channels, worker=worker, settings=settings, stop=stop, extra_routes=routes)
+        await run_server(channels=channels, worker=worker, settings=settings, stop=stop, extra_routes=routes,
+                         ready=app.readiness)
 
     try:
         asyncio.run(run())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -53,14 +53,31 @@ class ServerSettings:
                    download_days=download_days)
 
 
-def build_web_app(channels: list[Channel], extra_routes: Sequence[web.RouteDef] = ()) -> web.Application:
-    """The aiohttp application with every channel's routes, ``extra_routes`` (downloads) and a health check."""
+READY_TIMEOUT_SECONDS = 5.0
+"""A readiness check that takes longer counts as failed: a proxy should stop sending traffic here."""
+
+
+def build_web_app(channels: list[Channel], extra_routes: Sequence[web.RouteDef] = (), *,
+                  ready: Callable[[], dict[str, str]] | None = None) -> web.Application:
+    """The aiohttp application with every channel's routes, ``extra_routes`` (downloads), a health check (the
+    process answers) and a readiness check (``ready``: what each dependency says, "ok" when it is fine)."""
     app = web.Application(client_max_size=256 * 1024)  # chat payloads are small; refuse anything big
 
     async def health(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "channels": [c.name for c in channels]})
 
+    async def readiness(_: web.Request) -> web.Response:
+        checks = {"server": "ok"}
+        if ready is not None:
+            try:
+                checks.update(await asyncio.wait_for(asyncio.to_thread(ready), READY_TIMEOUT_SECONDS))
+            except Exception as exc:  # noqa: BLE001 - a check that fails or hangs means: not ready
+                checks["checks"] = f"failed: {type(exc).__name__}"
+        ok = all(value == "ok" for value in checks.values())
+        return web.json_response({"status": "ready" if ok else "not ready", **checks}, status=200 if ok else 503)
+
     app.router.add_get("/healthz", health)
+    app.router.add_get("/readyz", readiness)
     app.add_routes(list(extra_routes))
     for channel in channels:
         app.add_routes(channel.routes())
@@ -68,9 +85,10 @@ def build_web_app(channels: list[Channel], extra_routes: Sequence[web.RouteDef] 
 
 
 async def run_server(*, channels: list[Channel], worker: EscalationWorker, settings: ServerSettings,
-                     stop: asyncio.Event, extra_routes: Sequence[web.RouteDef] = ()) -> None:
+                     stop: asyncio.Event, extra_routes: Sequence[web.RouteDef] = (),
+                     ready: Callable[[], dict[str, str]] | None = None) -> None:
     """Serve until ``stop`` is set; channels start after the HTTP server listens and stop before it closes."""
-    runner = web.AppRunner(build_web_app(channels, extra_routes))
+    runner = web.AppRunner(build_web_app(channels, extra_routes, ready=ready))
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()

@@ -278,6 +278,11 @@ class TicketStore:
         self.clock = clock
         self.version = migrate(self.engine)
 
+    def ping(self) -> None:
+        """Raise unless the database answers (the readiness check of `vraagbaak serve`)."""
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """One database transaction (committed on success)."""
