@@ -155,7 +155,7 @@ def _responder(app: App):
 
 def _answer_text(reply: Reply) -> str:
     """What the officer reads as the answer: the reply without its [n] markers and closing next step."""
-    from bot.core import NEXT_STEP_ANSWER
+    from bot.texts import NEXT_STEP_ANSWER
 
     return re.sub(r"\s*\[\d+\]", "", reply.text.replace(NEXT_STEP_ANSWER, "")).strip()
 

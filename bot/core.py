@@ -25,6 +25,9 @@ from bot.policy import RuleMatch, Rules, load_rules
 from bot.procedure import ProcedureTree, WalkStore, load_tree
 from bot.routing import Evidence, Router, Verdict, load_routing
 from bot.runtime import SlidingWindowLimiter
+from bot.texts import (BUTTON_GONE, COLLEAGUES_BUTTON, FOLLOW_UPS_LIMITED, HELP_TEXT, NEXT_STEP_ANSWER,
+                       NEXT_STEP_EXPERT_OFFER, NO_ANSWER_NO_SOURCE, NO_ANSWER_OFF_TOPIC, OWN_CASE_LABEL,
+                       STATUS_IN_PRIVATE, TICKETS_LIMITED)
 from retrieval.evidence import TermStats
 from retrieval.lexical import analyse
 from retrieval.types import QUOTED_KINDS, SearchHit
@@ -46,40 +49,12 @@ _PROCEDURE_QUESTION = re.compile(
 """A general request to choose a procedure (the guided walk answers it); a question that says more ("welke
 procedure gebruik ik tussen 143.000 euro en de Europese drempel?") is answered from the sources."""
 
-NEXT_STEP_ANSWER = ("Was dit nuttig? Geef 👍 of 👎. Twijfel je nog, typ dan /expert en ik leg je vraag voor aan "
-                    "de expertenpool.")
-NEXT_STEP_EXPERT_OFFER = "Typ /expert als je je vraag aan de expertenpool wilt voorleggen."
 _NO_ANSWER = {
-    Verdict.OFF_TOPIC: ("Daarover vind ik niets in mijn bronnen: ik ken alleen regels en richtlijnen over "
-                        "overheidsopdrachten, met de nadruk op innovatieve procedures. Gaat je vraag toch over een "
-                        "overheidsopdracht, formuleer ze dan anders.", Decision.OUT_OF_SCOPE),
-    Verdict.NO_SOURCE: ("Dat vind ik niet in mijn bronnen: geen van de teksten die ik ken beantwoordt deze vraag, "
-                        "en ik wil je geen passage geven die er alleen op lijkt. De expertenpool kan je wel verder "
-                        "helpen.", Decision.NOT_FOUND),
+    Verdict.OFF_TOPIC: (NO_ANSWER_OFF_TOPIC, Decision.OUT_OF_SCOPE),
+    Verdict.NO_SOURCE: (NO_ANSWER_NO_SOURCE, Decision.NOT_FOUND),
 }
-"""What the officer reads when no source answers: off-topic, or a procurement question the corpus does not cover."""
-OWN_CASE_LABEL = "je eigen dossier of een concreet geschil"
-"""How the reply names an own-case question that no precise rule labelled more exactly."""
-HELP_TEXT = (
-    "Ik ben Vraagbaak, de eerstelijnshelpdesk voor innovatieve overheidsopdrachten (PCP, innovatiepartnerschap, "
-    "concurrentiegerichte dialoog, onderhandelingsprocedures, marktconsultatie, drempels).\n"
-    "Stel je vraag gewoon in een zin. Ik antwoord met passages uit wetgeving en richtlijnen, en ik vermeld altijd "
-    "de bron. Ik geef geen juridisch advies over een concreet geschil: zulke vragen leg ik voor aan de expertenpool.\n"
-    "Opdrachten: /expert (vraag een expert), /status (mijn vragen aan experts), /opgelost N, /vervolg N en "
-    "/bijlagen N (bij een antwoord van een expert), /reset (nieuw gesprek), /help."
-)
-
-BUTTON_GONE = "Deze knop werkt niet meer. Stel je vraag gerust opnieuw."
-COLLEAGUES_BUTTON = ("Die knop hoort bij de vraag van een collega: ik leg ze niet in jouw naam voor. Wil je zelf "
-                     "een expert raadplegen, typ dan /expert gevolgd door je vraag.")
-STATUS_IN_PRIVATE = ("Je vragen aan de expertenpool toon ik niet in een groepsgesprek. Stuur /status in een "
-                     "privégesprek met mij, dan krijg je het overzicht.")
-TICKETS_LIMITED = (
-    "Je legde het afgelopen uur al {limit} vragen of vervolgvragen voor aan de expertenpool. Om de experts niet te "
-    "overspoelen neem ik nu geen nieuwe vraag aan: probeer het over een uur opnieuw.")
-FOLLOW_UPS_LIMITED = (
-    "Je legde het afgelopen uur al {limit} vragen of vervolgvragen voor aan de expertenpool. Om de experts niet te "
-    "overspoelen stuur ik deze vervolgvraag nu niet door: probeer het over een uur opnieuw.")
+"""What the officer reads when no source answers (off-topic, or a procurement question the corpus does not
+cover), and the decision it is."""
 
 
 class Retriever(Protocol):

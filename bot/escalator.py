@@ -5,14 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bot.messages import Escalation, FileOffer, Incoming
-from bot.texts import expert_answer_text
+from bot.texts import STATE_NL, expert_answer_text
 from escalation.errors import TicketNotFound
 from escalation.service import EscalationService
 from escalation.store import NewTicket
 from retrieval.types import SearchHit
-
-STATE_NL = {"open": "wacht op verzending", "sent": "bij een expert", "answered": "beantwoord", "closed": "afgesloten",
-            "reopened": "vervolgvraag bij een expert"}
 
 
 class PoolEscalator:

@@ -22,9 +22,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-RATE_LIMITED = ("Je stuurt veel berichten kort na elkaar. Wacht even en probeer het over een minuut opnieuw; "
-                "je vorige vragen zijn wel verwerkt.")
-"""What an officer hears, once, when they go over a channel's message limit."""
 MAX_TRACKED = 10_000
 """Officers whose recent events are remembered at once; idle ones are forgotten beyond this, so memory stays
 bounded whatever the traffic."""

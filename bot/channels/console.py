@@ -7,15 +7,12 @@ from collections.abc import Callable, Sequence
 
 from bot.core import HelpdeskService
 from bot.messages import ActionKind, Decision, FileOffer, Incoming, Press, Reply
+from bot.texts import ANSWER_ARRIVES, CONSOLE_WELCOME
 
 CHANNEL = "console"
 UP = {"👍", "+", "/goed", "/ja"}
 DOWN = {"👎", "-", "/slecht", "/nee"}
 QUIT = {"/stop", "/exit", "/quit", "exit", "quit"}
-
-WELCOME = ("Welkom bij Vraagbaak, de helpdesk voor innovatieve overheidsopdrachten.\n"
-           "Stel je vraag in een zin. Na een antwoord: 👍 of + (nuttig), 👎 of - (niet nuttig), /expert (vraag een "
-           "expert), /reset (nieuw gesprek), /help, /stop (afsluiten).")
 
 
 def render(reply: Reply) -> str:
@@ -32,11 +29,6 @@ def file_lines(files: Sequence[FileOffer]) -> str:
     """Files as the console shows them: the console runs where the files are, so their paths are the offer."""
     return "Bestanden:\n" + "\n".join(f"  {f.name} ({f.size_text}{', ' + f.note if f.note else ''}): {f.path}"
                                        for f in files)
-
-
-ANSWER_ARRIVES = "te zien wanneer je de volgende keer `vraagbaak chat` opent"
-"""Where an expert's answer reaches a console officer: the console cannot write into a finished `vraagbaak ask`
-or a closed chat, so waiting answers are shown when the chat starts (``ConsoleChat.run``)."""
 
 
 def console_incoming(text: str, *, user: str | None = None) -> Incoming:
@@ -84,7 +76,7 @@ class ConsoleChat:
 
     def run(self) -> None:
         """Read questions until /stop or end of input."""
-        self._write(WELCOME)
+        self._write(CONSOLE_WELCOME)
         for answer in self.pending_answers():
             self._write("\nVraagbaak: " + answer)
         while True:

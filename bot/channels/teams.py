@@ -29,8 +29,8 @@ from bot.channels.teams_cards import (CARD_CONTENT_TYPE, SUBMIT_KEY, LinkedFile,
 from bot.channels.teams_settings import SINGLE_TENANT, TeamsSettings, check_local_mode, is_loopback
 from bot.core import HelpdeskService
 from bot.messages import ActionKind, FileOffer, Incoming, Reply, StoredFile
-from bot.runtime import RATE_LIMITED, Core, InOrder, SlidingWindowLimiter, conversation_key
-from bot.texts import expert_answer_text
+from bot.runtime import Core, InOrder, SlidingWindowLimiter, conversation_key
+from bot.texts import NOT_TEXT, RATE_LIMITED, SORRY, TEAMS_WELCOME, WELCOME_GROUP, expert_answer_text
 from escalation.delivery import DeliveryError, ExpertAnswer
 from retrieval.errors import ConfigError
 
@@ -48,16 +48,7 @@ STOP_GRACE_SECONDS = 5.0
 SEEN_CAPACITY = 10_000
 GROUP_CONVERSATIONS = {"channel", "groupChat"}
 
-WELCOME = ("Hallo! Ik ben Vraagbaak, de helpdesk voor innovatieve overheidsopdrachten (PCP, "
-           "innovatiepartnerschap, concurrentiegerichte dialoog, marktconsultatie, drempels ...). Stel je vraag "
-           "gewoon in een zin: ik antwoord met passages uit wetgeving en richtlijnen en vermeld altijd de bron. Onder "
-           "een antwoord geef je 👍 of 👎, of leg je de vraag voor aan de expertenpool. Typ /help voor alle "
-           "opdrachten.")
-WELCOME_GROUP = "In een kanaal of groepsgesprek antwoord ik alleen als je me vermeldt met @{name}."
 FORWARDED_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
-NOT_TEXT = "Ik kan alleen tekst lezen. Stel je vraag in een zin, of typ /help."
-SORRY = ("Sorry, er ging iets mis bij het verwerken van je bericht. Probeer het straks opnieuw; lukt het dan nog "
-         "niet, meld het dan aan de beheerder van Vraagbaak.")
 
 
 class _SdkConfig:
@@ -334,7 +325,7 @@ class TeamsChannel:
             return
         text = _message_text(activity)
         if not text:
-            await context.send_activity(NOT_TEXT if activity.attachments else WELCOME)
+            await context.send_activity(NOT_TEXT if activity.attachments else TEAMS_WELCOME)
             return
         await self._typing(context)
         incoming = _incoming(activity, text)
@@ -360,7 +351,7 @@ class TeamsChannel:
         bot_id = activity.recipient.id if activity.recipient else None
         if not any(m.id == bot_id for m in activity.members_added or []):
             return
-        text = WELCOME
+        text = TEAMS_WELCOME
         if _conversation_type(activity) in GROUP_CONVERSATIONS:
             text += "\n\n" + WELCOME_GROUP.format(name=(activity.recipient.name or "Vraagbaak"))
         await context.send_activity(text)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.messages import Action, ActionKind, Citation, Press, Reply
-from bot.texts import EXPERT_HEADING, expert_answer_text
+from bot.texts import EXPERT_HEADING, NO_LINK, expert_answer_text
 from escalation.delivery import ExpertAnswer
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
@@ -35,9 +35,6 @@ _TOOLTIPS = {
     ActionKind.FEEDBACK_DOWN: "Dit antwoord was niet nuttig",
     ActionKind.ASK_EXPERT: "Leg deze vraag voor aan de expertenpool",
 }
-
-
-NO_LINK = "een downloadlink kan ik hier niet geven; vraag de beheerder van de helpdesk om het bestand"
 
 
 @dataclass(frozen=True)

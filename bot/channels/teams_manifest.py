@@ -12,18 +12,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from bot.texts import TEAMS_COMMANDS
+
 MANIFEST_VERSION = "1.17"
 SCHEMA = f"https://developer.microsoft.com/en-us/json-schemas/teams/v{MANIFEST_VERSION}/MicrosoftTeams.schema.json"
 ACCENT = (0x1F, 0x5F, 0xA8)
 COLOR_SIZE = 192
 OUTLINE_SIZE = 32
 SCOPES = ["personal", "team", "groupChat"]
-COMMANDS = [
-    ("/help", "Wat Vraagbaak kan en welke opdrachten er zijn"),
-    ("/expert", "Leg je laatste vraag voor aan de expertenpool"),
-    ("/status", "Je vragen bij de expertenpool en hun stand"),
-    ("/reset", "Begin een nieuw gesprek"),
-]
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _VERSION = re.compile(r"^\d+\.\d+\.\d+$")
@@ -76,7 +72,7 @@ def build_manifest(*, app_id: str, website_url: str, privacy_url: str | None = N
             "supportsFiles": False,
             "isNotificationOnly": False,
             "commandLists": [{"scopes": SCOPES,
-                              "commands": [{"title": t, "description": d} for t, d in COMMANDS]}],
+                              "commands": [{"title": t, "description": d} for t, d in TEAMS_COMMANDS]}],
         }],
         "validDomains": valid_domains,
     }

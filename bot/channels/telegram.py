@@ -33,10 +33,12 @@ from bot.channels.telegram_render import (ButtonPress, is_expert_button, keyboar
                                           render_file_caption, render_file_gone, render_plain, render_reply,
                                           render_text)
 from bot.channels.telegram_settings import WEBHOOK_PATH, TelegramSettings
-from bot.core import BUTTON_GONE, HelpdeskService
+from bot.core import HelpdeskService
 from bot.messages import ActionKind, Decision, FileOffer, Incoming, Press, Reply, StoredFile
-from bot.runtime import RATE_LIMITED, Core, InOrder, SlidingWindowLimiter, conversation_key
-from bot.texts import expert_answer_text
+from bot.runtime import Core, InOrder, SlidingWindowLimiter, conversation_key
+from bot.texts import (BUTTON_GONE, ERROR_TEXT, EXPERT_BUTTON_ACK, INVITE_INVALID, NOT_YOUR_WALK, RATE_LIMITED,
+                       REFUSAL, REFUSAL_BUTTON, TELEGRAM_COMMANDS, TELEGRAM_WELCOME, TEXT_ONLY, WELCOME_INVITED,
+                       expert_answer_text)
 from escalation.delivery import DeliveryError, ExpertAnswer
 from retrieval.errors import ConfigError
 
@@ -55,41 +57,6 @@ TYPING_EVERY_SECONDS = 4.5
 """Telegram shows "typing" for five seconds per chat action."""
 CONCURRENT_UPDATES = 8
 ALLOWED_UPDATES = ["message", "callback_query"]
-
-WELCOME = (
-    "Welkom bij Vraagbaak, de helpdesk voor innovatieve overheidsopdrachten.\n\n"
-    "Wat ik kan: je vragen over precommercieel aankopen (PCP), het innovatiepartnerschap, de "
-    "concurrentiegerichte dialoog, onderhandelingsprocedures, marktconsultatie en drempelbedragen beantwoorden "
-    "met passages uit wetgeving en richtlijnen, altijd met de bron erbij. Twijfel ik, of vraag je het, dan leg "
-    "ik je vraag voor aan de expertenpool; hun antwoord krijg je hier in dit gesprek.\n\n"
-    "Wat ik niet kan: juridisch advies geven over een concreet geschil, bijlagen of foto's lezen, of beslissen "
-    "in jouw plaats.\n\n"
-    "Privacy: ik bewaar je vragen en mijn antwoorden in een logboek om de helpdesk te verbeteren, met je "
-    "Telegram-id alleen als pseudoniem, en wis ze na de bewaartermijn. Vraag je een expert, dan krijgt die je vraag "
-    "en je naam per mail. Zet geen persoonsgegevens of vertrouwelijke dossierinformatie in je vragen.\n\n"
-    "Stel je vraag gewoon in een zin. Opdrachten: /help, /expert, /status, /reset. In een groep antwoord ik alleen "
-    "als je mij noemt ({mention}) of op een bericht van mij antwoordt."
-)
-WELCOME_INVITED = "Je uitnodiging is aanvaard: je kunt Vraagbaak vanaf nu gebruiken.\n\n"
-REFUSAL = (
-    "Sorry, Vraagbaak is alleen beschikbaar voor medewerkers die de beheerder van de helpdesk heeft toegelaten. "
-    "Kreeg je een uitnodigingslink? Open die dan opnieuw. Anders kun je toegang vragen aan de beheerder; geef dan "
-    "je Telegram-nummer door: {user_id}."
-)
-INVITE_INVALID = ("Deze uitnodiging is niet (meer) geldig: ze is al gebruikt of verlopen. Vraag de beheerder van "
-                  "de helpdesk om een nieuwe link.")
-REFUSAL_BUTTON = "Sorry, je hebt (nog) geen toegang tot Vraagbaak."
-ERROR_TEXT = ("Sorry, er ging iets mis bij het verwerken van je bericht. Probeer het straks opnieuw; lukt het dan "
-              "nog niet, meld het aan de beheerder van de helpdesk.")
-TEXT_ONLY = "Ik kan alleen tekstberichten lezen. Typ je vraag gewoon in een zin."
-EXPERT_BUTTON_ACK = "Ik leg je vraag voor aan de expertenpool."
-NOT_YOUR_WALK = "Deze keuzehulp is van een collega. Typ /procedure om je eigen keuzehulp te starten."
-COMMANDS = [("help", "Wat Vraagbaak kan en welke opdrachten er zijn"),
-            ("expert", "Leg je laatste vraag voor aan de expertenpool"),
-            ("status", "Je vragen bij de expertenpool"),
-            ("procedure", "Welke procedure past? Een keuzehulp in enkele vragen"),
-            ("bijlagen", "De bijlagen van een expert opnieuw, bv. /bijlagen 12"),
-            ("reset", "Begin een nieuw gesprek")]
 
 T = TypeVar("T")
 
@@ -223,7 +190,7 @@ class TelegramChannel:
             assert app.updater is not None
             await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False)
         try:
-            await app.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])
+            await app.bot.set_my_commands([BotCommand(c, d) for c, d in TELEGRAM_COMMANDS])
         except TelegramError as exc:  # the menu is a convenience; the bot works without it
             logger.warning("Telegram command menu not set: %s", self._redact(str(exc)))
         logger.info("Telegram channel started as @%s (%s)", app.bot.username, self.settings.mode)
@@ -443,7 +410,7 @@ class TelegramChannel:
             if not self.access.is_allowed(user.id):
                 await self._refuse(message, user.id)
                 return
-            text = (WELCOME_INVITED if invited else "") + WELCOME.format(mention=f"@{context.bot.username}")
+            text = (WELCOME_INVITED if invited else "") + TELEGRAM_WELCOME.format(mention=f"@{context.bot.username}")
             await self._say(message.chat_id, text)
 
     async def _on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -14,12 +14,13 @@ import pytest
 
 from bot.audit import AuditLog
 from bot.conversation import ConversationMemory
-from bot.core import OWN_CASE_LABEL, HelpdeskService
+from bot.core import HelpdeskService
 from bot.intent import Intent, IntentPrediction
 from bot.messages import ActionKind, Decision, Escalation, Incoming, Press, Reply
 from bot.policy import load_rules
 from bot.routing import Evidence, Verdict
 from bot.runtime import SlidingWindowLimiter
+from bot.texts import OWN_CASE_LABEL
 from retrieval.evidence import TermStats
 from retrieval.lexical import analyse
 from retrieval.types import Chunk, SearchHit

@@ -24,16 +24,16 @@ from aiohttp import web
 from click.testing import CliRunner
 
 from bot.app import App
-from bot.channels.telegram import (ERROR_TEXT, INVITE_INVALID, MAX_RETRY_WAIT_SECONDS, REFUSAL_BUTTON, REQUEST_TIMEOUTS,
-                                   TEXT_ONLY, TelegramChannel, TelegramStartError, deliver_timeout)
+from bot.channels.telegram import (MAX_RETRY_WAIT_SECONDS, REQUEST_TIMEOUTS, TelegramChannel, TelegramStartError,
+                                   deliver_timeout)
 from bot.channels.telegram_access import TelegramAccess
 from bot.channels.telegram_render import (MAX_MESSAGE_CHARS, ButtonPress, callback_data, keyboard_rows,
                                           parse_callback_data, render_reply, utf16_len)
 from bot.channels.telegram_settings import WEBHOOK_PATH, TelegramSettings
 from bot.cli import main
 from bot.messages import Action, ActionKind, Citation, Decision, Reply
-from bot.runtime import RATE_LIMITED
 from bot.server import build_web_app
+from bot.texts import ERROR_TEXT, INVITE_INVALID, RATE_LIMITED, REFUSAL_BUTTON, TEXT_ONLY
 from bot.worker import EscalationWorker
 from escalation.delivery import DeliveryError, ExpertAnswer
 from retrieval.errors import ConfigError, IndexNotReadyError
