@@ -29,6 +29,8 @@ from retrieval.lexical import analyse, fold
 SUPPORT_THRESHOLD = 0.6
 """Share of a sentence's content words that one passage window must cover: the lowest that keeps at most 5 % of the
 unsupported sentences of bench/claims train (``vraagbaak claims``, docs/EVALUATION.md)."""
+MIN_CLAUSE_WORDS = 3
+"""A clause with fewer content words than this is read together with the next one."""
 MARKER_SHARE = 0.5
 """A sentence citing several sources keeps the marker of each that covers at least this share of what the best one
 covers: "[1, 2]" means both say it."""
@@ -112,7 +114,8 @@ class Claim:
     @property
     def statement(self) -> str:
         """The sentence without markers or markup."""
-        return re.sub(r"\s+([.,;:!?])", r"\1", _MARKUP.sub("", _MARKER.sub("", self.text))).strip()
+        bare = " ".join(_MARKUP.sub("", _MARKER.sub("", self.text)).split())
+        return re.sub(r"\s+([.,;:!?])", r"\1", bare)
 
 
 @dataclass(frozen=True)
@@ -197,8 +200,7 @@ def claims(answer: str) -> list[Claim]:
         prefix_match = _LIST_PREFIX.match(line)
         prefix = prefix_match.group().strip() if prefix_match else ""
         body = line[prefix_match.end():] if prefix_match else line
-        pieces = [piece for sentence in split_sentences(body.strip())
-                  for piece in _AFTER_MARKER.split(sentence) if piece.strip()]
+        pieces = [piece for sentence in split_sentences(body.strip()) for piece in _clauses(sentence)]
         for sentence in pieces:
             cited: list[int] = []
             for group in _MARKER.findall(sentence):
@@ -206,6 +208,18 @@ def claims(answer: str) -> list[Claim]:
                     if int(raw) not in cited:
                         cited.append(int(raw))
             out.append(Claim(sentence, number, prefix if not out or out[-1].line != number else "", tuple(cited)))
+    return out
+
+
+def _clauses(sentence: str) -> list[str]:
+    """The sentence cut after ";" and after markers more words follow; a head too short to state anything ("Het
+    innovatiepartnerschap [1] is ...") stays with what follows, so no fragment is kept on its own."""
+    out: list[str] = []
+    for piece in (p for p in _AFTER_MARKER.split(sentence) if p.strip()):
+        if out and len([w for w in analyse(_MARKER.sub("", out[-1])) if not w[0].isdigit()]) < MIN_CLAUSE_WORDS:
+            out[-1] = f"{out[-1]} {piece}"
+        else:
+            out.append(piece)
     return out
 
 

@@ -205,3 +205,10 @@ def test_an_instruction_wrapped_over_two_lines_is_still_found() -> None:
 ])
 def test_text_written_for_officers_is_no_injection(sentence: str) -> None:
     assert not is_injection(sentence)
+
+
+def test_a_marker_after_a_few_words_does_not_leave_a_fragment_on_its_own() -> None:
+    answer = "Het innovatiepartnerschap [1] is bedoeld voor innovatieve producten die nog niet op de markt bestaan."
+    assert [c.text for c in claims(answer)] == [answer]
+    assert check(answer, [PARTNERSHIP, PARTNERSHIP]).text == (
+        "Het innovatiepartnerschap is bedoeld voor innovatieve producten die nog niet op de markt bestaan [1].")
