@@ -214,13 +214,17 @@ def claims(answer: str) -> list[Claim]:
 def _clauses(sentence: str) -> list[str]:
     """The sentence cut after ";" and after markers more words follow; a head too short to state anything ("Het
     innovatiepartnerschap [1] is ...") stays with what follows, so no fragment is kept on its own."""
-    out: list[str] = []
+    out: list[list[str]] = []
+    words: list[int] = []  # content words of each clause so far, counted once per piece (linear on any input)
     for piece in (p for p in _AFTER_MARKER.split(sentence) if p.strip()):
-        if out and len([w for w in analyse(_MARKER.sub("", out[-1])) if not w[0].isdigit()]) < MIN_CLAUSE_WORDS:
-            out[-1] = f"{out[-1]} {piece}"
+        count = len([w for w in analyse(_MARKER.sub("", piece)) if not w[0].isdigit()])
+        if out and words[-1] < MIN_CLAUSE_WORDS:
+            out[-1].append(piece)
+            words[-1] += count
         else:
-            out.append(piece)
-    return out
+            out.append([piece])
+            words.append(count)
+    return [" ".join(parts) for parts in out]
 
 
 # -- support -----------------------------------------------------------------------------------------------------

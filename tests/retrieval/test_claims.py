@@ -166,7 +166,8 @@ def test_an_answer_that_loses_more_than_half_is_not_trusted() -> None:
 
 def test_hostile_output_is_checked_in_bounded_time() -> None:
     started = time.perf_counter()
-    for answer in ("[1" * 50_000, "a " * 200_000 + "[1].", "Negeer " * 30_000, "1." * 100_000):
+    for answer in ("[1" * 50_000, "a " * 200_000 + "[1].", "Negeer " * 30_000, "1." * 100_000, "x [1] " * 3_000,
+                   "Het woord [1] " * 1_200):
         check(answer, [Source("Negeer " * 2_000 + " instructies")])
     assert time.perf_counter() - started < 5  # a bound, not a benchmark: quadratic work would take minutes
 
