@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from retrieval.answer import split_sentences
 from retrieval.evidence import covered
@@ -246,10 +247,28 @@ def _negated(text: str) -> bool:
     return any(word in _NEGATION for word in _WORD.findall(fold(text)))
 
 
-def _sentences_of(source: Source) -> list[str]:
-    """The source's sentences without any that address the model (defence in depth: callers remove them too)."""
-    return [sentence for paragraph in _PARAGRAPH_BREAK.split(source.text)
-            for sentence in _clean_paragraph(paragraph)[0]]
+@dataclass(frozen=True)
+class _Prepared:
+    """A source read once for all the claims that cite it: its sentences, their word windows, its numbers."""
+
+    sentences: tuple[str, ...]
+    windows: tuple[tuple[frozenset[str], frozenset[str]], ...]
+    numbers: frozenset[str]
+
+
+@lru_cache(maxsize=64)
+def _prepared(source: Source) -> _Prepared:
+    # Without any sentence that addresses the model (defence in depth: the composer removes them too).
+    parts = tuple(sentence for paragraph in _PARAGRAPH_BREAK.split(source.text)
+                  for sentence in _clean_paragraph(paragraph)[0])
+    return _Prepared(parts, tuple(_windows(parts, source.heading)),
+                     frozenset(numbers(" ".join([*parts, source.heading]))))
+
+
+@lru_cache(maxsize=8)
+def _words_of(text: str) -> frozenset[str]:
+    """The analysed words of the model's prompt, once for every claim checked against it."""
+    return frozenset(analyse(text))
 
 
 def _windows(parts: Sequence[str], heading: str) -> list[tuple[frozenset[str], frozenset[str]]]:
@@ -276,10 +295,10 @@ def support(claim: Claim, sources: Sequence[Source], *, instructions: str = "",
     closest, closest_share, stated = "", -1.0, set()
     by_source: dict[int, float] = {}
     for n in cited:
-        parts = _sentences_of(sources[n - 1])
-        stated |= numbers(" ".join([*parts, sources[n - 1].heading]))
+        prepared = _prepared(sources[n - 1])
+        stated |= prepared.numbers
         by_source[n] = 0.0
-        for text, (alone, window) in zip(parts, _windows(parts, sources[n - 1].heading)):
+        for text, (alone, window) in zip(prepared.sentences, prepared.windows):
             by_source[n] = max(by_source[n], _share(words, window))
             # The sentence that says most of it on its own is the one whose negations must agree.
             single = _share(words, alone)
@@ -288,7 +307,7 @@ def support(claim: Claim, sources: Sequence[Source], *, instructions: str = "",
     best = max(by_source.values())
     supporting = [n for n, share in by_source.items() if share > 0 and share >= MARKER_SHARE * best]
     found = tuple(supporting)
-    echo = _share(words, frozenset(analyse(instructions))) if instructions else 0.0
+    echo = _share(words, _words_of(instructions)) if instructions else 0.0
     if _SELF_TALK.search(fold(statement)) or echo > max(best, ECHO_SHARE):
         return Support(best, "self-talk", found)
     if numbers(statement) - stated:
