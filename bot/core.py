@@ -161,7 +161,8 @@ class HelpdeskService:
     """Where each conversation is in `/procedure` (SQLite under the data dir in the app: survives a restart)."""
     tree: ProcedureTree = field(default_factory=load_tree)
     ticket_limit: SlidingWindowLimiter | None = None
-    """How many tickets one officer may open per window (the app sets it; None: no limit, as in evaluations)."""
+    """How many tickets and follow-ups one officer may send per window (the app sets it; None: no limit, as in
+    evaluations)."""
 
     @classmethod
     def create(cls, *, retriever: Retriever, audit: AuditLog, model: str,
