@@ -43,10 +43,10 @@ repeats the prompt."""
 MAX_ANSWER_CHARS = 16_000
 """Longer model output is cut before it is checked (the prompt asks for at most 150 words; four Telegram messages)."""
 
-# [1], [ 2 ], [1, 3], [1;3]
-_MARKER = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]")
+# [1], [ 2 ], [1, 3], [1;3]: one or more source numbers in square brackets (the generative composer reads them too).
+MARKER = re.compile(r"\[\s*(?P<nums>\d+(?:\s*[,;]\s*\d+)*)\s*\]")
 # "Zin. [1]" and "Zin.[1]": the marker belongs to the sentence before it; moved in front of the full stop.
-_MARKER_AFTER_END = re.compile(r"([.!?])((?:[ \t]*\[\s*\d+(?:\s*[,;]\s*\d+)*\s*\])+)")
+_MARKER_AFTER_END = re.compile(rf"([.!?])((?:[ \t]*{MARKER.pattern})+)")
 # After a marker that words follow ("A [1] en B") and after ";": where a claim ends although the sentence goes on.
 _AFTER_MARKER = re.compile(r"(?<=\])\s+(?=[^\W\d_])|(?<=;)\s+")
 _LIST_PREFIX = re.compile(r"^\s*(?:[-*•]|\d+[.)°]|[a-z]\))\s+")
@@ -115,7 +115,7 @@ class Claim:
     @property
     def statement(self) -> str:
         """The sentence without markers or markup."""
-        bare = " ".join(_MARKUP.sub("", _MARKER.sub("", self.text)).split())
+        bare = " ".join(_MARKUP.sub("", MARKER.sub("", self.text)).split())
         return re.sub(r"\s+([.,;:!?])", r"\1", bare)
 
 
@@ -204,7 +204,7 @@ def claims(answer: str) -> list[Claim]:
         pieces = [piece for sentence in split_sentences(body.strip()) for piece in _clauses(sentence)]
         for sentence in pieces:
             cited: list[int] = []
-            for group in _MARKER.findall(sentence):
+            for group in MARKER.findall(sentence):
                 for raw in re.findall(r"\d+", group):
                     if int(raw) not in cited:
                         cited.append(int(raw))
@@ -218,7 +218,7 @@ def _clauses(sentence: str) -> list[str]:
     out: list[list[str]] = []
     words: list[int] = []  # content words of each clause so far, counted once per piece (linear on any input)
     for piece in (p for p in _AFTER_MARKER.split(sentence) if p.strip()):
-        count = len([w for w in analyse(_MARKER.sub("", piece)) if not w[0].isdigit()])
+        count = len([w for w in analyse(MARKER.sub("", piece)) if not w[0].isdigit()])
         if out and words[-1] < MIN_CLAUSE_WORDS:
             out[-1].append(piece)
             words[-1] += count
@@ -352,7 +352,8 @@ def check(answer: str, sources: Sequence[Source], *, instructions: str = "") -> 
 
 def _remark(claim: Claim, supporting: Iterable[int]) -> str:
     """The sentence with its markers naming only the cited sources that carry it."""
-    keep = [n for n in claim.cited if n in set(supporting)] or list(claim.cited)
+    carrying = set(supporting)
+    keep = [n for n in claim.cited if n in carrying] or list(claim.cited)
     bare = claim.statement
     end = bare[-1] if bare and bare[-1] in ".!?:;," else ""
     core = bare[:-1].rstrip() if end else bare

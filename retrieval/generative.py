@@ -25,8 +25,6 @@ DONT_KNOW = "weet ik niet"
 """Part of the prompt's fixed refusal ("Dat weet ik niet op basis van de bronnen."): the caller falls back."""
 
 _SECTION = re.compile(r"^=== (system|human) ===[ \t]*$", re.MULTILINE)
-# [1], [ 2 ], [1, 3], [1;3]: one or more numbers in square brackets.
-_MARKER = re.compile(r"\[\s*(?P<nums>\d+(?:\s*[,;]\s*\d+)*)\s*\]")
 _NUMBER = re.compile(r"\d+")
 _REMOVED = "\x00"
 # A run of removed markers with the spaces around it: replaced as one, so "zin [7] [9]." becomes "zin.".
@@ -55,7 +53,7 @@ def validate_markers(text: str, n_sources: int) -> tuple[str, list[int]]:
                 order.append(number)
         return "[" + ", ".join(str(n) for n in sorted(order.index(number) + 1 for number in valid)) + "]"
 
-    cleaned = _MARKER.sub(replace, text.replace(_REMOVED, ""))
+    cleaned = claims.MARKER.sub(replace, text.replace(_REMOVED, ""))
     cleaned = _GAP.sub(_gap, cleaned)
     cleaned = "\n".join(line.rstrip() for line in cleaned.split("\n")).strip()
     return cleaned, order
