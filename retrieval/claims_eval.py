@@ -102,9 +102,9 @@ def report(path: Path = CLAIMS_PATH) -> dict:
     examples = load_examples(path)
     splits = {name: [e for e in examples if e.split == name] for name in ("train", "dev")}
     chosen = calibrate(splits["train"])
+    counts = Counter(f"{e.split}/{e.kind}" for e in examples)
     out: dict = {"calibrated_threshold": chosen, "threshold": claims.SUPPORT_THRESHOLD,
-                 "counts": dict(Counter((e.split, e.kind) for e in examples).most_common())}
-    out["counts"] = {f"{split}/{kind}": n for (split, kind), n in sorted(out["counts"].items())}
+                 "counts": dict(sorted(counts.items()))}
     for name, rows in splits.items():
         out[name] = {str(t): _plain(score(rows, t)) for t in sorted({chosen, claims.SUPPORT_THRESHOLD})}
     return out
