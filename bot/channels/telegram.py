@@ -626,20 +626,25 @@ def _incoming(message: Any, user: Any, text: str) -> Incoming:
     chat = message.chat
     return Incoming(channel=CHANNEL, conversation_id=_conversation(chat.id, chat.type, user.id), user_id=str(user.id),
                     text=text, user_name=user.full_name, reply_address=_address(chat.id, chat.type, message.message_id),
-                    shared=chat.type != ChatType.PRIVATE)
+                    shared=_in_group(chat.type))
+
+
+def _in_group(chat_type: str) -> bool:
+    """A group chat, where colleagues read along (the handlers take messages only, never channel posts)."""
+    return chat_type in (ChatType.GROUP, ChatType.SUPERGROUP)
 
 
 def _is_group(message: Message) -> bool:
-    return message.chat.type in (ChatType.GROUP, ChatType.SUPERGROUP)
+    return _in_group(message.chat.type)
 
 
 def _conversation(chat_id: int, chat_type: str, user_id: int) -> str:
-    return conversation_key(CHANNEL, chat_id, user_id, shared=chat_type in (ChatType.GROUP, ChatType.SUPERGROUP))
+    return conversation_key(CHANNEL, chat_id, user_id, shared=_in_group(chat_type))
 
 
 def _address(chat_id: int, chat_type: str, message_id: int) -> dict[str, Any]:
     """Where an expert answer goes: the chat, and in a group the question it answers."""
-    if chat_type in (ChatType.GROUP, ChatType.SUPERGROUP):
+    if _in_group(chat_type):
         return {"chat_id": chat_id, "reply_to_message_id": message_id}
     return {"chat_id": chat_id}
 
