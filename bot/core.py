@@ -226,8 +226,7 @@ class HelpdeskService:
         if not rest:
             return self._reply("Typ je vervolgvraag na het nummer, bijvoorbeeld: /vervolg 12 en wat als ...?",
                                Decision.CLARIFY)
-        if self.ticket_limit is not None and not self.ticket_limit.allow((incoming.channel, incoming.user_id))[0]:
-            # A follow-up mails the expert as a ticket does: it counts against the same limit.
+        if self._over_ticket_limit(incoming):  # a follow-up mails the expert as a ticket does
             return self._reply(FOLLOW_UPS_LIMITED.format(limit=self.ticket_limit.limit), Decision.CLARIFY)
         return self._reply(self.escalator.follow_up(incoming, number, rest), Decision.ESCALATE)
 
@@ -508,7 +507,7 @@ class HelpdeskService:
 
     def _escalate(self, incoming: Incoming, question: str, query: str, hits: list[SearchHit], *, reason: str,
                   intro: str) -> Reply:
-        if self.ticket_limit is not None and not self.ticket_limit.allow((incoming.channel, incoming.user_id))[0]:
+        if self._over_ticket_limit(incoming):
             # Logged with the question like any reply, so the maintainer sees what was held back.
             return self._reply(TICKETS_LIMITED.format(limit=self.ticket_limit.limit), Decision.CLARIFY,
                                incoming=incoming, question=question, query=query)
@@ -523,6 +522,11 @@ class HelpdeskService:
                            citations=_citations(cited), ticket=escalation.ticket, reason=reason)
 
     # -- helpers ------------------------------------------------------------------------------------------
+
+    def _over_ticket_limit(self, incoming: Incoming) -> bool:
+        """Whether this officer has already sent as many tickets and follow-ups as the window allows (counting
+        this one when it is allowed)."""
+        return self.ticket_limit is not None and not self.ticket_limit.allow((incoming.channel, incoming.user_id))[0]
 
     def _search(self, query: str) -> list[SearchHit]:
         refresh = getattr(self.retriever, "refresh_if_switched", None)
