@@ -9,7 +9,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from bot.settings import BotSettings
-from retrieval.errors import ConfigError
+from common.errors import ConfigError
 from retrieval.settings import RetrievalSettings
 
 # Each component's module is imported where it is built: a command that only lists tickets must not pay for the

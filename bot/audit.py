@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.messages import Decision, Reply
-from retrieval.errors import ConfigError
+from common.errors import ConfigError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS exchanges (

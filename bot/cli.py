@@ -18,7 +18,8 @@ from bot.routing_cli import routing_group
 from corpus.cli import corpus_group
 from escalation.cli import experts_group, tickets_group
 from escalation.errors import EscalationError
-from retrieval.errors import ConfigError, RetrievalError
+from common.errors import ConfigError
+from retrieval.errors import RetrievalError
 from retrieval.types import MODES
 
 logger = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ def eval_command(app: App, questions: Path, k: int, mode: str, as_json: bool) ->
         result = evaluate(items, lambda q: retriever.search(q, k=max(k, 10), mode=mode), k=k,
                           decide=(lambda q: str(respond(q).decision)) if respond else None,
                           respond=(lambda q: _answer_text(respond(q))) if respond else None)
-    except (EvalFileError, RetrievalError) as exc:
+    except (EvalFileError, RetrievalError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:
         click.echo(json.dumps(result, ensure_ascii=False))
@@ -175,7 +176,7 @@ def ask_command(app: App, question: str, as_json: bool) -> None:
 
     try:
         reply = app.helpdesk.handle(console_incoming(question))
-    except RetrievalError as exc:
+    except (RetrievalError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(json.dumps(reply.as_dict(), ensure_ascii=False) if as_json else render(reply))
 
@@ -190,7 +191,7 @@ def chat_command(app: App) -> None:
         helpdesk = app.helpdesk
         app.retriever.search("opwarmen", k=1)  # load the model before the first question, not during it
         app.retriever.term_stats()
-    except RetrievalError as exc:
+    except (RetrievalError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
     ConsoleChat(helpdesk, pending=app.escalator.pending_answers).run()
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from retrieval.errors import ConfigError
+from common.errors import ConfigError
 
 MAX_LABEL_CHARS = 40
 _QUESTION_ID = re.compile(r"[a-z0-9_-]{1,24}")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from common.errors import ConfigError
 from corpus.errors import CorpusError
 from retrieval.errors import RetrievalError
 
@@ -42,7 +43,7 @@ def routing_train_command(app, independent: bool, work: Path | None, output: Pat
     try:
         data = train(app.embedder, work=work or app.settings.home / "routing-work", independent=independent,
                      say=lambda line: click.echo(line, err=True))
-    except (CorpusError, RetrievalError) as exc:
+    except (CorpusError, RetrievalError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
     from bot.routing import load_routing, model_file_name
 
@@ -72,7 +73,7 @@ def routing_report_command(app, model_path: Path | None, work: Path | None, lega
              else load_routing(app.embedder.name))
     try:
         result = report(model, app.embedder, work=work or app.settings.home / "routing-work", legalqa=legalqa)
-    except (CorpusError, RetrievalError) as exc:
+    except (CorpusError, RetrievalError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:
         click.echo(json.dumps(result, ensure_ascii=False, indent=1))

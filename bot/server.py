@@ -12,7 +12,7 @@ from aiohttp import web
 
 from bot.channels.base import Channel
 from bot.worker import EscalationWorker
-from retrieval.errors import ConfigError
+from common.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 

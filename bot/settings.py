@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from retrieval.errors import ConfigError
+from common.errors import ConfigError
 
 
 @dataclass(frozen=True)

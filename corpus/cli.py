@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from common.errors import ConfigError
 from corpus.errors import CorpusError
 from corpus.manifest import bundled_manifest_path, load_manifest
 from retrieval.errors import RetrievalError
@@ -49,7 +50,7 @@ def refresh_command(app, manifest: Path | None, sources: tuple[str, ...], dry_ru
         summary = app.refresher().refresh(spec, only=list(sources) or None, dry_run=dry_run,
                                           rebuild=rebuild, online=online, progress=bar)
         bar.close()
-    except (CorpusError, RetrievalError) as exc:
+    except (CorpusError, RetrievalError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
     _print_summary(summary)
     if summary.failed:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from corpus.vocabulary import GOVERNMENT_TYPES as CASE_TYPES
-from corpus.vocabulary import PROCEDURES as CASE_PROCEDURES
+from common.vocabulary import GOVERNMENT_TYPES as CASE_TYPES
+from common.vocabulary import PROCEDURES as CASE_PROCEDURES
 from escalation.errors import EscalationError
 from escalation.states import STATES
 

@@ -1,5 +1,7 @@
 """Errors raised by the escalation package."""
 
+from common.errors import ConfigError
+
 
 class EscalationError(Exception):
     """Base class; the message is shown to a maintainer."""
@@ -17,5 +19,5 @@ class TicketNotFound(EscalationError):
     """No ticket with that number."""
 
 
-class PoolConfigError(EscalationError):
+class PoolConfigError(EscalationError, ConfigError):
     """The expert pool file is missing or invalid."""

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.errors import ConfigError
 from escalation.errors import EscalationError
 from escalation.mailer import SmtpSettings
 
@@ -13,8 +14,8 @@ from escalation.mailer import SmtpSettings
 IMAP_SECURITY = ("tls", "starttls", "none")
 
 
-class EscalationConfigError(EscalationError):
-    """A setting is missing or invalid; the message names the variable."""
+class EscalationConfigError(EscalationError, ConfigError):
+    """A mail setting is missing or invalid; the message names the variable."""
 
 
 @dataclass(frozen=True)

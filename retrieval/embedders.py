@@ -16,7 +16,7 @@ from typing import Protocol
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from retrieval.errors import ConfigError
+from common.errors import ConfigError
 
 
 class Embedder(Protocol):

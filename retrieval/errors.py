@@ -5,10 +5,6 @@ class RetrievalError(Exception):
     """Base class for index and search problems; the message is shown to a maintainer."""
 
 
-class ConfigError(RetrievalError):
-    """A setting is missing or invalid; the message names the variable."""
-
-
 class IndexNotReadyError(RetrievalError):
     """No index has been built yet (run `vraagbaak corpus refresh`)."""
 

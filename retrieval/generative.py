@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from retrieval import claims
-from retrieval.errors import ConfigError, RetrievalError
+from common.errors import ConfigError
+from retrieval.errors import RetrievalError
 from retrieval.types import SearchHit
 
 logger = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from retrieval.errors import ConfigError
+from common.errors import ConfigError
 
 DEFAULT_HOME = Path("~/.local/share/vraagbaak")
 

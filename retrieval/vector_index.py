@@ -14,7 +14,8 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from retrieval.errors import ConfigError, RetrievalError
+from common.errors import ConfigError
+from retrieval.errors import RetrievalError
 
 logger = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from bot.messages import ActionKind, FileOffer, Incoming, Reply, StoredFile
 from bot.runtime import Core, InOrder, SlidingWindowLimiter, conversation_key
 from bot.texts import NOT_TEXT, RATE_LIMITED, SORRY, TEAMS_WELCOME, WELCOME_GROUP, expert_answer_text
 from escalation.delivery import DeliveryError, ExpertAnswer
-from retrieval.errors import ConfigError
+from common.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from retrieval.errors import ConfigError
+from common.errors import ConfigError
 
 SINGLE_TENANT = "SingleTenant"
 MULTI_TENANT = "MultiTenant"

@@ -40,7 +40,7 @@ from bot.texts import (BUTTON_GONE, ERROR_TEXT, EXPERT_BUTTON_ACK, INVITE_INVALI
                        REFUSAL, REFUSAL_BUTTON, TELEGRAM_COMMANDS, TELEGRAM_WELCOME, TEXT_ONLY, WELCOME_INVITED,
                        expert_answer_text)
 from escalation.delivery import DeliveryError, ExpertAnswer
-from retrieval.errors import ConfigError
+from common.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 

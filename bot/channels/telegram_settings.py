@@ -9,7 +9,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from retrieval.errors import ConfigError
+from common.errors import ConfigError
 
 WEBHOOK_PATH = "/telegram/webhook"
 """Where Telegram posts updates in webhook mode; ``VRAAGBAAK_TELEGRAM_WEBHOOK_URL`` is the public URL of it."""

@@ -18,7 +18,7 @@ import yaml
 from corpus.documents import LoadedDocument, Section
 from corpus.errors import SourceReadError
 from corpus.loaders.text import decode_text, load_yaml
-from corpus.vocabulary import GOVERNMENT_TYPES, PROCEDURES
+from common.vocabulary import GOVERNMENT_TYPES, PROCEDURES
 
 FIELDS = ("id", "bestuur", "type_bestuur", "year", "procedure", "estimate_eur", "subject", "outcome", "lessons",
           "contact")

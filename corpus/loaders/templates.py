@@ -20,7 +20,7 @@ from corpus.documents import LoadedDocument, Section
 from corpus.errors import SourceReadError
 from corpus.fetch import RawFile
 from corpus.loaders.text import iso_date, load_yaml
-from corpus.vocabulary import PHASES, PROCEDURES
+from common.vocabulary import PHASES, PROCEDURES
 
 TEXT_FORMATS = {".docx": "docx", ".odt": "odt", ".md": "markdown", ".markdown": "markdown", ".pdf": "pdf",
                 ".txt": "text"}

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bot.downloads import Download, DownloadLinks, download_routes
 from bot.server import ServerSettings
-from retrieval.errors import ConfigError
+from common.errors import ConfigError
 
 
 class Clock:

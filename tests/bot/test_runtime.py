@@ -9,7 +9,7 @@ import pytest
 from bot import runtime
 from bot.runtime import SlidingWindowLimiter
 from bot.settings import BotSettings
-from retrieval.errors import ConfigError
+from common.errors import ConfigError
 
 
 def test_the_window_slides_and_the_officer_is_told_once_per_episode() -> None:

@@ -35,7 +35,7 @@ from bot.cli import main
 from bot.messages import ActionKind, Citation, Decision, Reply
 from bot.server import build_web_app
 from escalation.delivery import DeliveryError, ExpertAnswer
-from retrieval.errors import ConfigError
+from common.errors import ConfigError
 from tests.fake_connector import FakeConnector, Posted
 from tests.office_files import DOCX_TYPE, PDF_TYPE, docx_file, pdf_file, with_attachments
 

@@ -36,7 +36,8 @@ from bot.server import build_web_app
 from bot.texts import ERROR_TEXT, INVITE_INVALID, RATE_LIMITED, REFUSAL_BUTTON, TEXT_ONLY
 from bot.worker import EscalationWorker
 from escalation.delivery import DeliveryError, ExpertAnswer
-from retrieval.errors import ConfigError, IndexNotReadyError
+from common.errors import ConfigError
+from retrieval.errors import IndexNotReadyError
 from tests.fake_openai import FakeOpenAI
 from tests.fake_telegram import BOT_USER, FakeTelegram, group_chat, parse_html, user
 from tests.office_files import PDF_TYPE, pdf_file, with_attachments

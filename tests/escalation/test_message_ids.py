@@ -10,7 +10,7 @@ import pytest
 
 from bot.audit import KEY_BYTES, load_or_create_key
 from escalation.mail import MessageIds
-from retrieval.errors import ConfigError
+from common.errors import ConfigError
 
 IDS = MessageIds(b"s" * 32, "vraagbaak.example.be")
 

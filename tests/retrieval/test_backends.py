@@ -16,7 +16,7 @@ import pytest
 from corpus.manifest import load_manifest
 from corpus.refresh import Refresher
 from retrieval.embedders import FakeEmbedder, make_embedder
-from retrieval.errors import ConfigError
+from common.errors import ConfigError
 from retrieval.search import HybridRetriever
 from retrieval.vector_index import ChromaIndex
 
