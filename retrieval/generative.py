@@ -172,7 +172,7 @@ class GenerativeComposer:
         status = getattr(exc, "status_code", None)
         if status is not None:
             detail += f", HTTP {status}"
-        if isinstance(exc, RetrievalError):
+        if isinstance(exc, (RetrievalError, ConfigError)):  # our own messages: safe to log
             detail += f": {exc}"
         logger.warning("Generative answer via model %s failed (%s); using the extractive answer", self._model, detail)
 
