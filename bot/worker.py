@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from escalation.delivery import Deliverer
@@ -31,22 +31,18 @@ class EscalationWorker:
     _purged_at: float | None = field(default=None, init=False)
 
     def run_once(self) -> dict[str, int]:
+        """One pass on an event loop of its own, for a one-off command (`vraagbaak serve --once`); never raises."""
+        return asyncio.run(self.run_pass())
+
+    async def run_pass(self) -> dict[str, int]:
         """Send due mail, poll the mailbox, deliver answers, remind about overdue tickets; never raises.
 
-        Each step fails on its own: a mailbox that cannot be read does not hold back deliveries or reminders.
+        Deliveries run on this event loop, where the channels send (the server's, under `vraagbaak serve`); SMTP,
+        IMAP and the database block, so those steps run in a worker thread. Each step fails on its own: a mailbox
+        that cannot be read does not hold back deliveries or reminders.
         """
         counts = {"sent": 0, "failed": 0, "accepted": 0, "rejected": 0, "quarantined": 0, "delivered": 0,
                   "reminded": 0, "purged": 0, "errors": 0}
-
-        def step(name: str, action: Callable[[], None]) -> None:
-            try:
-                action()
-            except EscalationError as exc:
-                counts["errors"] += 1
-                logger.warning("escalation step %r skipped this time: %s", name, exc)
-            except Exception:  # noqa: BLE001 - a bug in one step must not stop the others
-                counts["errors"] += 1
-                logger.exception("escalation step %r failed", name)
 
         def send() -> None:
             counts["sent"], counts["failed"] = self.service.send_outbox()
@@ -62,8 +58,8 @@ class EscalationWorker:
             finally:
                 mailbox.close()
 
-        def deliver() -> None:
-            counts["delivered"] = self.service.deliver(self.deliverers())
+        async def deliver() -> None:
+            counts["delivered"] = await self.service.deliver(self.deliverers())
 
         def remind() -> None:
             counts["reminded"] = self.service.remind_overdue()
@@ -77,17 +73,27 @@ class EscalationWorker:
             self.purge()
             counts["purged"] = 1
 
-        for name, action in (("send", send), ("intake", intake), ("deliver", deliver), ("remind", remind),
-                             ("purge", purge)):
-            step(name, action)
+        steps: tuple[tuple[str, Callable[[], Awaitable[None]]], ...] = (
+            ("send", lambda: asyncio.to_thread(send)), ("intake", lambda: asyncio.to_thread(intake)),
+            ("deliver", deliver), ("remind", lambda: asyncio.to_thread(remind)),
+            ("purge", lambda: asyncio.to_thread(purge)))
+        for name, action in steps:
+            try:
+                await action()
+            except EscalationError as exc:
+                counts["errors"] += 1
+                logger.warning("escalation step %r skipped this time: %s", name, exc)
+            except Exception:  # noqa: BLE001 - a bug in one step must not stop the others
+                counts["errors"] += 1
+                logger.exception("escalation step %r failed", name)
         self.passes += 1
         return counts
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Repeat ``run_once`` (in a worker thread: SMTP, IMAP and the database block) until ``stop`` is set."""
+        """Repeat ``run_pass`` on this (the server's) event loop until ``stop`` is set."""
         while not stop.is_set():
             try:
-                counts = await asyncio.to_thread(self.run_once)
+                counts = await self.run_pass()
                 if any(counts.values()):
                     logger.info("escalation pass: %s", counts)
             except Exception:  # one bad pass must not end the service; the next one retries

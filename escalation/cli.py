@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 from pathlib import Path
@@ -93,7 +94,7 @@ def _deliver(app) -> int:
     """Push waiting answers through the configured chat channels, then release the channels' connections."""
     channels = app.deliverers()
     try:
-        return app.tickets.deliver(channels)
+        return asyncio.run(app.tickets.deliver(channels))
     finally:
         for channel in channels.values():
             close = getattr(channel, "close", None)

@@ -23,8 +23,9 @@ class Deliverer(Protocol):
     """Pushes an expert's answer, and the files that go with it, into a chat, given the channel's stored reply
     address."""
 
-    def deliver(self, reply_address: dict[str, Any], answer: ExpertAnswer, files: Sequence[AnswerFile] = ()) -> None:
-        """Send, or raise DeliveryError."""
+    async def deliver(self, reply_address: dict[str, Any], answer: ExpertAnswer,
+                      files: Sequence[AnswerFile] = ()) -> None:
+        """Send on the running event loop (a serving channel's own), or raise DeliveryError."""
         ...
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import json
 import logging
 import os
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -394,28 +395,32 @@ class EscalationService:
 
     # -- back to the officer --------------------------------------------------------------------------------
 
-    def deliver(self, deliverers: dict[str, Deliverer]) -> int:
-        """Push due answers through their channel; failures are retried with backoff, never dropped."""
+    async def deliver(self, deliverers: Mapping[str, Deliverer]) -> int:
+        """Push due answers through their channel; failures are retried with backoff, never dropped.
+
+        Runs on the event loop the channels serve on (a channel sends with its own connections there); the
+        database is read and written in a worker thread, so the loop keeps answering chats meanwhile.
+        """
         delivered = 0
-        for item in self.store.pending_deliveries():
+        for item in await asyncio.to_thread(self.store.pending_deliveries):
             deliverer = deliverers.get(item.channel)
             if deliverer is None:
                 continue  # e.g. the console: shown when the officer next opens the chat
-            lease = self.store.claim_delivery(item.id)
+            lease = await asyncio.to_thread(self.store.claim_delivery, item.id)
             if lease is None:
                 continue  # another thread or process is delivering it
             try:
-                deliverer.deliver(item.reply_address, ExpertAnswer.from_stored(item.ticket, item.text),
-                                  self._here(item.files))
+                await deliverer.deliver(item.reply_address, ExpertAnswer.from_stored(item.ticket, item.text),
+                                        self._here(item.files))
             except Exception as exc:  # noqa: BLE001 - a channel's bug must not hold back the other answers
                 permanent = isinstance(exc, DeliveryError) and exc.permanent
                 retry = RETRY_MAX_SECONDS * 24 if permanent else backoff(item.attempts)
-                self.store.mark_delivery_failed(item.id, str(exc) or type(exc).__name__, retry_in=retry,
-                                                lease=lease)
+                await asyncio.to_thread(self.store.mark_delivery_failed, item.id, str(exc) or type(exc).__name__,
+                                        retry_in=retry, lease=lease)
                 log = logger.warning if isinstance(exc, DeliveryError) else logger.exception
                 log("answer for VB-%s not delivered via %s: %s", item.ticket, item.channel, exc)
                 continue
-            self.store.mark_delivered(item.id)
+            await asyncio.to_thread(self.store.mark_delivered, item.id)
             delivered += 1
         return delivered
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from aiohttp import web
+
+from escalation.attachments import AnswerFile
+from escalation.delivery import ExpertAnswer
 
 
 class Channel(Protocol):
@@ -25,9 +29,10 @@ class Channel(Protocol):
         """Stop receiving and release connections."""
         ...
 
-    def deliver(self, reply_address: dict[str, Any], text: str) -> None:
-        """Push an expert answer into a chat; called from a worker thread.
+    async def deliver(self, reply_address: dict[str, Any], answer: ExpertAnswer,
+                      files: Sequence[AnswerFile] = ()) -> None:
+        """Push an expert's answer into a chat, on the event loop the channel serves on (``escalation.delivery``).
 
-        Raise ``escalation.service.DeliveryError`` (permanent=True when the user blocked the bot or left).
+        Raise ``escalation.delivery.DeliveryError`` (permanent=True when the user blocked the bot or left).
         """
         ...

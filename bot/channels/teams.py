@@ -7,11 +7,9 @@ Agents SDK, Python >= 3.12) replaces this one file: same Channel protocol, same 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import html
 import logging
 import re
-import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -40,10 +38,6 @@ CHANNEL = "teams"
 ROUTE = "/api/messages"
 ACK_AFTER_SECONDS = 10.0
 """Teams retries a message that gets no HTTP answer within ~15 s; a slower turn finishes after the answer."""
-SDK_HTTP_TIMEOUT_SECONDS = 100.0
-"""msrest's default ``Connection.timeout``, which the SDK's connector client passes to ``requests``."""
-DELIVER_TIMEOUT_SECONDS = 3 * SDK_HTTP_TIMEOUT_SECONDS
-"""How long ``deliver`` waits for a proactive send before reporting it as still running (never cancelling it)."""
 STOP_GRACE_SECONDS = 5.0
 SEEN_CAPACITY = 10_000
 GROUP_CONVERSATIONS = {"channel", "groupChat"}
@@ -90,7 +84,7 @@ class TeamsChannel:
     name = CHANNEL
 
     def __init__(self, *, helpdesk: HelpdeskService | Callable[[], HelpdeskService] | Core, settings: TeamsSettings,
-                 ack_after: float = ACK_AFTER_SECONDS, deliver_timeout: float = DELIVER_TIMEOUT_SECONDS,
+                 ack_after: float = ACK_AFTER_SECONDS,
                  links: Callable[[str, str], tuple[str, float]] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.core = helpdesk if isinstance(helpdesk, Core) else Core(helpdesk)
@@ -99,15 +93,12 @@ class TeamsChannel:
         """Signs a download link for (file ref, name): (url, expiry); None when the server has no public URL."""
         self.settings = settings
         self.ack_after = ack_after
-        self.deliver_timeout = deliver_timeout
         self._auth = _authentication(settings)
         self._adapter = CloudAdapter(self._auth)
         self._adapter.on_turn_error = self._on_turn_error
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._tasks: set[asyncio.Task] = set()
         self._in_order = InOrder()
-        self._sending: dict[tuple[str, ...], concurrent.futures.Future] = {}
-        self._sending_guard = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
 
@@ -123,7 +114,7 @@ class TeamsChannel:
         return [web.post(ROUTE, self._on_http)]
 
     async def start(self) -> None:
-        """Remember the server's event loop for deliveries from the worker thread; never unauthenticated in public."""
+        """Remember the server's event loop (its sends are waited for at stop); never unauthenticated in public."""
         if not self.settings.auth:
             check_local_mode(self.settings.host)
             logger.warning("!!! TEAMS AUTHENTICATION IS OFF (VRAAGBAAK_TEAMS_AUTH=off): requests to %s are not "
@@ -149,14 +140,14 @@ class TeamsChannel:
             # Awaited so that their clean-up (closing connector sessions) has run when stop() returns.
             await asyncio.gather(*pending, return_exceptions=True)
 
-    def deliver(self, reply_address: dict[str, Any], answer: ExpertAnswer, files: Sequence[StoredFile] = ()) -> None:
-        """Continue the stored conversation with an expert's answer (its attachments as signed download links);
-        called from a worker thread.
+    async def deliver(self, reply_address: dict[str, Any], answer: ExpertAnswer,
+                      files: Sequence[StoredFile] = ()) -> None:
+        """Continue the stored conversation with an expert's answer (its attachments as signed download links).
 
-        A started send is never cancelled: the SDK posts from a thread, so a cancelled send can still reach Teams
-        and a retry would show the answer twice. A send that outlasts ``deliver_timeout`` (well beyond the SDK's
-        own HTTP timeout) keeps running; this attempt reports a retryable error, and the next attempt for the same
-        answer reports the outcome of that send instead of sending again, and sends anew only if it failed.
+        A started send is never cancelled: the SDK posts from a thread, so a cancelled send could still reach
+        Teams and the retry would show the answer twice. It is awaited to its end (bounded by msrest's connection
+        timeout, 100 s by default) while the event loop goes on serving chats; only a server that stops cuts it
+        short, after a grace period.
         """
         try:
             reference = ConversationReference().deserialize(reply_address or {})
@@ -166,36 +157,17 @@ class TeamsChannel:
             raise DeliveryError("Teams conversation reference without serviceUrl or conversation id",
                                 permanent=True)
         offers = [FileOffer.of(f, note="bijlage van de expert") for f in files]
-        key = (reference.service_url, reference.conversation.id, answer.stored(), *(f.ref for f in offers))
-        with self._sending_guard:
-            earlier = self._sending.get(key)
-            if earlier is not None and not earlier.done():
-                raise DeliveryError("Teams is still sending the previous attempt of this answer; its outcome is "
-                                    "checked on the next attempt")
-            self._sending.pop(key, None)
-        if earlier is not None and not earlier.cancelled() and earlier.exception() is None:
-            logger.info("Teams: an earlier, slow send of this answer went through after all; not sent again")
-            return
-        loop = self._loop
-        if loop is None or not loop.is_running():
-            # Not serving (a one-off command such as `vraagbaak tickets poll`): a private loop for this one message,
-            # bounded by the SDK's own HTTP timeout.
-            asyncio.run(self._send_proactive(reference, answer, offers))
-            return
-        if _running_loop() is loop:
-            raise RuntimeError("TeamsChannel.deliver blocks; call it from a worker thread")
-        future = asyncio.run_coroutine_threadsafe(self._send_proactive(reference, answer, offers), loop)
+        send = asyncio.ensure_future(self._send_proactive(reference, answer, offers))
+        if self._loop is asyncio.get_running_loop():
+            self._tasks.add(send)  # stop() lets it finish
+            send.add_done_callback(self._tasks.discard)
         try:
-            future.result(timeout=self.deliver_timeout)
-        except concurrent.futures.TimeoutError:
-            with self._sending_guard:
-                self._sending[key] = future
-            logger.warning("Teams has not confirmed an expert answer after %g s; letting the send finish",
-                           self.deliver_timeout)
-            raise DeliveryError(f"Teams has not confirmed the message after {self.deliver_timeout:g} s; the send "
-                                f"goes on and the next attempt reports its outcome") from None
-        except concurrent.futures.CancelledError:
-            raise DeliveryError("Teams send interrupted: the server is stopping") from None
+            await asyncio.shield(send)
+        except asyncio.CancelledError:
+            if not send.done():  # the caller was cancelled (a forced stop), not the send: it goes on
+                logger.warning("Teams: delivery cancelled while an expert answer was being sent; the send goes on "
+                               "and the answer stays queued, so it may be shown twice")
+            raise
 
     # -- HTTP -----------------------------------------------------------------------------------------------
 
@@ -374,10 +346,6 @@ class TeamsChannel:
 
     async def _send_proactive(self, reference: ConversationReference, answer: ExpertAnswer,
                               files: Sequence[FileOffer] = ()) -> None:
-        task = asyncio.current_task()
-        if task is not None and asyncio.get_running_loop() is self._loop:
-            self._tasks.add(task)  # stop() lets it finish
-            task.add_done_callback(self._tasks.discard)
         failures: list[Exception] = []
         clients: list[Any] = []
 
@@ -415,13 +383,6 @@ class TeamsChannel:
 
 
 # -- activity helpers ---------------------------------------------------------------------------------------
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
 
 
 def _tenant_id(body: dict[str, Any]) -> str | None:

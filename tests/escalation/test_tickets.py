@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
-import time
 from concurrent.futures import ThreadPoolExecutor
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -508,14 +508,36 @@ def test_concurrent_delivery_passes_deliver_each_answer_once(store_url: str, poo
     delivered: list[str] = []
 
     class SlowChannel:
-        def deliver(self, reply_address, text: str, files=()) -> None:
-            time.sleep(0.2)
-            delivered.append(text)
+        async def deliver(self, reply_address, answer: ExpertAnswer, files=()) -> None:
+            await asyncio.sleep(0.2)
+            delivered.append(answer.answer)
 
     workers = [_service(store_url, pool, tmp_path, smtp_server) for _ in range(3)]
-    with ThreadPoolExecutor(3) as executor:
-        counts = list(executor.map(lambda s: s.deliver({"console": SlowChannel()}), workers))
-    assert sum(counts) == 2 and len(delivered) == 2
+    with ThreadPoolExecutor(3) as executor:  # three processes' worth of passes, each on its own loop
+        counts = list(executor.map(lambda s: asyncio.run(s.deliver({"console": SlowChannel()})), workers))
+    assert sum(counts) == 2 and sorted(delivered) == ["Antwoord 0.", "Antwoord 1."]
+
+
+def test_delivery_passes_interleaved_on_one_loop_deliver_each_answer_once(store_url: str, pool: ExpertPool,
+                                                                         tmp_path: Path,
+                                                                         smtp_server: SmtpServer) -> None:
+    service = _service(store_url, pool, tmp_path, smtp_server)
+    for i in range(3):
+        ticket = service.open_ticket(_new(question=f"Vraag {i} over een innovatiepartnerschap?"))
+        sent = [m for m in smtp_server.received if f"[{ticket.tag}]" in m["Subject"]][0]
+        service.ingest(_reply_to(sent, sender="an.peeters@example.be", body=f"Antwoord {i}."))
+    delivered: list[str] = []
+
+    class SlowChannel:
+        async def deliver(self, reply_address, answer: ExpertAnswer, files=()) -> None:
+            await asyncio.sleep(0.1)  # the other passes run meanwhile
+            delivered.append(answer.answer)
+
+    async def passes() -> list[int]:
+        return await asyncio.gather(*(service.deliver({"console": SlowChannel()}) for _ in range(3)))
+
+    assert sum(asyncio.run(passes())) == 3
+    assert sorted(delivered) == ["Antwoord 0.", "Antwoord 1.", "Antwoord 2."]
 
 
 def test_a_version_1_database_gets_the_lease_columns_and_the_attachments(store_url: str) -> None:
@@ -581,12 +603,12 @@ def test_a_channel_that_crashes_on_one_answer_does_not_hold_back_the_others(
     delivered: list[str] = []
 
     class Flaky:
-        def deliver(self, reply_address, answer: ExpertAnswer, files=()) -> None:
+        async def deliver(self, reply_address, answer: ExpertAnswer, files=()) -> None:
             if answer.answer == "Antwoord 0.":
                 raise RuntimeError("a bug in the channel")
             delivered.append(answer.answer)
 
-    assert service.deliver({"console": Flaky()}) == 1
+    assert asyncio.run(service.deliver({"console": Flaky()})) == 1
     assert delivered == ["Antwoord 1."]
     [waiting] = service.store.pending_deliveries(include_future=True)
     assert "Antwoord 0." in waiting.text  # retried later, not lost and not left claimed for the lease
