@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from bot.texts import SEE_ALSO, according_to, according_to_article, according_to_section
 from retrieval.answer import compose
 from retrieval.types import SearchHit
 
@@ -23,7 +24,7 @@ class ExtractiveComposer:
         cited = list(extracted.sources)
         body = f"{lead(cited[0])} [1]:\n\n{extracted.quote}"
         if len(cited) > 1:
-            body += "\n\nZie ook:\n" + "\n".join(f"[{n}] {reference(hit)}" for n, hit in enumerate(cited[1:], 2))
+            body += f"\n\n{SEE_ALSO}\n" + "\n".join(f"[{n}] {reference(hit)}" for n, hit in enumerate(cited[1:], 2))
         return body, cited
 
 
@@ -31,10 +32,10 @@ def lead(hit: SearchHit) -> str:
     """What the quote is introduced with: the article of a law, or the section of a note."""
     first = hit.chunk
     if first.label and first.kind == "legislation":
-        return f"Volgens {first.label} van {first.title}"  # the article, not the part of it that matched
+        return according_to_article(first.label, first.title)  # the article, not the part of it that matched
     label = hit.passage.label or first.label
     # A guidance section is named by its heading, often the question it answers.
-    return f"Volgens \"{label}\" in {first.title}" if label else f"Volgens {first.title}"
+    return according_to_section(label, first.title) if label else according_to(first.title)
 
 
 def reference(hit: SearchHit) -> str:

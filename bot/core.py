@@ -25,9 +25,15 @@ from bot.policy import RuleMatch, Rules, load_rules
 from bot.procedure import ProcedureTree, WalkStore, load_tree
 from bot.routing import Evidence, Router, Verdict, load_routing
 from bot.runtime import SlidingWindowLimiter
-from bot.texts import (BUTTON_GONE, COLLEAGUES_BUTTON, FOLLOW_UPS_LIMITED, HELP_TEXT, NEXT_STEP_ANSWER,
-                       NEXT_STEP_EXPERT_OFFER, NO_ANSWER_NO_SOURCE, NO_ANSWER_OFF_TOPIC, OWN_CASE_LABEL,
-                       STATUS_IN_PRIVATE, TICKETS_LIMITED)
+from bot.texts import (ASK_ANOTHER, ASKING_EXPERTS, BUTTON_GONE, CLARIFY, COLLEAGUES_BUTTON, CONVERSATION_RESET,
+                       FEEDBACK_LOST, FEEDBACK_THANKS, FEEDBACK_THANKS_DOWN, FOLLOW_UP_TEXT_MISSING, FOLLOW_UPS_LIMITED,
+                       HELP_TEXT, LAW_OF_2016, NEXT_STEP_ANSWER, NEXT_STEP_EXPERT_OFFER, NO_ANSWER_NO_SOURCE,
+                       NO_ANSWER_OFF_TOPIC, NO_CASE, NO_POOL, NO_POOL_ESCALATION, NO_TEMPLATE, NO_TICKETS,
+                       OWN_CASE_LABEL, PROCEDURE_OLD_BUTTON, PROCEDURE_RESTARTED, PROCEDURE_STOPPED,
+                       PROCEDURE_UNKNOWN_ANSWER, SOURCES_MEANWHILE, STATUS_IN_PRIVATE, TICKETS_LIMITED, UNKNOWN_COMMAND,
+                       WHICH_QUESTION, already_asked, case_line, cases_found, legal_intro, number_missing,
+                       pick_a_number, recommendation, template_line, template_with_answer, templates_found,
+                       ticket_not_found, validity_warning)
 from retrieval.evidence import TermStats
 from retrieval.lexical import analyse
 from retrieval.types import QUOTED_KINDS, SearchHit
@@ -111,28 +117,26 @@ class Escalator(Protocol):
 class NoEscalation:
     """For tests and tools that run without a ticket store: nothing is created, and the officer is told so."""
 
-    _NONE = "Er is geen expertenpool beschikbaar, dus ik kan je vraag niet doorsturen."
-
     def escalate(self, incoming: Incoming, *, question: str, hits: list[SearchHit], reason: str,
                  history: list[str]) -> Escalation:
         """No ticket system."""
-        return Escalation(None, self._NONE + " Neem contact op met de juridische dienst van je bestuur.")
+        return Escalation(None, NO_POOL_ESCALATION)
 
     def status(self, incoming: Incoming) -> str:
         """No tickets can exist."""
-        return "Je hebt geen vragen bij de expertenpool."
+        return NO_TICKETS
 
     def solved(self, incoming: Incoming, number: int) -> str:
         """Nothing to close."""
-        return f"Ik vind geen vraag VB-{number} van jou."
+        return ticket_not_found(number)
 
     def follow_up(self, incoming: Incoming, number: int, text: str) -> str:
         """Nothing to follow up."""
-        return self._NONE
+        return NO_POOL
 
     def attachments(self, incoming: Incoming, number: int) -> tuple[str, tuple[FileOffer, ...]]:
         """No tickets, no files."""
-        return f"Ik vind geen vraag VB-{number} van jou.", ()
+        return ticket_not_found(number), ()
 
 
 class Composer(Protocol):
@@ -186,11 +190,11 @@ class HelpdeskService:
             return self._reply(HELP_TEXT, Decision.CLARIFY)
         if command == "/reset":
             self.memory.reset(incoming.conversation_id)
-            return self._reply("Het gesprek is gewist. Stel gerust een nieuwe vraag.", Decision.CLARIFY)
+            return self._reply(CONVERSATION_RESET, Decision.CLARIFY)
         if command == "/status":
             if incoming.shared:
                 return self._reply(STATUS_IN_PRIVATE, Decision.CLARIFY)
-            return self._reply(self.escalator.status(incoming) + "\n\nStel gerust een nieuwe vraag.", Decision.CLARIFY)
+            return self._reply(f"{self.escalator.status(incoming)}\n\n{ASK_ANOTHER}", Decision.CLARIFY)
         if command == procedure.COMMAND:
             return self._procedure(incoming, text[len(procedure.COMMAND):].strip())
         if command is None:
@@ -207,16 +211,14 @@ class HelpdeskService:
             rest = text[len("/expert"):].strip()
             return self.ask_expert(incoming, question=rest or None)
         if command is not None:
-            return self._reply(f"Die opdracht ken ik niet. {HELP_TEXT}", Decision.CLARIFY)
+            return self._reply(UNKNOWN_COMMAND, Decision.CLARIFY)
         return self._question(incoming, text)
 
     def _ticket_command(self, incoming: Incoming, command: str, text: str) -> Reply:
         # Nine digits at most, as in a mail's ticket tag: a longer number is no ticket (and no database integer).
         match = re.match(r"^/\w+\s+(?:vb-?)?(\d{1,9})(?!\d)\s*(.*)$", text, re.IGNORECASE | re.DOTALL)
         if not match:
-            usage = {"/opgelost": "/opgelost 12", "/bijlagen": "/bijlagen 12"}.get(command,
-                                                                                "/vervolg 12 en wat als ...?")
-            return self._reply(f"Geef het nummer van je vraag mee, bijvoorbeeld: {usage}", Decision.CLARIFY)
+            return self._reply(number_missing(command), Decision.CLARIFY)
         number, rest = int(match.group(1)), match.group(2).strip()
         if command == "/opgelost":
             return self._reply(self.escalator.solved(incoming, number), Decision.CLARIFY)
@@ -224,8 +226,7 @@ class HelpdeskService:
             text, files = self.escalator.attachments(incoming, number)
             return self._reply(text, Decision.CLARIFY, files=files)
         if not rest:
-            return self._reply("Typ je vervolgvraag na het nummer, bijvoorbeeld: /vervolg 12 en wat als ...?",
-                               Decision.CLARIFY)
+            return self._reply(FOLLOW_UP_TEXT_MISSING, Decision.CLARIFY)
         if self._over_ticket_limit(incoming):  # a follow-up mails the expert as a ticket does
             return self._reply(FOLLOW_UPS_LIMITED.format(limit=self.ticket_limit.limit), Decision.CLARIFY)
         return self._reply(self.escalator.follow_up(incoming, number, rest), Decision.ESCALATE)
@@ -245,11 +246,8 @@ class HelpdeskService:
         """Store 👍 / 👎 for a reply; the Dutch acknowledgement."""
         if not self.audit.feedback(reply_id=reply_id, channel=incoming.channel, user_id=incoming.user_id,
                                    value=1 if up else -1):
-            return "Ik vind dat antwoord niet meer terug; je feedback is niet bewaard."
-        if up:
-            return "Bedankt voor je feedback!"
-        return ("Bedankt, dat helpt ons de helpdesk te verbeteren. Wil je dat een expert ernaar kijkt? "
-                "Typ dan /expert.")
+            return FEEDBACK_LOST
+        return FEEDBACK_THANKS if up else FEEDBACK_THANKS_DOWN
 
     def ask_expert(self, incoming: Incoming, *, question: str | None = None, reply_id: str | None = None) -> Reply:
         """Escalate on request: the given question, the question of ``reply_id``, or the last question asked."""
@@ -264,15 +262,13 @@ class HelpdeskService:
             # A follow-up ("en voor werken?") reaches the expert as the whole question it stands for.
             question = history[-1].full_question
         if not question:
-            return self._reply("Welke vraag wil je aan de expertenpool voorleggen? Typ /expert gevolgd door je "
-                               "vraag.", Decision.CLARIFY)
+            return self._reply(WHICH_QUESTION, Decision.CLARIFY)
         already = next((t.ticket for t in reversed(history) if t.ticket and t.full_question == question), None)
         if already is not None:
-            return self._reply(f"Die vraag ligt al bij de expertenpool als VB-{already}. Met /status volg je ze op.",
-                               Decision.ESCALATE)
+            return self._reply(already_asked(already), Decision.ESCALATE)
         hits = self._search(question)
         return self._escalate(incoming, question, question, hits, reason="op vraag van de gebruiker",
-                              intro="Ik leg je vraag voor aan de expertenpool.")
+                              intro=ASKING_EXPERTS)
 
     # -- the question path --------------------------------------------------------------------------------
 
@@ -322,8 +318,7 @@ class HelpdeskService:
         offer = resources.template_offer(template.chunk) if template is not None else None
         if offer is not None:
             cited = [*cited, template]
-            body += (f"\n\nEen sjabloon dat hierbij past: [{len(cited)}] {template.chunk.title} (versie van "
-                     f"{template.chunk.get('version')}). Het bestand krijg je hierbij.")
+            body += template_with_answer(len(cited), template.chunk.title, template.chunk.get("version"))
         citations = _citations(cited)
         text = f"{body}{self._validity(cited)}\n\n{NEXT_STEP_ANSWER}"
         files = (offer,) if offer is not None else ()
@@ -347,10 +342,7 @@ class HelpdeskService:
         today = dt.date.fromtimestamp(self.clock())
         notes = [f"[{n}] {note}" for n, hit in enumerate(cited, 1)
                  if (note := resources.validity_note(hit.chunk, today))]
-        if not notes:
-            return ""
-        return ("\n\nLet op: " + "; ".join(notes) + ". Controleer de geldende tekst, of typ /expert om het aan de "
-                "expertenpool te vragen.")
+        return validity_warning(notes)
 
     def _procedure(self, incoming: Incoming, arg: str) -> Reply:
         """One step of the guided procedure choice: start, answer, back, stop; the end is a cited recommendation."""
@@ -359,8 +351,7 @@ class HelpdeskService:
         answers = self.walks.get(conversation)
         if what == "stop":
             self.walks.clear(conversation)
-            return self._reply("Gestopt. Typ /procedure om opnieuw te beginnen, of stel gewoon je vraag.",
-                               Decision.CLARIFY)
+            return self._reply(PROCEDURE_STOPPED, Decision.CLARIFY)
         note = ""
         try:
             node = self.tree.walk(answers) if answers is not None else None
@@ -370,18 +361,18 @@ class HelpdeskService:
             answers = []
         elif answers is None:
             answers = []
-            note = "Er loopt geen keuzehulp (meer); ik begin bij de eerste vraag.\n\n"
+            note = PROCEDURE_RESTARTED
         elif what == "back":
             answers = answers[:-1]
         elif what == "answer":
             if not isinstance(node, procedure.Question) or node.id != question_id:
-                note = "Die knop hoort bij een eerdere vraag. Dit is de vraag van nu:\n\n"
+                note = PROCEDURE_OLD_BUTTON
             elif number is None or not 1 <= number <= len(node.choices):
-                note = f"Kies een nummer van 1 tot {len(node.choices)}.\n\n"
+                note = pick_a_number(len(node.choices))
             else:
                 answers = [*answers, (node.id, number - 1)]
         else:
-            note = "Dat antwoord ken ik niet. "
+            note = PROCEDURE_UNKNOWN_ANSWER
         step = procedure.step_for(self.tree, answers)
         if step.result is None:
             self.walks.put(conversation, answers)
@@ -408,19 +399,12 @@ class HelpdeskService:
         if not cited_articles:
             refs = ""
         elif {a.source for a in result.articles} == {"wet-2016-06-17"}:
-            refs = ", ".join(f"[{c.n}] {c.label}" for c in cited_articles) + " van de wet van 17 juni 2016"
+            refs = ", ".join(f"[{c.n}] {c.label}" for c in cited_articles) + LAW_OF_2016
         else:
             refs = ", ".join(f"[{c.n}] {c.label} ({c.title})" for c in cited_articles)
         more = ", ".join(f"[{c.n}] {c.title}" for c in citations[len(cited_articles):len(cited_articles) + len(notes)])
-        text = f"Mijn aanbeveling: {result.procedure}.\n\nWaarom: {result.why}\n\nJe antwoorden:\n{recap}"
-        if refs:
-            text += f"\n\nRechtsgrond: {refs}."
-        if more:
-            text += f"\nMeer uitleg en een stappenplan: {more}."
-        if offer is not None:
-            text += f"\nHet sjabloon [{len(citations)}] {template.title} krijg je hierbij."
-        text += ("\n\nDit is een eerste oriëntatie, geen juridisch advies. Wil je je keuze laten nakijken? Kies "
-                 "\"Vraag een expert\" of typ /expert: je antwoorden gaan mee naar de expertenpool.")
+        handed_out = f"[{len(citations)}] {template.title}" if offer is not None else ""
+        text = recommendation(result.procedure, result.why, recap, refs=refs, more=more, template=handed_out)
         question = procedure.summary(result, step.recap)
         return self._reply(text, Decision.ANSWER, incoming=incoming, question=question,
                            citations=tuple(citations), files=(offer,) if offer else (),
@@ -441,16 +425,12 @@ class HelpdeskService:
         hits = list(best.values())[:3 if many else 1]
         offers = [(h, offer) for h in hits if (offer := resources.template_offer(h.chunk))]
         if not offers:
-            return self._reply("Daarvoor heb ik geen sjabloon in mijn bronnen. Typ /expert als je de expertenpool "
-                               "wilt vragen of er een model bestaat.", Decision.NOT_FOUND, incoming=incoming,
-                               question=question, actions=(ActionKind.ASK_EXPERT,))
+            return self._reply(NO_TEMPLATE, Decision.NOT_FOUND, incoming=incoming, question=question,
+                               actions=(ActionKind.ASK_EXPERT,))
         cited = [h for h, _ in offers]
-        lines = [f"[{n}] {h.chunk.title} (versie van {h.chunk.get('version')}): {h.chunk.get('description')}"
+        lines = [template_line(n, h.chunk.title, h.chunk.get("version"), h.chunk.get("description"))
                  for n, h in enumerate(cited, 1)]
-        what = "Dit sjabloon past" if len(cited) == 1 else "Deze sjablonen passen"
-        text = (f"{what} bij je vraag:\n\n" + "\n".join(lines) + self._validity(cited) +
-                "\n\nHet bestand krijg je hierbij. Pas het aan je eigen dossier aan en laat het nalezen voor je het "
-                f"gebruikt.\n\n{NEXT_STEP_ANSWER}")
+        text = templates_found(lines, self._validity(cited))
         return self._reply(text, Decision.ANSWER, incoming=incoming, question=question, citations=_citations(cited),
                            files=tuple(offer for _, offer in offers),
                            actions=(ActionKind.FEEDBACK_UP, ActionKind.FEEDBACK_DOWN, ActionKind.ASK_EXPERT))
@@ -468,31 +448,20 @@ class HelpdeskService:
         on_topic = [h for h in found if resources.relevant(h, words)]
         cited = (on_topic or (found if not words or procedures else []))[:MAX_CASES]
         if not cited:
-            return self._reply("Daarvan ken ik geen praktijkvoorbeeld. Typ /expert als je de expertenpool wilt vragen "
-                               "of een ander bestuur er ervaring mee heeft.", Decision.NOT_FOUND, incoming=incoming,
-                               question=question, actions=(ActionKind.ASK_EXPERT,))
+            return self._reply(NO_CASE, Decision.NOT_FOUND, incoming=incoming, question=question,
+                               actions=(ActionKind.ASK_EXPERT,))
         lines = []
         for n, hit in enumerate(cited, 1):
             chunk = hit.chunk
             used = (chunk.get("procedure") or "").replace("-", " ")
             lessons = _first_sentence(chunk.text.split("Lessen:", 1)[-1]) if "Lessen:" in chunk.text else ""
-            lines.append(f"[{n}] {chunk.title}: {used}, {chunk.get('subject')}." +
-                         (f" Les: {lessons}" if lessons else ""))
-        other = (f"\n\nBij andere soorten besturen ken ik nog {len(elsewhere)} voorbeeld"
-                 f"{'en' if len(elsewhere) > 1 else ''} van deze procedure: vraag ernaar zonder het soort bestuur te "
-                 "noemen." if elsewhere else "")
-        text = ("Praktijkvoorbeelden die bij je vraag passen:\n\n" + "\n".join(lines) +
-                "\n\nDe volledige beschrijving staat in de bronnen hieronder." + other + self._validity(cited) +
-                f"\n\n{NEXT_STEP_ANSWER}")
+            lines.append(case_line(n, chunk.title, used, chunk.get("subject"), lessons))
+        text = cases_found(lines, elsewhere=len(elsewhere), validity=self._validity(cited))
         return self._reply(text, Decision.ANSWER, incoming=incoming, question=question, citations=_citations(cited),
                            actions=(ActionKind.FEEDBACK_UP, ActionKind.FEEDBACK_DOWN, ActionKind.ASK_EXPERT))
 
     def _clarify(self, incoming: Incoming, question: str) -> Reply:
-        return self._reply(
-            "Kun je je vraag wat concreter maken? Vertel bijvoorbeeld over welke procedure of welk type "
-            "opdracht het gaat, en wat je wilt weten: \"Wanneer mag ik een innovatiepartnerschap gebruiken?\" "
-            "of \"Tot welk bedrag volstaat een aanvaarde factuur?\"", Decision.CLARIFY, incoming=incoming,
-            question=question)
+        return self._reply(CLARIFY, Decision.CLARIFY, incoming=incoming, question=question)
 
     def _person(self, incoming: Incoming, question: str, history: list[Turn]) -> Reply:
         # "Kan ik een jurist spreken?" right after a question is about that question.
@@ -500,10 +469,7 @@ class HelpdeskService:
 
     def _legal(self, incoming: Incoming, question: str, match: RuleMatch) -> Reply:
         hits = self._search(question)
-        return self._escalate(
-            incoming, question, question, hits, reason=match.label,
-            intro=f"Dit lijkt een vraag over {match.label}. Daarover geef ik geen advies: een jurist moet je "
-                  "concrete situatie bekijken. Ik leg je vraag voor aan de expertenpool.")
+        return self._escalate(incoming, question, question, hits, reason=match.label, intro=legal_intro(match.label))
 
     def _escalate(self, incoming: Incoming, question: str, query: str, hits: list[SearchHit], *, reason: str,
                   intro: str) -> Reply:
@@ -517,7 +483,7 @@ class HelpdeskService:
         # Sources are offered only when one of them answers the question as asked, never a near miss.
         answering = self.router.evidence(question, hits, self.retriever.term_stats()) if hits else None
         cited = hits[:2] if answering is not None and answering.verdict is Verdict.ANSWERS else []
-        text = intro + (" Deze bronnen kunnen intussen helpen:" if cited else "") + "\n\n" + escalation.next_step
+        text = intro + (SOURCES_MEANWHILE if cited else "") + "\n\n" + escalation.next_step
         return self._reply(text, Decision.ESCALATE, incoming=incoming, question=question, query=query,
                            citations=_citations(cited), ticket=escalation.ticket, reason=reason)
 

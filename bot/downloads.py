@@ -23,6 +23,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from bot.texts import DOWNLOAD_EXPIRED, DOWNLOAD_GONE, DOWNLOAD_INVALID, DOWNLOAD_UNAVAILABLE
 from escalation.attachments import safe_name
 
 logger = logging.getLogger(__name__)
@@ -96,10 +97,6 @@ def _unb64(text: str) -> bytes:
 
 _PAGE = ("<!doctype html><html lang=\"nl\"><meta charset=\"utf-8\"><title>Vraagbaak</title>"
          "<body><p>{text}</p></body></html>")
-INVALID_NL = "Deze downloadlink is ongeldig. Gebruik de link uit je gesprek met Vraagbaak."
-EXPIRED_NL = ("Deze downloadlink is verlopen. Vraag in je gesprek met Vraagbaak een nieuwe link met "
-              "/bijlagen gevolgd door het nummer van je vraag (bijvoorbeeld /bijlagen 12).")
-GONE_NL = "Dit bestand is er niet meer: het is verwijderd, bijvoorbeeld na de bewaartermijn."
 
 
 def download_routes(links: DownloadLinks, resolve: Callable[[str], Download | None]) -> list[web.RouteDef]:
@@ -109,7 +106,8 @@ def download_routes(links: DownloadLinks, resolve: Callable[[str], Download | No
         ref, problem = links.verify(request.match_info["token"])
         if ref is None:
             logger.info("download refused: %s link", problem)
-            return _page(EXPIRED_NL if problem == "expired" else INVALID_NL, 410 if problem == "expired" else 403)
+            return _page(DOWNLOAD_EXPIRED if problem == "expired" else DOWNLOAD_INVALID,
+                         410 if problem == "expired" else 403)
         def lookup() -> Download | None:
             found = resolve(ref)
             return found if found is not None and found.path.is_file() else None
@@ -119,9 +117,9 @@ def download_routes(links: DownloadLinks, resolve: Callable[[str], Download | No
             download = await asyncio.to_thread(lookup)
         except Exception:  # noqa: BLE001 - a database hiccup gets a page, not a traceback
             logger.exception("download of %s could not be resolved", ref)
-            return _page("Het bestand kan nu niet worden opgehaald. Probeer het later opnieuw.", 503)
+            return _page(DOWNLOAD_UNAVAILABLE, 503)
         if download is None:
-            return _page(GONE_NL, 404)
+            return _page(DOWNLOAD_GONE, 404)
         name = safe_name(download.name)
         quoted = urllib.parse.quote(name, safe="")
         ascii_name = re.sub(r'[^A-Za-z0-9 ._()-]', "_", name)

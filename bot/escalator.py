@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bot.messages import Escalation, FileOffer, Incoming
-from bot.texts import STATE_NL, expert_answer_text
+from bot.texts import (ANSWER_HERE, EXPERT_ATTACHMENT_INLINE, NO_TICKETS, STATUS_HEADING, attachment_note,
+                       attachments_again, expert_answer_text, follow_up_sent, no_attachments, status_line,
+                       ticket_not_found, ticket_sent, ticket_solved, ticket_without_mail, ticket_without_pool)
 from escalation.errors import TicketNotFound
 from escalation.service import EscalationService
 from escalation.store import NewTicket
@@ -33,27 +35,22 @@ class PoolEscalator:
             officer_name=incoming.user_name, context=[q for q in history if q != question][-3:], sources=sources))
         where = _answer_arrives(incoming)
         if self.service.pool is None:
-            note = (f"Je vraag is geregistreerd als {ticket.tag}, maar er is nog geen expertenpool ingesteld: de "
-                    "beheerder van de helpdesk ziet ze in de lijst met tickets. Met /status volg je ze op.")
+            note = ticket_without_pool(ticket.tag)
         elif self.service.mailer is None:
-            note = (f"Je vraag heeft nummer {ticket.tag}. De mail naar de expertenpool staat klaar en vertrekt zodra "
-                    f"de mailserver is ingesteld. Het antwoord krijg je {where}; met /status volg je ze op.")
+            note = ticket_without_mail(ticket.tag, where)
         else:
-            who = f" ({ticket.expert_name})" if ticket.expert_name else ""
-            note = (f"Je vraag heeft nummer {ticket.tag} en gaat naar een expert{who}, die normaal binnen "
-                    f"{self.service.sla_hours:g} uur antwoordt. Het antwoord krijg je {where}. Met /status volg je "
-                    "ze op.")
+            note = ticket_sent(ticket.tag, ticket.expert_name, self.service.sla_hours, where)
         return Escalation(ticket.number, note)
 
     def status(self, incoming: Incoming) -> str:
         """The officer's tickets."""
         mine = self.service.tickets_for(self._officer(incoming))
         if not mine:
-            return "Je hebt geen vragen bij de expertenpool."
-        lines = ["Je vragen bij de expertenpool:"]
+            return NO_TICKETS
+        lines = [STATUS_HEADING]
         for t in mine[:10]:
             start = t.question if len(t.question) <= 60 else t.question[:60].rsplit(" ", 1)[0] + " …"
-            lines.append(f"- {t.tag}: {STATE_NL.get(t.state, t.state)} — {start}")
+            lines.append(status_line(t.tag, t.state, start))
         return "\n".join(lines)
 
     def solved(self, incoming: Incoming, number: int) -> str:
@@ -61,38 +58,36 @@ class PoolEscalator:
         try:
             ticket = self.service.mark_solved(number, self._officer(incoming))
         except TicketNotFound:
-            return f"Ik vind geen vraag VB-{number} van jou."
-        return f"Fijn! {ticket.tag} is afgesloten."
+            return ticket_not_found(number)
+        return ticket_solved(ticket.tag)
 
     def follow_up(self, incoming: Incoming, number: int, text: str) -> str:
         """/vervolg N vraag"""
         try:
             ticket = self.service.follow_up(number, self._officer(incoming), text)
         except TicketNotFound:
-            return f"Ik vind geen vraag VB-{number} van jou."
-        where = _answer_arrives(incoming)
-        return f"Je vervolgvraag bij {ticket.tag} gaat naar dezelfde expert. Het antwoord krijg je {where}."
+            return ticket_not_found(number)
+        return follow_up_sent(ticket.tag, _answer_arrives(incoming))
 
     def attachments(self, incoming: Incoming, number: int) -> tuple[str, tuple[FileOffer, ...]]:
         """/bijlagen N: the expert's attachments of one of the officer's tickets, offered again."""
         try:
             files = self.service.files_for(number, self._officer(incoming))
         except TicketNotFound:
-            return f"Ik vind geen vraag VB-{number} van jou.", ()
+            return ticket_not_found(number), ()
         if not files:
-            return f"Bij VB-{number} heeft de expert geen bijlagen gestuurd (of ze zijn al verwijderd).", ()
-        what = "de bijlage" if len(files) == 1 else f"de {len(files)} bijlagen"
-        return (f"Hier is {what} van de expert bij VB-{number}.",
-                tuple(FileOffer.of(f, note=f"Bijlage van de expert bij VB-{number}") for f in files))
+            return no_attachments(number), ()
+        return (attachments_again(number, len(files)),
+                tuple(FileOffer.of(f, note=attachment_note(number)) for f in files))
 
     def pending_answers(self, incoming: Incoming) -> list[tuple[str, tuple[FileOffer, ...]]]:
         """Expert answers waiting for this officer in a pull channel (the console), each with its files."""
         user = incoming.user_id
         answers = self.service.take_pending(incoming.channel, lambda address: address.get("user") == user)
-        return [(expert_answer_text(a.answer), tuple(FileOffer.of(f, note="bijlage van de expert") for f in a.files))
+        return [(expert_answer_text(a.answer), tuple(FileOffer.of(f, note=EXPERT_ATTACHMENT_INLINE) for f in a.files))
                 for a in answers]
 
 
 def _answer_arrives(incoming: Incoming) -> str:
     """Where the expert's answer will reach the officer, as the channel said (default: this conversation)."""
-    return incoming.answer_arrives or "hier in dit gesprek"
+    return incoming.answer_arrives or ANSWER_HERE

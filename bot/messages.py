@@ -7,6 +7,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
+from bot.texts import ASK_EXPERT_LABEL, citation_date
+
 
 class Decision(StrEnum):
     """What the helpdesk decided to do with a question."""
@@ -33,7 +35,7 @@ class ActionKind(StrEnum):
 ACTION_LABELS = {
     ActionKind.FEEDBACK_UP: "👍",
     ActionKind.FEEDBACK_DOWN: "👎",
-    ActionKind.ASK_EXPERT: "Vraag een expert",
+    ActionKind.ASK_EXPERT: ASK_EXPERT_LABEL,
 }
 
 
@@ -101,7 +103,7 @@ class Citation:
         """How the date is said: a template's version, any other source's "geldig op" date."""
         if not self.effective_date:
             return None
-        return f"{'sjabloon, versie van' if self.kind == 'template' else 'geldig op'} {self.effective_date}"
+        return citation_date(self.kind, self.effective_date)
 
     def line(self) -> str:
         """One line of the source list: title, label, effective date (a template's version), link."""

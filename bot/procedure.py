@@ -21,6 +21,8 @@ from pathlib import Path
 
 import yaml
 
+from bot.texts import (PROCEDURE_BACK_LABEL, PROCEDURE_HOW_TO_ANSWER, PROCEDURE_STOP_LABEL, procedure_question,
+                       procedure_summary)
 from common.errors import ConfigError
 
 MAX_LABEL_CHARS = 40
@@ -274,20 +276,18 @@ def step_for(tree: ProcedureTree, answers: list[tuple[str, int]]) -> Step:
     node = tree.walk(answers)
     if isinstance(node, Result):
         return Step(text="", result=node, recap=tuple(tree.recap(answers)))
-    lines = [f"Vraag {len(answers) + 1}: {node.text}"]
+    lines = [procedure_question(len(answers) + 1, node.text)]
     if node.help:
         lines.append(node.help)
     lines.append("\n".join(f"{n}. {c.label}" for n, c in enumerate(node.choices, 1)))
-    lines.append("Kies met een knop of typ het nummer. Typ terug voor de vorige vraag of stop om te stoppen.")
+    lines.append(PROCEDURE_HOW_TO_ANSWER)
     choices = [(c.label, f"{COMMAND} {node.id} {n}") for n, c in enumerate(node.choices, 1)]
     if answers:
-        choices.append(("« Terug", f"{COMMAND} {BACK}"))
-    choices.append(("Stop", f"{COMMAND} {STOP}"))
+        choices.append((PROCEDURE_BACK_LABEL, f"{COMMAND} {BACK}"))
+    choices.append((PROCEDURE_STOP_LABEL, f"{COMMAND} {STOP}"))
     return Step(text="\n\n".join(lines), choices=tuple(choices))
 
 
 def summary(result: Result, recap: tuple[tuple[str, str], ...]) -> str:
     """The walk as one question for the expert pool: what was answered and what the guide recommends."""
-    answered = "; ".join(f"{q} {a}" for q, a in recap)
-    return (f"Welke procedure past bij mijn opdracht? Vraagbaak raadt aan: {result.procedure}. "
-            f"Mijn antwoorden: {answered}")
+    return procedure_summary(result.procedure, "; ".join(f"{q} {a}" for q, a in recap))

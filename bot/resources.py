@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from bot.messages import FileOffer
+from bot.texts import expired_note, not_yet_valid_note, template_note
 from escalation.attachments import ALLOWED_TYPES
 from retrieval.lexical import analyse
 from retrieval.types import Chunk, SearchHit
@@ -102,7 +103,7 @@ def template_offer(chunk: Chunk) -> FileOffer | None:
     name = chunk.get("file_name") or path.name
     content_type = _CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")
     return FileOffer(ref=f"template:{chunk.unit_id}", name=name, content_type=content_type,
-                     size=path.stat().st_size, path=path, note=f"Sjabloon, versie van {chunk.get('version')}")
+                     size=path.stat().st_size, path=path, note=template_note(chunk.get("version")))
 
 
 def file_digest(path: Path) -> str:
@@ -118,9 +119,9 @@ def validity_note(chunk: Chunk, today: dt.date) -> str | None:
     """A Dutch warning when the chunk's document is not valid today (expired, or not yet in force)."""
     until, since = chunk.get("valid_until"), chunk.get("valid_from")
     if until and until < today.isoformat():
-        return f"{chunk.title} was geldig tot {_nl_date(until)} en kan verouderd zijn"
+        return expired_note(chunk.title, _nl_date(until))
     if since and since > today.isoformat():
-        return f"{chunk.title} geldt pas vanaf {_nl_date(since)}"
+        return not_yet_valid_note(chunk.title, _nl_date(since))
     return None
 
 

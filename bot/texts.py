@@ -1,14 +1,46 @@
-"""Every Dutch text an officer reads, in one place: the core's help, next steps and refusals, each channel's welcome,
-errors and command list, the rate and ticket limits, the ticket states, and how an expert's answer reads.
+"""Every Dutch text an officer reads, in one place: the core's help, next steps and refusals, the replies to commands
+and tickets, templates, cases and the procedure choice, download pages, each channel's welcome, errors and command
+list, the rate and ticket limits, the ticket states, and how an expert's answer reads.
 
-Sentences built around a ticket's data (its number, its expert) are still worded where they are built
-(``bot/escalator.py``, ``bot/core.py``). Kept free of heavy imports: every channel and ``vraagbaak --help`` load it.
+Fixed sentences are constants; a text built around data (a ticket's number, a source's title) is a small function,
+so the modules that build replies hold no Dutch of their own. Kept free of heavy imports: every channel and
+``vraagbaak --help`` load it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from escalation.attachments import ALLOWED_NL, MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS
 from escalation.delivery import ExpertAnswer
+
+# -- buttons (bot/messages.py, bot/channels/teams_cards.py) --------------------------------------------------------
+
+ASK_EXPERT_LABEL = "Vraag een expert"
+"""The button under a reply that escalates its question (👍 and 👎 need no words)."""
+TOOLTIP_USEFUL = "Dit antwoord was nuttig"
+"""A Teams card's tooltip on 👍."""
+TOOLTIP_NOT_USEFUL = "Dit antwoord was niet nuttig"
+"""A Teams card's tooltip on 👎."""
+TOOLTIP_ASK_EXPERT = "Leg deze vraag voor aan de expertenpool"
+"""A Teams card's tooltip on the expert button."""
+
+# -- headings and short fragments every channel's rendering shares ---------------------------------------------------
+
+SOURCES_HEADING = "Bronnen"
+"""Above the list of citations of an answer."""
+FILES_HEADING = "Bestanden"
+"""Above the files (templates, an expert's attachments) that come with a reply."""
+
+
+def link_valid_until(day: str) -> str:
+    """After a download link in Teams: until when it works."""
+    return f" — link geldig tot {day}"
+
+
+def citation_date(kind: str, date: str) -> str:
+    """How a citation's date is said: a template's version, any other source's "geldig op" date."""
+    return f"{'sjabloon, versie van' if kind == 'template' else 'geldig op'} {date}"
 
 # -- the core (bot/core.py) ----------------------------------------------------------------------------------------
 
@@ -46,6 +78,72 @@ TICKETS_LIMITED = (
 FOLLOW_UPS_LIMITED = (
     "Je legde het afgelopen uur al {limit} vragen of vervolgvragen voor aan de expertenpool. Om de experts niet te "
     "overspoelen stuur ik deze vervolgvraag nu niet door: probeer het over een uur opnieuw.")
+CLARIFY = (
+    "Kun je je vraag wat concreter maken? Vertel bijvoorbeeld over welke procedure of welk type "
+    "opdracht het gaat, en wat je wilt weten: \"Wanneer mag ik een innovatiepartnerschap gebruiken?\" "
+    "of \"Tot welk bedrag volstaat een aanvaarde factuur?\"")
+"""The reply to a question too vague to search for."""
+FEEDBACK_LOST = "Ik vind dat antwoord niet meer terug; je feedback is niet bewaard."
+"""A vote on a reply the log no longer has."""
+FEEDBACK_THANKS = "Bedankt voor je feedback!"
+"""The acknowledgement of 👍."""
+FEEDBACK_THANKS_DOWN = ("Bedankt, dat helpt ons de helpdesk te verbeteren. Wil je dat een expert ernaar kijkt? "
+                        "Typ dan /expert.")
+"""The acknowledgement of 👎, with the offer of an expert."""
+
+
+def validity_warning(notes: Sequence[str]) -> str:
+    """The warning under a reply that cites sources outside their validity window ("" when there are none)."""
+    if not notes:
+        return ""
+    return ("\n\nLet op: " + "; ".join(notes) + ". Controleer de geldende tekst, of typ /expert om het aan de "
+            "expertenpool te vragen.")
+
+
+# -- commands (bot/core.py) ----------------------------------------------------------------------------------------
+
+ASK_ANOTHER = "Stel gerust een nieuwe vraag."
+"""What a reply to a command (/reset, /status) ends with."""
+CONVERSATION_RESET = f"Het gesprek is gewist. {ASK_ANOTHER}"
+"""The reply to /reset."""
+UNKNOWN_COMMAND = f"Die opdracht ken ik niet. {HELP_TEXT}"
+"""The reply to a /command the helpdesk does not know."""
+FOLLOW_UP_EXAMPLE = "/vervolg 12 en wat als ...?"
+"""How /vervolg is used, as the replies show it."""
+FOLLOW_UP_TEXT_MISSING = f"Typ je vervolgvraag na het nummer, bijvoorbeeld: {FOLLOW_UP_EXAMPLE}"
+"""The reply to /vervolg N without a question."""
+
+
+def number_missing(command: str) -> str:
+    """The reply to /opgelost, /vervolg or /bijlagen without a ticket number: how the command is used."""
+    usage = {"/opgelost": "/opgelost 12", "/bijlagen": "/bijlagen 12"}.get(command, FOLLOW_UP_EXAMPLE)
+    return f"Geef het nummer van je vraag mee, bijvoorbeeld: {usage}"
+
+
+# -- asking an expert (bot/core.py) --------------------------------------------------------------------------------
+
+ASKING_EXPERTS = "Ik leg je vraag voor aan de expertenpool."
+"""What an escalation on request starts with (and the Telegram button's toast, EXPERT_BUTTON_ACK)."""
+WHICH_QUESTION = "Welke vraag wil je aan de expertenpool voorleggen? Typ /expert gevolgd door je vraag."
+"""The reply to /expert when there is no question to pass on."""
+SOURCES_MEANWHILE = " Deze bronnen kunnen intussen helpen:"
+"""Added to an escalation's first sentence when a source answers the question as asked."""
+NO_POOL = "Er is geen expertenpool beschikbaar, dus ik kan je vraag niet doorsturen."
+"""Without a ticket store (tests, tools): a question or follow-up cannot be passed on."""
+NO_POOL_ESCALATION = f"{NO_POOL} Neem contact op met de juridische dienst van je bestuur."
+"""Without a ticket store: the next step of an escalation."""
+
+
+def already_asked(ticket: int) -> str:
+    """The reply to /expert for a question that is already a ticket."""
+    return f"Die vraag ligt al bij de expertenpool als VB-{ticket}. Met /status volg je ze op."
+
+
+def legal_intro(label: str) -> str:
+    """What an escalation of a legal-advice or own-case question starts with (``label``: what it is about)."""
+    return (f"Dit lijkt een vraag over {label}. Daarover geef ik geen advies: een jurist moet je "
+            f"concrete situatie bekijken. {ASKING_EXPERTS}")
+
 
 # -- every channel's message limit (bot/runtime.py) ----------------------------------------------------------------
 
@@ -58,6 +156,216 @@ RATE_LIMITED = ("Je stuurt veel berichten kort na elkaar. Wacht even en probeer 
 STATE_NL = {"open": "wacht op verzending", "sent": "bij een expert", "answered": "beantwoord", "closed": "afgesloten",
             "reopened": "vervolgvraag bij een expert"}
 """How /status names a ticket's state."""
+NO_TICKETS = "Je hebt geen vragen bij de expertenpool."
+"""/status for an officer without tickets."""
+STATUS_HEADING = "Je vragen bij de expertenpool:"
+"""The first line of /status, above one line per ticket."""
+ANSWER_HERE = "hier in dit gesprek"
+"""Where an expert's answer reaches the officer, unless the channel says otherwise (the console does)."""
+EXPERT_ATTACHMENT = "Bijlage van de expert"
+"""A file's note as a Telegram caption, which it opens."""
+EXPERT_ATTACHMENT_INLINE = "bijlage van de expert"
+"""A file's note where it follows the file's size (Teams, the console)."""
+
+
+def status_line(tag: str, state: str, start: str) -> str:
+    """One ticket in /status: its tag, its state in words, the start of its question."""
+    return f"- {tag}: {STATE_NL.get(state, state)} — {start}"
+
+
+def ticket_not_found(number: int) -> str:
+    """/opgelost, /vervolg or /bijlagen with a number that is not one of the officer's tickets."""
+    return f"Ik vind geen vraag VB-{number} van jou."
+
+
+def ticket_without_pool(tag: str) -> str:
+    """A new ticket when no expert pool is configured."""
+    return (f"Je vraag is geregistreerd als {tag}, maar er is nog geen expertenpool ingesteld: de "
+            "beheerder van de helpdesk ziet ze in de lijst met tickets. Met /status volg je ze op.")
+
+
+def ticket_without_mail(tag: str, where: str) -> str:
+    """A new ticket when no mail server is configured (``where``: where the answer will arrive)."""
+    return (f"Je vraag heeft nummer {tag}. De mail naar de expertenpool staat klaar en vertrekt zodra "
+            f"de mailserver is ingesteld. Het antwoord krijg je {where}; met /status volg je ze op.")
+
+
+def ticket_sent(tag: str, expert: str | None, sla_hours: float, where: str) -> str:
+    """A new ticket mailed to an expert (``expert``: their name, when known)."""
+    who = f" ({expert})" if expert else ""
+    return (f"Je vraag heeft nummer {tag} en gaat naar een expert{who}, die normaal binnen "
+            f"{sla_hours:g} uur antwoordt. Het antwoord krijg je {where}. Met /status volg je "
+            "ze op.")
+
+
+def ticket_solved(tag: str) -> str:
+    """The reply to /opgelost N."""
+    return f"Fijn! {tag} is afgesloten."
+
+
+def follow_up_sent(tag: str, where: str) -> str:
+    """The reply to /vervolg N."""
+    return f"Je vervolgvraag bij {tag} gaat naar dezelfde expert. Het antwoord krijg je {where}."
+
+
+def no_attachments(number: int) -> str:
+    """The reply to /bijlagen N for a ticket without (remaining) files."""
+    return f"Bij VB-{number} heeft de expert geen bijlagen gestuurd (of ze zijn al verwijderd)."
+
+
+def attachments_again(number: int, count: int) -> str:
+    """The reply to /bijlagen N that hands the expert's files out again."""
+    what = "de bijlage" if count == 1 else f"de {count} bijlagen"
+    return f"Hier is {what} van de expert bij VB-{number}."
+
+
+def attachment_note(number: int) -> str:
+    """A file's note when /bijlagen N hands it out again."""
+    return f"{EXPERT_ATTACHMENT} bij VB-{number}"
+
+
+# -- answers from the sources (bot/answers.py, bot/core.py, bot/resources.py) --------------------------------------
+
+SEE_ALSO = "Zie ook:"
+"""The heading of the other sources under an extractive answer."""
+
+
+def according_to(title: str) -> str:
+    """What a quote from a source without a label is introduced with."""
+    return f"Volgens {title}"
+
+
+def according_to_article(article: str, law: str) -> str:
+    """What a quote from an article of a law is introduced with."""
+    return f"Volgens {article} van {law}"
+
+
+def according_to_section(heading: str, title: str) -> str:
+    """What a quote from a section of a note is introduced with (its heading is often the question it answers)."""
+    return f"Volgens \"{heading}\" in {title}"
+
+
+def expired_note(title: str, until: str) -> str:
+    """A cited source that is no longer valid (``until``: a Dutch date)."""
+    return f"{title} was geldig tot {until} en kan verouderd zijn"
+
+
+def not_yet_valid_note(title: str, since: str) -> str:
+    """A cited source that is not yet in force (``since``: a Dutch date)."""
+    return f"{title} geldt pas vanaf {since}"
+
+
+# -- templates and cases (bot/core.py, bot/resources.py) -----------------------------------------------------------
+
+NO_TEMPLATE = ("Daarvoor heb ik geen sjabloon in mijn bronnen. Typ /expert als je de expertenpool "
+               "wilt vragen of er een model bestaat.")
+"""A request for a template that no template matches."""
+NO_CASE = ("Daarvan ken ik geen praktijkvoorbeeld. Typ /expert als je de expertenpool wilt vragen "
+           "of een ander bestuur er ervaring mee heeft.")
+"""A request for practice examples that no case matches."""
+
+
+def template_note(version: str | None) -> str:
+    """A template file's note."""
+    return f"Sjabloon, versie van {version}"
+
+
+def template_with_answer(n: int, title: str, version: str | None) -> str:
+    """Added to an answer that a template of the procedure comes with (``n``: its citation number)."""
+    return f"\n\nEen sjabloon dat hierbij past: [{n}] {title} (versie van {version}). Het bestand krijg je hierbij."
+
+
+def template_line(n: int, title: str, version: str | None, description: str | None) -> str:
+    """One template offered on request."""
+    return f"[{n}] {title} (versie van {version}): {description}"
+
+
+def templates_found(lines: Sequence[str], validity: str) -> str:
+    """The reply to a request for templates: one ``template_line`` each, ``validity_warning``, what to do with them."""
+    what = "Dit sjabloon past" if len(lines) == 1 else "Deze sjablonen passen"
+    return (f"{what} bij je vraag:\n\n" + "\n".join(lines) + validity +
+            "\n\nHet bestand krijg je hierbij. Pas het aan je eigen dossier aan en laat het nalezen voor je het "
+            f"gebruikt.\n\n{NEXT_STEP_ANSWER}")
+
+
+def case_line(n: int, title: str, procedure: str, subject: str | None, lesson: str) -> str:
+    """One practice example: its title, procedure and subject, and its first lesson when it has one."""
+    return f"[{n}] {title}: {procedure}, {subject}." + (f" Les: {lesson}" if lesson else "")
+
+
+def cases_found(lines: Sequence[str], *, elsewhere: int, validity: str) -> str:
+    """The reply to a request for practice examples: its lines, how many more elsewhere, the validity warning."""
+    other = (f"\n\nBij andere soorten besturen ken ik nog {elsewhere} voorbeeld"
+             f"{'en' if elsewhere > 1 else ''} van deze procedure: vraag ernaar zonder het soort bestuur te "
+             "noemen." if elsewhere else "")
+    return ("Praktijkvoorbeelden die bij je vraag passen:\n\n" + "\n".join(lines) +
+            "\n\nDe volledige beschrijving staat in de bronnen hieronder." + other + validity +
+            f"\n\n{NEXT_STEP_ANSWER}")
+
+
+# -- procedure choice (bot/procedure.py, bot/core.py) --------------------------------------------------------------
+
+PROCEDURE_HOW_TO_ANSWER = "Kies met een knop of typ het nummer. Typ terug voor de vorige vraag of stop om te stoppen."
+"""Under every question of the guided walk."""
+PROCEDURE_BACK_LABEL = "« Terug"
+"""The walk's button to the previous question."""
+PROCEDURE_STOP_LABEL = "Stop"
+"""The walk's button that ends it."""
+PROCEDURE_STOPPED = "Gestopt. Typ /procedure om opnieuw te beginnen, of stel gewoon je vraag."
+"""The reply to stopping the walk."""
+PROCEDURE_RESTARTED = "Er loopt geen keuzehulp (meer); ik begin bij de eerste vraag.\n\n"
+"""Before the first question, when an answer comes in for a walk that is no longer there."""
+PROCEDURE_OLD_BUTTON = "Die knop hoort bij een eerdere vraag. Dit is de vraag van nu:\n\n"
+"""Before the current question, when a button of an earlier one is pressed."""
+PROCEDURE_UNKNOWN_ANSWER = "Dat antwoord ken ik niet. "
+"""Before the current question, when the answer is none of its choices."""
+LAW_OF_2016 = " van de wet van 17 juni 2016"
+"""After the articles a recommendation cites when they are all of the procurement law."""
+RECOMMENDATION_DISCLAIMER = (
+    "\n\nDit is een eerste oriëntatie, geen juridisch advies. Wil je je keuze laten nakijken? Kies "
+    f"\"{ASK_EXPERT_LABEL}\" of typ /expert: je antwoorden gaan mee naar de expertenpool.")
+"""What a recommendation ends with."""
+
+
+def procedure_question(number: int, text: str) -> str:
+    """A question of the walk, numbered from 1."""
+    return f"Vraag {number}: {text}"
+
+
+def pick_a_number(count: int) -> str:
+    """Before the current question, when a typed number is not one of its ``count`` choices."""
+    return f"Kies een nummer van 1 tot {count}.\n\n"
+
+
+def recommendation(procedure: str, why: str, recap: str, *, refs: str = "", more: str = "",
+                   template: str = "") -> str:
+    """The end of the walk: procedure, why, answers, legal basis, notes, the template handed out ("[3] title")."""
+    text = f"Mijn aanbeveling: {procedure}.\n\nWaarom: {why}\n\nJe antwoorden:\n{recap}"
+    if refs:
+        text += f"\n\nRechtsgrond: {refs}."
+    if more:
+        text += f"\nMeer uitleg en een stappenplan: {more}."
+    if template:
+        text += f"\nHet sjabloon {template} krijg je hierbij."
+    return text + RECOMMENDATION_DISCLAIMER
+
+
+def procedure_summary(procedure: str, answered: str) -> str:
+    """The walk as one question for the expert pool (and the officer's /status)."""
+    return f"Welke procedure past bij mijn opdracht? Vraagbaak raadt aan: {procedure}. Mijn antwoorden: {answered}"
+
+
+# -- download pages (bot/downloads.py) -----------------------------------------------------------------------------
+
+DOWNLOAD_INVALID = "Deze downloadlink is ongeldig. Gebruik de link uit je gesprek met Vraagbaak."
+"""The page for a link that is not signed by this helpdesk (403)."""
+DOWNLOAD_EXPIRED = ("Deze downloadlink is verlopen. Vraag in je gesprek met Vraagbaak een nieuwe link met "
+                    "/bijlagen gevolgd door het nummer van je vraag (bijvoorbeeld /bijlagen 12).")
+"""The page for an expired link (410)."""
+DOWNLOAD_GONE = "Dit bestand is er niet meer: het is verwijderd, bijvoorbeeld na de bewaartermijn."
+"""The page for a file that is no longer on disk (404)."""
+DOWNLOAD_UNAVAILABLE = "Het bestand kan nu niet worden opgehaald. Probeer het later opnieuw."
+"""The page when the file cannot be looked up now (503)."""
 
 # -- Telegram (bot/channels/telegram.py) ---------------------------------------------------------------------------
 
@@ -87,8 +395,16 @@ REFUSAL_BUTTON = "Sorry, je hebt (nog) geen toegang tot Vraagbaak."
 ERROR_TEXT = ("Sorry, er ging iets mis bij het verwerken van je bericht. Probeer het straks opnieuw; lukt het dan "
               "nog niet, meld het aan de beheerder van de helpdesk.")
 TEXT_ONLY = "Ik kan alleen tekstberichten lezen. Typ je vraag gewoon in een zin."
-EXPERT_BUTTON_ACK = "Ik leg je vraag voor aan de expertenpool."
+EXPERT_BUTTON_ACK = ASKING_EXPERTS
+"""The toast of the expert button: the sentence the reply starts with."""
 NOT_YOUR_WALK = "Deze keuzehulp is van een collega. Typ /procedure om je eigen keuzehulp te starten."
+
+
+def file_gone(name: str) -> str:
+    """The message sent instead of a file that is no longer on disk."""
+    return f"Het bestand {name} is er niet meer (verwijderd na de bewaartermijn?)."
+
+
 TELEGRAM_COMMANDS = [("help", "Wat Vraagbaak kan en welke opdrachten er zijn"),
                      ("expert", "Leg je laatste vraag voor aan de expertenpool"),
                      ("status", "Je vragen bij de expertenpool"),
@@ -125,6 +441,14 @@ CONSOLE_WELCOME = (
 ANSWER_ARRIVES = "te zien wanneer je de volgende keer `vraagbaak chat` opent"
 """Where an expert's answer reaches a console officer: the console cannot write into a finished `vraagbaak ask`
 or a closed chat, so waiting answers are shown when the chat starts (``ConsoleChat.run``)."""
+NOTHING_TO_RATE = "Er is nog geen antwoord om te beoordelen. Stel eerst een vraag."
+"""A 👍 or 👎 typed before any answer."""
+GOODBYE = "Tot ziens!"
+"""What the chat says when it ends."""
+OFFICER_PROMPT = "Jij: "
+"""The chat's prompt for the officer's line."""
+BOT_SPEAKER = "Vraagbaak: "
+"""What the chat puts before each reply."""
 
 # -- an expert's answer, in every channel --------------------------------------------------------------------------
 

@@ -7,7 +7,8 @@ from collections.abc import Callable, Sequence
 
 from bot.core import HelpdeskService
 from bot.messages import ActionKind, Decision, FileOffer, Incoming, Press, Reply
-from bot.texts import ANSWER_ARRIVES, CONSOLE_WELCOME
+from bot.texts import (ANSWER_ARRIVES, BOT_SPEAKER, CONSOLE_WELCOME, FILES_HEADING, GOODBYE, NOTHING_TO_RATE,
+                       OFFICER_PROMPT, SOURCES_HEADING)
 
 CHANNEL = "console"
 UP = {"👍", "+", "/goed", "/ja"}
@@ -19,7 +20,7 @@ def render(reply: Reply) -> str:
     """A reply as terminal text: the answer, the numbered sources, then the files it hands out (their paths)."""
     parts = [reply.text]
     if reply.citations:
-        parts.append("Bronnen:\n" + "\n".join("  " + c.line() for c in reply.citations))
+        parts.append(f"{SOURCES_HEADING}:\n" + "\n".join("  " + c.line() for c in reply.citations))
     if reply.files:
         parts.append(file_lines(reply.files))
     return "\n\n".join(parts)
@@ -27,7 +28,7 @@ def render(reply: Reply) -> str:
 
 def file_lines(files: Sequence[FileOffer]) -> str:
     """Files as the console shows them: the console runs where the files are, so their paths are the offer."""
-    return "Bestanden:\n" + "\n".join(f"  {f.name} ({f.size_text}{', ' + f.note if f.note else ''}): {f.path}"
+    return f"{FILES_HEADING}:\n" + "\n".join(f"  {f.name} ({f.size_text}{', ' + f.note if f.note else ''}): {f.path}"
                                        for f in files)
 
 
@@ -58,7 +59,7 @@ class ConsoleChat:
         text = text.strip()
         if text in UP | DOWN:
             if self.last_reply is None or self.last_reply.decision is not Decision.ANSWER:
-                return "Er is nog geen antwoord om te beoordelen. Stel eerst een vraag."
+                return NOTHING_TO_RATE
             vote = Press(ActionKind.FEEDBACK_UP if text in UP else ActionKind.FEEDBACK_DOWN, self.last_reply.reply_id)
             return self.helpdesk.press(console_incoming(text, user=self.user), vote).text
         reply = self.helpdesk.handle(console_incoming(text, user=self.user))
@@ -78,16 +79,16 @@ class ConsoleChat:
         """Read questions until /stop or end of input."""
         self._write(CONSOLE_WELCOME)
         for answer in self.pending_answers():
-            self._write("\nVraagbaak: " + answer)
+            self._write("\n" + BOT_SPEAKER + answer)
         while True:
             try:
-                line = self._read("\nJij: ")
+                line = self._read("\n" + OFFICER_PROMPT)
             except (EOFError, KeyboardInterrupt):
-                self._write("\nTot ziens!")
+                self._write("\n" + GOODBYE)
                 return
             if line.strip().lower() in QUIT:
-                self._write("Tot ziens!")
+                self._write(GOODBYE)
                 return
             if not line.strip():
                 continue
-            self._write("\nVraagbaak: " + self.say(line))
+            self._write("\n" + BOT_SPEAKER + self.say(line))

@@ -28,7 +28,8 @@ from bot.channels.teams_settings import SINGLE_TENANT, TeamsSettings, check_loca
 from bot.core import HelpdeskService
 from bot.messages import ActionKind, FileOffer, Incoming, Reply, StoredFile
 from bot.runtime import Core, InOrder, SlidingWindowLimiter, conversation_key
-from bot.texts import NOT_TEXT, RATE_LIMITED, SORRY, TEAMS_WELCOME, WELCOME_GROUP, expert_answer_text
+from bot.texts import (EXPERT_ATTACHMENT_INLINE, NOT_TEXT, RATE_LIMITED, SORRY, TEAMS_WELCOME, WELCOME_GROUP,
+                       expert_answer_text)
 from escalation.delivery import DeliveryError, ExpertAnswer
 from common.errors import ConfigError
 
@@ -156,7 +157,7 @@ class TeamsChannel:
         if not (reference.service_url and reference.conversation and reference.conversation.id):
             raise DeliveryError("Teams conversation reference without serviceUrl or conversation id",
                                 permanent=True)
-        offers = [FileOffer.of(f, note="bijlage van de expert") for f in files]
+        offers = [FileOffer.of(f, note=EXPERT_ATTACHMENT_INLINE) for f in files]
         send = asyncio.ensure_future(self._send_proactive(reference, answer, offers))
         if self._loop is asyncio.get_running_loop():
             self._tasks.add(send)  # stop() lets it finish

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.messages import Action, ActionKind, Citation, Press, Reply
-from bot.texts import EXPERT_HEADING, NO_LINK, expert_answer_text
+from bot.texts import (EXPERT_HEADING, FILES_HEADING, NO_LINK, SOURCES_HEADING, TOOLTIP_ASK_EXPERT,
+                       TOOLTIP_NOT_USEFUL, TOOLTIP_USEFUL, expert_answer_text, link_valid_until)
 from escalation.delivery import ExpertAnswer
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
@@ -31,9 +32,9 @@ SUBMIT_KEY = "vb"
 NAME_MAX = 80
 ABSTRACT_MAX = 160
 _TOOLTIPS = {
-    ActionKind.FEEDBACK_UP: "Dit antwoord was nuttig",
-    ActionKind.FEEDBACK_DOWN: "Dit antwoord was niet nuttig",
-    ActionKind.ASK_EXPERT: "Leg deze vraag voor aan de expertenpool",
+    ActionKind.FEEDBACK_UP: TOOLTIP_USEFUL,
+    ActionKind.FEEDBACK_DOWN: TOOLTIP_NOT_USEFUL,
+    ActionKind.ASK_EXPERT: TOOLTIP_ASK_EXPERT,
 }
 
 
@@ -53,7 +54,7 @@ class LinkedFile:
         about = ", ".join(p for p in (self.size_text, self.note) if p)
         if not self.url:
             return f"{_inline(self.name)} ({_inline(about)}): {NO_LINK}."
-        until = f" — link geldig tot {self.valid_until}" if self.valid_until else ""
+        until = link_valid_until(self.valid_until) if self.valid_until else ""
         return f"[{_link_text(self.name)}]({_link_url(self.url)}) ({_inline(about)}){until}"
 
     def plain(self) -> str:
@@ -80,8 +81,8 @@ def answer_card(reply: Reply, files: list[LinkedFile] | None = None) -> dict[str
     hands out (``files``: the reply's files with their links), buttons."""
     body = _text_blocks(reply.text)
     if reply.citations:
-        body.append({"type": "TextBlock", "text": "Bronnen", "weight": "Bolder", "wrap": True, "spacing": "Medium",
-                     "separator": True})
+        body.append({"type": "TextBlock", "text": SOURCES_HEADING, "weight": "Bolder", "wrap": True,
+                     "spacing": "Medium", "separator": True})
         body.extend({"type": "TextBlock", "text": source_markdown(c), "wrap": True, "spacing": "Small"}
                     for c in reply.citations)
     body.extend(file_blocks(files or []))
@@ -106,13 +107,13 @@ def file_blocks(files: list[LinkedFile]) -> list[dict[str, Any]]:
     """A "Bestanden" section with one line per file (nothing when there are none)."""
     if not files:
         return []
-    return [{"type": "TextBlock", "text": "Bestanden", "weight": "Bolder", "wrap": True, "spacing": "Medium",
+    return [{"type": "TextBlock", "text": FILES_HEADING, "weight": "Bolder", "wrap": True, "spacing": "Medium",
              "separator": True},
             *({"type": "TextBlock", "text": f.markdown(), "wrap": True, "spacing": "Small"} for f in files)]
 
 
 def _plain_files(files: list[LinkedFile] | None) -> str:
-    return "\n\nBestanden:\n" + "\n".join(f.plain() for f in files) if files else ""
+    return f"\n\n{FILES_HEADING}:\n" + "\n".join(f.plain() for f in files) if files else ""
 
 
 def submit_action(action: Action) -> dict[str, Any]:
@@ -163,7 +164,7 @@ def fallback_text(reply: Reply, files: list[LinkedFile] | None = None) -> str:
     """The reply as plain text, with its sources and files, for clients that cannot show cards (and notifications)."""
     text = reply.text
     if reply.citations:
-        text += "\n\nBronnen:\n" + "\n".join(source_plain(c) for c in reply.citations)
+        text += f"\n\n{SOURCES_HEADING}:\n" + "\n".join(source_plain(c) for c in reply.citations)
     return text + _plain_files(files)
 
 

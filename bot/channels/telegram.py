@@ -35,9 +35,9 @@ from bot.channels.telegram_settings import WEBHOOK_PATH, TelegramSettings
 from bot.core import HelpdeskService
 from bot.messages import ActionKind, Decision, FileOffer, Incoming, Press, Reply, StoredFile
 from bot.runtime import Core, InOrder, SlidingWindowLimiter, conversation_key
-from bot.texts import (BUTTON_GONE, ERROR_TEXT, EXPERT_BUTTON_ACK, INVITE_INVALID, NOT_YOUR_WALK, RATE_LIMITED,
-                       REFUSAL, REFUSAL_BUTTON, TELEGRAM_COMMANDS, TELEGRAM_WELCOME, TEXT_ONLY, WELCOME_INVITED,
-                       expert_answer_text)
+from bot.texts import (BUTTON_GONE, ERROR_TEXT, EXPERT_ATTACHMENT, EXPERT_BUTTON_ACK, INVITE_INVALID, NOT_YOUR_WALK,
+                       RATE_LIMITED, REFUSAL, REFUSAL_BUTTON, TELEGRAM_COMMANDS, TELEGRAM_WELCOME, TEXT_ONLY,
+                       WELCOME_INVITED, expert_answer_text)
 from escalation.delivery import DeliveryError, ExpertAnswer
 from common.errors import ConfigError
 
@@ -275,7 +275,7 @@ class TelegramChannel:
         reply_to = reply_address.get("reply_to_message_id")
         reply_to = reply_to if isinstance(reply_to, int) else None
         parts = render_text(expert_answer_text(answer))
-        offers = [FileOffer.of(f, note="Bijlage van de expert") for f in files]
+        offers = [FileOffer.of(f, note=EXPERT_ATTACHMENT) for f in files]
         if not self._running:
             await self._deliver_standalone(chat_id, parts, reply_to, offers)
             return

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 
 from bot.messages import ActionKind, Citation, FileOffer, Reply
+from bot.texts import SOURCES_HEADING, file_gone
 
 MAX_MESSAGE_CHARS = 4096
 """Telegram's limit per message; we count the HTML source in UTF-16 units, which is never less than Telegram does."""
@@ -72,7 +73,7 @@ def render_file_caption(offer: FileOffer) -> str:
 
 def render_file_gone(offer: FileOffer) -> str:
     """The message sent instead of a file that is no longer on disk, as HTML."""
-    return html.escape(f"Het bestand {offer.name} is er niet meer (verwijderd na de bewaartermijn?).")
+    return html.escape(file_gone(offer.name))
 
 
 def _escape(text: str) -> str:
@@ -122,7 +123,7 @@ def _cut_line(line: str, limit: int) -> list[str]:
 
 
 def _source_blocks(citations: tuple[Citation, ...], limit: int) -> list[str]:
-    head, open_, close = "<b>Bronnen</b>\n", "<blockquote expandable>", "</blockquote>"
+    head, open_, close = f"<b>{SOURCES_HEADING}</b>\n", "<blockquote expandable>", "</blockquote>"
     overhead = utf16_len(head + open_ + close)
     lines = []
     for citation in citations:

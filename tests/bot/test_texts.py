@@ -1,7 +1,15 @@
-"""How an expert's answer reads for the officer (bot/texts.py): the wording lives in the bot, not in escalation."""
+"""The officer's texts (bot/texts.py): how an expert's answer reads (worded in the bot, not in escalation), and
+that the modules that build replies word no Dutch sentence inline."""
 
 from __future__ import annotations
 
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+import bot
 from bot.texts import expert_answer_text
 from escalation.delivery import ExpertAnswer
 
@@ -37,3 +45,34 @@ def test_the_queued_form_reads_back_the_same_and_hostile_queue_rows_do_not_break
         answer = ExpertAnswer.from_stored(4, row)
         assert expert_answer_text(answer)  # worded as it is, or read as far as it is well formed
     assert ExpertAnswer.from_stored(4, '{"answer": "a", "refused": [1, "x"], "expert": 3}').refused == ("x",)
+
+
+_DUTCH_OFFICER_WORDS = re.compile(
+    r"(?<![/\w])(?:je|jij|jou|jouw|ik|mij|typ|expertenpool|gerust|bedankt|sjabloon|sjablonen|bijlagen?|geen|niet|"
+    r"hierbij|krijg|volgens|bronnen|bestanden|geldig)\b", re.IGNORECASE)
+"""Words an officer's Dutch sentence nearly always has, and the code's own strings (keys, commands) never do."""
+
+
+def _inline_strings(path: Path) -> list[tuple[int, str]]:
+    """The string literals of a module (f-string pieces too), without docstrings, regular expressions (``re.*``
+    calls) and log messages."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):  # (attribute) docstrings
+            skipped.add(id(node.value))
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and isinstance(node.func.value, ast.Name) and node.func.value.id in ("re", "logger", "logging")):
+            skipped.update(id(inner) for inner in ast.walk(node))
+    return [(node.lineno, node.value) for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skipped]
+
+
+@pytest.mark.parametrize("module", ["core.py", "escalator.py", "downloads.py", "procedure.py", "answers.py",
+                                    "messages.py", "channels/console.py", "channels/telegram.py",
+                                    "channels/telegram_render.py", "channels/teams.py", "channels/teams_cards.py"])
+def test_officer_sentences_are_not_worded_inline_but_in_bot_texts(module: str) -> None:
+    path = Path(bot.__file__).parent / module
+    inline = [f"{module}:{line}: {text!r}" for line, text in _inline_strings(path)
+              if _DUTCH_OFFICER_WORDS.search(text)]
+    assert not inline, "word these in bot/texts.py:\n" + "\n".join(inline)
