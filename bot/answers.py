@@ -32,6 +32,8 @@ def lead(hit: SearchHit) -> str:
     """What the quote is introduced with: the article of a law, or the section of a note."""
     first = hit.chunk
     if first.label and first.kind == "legislation":
+        if _names(first.title, first.label):  # "Wet ... Artikel 10": saying "Artikel 10 van" again reads wrong
+            return according_to(first.title)
         return according_to_article(first.label, first.title)  # the article, not the part of it that matched
     label = hit.passage.label or first.label
     # A guidance section is named by its heading, often the question it answers.
@@ -41,4 +43,9 @@ def lead(hit: SearchHit) -> str:
 def reference(hit: SearchHit) -> str:
     """A "zie ook" line: what the source is called, not a quote from it."""
     label = hit.passage.label or hit.chunk.label
-    return f"{label} — {hit.chunk.title}" if label else hit.chunk.title
+    return f"{label} — {hit.chunk.title}" if label and not _names(hit.chunk.title, label) else hit.chunk.title
+
+
+def _names(title: str, label: str) -> bool:
+    """Whether a title already ends with the label (sources with one record per article are titled that way)."""
+    return title.rstrip(" .").casefold().endswith(label.strip().casefold())

@@ -1,0 +1,25 @@
+"""How the extractive answer names its sources (bot/answers.py): the lead line and the "Zie ook" lines."""
+
+from __future__ import annotations
+
+from bot.answers import lead, reference
+from retrieval.types import Chunk, SearchHit
+
+
+def _article(title: str, label: str) -> SearchHit:
+    chunk = Chunk(id="w:1:0", source_id="w", doc_id="1", unit_id="w:1", title=title, kind="legislation",
+                  text="1. Een aanbestedende dienst kan de procedure gebruiken.", content_hash="1", label=label)
+    return SearchHit(chunk=chunk, score=1.0)
+
+
+def test_an_article_is_named_with_its_law() -> None:
+    hit = _article("Wet van 17 juni 2016 inzake overheidsopdrachten", "Artikel 38")
+    assert lead(hit) == "Volgens Artikel 38 van Wet van 17 juni 2016 inzake overheidsopdrachten"
+    assert reference(hit) == "Artikel 38 — Wet van 17 juni 2016 inzake overheidsopdrachten"
+
+
+def test_a_title_that_already_names_the_article_does_not_say_it_twice() -> None:
+    # Sources with one record per article carry the article in the title ("Wet ... Artikel 10").
+    hit = _article("Wet openbaarheid van bestuur Artikel 10", "Artikel 10")
+    assert lead(hit) == "Volgens Wet openbaarheid van bestuur Artikel 10"
+    assert reference(hit) == "Wet openbaarheid van bestuur Artikel 10"
