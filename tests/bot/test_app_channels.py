@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import os
+
 import pytest
 
 from bot.app import App
@@ -27,6 +29,8 @@ def test_configured_channels_start_without_an_index(monkeypatch: pytest.MonkeyPa
     assert sorted(app.deliverers()) == ["teams", "telegram"]
     telegram, teams = app.channels()
     assert telegram.core is teams.core  # one helpdesk, built once for both
+    # The worker awaits each delivery on the server's loop: a blocking deliver() would stall every chat.
+    assert all(inspect.iscoroutinefunction(channel.deliver) for channel in app.deliverers().values())
 
 
 def test_a_bad_channel_setting_keeps_answers_queued(monkeypatch: pytest.MonkeyPatch) -> None:
