@@ -232,7 +232,7 @@ def _print_topics(app: App, days: int, per_topic: int = 3) -> None:
             for question, count in rows[:per_topic]:
                 click.echo(f"    {count}x  {_short(question)}")
     since = time.time() - days * 86400
-    answered = [t for t in app.tickets.store.list(limit=1000) if t.answer and (t.answered_at or 0) >= since]
+    answered = [t for t in app.tickets.store.list(limit=1000) if (t.answered_at or 0) >= since]
     click.echo(f"Answered by experts: {len(answered)}" + (" (publish a general one with `vraagbaak tickets publish "
                                                          "N`, or `--as-case` for a practice case)" if answered else ""))
     for t in answered:

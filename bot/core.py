@@ -25,15 +25,15 @@ from bot.policy import RuleMatch, Rules, load_rules
 from bot.procedure import ProcedureTree, WalkStore, load_tree
 from bot.routing import Evidence, Router, Verdict, load_routing
 from bot.runtime import SlidingWindowLimiter
-from bot.texts import (ASK_ANOTHER, ASKING_EXPERTS, BUTTON_GONE, CLARIFY, COLLEAGUES_BUTTON, CONVERSATION_RESET,
-                       FEEDBACK_LOST, FEEDBACK_THANKS, FEEDBACK_THANKS_DOWN, FOLLOW_UP_TEXT_MISSING, FOLLOW_UPS_LIMITED,
-                       HELP_TEXT, LAW_OF_2016, NEXT_STEP_ANSWER, NEXT_STEP_EXPERT_OFFER, NO_ANSWER_NO_SOURCE,
-                       NO_ANSWER_OFF_TOPIC, NO_CASE, NO_POOL, NO_POOL_ESCALATION, NO_TEMPLATE, NO_TICKETS,
-                       OWN_CASE_LABEL, PROCEDURE_OLD_BUTTON, PROCEDURE_RESTARTED, PROCEDURE_STOPPED,
-                       PROCEDURE_UNKNOWN_ANSWER, SOURCES_MEANWHILE, STATUS_IN_PRIVATE, TICKETS_LIMITED, UNKNOWN_COMMAND,
-                       WHICH_QUESTION, already_asked, case_line, cases_found, legal_intro, number_missing,
-                       pick_a_number, recommendation, template_line, template_with_answer, templates_found,
-                       ticket_not_found, validity_warning)
+from bot.texts import (ASKING_EXPERTS, ASK_ANOTHER, BUTTON_GONE, CLARIFY, COLLEAGUES_BUTTON, CONVERSATION_RESET,
+                       FEEDBACK_LOST, FEEDBACK_THANKS, FEEDBACK_THANKS_DOWN, FOLLOW_UPS_LIMITED,
+                       FOLLOW_UP_TEXT_MISSING, HELP_TEXT, LAW_OF_2016, NEXT_STEP_ANSWER, NEXT_STEP_EXPERT_OFFER,
+                       NO_ANSWER_NO_SOURCE, NO_ANSWER_OFF_TOPIC, NO_CASE, NO_POOL, NO_POOL_ESCALATION, NO_TEMPLATE,
+                       NO_TICKETS, OWN_CASE_LABEL, PROCEDURE_OLD_BUTTON, PROCEDURE_RESTARTED, PROCEDURE_STOPPED,
+                       PROCEDURE_UNKNOWN_ANSWER, REASON_ASKED, SOURCES_MEANWHILE, STATUS_IN_PRIVATE, TICKETS_LIMITED,
+                       UNKNOWN_COMMAND, WHICH_QUESTION, already_asked, case_line, cases_found, legal_intro,
+                       number_missing, pick_a_number, recommendation, template_line, template_with_answer,
+                       templates_found, ticket_not_found, validity_warning)
 from retrieval.evidence import TermStats
 from retrieval.lexical import analyse
 from retrieval.types import QUOTED_KINDS, SearchHit
@@ -267,7 +267,7 @@ class HelpdeskService:
         if already is not None:
             return self._reply(already_asked(already), Decision.ESCALATE)
         hits = self._search(question)
-        return self._escalate(incoming, question, question, hits, reason="op vraag van de gebruiker",
+        return self._escalate(incoming, question, question, hits, reason=REASON_ASKED,
                               intro=ASKING_EXPERTS)
 
     # -- the question path --------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from escalation.attachments import ALLOWED_NL, MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS
+from escalation.attachments import MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS
 from escalation.delivery import ExpertAnswer
 
 # -- buttons (bot/messages.py, bot/channels/teams_cards.py) --------------------------------------------------------
@@ -150,6 +150,9 @@ def legal_intro(label: str) -> str:
 RATE_LIMITED = ("Je stuurt veel berichten kort na elkaar. Wacht even en probeer het over een minuut opnieuw; "
                 "je vorige vragen zijn wel verwerkt.")
 """What an officer hears, once, when they go over a channel's message limit."""
+
+REASON_ASKED = "op vraag van de gebruiker"
+"""Why a ticket was opened when the officer asked for an expert (the expert reads it in the mail)."""
 
 # -- tickets (bot/escalator.py) ------------------------------------------------------------------------------------
 
@@ -456,6 +459,12 @@ EXPERT_HEADING = "Antwoord van de expertenpool"
 """What an expert's answer starts with (a Teams card puts it in its header instead)."""
 
 
+ANSWER_IN_ATTACHMENT = "Het antwoord van de expert staat in de bijlage."
+"""An expert's answer that is only an attachment (the files follow the message)."""
+ALLOWED_FILE_TYPES = "PDF, Word (.docx), Excel (.xlsx), PowerPoint (.pptx), OpenDocument of tekst"
+"""The kinds of file the helpdesk passes on from an expert (``escalation.attachments.ALLOWED``), in words."""
+
+
 def expert_answer_text(answer: ExpertAnswer, *, heading: bool = True) -> str:
     """The whole message: which question it answers, the answer, who answered, what to do next. Without
     ``heading`` the first words ("Antwoord van de expertenpool") are left to the channel's own header."""
@@ -465,7 +474,7 @@ def expert_answer_text(answer: ExpertAnswer, *, heading: bool = True) -> str:
     start = start if len(start) <= 80 else start[:80].rsplit(" ", 1)[0] + " …"
     intro = (f"{EXPERT_HEADING} op je vraag {answer.tag} (\"{start}\"):" if heading
              else f"Op je vraag {answer.tag} (\"{start}\"):")
-    body = answer.answer
+    body = answer.answer or ANSWER_IN_ATTACHMENT
     if answer.truncated:
         body += (f" …\n\n(Het antwoord is ingekort: het is langer dan dit bericht toelaat. Vraag de helpdesk naar "
                  f"het volledige antwoord bij {answer.tag}.)")
@@ -473,7 +482,7 @@ def expert_answer_text(answer: ExpertAnswer, *, heading: bool = True) -> str:
     if answer.refused:
         names = ", ".join(answer.refused[:MAX_ATTACHMENTS])
         note = (f"De expert stuurde ook {names} mee. Dat geeft de helpdesk niet door: ze geeft alleen bestanden door "
-                f"die ze veilig weet ({ALLOWED_NL}, zonder macro's, tot {MAX_ATTACHMENT_BYTES // (1024 * 1024)} MB "
+                f"die ze veilig weet ({ALLOWED_FILE_TYPES}, zonder macro's, tot {MAX_ATTACHMENT_BYTES // (1024 * 1024)} MB "
                 f"per bestand en {MAX_ATTACHMENTS} per antwoord). Vraag de beheerder van de helpdesk ernaar bij "
                 f"{answer.tag}.\n\n")
     return (f"{intro}\n\n{body}\n\n— {answer.expert or 'de expertenpool'}\n\n{note}"

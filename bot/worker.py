@@ -34,12 +34,13 @@ class EscalationWorker:
         """One pass on an event loop of its own, for a one-off command (`vraagbaak serve --once`); never raises."""
         return asyncio.run(self.run_pass())
 
-    async def run_pass(self) -> dict[str, int]:
+    async def run_pass(self, stop: asyncio.Event | None = None) -> dict[str, int]:
         """Send due mail, poll the mailbox, deliver answers, remind about overdue tickets; never raises.
 
         Deliveries run on this event loop, where the channels send (the server's, under `vraagbaak serve`); SMTP,
         IMAP and the database block, so those steps run in a worker thread. Each step fails on its own: a mailbox
-        that cannot be read does not hold back deliveries or reminders.
+        that cannot be read does not hold back deliveries or reminders. Once ``stop`` is set (the server is
+        stopping), no further step, and no further answer, is started.
         """
         counts = {"sent": 0, "failed": 0, "accepted": 0, "rejected": 0, "quarantined": 0, "delivered": 0,
                   "reminded": 0, "purged": 0, "errors": 0}
@@ -59,7 +60,7 @@ class EscalationWorker:
                 mailbox.close()
 
         async def deliver() -> None:
-            counts["delivered"] = await self.service.deliver(self.deliverers())
+            counts["delivered"] = await self.service.deliver(self.deliverers(), stop=stop)
 
         def remind() -> None:
             counts["reminded"] = self.service.remind_overdue()
@@ -78,6 +79,8 @@ class EscalationWorker:
             ("deliver", deliver), ("remind", lambda: asyncio.to_thread(remind)),
             ("purge", lambda: asyncio.to_thread(purge)))
         for name, action in steps:
+            if stop is not None and stop.is_set():
+                break
             try:
                 await action()
             except EscalationError as exc:
@@ -93,7 +96,7 @@ class EscalationWorker:
         """Repeat ``run_pass`` on this (the server's) event loop until ``stop`` is set."""
         while not stop.is_set():
             try:
-                counts = await self.run_pass()
+                counts = await self.run_pass(stop)
                 if any(counts.values()):
                     logger.info("escalation pass: %s", counts)
             except Exception:  # one bad pass must not end the service; the next one retries

@@ -38,7 +38,6 @@ ALLOWED_TYPES: dict[str, str] = {
     ".txt": "text/plain",
 }
 """Extension -> the content type the file is served with, whatever the mail said."""
-ALLOWED_NL = "PDF, Word (.docx), Excel (.xlsx), PowerPoint (.pptx), OpenDocument of tekst"
 
 _OOXML_MAIN = {".docx": "word/", ".xlsx": "xl/", ".pptx": "ppt/"}
 _MAX_ZIP_ENTRIES = 10_000

@@ -74,8 +74,9 @@ def show_command(app, number: int) -> None:
         for n, s in enumerate(t.sources, 1):
             parts = (s.get("title"), s.get("label"), s.get("url"))
             click.echo(f"  [{n}] " + " — ".join(_safe(x) for x in parts if x))
-    if t.answer:
-        click.echo(f"\nAnswer by {_safe(t.answered_by)} on {_when(t.answered_at)}:\n{_safe(t.answer)}")
+    if t.answered_at is not None:
+        click.echo(f"\nAnswer by {_safe(t.answered_by)} on {_when(t.answered_at)}:\n"
+                   f"{_safe(t.answer) if t.answer else '(none in the text: see the attachments)'}")
     files = app.tickets.store.attachments_of(number)
     if files:
         click.echo("\nAttachments (passed on to the officer):")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -22,7 +23,7 @@ from escalation.mail import MessageIds, build_message, question_body, reminder_b
 from escalation.mailer import Mailer
 from escalation.pool import Expert, ExpertPool, classify_topic
 from escalation.reply_parsing import ReplyParseError, parse_reply
-from escalation.store import ANSWERED, CLOSED, REOPENED, NewTicket, Ticket, TicketStore, tickets
+from escalation.store import ANSWERED, CLOSED, REOPENED, Delivery, NewTicket, Ticket, TicketStore, tickets
 
 if TYPE_CHECKING:
     from escalation.mailbox import Mailbox
@@ -31,10 +32,11 @@ logger = logging.getLogger(__name__)
 
 RETRY_BASE_SECONDS = 30.0
 RETRY_MAX_SECONDS = 3600.0
+DELIVERY_WAIT_SECONDS = 300.0
+"""How long a delivery pass waits for one send (3 x msrest's 100 s HTTP timeout, well past Telegram's worst
+case): a slower one goes on without holding back mail, reminders and the other answers."""
 MAX_MAIL_BYTES = 25 * 1024 * 1024
 """Inbound mails above this are quarantined unread (the size limit of most mail services)."""
-ATTACHMENT_ONLY_ANSWER = "Het antwoord van de expert staat in de bijlage."
-"""What the officer reads (and the ticket keeps) when the expert's reply is only an attachment."""
 MAX_ANSWER_CHARS = 8_000
 """An expert answer is shown to the officer up to this length (Teams refuses messages of about 28 KB, Telegram
 splits at 4,096 characters); the full text stays with the ticket."""
@@ -99,6 +101,8 @@ class EscalationService:
         self.reply_to = reply_to
         self.archive_dir = archive_dir
         self.clock = clock
+        self._sends: set[asyncio.Future] = set()
+        """Sends that outlasted their pass, and the recording of their outcome (referenced until they end)."""
 
     @property
     def sla_hours(self) -> float:
@@ -281,7 +285,7 @@ class EscalationService:
             return IngestResult(status, ticket=number, reason=reason)
         archive = self._archive(message_id, raw)
         refused = [f"{r.name} ({r.reason})" for r in reply.refused_files]
-        answer = reply.answer.strip() or ATTACHMENT_ONLY_ANSWER
+        answer = reply.answer.strip()  # empty when the answer is only in the attachments: the channel says so
         stored: list[tuple[Any, Path, str]] = []
         try:
             for file in reply.files:
@@ -395,34 +399,71 @@ class EscalationService:
 
     # -- back to the officer --------------------------------------------------------------------------------
 
-    async def deliver(self, deliverers: Mapping[str, Deliverer]) -> int:
+    async def deliver(self, deliverers: Mapping[str, Deliverer], *, stop: asyncio.Event | None = None,
+                      wait_seconds: float = DELIVERY_WAIT_SECONDS) -> int:
         """Push due answers through their channel; failures are retried with backoff, never dropped.
 
         Runs on the event loop the channels serve on (a channel sends with its own connections there); the
-        database is read and written in a worker thread, so the loop keeps answering chats meanwhile.
+        database is read and written in a worker thread, so the loop keeps answering chats meanwhile. A send that
+        takes longer than ``wait_seconds`` is not cancelled (it may still reach the chat): it goes on, its answer
+        stays claimed, and its outcome is recorded when it ends, while the pass moves on. Once ``stop`` is set no
+        further answer is started, and the pass returns without waiting for a send in flight (the channel's own
+        stop gives it a grace period).
         """
         delivered = 0
         for item in await asyncio.to_thread(self.store.pending_deliveries):
+            if stop is not None and stop.is_set():
+                break
             deliverer = deliverers.get(item.channel)
             if deliverer is None:
                 continue  # e.g. the console: shown when the officer next opens the chat
             lease = await asyncio.to_thread(self.store.claim_delivery, item.id)
             if lease is None:
                 continue  # another thread or process is delivering it
+            send = asyncio.ensure_future(deliverer.deliver(
+                item.reply_address, ExpertAnswer.from_stored(item.ticket, item.text), self._here(item.files)))
+            stopping = asyncio.ensure_future(stop.wait()) if stop is not None else None
             try:
-                await deliverer.deliver(item.reply_address, ExpertAnswer.from_stored(item.ticket, item.text),
-                                        self._here(item.files))
-            except Exception as exc:  # noqa: BLE001 - a channel's bug must not hold back the other answers
-                permanent = isinstance(exc, DeliveryError) and exc.permanent
-                retry = RETRY_MAX_SECONDS * 24 if permanent else backoff(item.attempts)
-                await asyncio.to_thread(self.store.mark_delivery_failed, item.id, str(exc) or type(exc).__name__,
-                                        retry_in=retry, lease=lease)
-                log = logger.warning if isinstance(exc, DeliveryError) else logger.exception
-                log("answer for VB-%s not delivered via %s: %s", item.ticket, item.channel, exc)
+                done, _ = await asyncio.wait({send} | ({stopping} if stopping else set()), timeout=wait_seconds,
+                                             return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:  # the pass is cancelled, not the send: its outcome is still recorded
+                send.add_done_callback(functools.partial(self._settle_later, item, lease))
+                self._sends.add(send)
+                raise
+            finally:
+                if stopping is not None:
+                    stopping.cancel()
+            if send not in done:
+                logger.warning("answer for VB-%s still being sent via %s (%s); its outcome is recorded when the "
+                               "send ends", item.ticket, item.channel,
+                               "stopping" if stop is not None and stop.is_set() else f"after {wait_seconds:g} s")
+                send.add_done_callback(functools.partial(self._settle_later, item, lease))
+                self._sends.add(send)
                 continue
-            await asyncio.to_thread(self.store.mark_delivered, item.id)
-            delivered += 1
+            delivered += await self._settle(item, lease, send)
         return delivered
+
+    async def _settle(self, item: Delivery, lease: float, send: asyncio.Future) -> bool:
+        """Record how a send ended: delivered, or failed and due again later."""
+        exc = DeliveryError("the send was cancelled (server stopping)") if send.cancelled() else send.exception()
+        if exc is None:
+            await asyncio.to_thread(self.store.mark_delivered, item.id)
+            return True
+        permanent = isinstance(exc, DeliveryError) and exc.permanent
+        retry = RETRY_MAX_SECONDS * 24 if permanent else backoff(item.attempts)
+        await asyncio.to_thread(self.store.mark_delivery_failed, item.id, str(exc) or type(exc).__name__,
+                                retry_in=retry, lease=lease)
+        if isinstance(exc, DeliveryError):
+            logger.warning("answer for VB-%s not delivered via %s: %s", item.ticket, item.channel, exc)
+        else:  # a channel's bug: logged with its traceback, and it does not hold back the other answers
+            logger.error("answer for VB-%s not delivered via %s", item.ticket, item.channel, exc_info=exc)
+        return False
+
+    def _settle_later(self, item: Delivery, lease: float, send: asyncio.Future) -> None:
+        self._sends.discard(send)
+        settling = asyncio.ensure_future(self._settle(item, lease, send))
+        self._sends.add(settling)  # kept referenced until it has run
+        settling.add_done_callback(self._sends.discard)
 
     def take_pending(self, channel: str, match: Callable[[dict[str, Any]], bool]) -> list[PendingAnswer]:
         """Answers waiting for a pull channel (the console), marked delivered as they are handed over."""
@@ -532,9 +573,9 @@ class EscalationService:
 
     def _answered(self, number: int) -> Ticket:
         ticket = self.store.get(number)
-        if not ticket.answer:
+        if ticket.answered_at is None:
             raise EscalationError(f"{ticket.tag} has no expert answer to publish")
-        if ticket.answer == ATTACHMENT_ONLY_ANSWER:
+        if not (ticket.answer or "").strip():
             raise EscalationError(f"{ticket.tag}'s answer is only an attachment: nothing to publish as text")
         return ticket
 

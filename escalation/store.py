@@ -272,7 +272,7 @@ class TicketStore:
     def __init__(self, url: str, *, clock: Callable[[], float] = time.time) -> None:
         kwargs: dict[str, Any] = {}
         if url.startswith("sqlite"):
-            # The bot's worker thread and the asyncio loop share the store.
+            # Worker threads (asyncio.to_thread: the core, the escalation steps) share the store.
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         self.engine = sa.create_engine(url, future=True, **kwargs)
         self.clock = clock

@@ -263,7 +263,7 @@ class TelegramChannel:
     async def deliver(self, reply_address: dict[str, Any], answer: ExpertAnswer,
                       files: Sequence[StoredFile] = ()) -> None:
         """Push an expert answer, then its attachments as documents, into the stored chat; on the bot's event loop
-        while it runs, or with a bot of its own for a one-off command (`vraagbaak tickets deliver`).
+        while it runs, or with a bot of its own for a one-off command (`vraagbaak tickets poll`, `serve --once`).
 
         An answer that fits in one Telegram message goes out as one, so a retry after a failure cannot repeat half
         of it. A longer one goes out in parts; if a later part or a document fails, the retry sends the earlier

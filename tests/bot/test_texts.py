@@ -49,7 +49,8 @@ def test_the_queued_form_reads_back_the_same_and_hostile_queue_rows_do_not_break
 
 _DUTCH_OFFICER_WORDS = re.compile(
     r"(?<![/\w])(?:je|jij|jou|jouw|ik|mij|typ|expertenpool|gerust|bedankt|sjabloon|sjablonen|bijlagen?|geen|niet|"
-    r"hierbij|krijg|volgens|bronnen|bestanden|geldig)\b", re.IGNORECASE)
+    r"hierbij|krijg|volgens|bronnen|bestanden|geldig|vraag|gesprek|fijn|kies|aanbeveling|gewist|downloadlink|"
+    r"ziens)\b", re.IGNORECASE)
 """Words an officer's Dutch sentence nearly always has, and the code's own strings (keys, commands) never do."""
 
 

@@ -82,7 +82,7 @@ def test_a_failing_step_does_not_hold_back_the_others(app: App, smtp_server: Smt
     def broken_mailbox():
         raise RuntimeError("IMAP settings unusable")
 
-    async def deliver(deliverers) -> int:
+    async def deliver(deliverers, stop=None) -> int:
         calls.append("deliver")
         return 0
 
@@ -129,3 +129,48 @@ def test_the_maintainer_lists_and_releases_quarantine_and_sees_no_terminal_escap
     shown = CliRunner().invoke(main, ["tickets", "show", str(number)])
     assert "Tien jaar bewaren." in shown.output and "\x1b" not in shown.output and "\x07" not in shown.output
     assert CliRunner().invoke(main, ["tickets", "release", key]).exit_code == 1
+
+
+def test_a_pass_runs_on_the_servers_loop_without_blocking_it(app: App) -> None:
+    # IMAP, SMTP and the database block: the pass runs them in a worker thread, so chats are answered meanwhile.
+    def slow_mailbox():
+        time.sleep(0.5)  # a mail server that takes its time to log in
+        return None
+
+    worker = EscalationWorker(app.tickets, slow_mailbox)
+
+    async def scenario() -> tuple[dict[str, int], int]:
+        ticks = 0
+
+        async def heartbeat() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        beating = asyncio.create_task(heartbeat())
+        counts = await worker.run_pass()
+        beating.cancel()
+        return counts, ticks
+
+    counts, ticks = asyncio.run(scenario())
+    assert counts["errors"] == 0
+    assert ticks >= 20  # the loop went on during the half second the mailbox took
+
+
+def test_once_stopping_a_pass_starts_no_further_step(app: App) -> None:
+    stop = asyncio.Event()
+    steps: list[str] = []
+
+    def mailbox():
+        steps.append("intake")
+        stop.set()  # SIGTERM during intake
+        return None
+
+    async def deliver(deliverers, stop=None) -> int:
+        steps.append("deliver")
+        return 0
+
+    app.tickets.deliver = deliver  # type: ignore[method-assign]
+    asyncio.run(EscalationWorker(app.tickets, mailbox).run_pass(stop))
+    assert steps == ["intake"]

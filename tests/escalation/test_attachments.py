@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.texts import expert_answer_text
 from escalation.attachments import MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS, check_file, safe_name
 from escalation.pool import ExpertPool
 from escalation.reply_parsing import parse_reply
@@ -117,9 +118,10 @@ def test_a_reply_with_only_an_attachment_is_an_answer(store_url: str, pool: Expe
                                                       smtp_server: SmtpServer) -> None:
     service = _service(store_url, pool, tmp_path, smtp_server)
     number = _answered(service, smtp_server, ("advies.pdf", "application/pdf", pdf_file()), body="")
-    assert service.store.get(number).answer == "Het antwoord van de expert staat in de bijlage."
+    assert service.store.get(number).answer == ""  # the ticket keeps what the expert wrote: nothing
     [answer] = service.take_pending("console", lambda address: True)
     assert len(answer.files) == 1
+    assert "Het antwoord van de expert staat in de bijlage." in expert_answer_text(answer.answer)  # worded by the bot
 
 
 def test_a_refused_attachment_is_named_to_the_officer_and_recorded_for_the_maintainer(

@@ -15,7 +15,7 @@ from escalation.errors import EscalationError, MailError, TicketNotFound
 from escalation.mail import REPLY_MARKER, MessageIds
 from escalation.mailer import SmtpMailer, SmtpSettings
 from escalation.pool import Expert, ExpertPool, classify_topic, load_pool
-from escalation.delivery import ExpertAnswer
+from escalation.delivery import DeliveryError, ExpertAnswer
 from escalation.service import EscalationService
 from escalation.store import ANSWERED, CLOSED, MIGRATIONS, REOPENED, SENT, NewTicket, TicketStore
 from tests.smtp_server import SmtpServer
@@ -516,6 +516,86 @@ def test_concurrent_delivery_passes_deliver_each_answer_once(store_url: str, poo
     with ThreadPoolExecutor(3) as executor:  # three processes' worth of passes, each on its own loop
         counts = list(executor.map(lambda s: asyncio.run(s.deliver({"console": SlowChannel()})), workers))
     assert sum(counts) == 2 and sorted(delivered) == ["Antwoord 0.", "Antwoord 1."]
+
+
+def _answered(service, smtp_server: SmtpServer, count: int) -> None:
+    for i in range(count):
+        ticket = service.open_ticket(_new(question=f"Vraag {i} over een innovatiepartnerschap?"))
+        sent = [m for m in smtp_server.received if f"[{ticket.tag}]" in m["Subject"]][0]
+        service.ingest(_reply_to(sent, sender="an.peeters@example.be", body=f"Antwoord {i}."))
+
+
+def test_a_send_that_outlasts_the_pass_goes_on_and_its_outcome_is_recorded_when_it_ends(
+        store_url: str, pool: ExpertPool, tmp_path: Path, smtp_server: SmtpServer) -> None:
+    service = _service(store_url, pool, tmp_path, smtp_server)
+    _answered(service, smtp_server, 3)
+    release = {"Antwoord 0.": asyncio.Event(), "Antwoord 1.": asyncio.Event()}
+    delivered: list[str] = []
+
+    class HangingChannel:
+        async def deliver(self, reply_address, answer: ExpertAnswer, files=()) -> None:
+            if answer.answer in release:
+                await release[answer.answer].wait()  # Teams has not confirmed yet
+            if answer.answer == "Antwoord 1.":
+                raise DeliveryError("Teams delivery failed (HTTP 502)")
+            delivered.append(answer.answer)
+
+    async def scenario() -> None:
+        channels = {"console": HangingChannel()}
+        # The two hanging sends do not hold back the third answer, nor are they cancelled.
+        assert await service.deliver(channels, wait_seconds=0.1) == 1
+        assert delivered == ["Antwoord 2."]
+        assert await service.deliver(channels, wait_seconds=0.1) == 0  # still claimed: not sent a second time
+        for event in release.values():
+            event.set()
+        for _ in range(200):
+            if not service._sends:
+                break
+            await asyncio.sleep(0.01)
+
+    asyncio.run(scenario())
+    assert delivered == ["Antwoord 2.", "Antwoord 0."]  # the slow send went through once, and counts as delivered
+    [failed] = service.store.pending_deliveries(include_future=True)
+    assert "Antwoord 1." in failed.text and failed.attempts == 1  # failed once: retried later, not lost
+
+
+def test_no_answer_is_started_once_the_server_is_stopping(store_url: str, pool: ExpertPool, tmp_path: Path,
+                                                          smtp_server: SmtpServer) -> None:
+    service = _service(store_url, pool, tmp_path, smtp_server)
+    _answered(service, smtp_server, 2)
+    stop = asyncio.Event()
+    delivered: list[str] = []
+
+    class StoppingChannel:
+        async def deliver(self, reply_address, answer: ExpertAnswer, files=()) -> None:
+            delivered.append(answer.answer)
+            stop.set()  # SIGTERM arrives during the first send
+
+    assert asyncio.run(service.deliver({"console": StoppingChannel()}, stop=stop)) == 1
+    assert len(delivered) == 1 and len(service.store.pending_deliveries(include_future=True)) == 1
+
+    # A send still in flight when the server stops is not waited for (the channel's stop gives it its grace
+    # period), and its outcome is still recorded.
+    release = asyncio.Event()
+
+    class HangingChannel:
+        async def deliver(self, reply_address, answer: ExpertAnswer, files=()) -> None:
+            await release.wait()
+            delivered.append(answer.answer)
+
+    async def scenario() -> int:
+        stop.clear()
+        asyncio.get_running_loop().call_later(0.05, stop.set)
+        count = await service.deliver({"console": HangingChannel()}, stop=stop)  # the default wait is 300 s
+        release.set()
+        for _ in range(200):
+            if not service._sends:
+                break
+            await asyncio.sleep(0.01)
+        return count
+
+    assert asyncio.run(scenario()) == 0
+    assert len(delivered) == 2 and service.store.pending_deliveries(include_future=True) == []
 
 
 def test_delivery_passes_interleaved_on_one_loop_deliver_each_answer_once(store_url: str, pool: ExpertPool,
