@@ -7,6 +7,7 @@ configured and gives an answer, this one otherwise. Which unit leads and which s
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from bot.texts import SEE_ALSO, according_to, according_to_article, according_to_section
@@ -47,5 +48,7 @@ def reference(hit: SearchHit) -> str:
 
 
 def _names(title: str, label: str) -> bool:
-    """Whether a title already ends with the label (sources with one record per article are titled that way)."""
-    return title.rstrip(" .").casefold().endswith(label.strip().casefold())
+    """Whether a title already ends with the label as a word of its own (sources with one record per article are
+    titled that way); a label "17" is not named by a title ending in "2017"."""
+    label = label.strip()
+    return bool(label) and re.search(rf"(?<!\w){re.escape(label)}$", title.rstrip(" ."), re.IGNORECASE) is not None

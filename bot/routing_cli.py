@@ -96,4 +96,4 @@ def routing_report_command(app, model_path: Path | None, work: Path | None, lega
             if part["with_gold"]:
                 click.echo(f"  answered {part['answered_with_gold']}/{part['with_gold']} "
                            f"({part['answered_share']}), gold cited among answered "
-                           f"{part['gold_cited_among_answered']}")
+                           f"{part['gold_cited_among_answered']}, quoted first {part['gold_first_among_answered']}")

@@ -456,8 +456,9 @@ def _replies(service, questions: Sequence[LabelledQuestion]):
         yield q, service.handle(Incoming(channel="report", conversation_id=f"r{n}", user_id="r", text=q.question))
 
 
-def _gold_cited(reply, q: LabelledQuestion, hits_by_chunk) -> bool:
-    return any(first_gold_rank([hits_by_chunk[c.chunk_id]], q.gold) == 1 for c in reply.citations
+def _gold_cited(reply, q: LabelledQuestion, hits_by_chunk, *, first_only: bool = False) -> bool:
+    citations = reply.citations[:1] if first_only else reply.citations
+    return any(first_gold_rank([hits_by_chunk[c.chunk_id]], q.gold) == 1 for c in citations
                if c.chunk_id in hits_by_chunk)
 
 
@@ -481,23 +482,26 @@ class _Recording:
 def decision_report(service, recording: _Recording, questions: Sequence[LabelledQuestion]) -> dict:
     """Per expected class: how many got each decision, and for answers whether a gold source was cited."""
     table: dict[str, Counter] = {}
-    answered = cited = 0
+    answered = cited = first = 0
     rows = []
     for q, reply in _replies(service, questions):
         decision = str(reply.decision)
         table.setdefault(q.expect, Counter())[decision] += 1
-        gold_cited = None
+        gold_cited = gold_first = None
         if q.gold and reply.decision.value == "answer":
             answered += 1
             gold_cited = _gold_cited(reply, q, recording.seen)
+            gold_first = _gold_cited(reply, q, recording.seen, first_only=True)  # the source the answer quotes
             cited += gold_cited
+            first += gold_first
         rows.append({"id": q.id, "expect": q.expect, "decision": decision, "gold_cited": gold_cited,
-                     "citations": len(reply.citations)})
+                     "gold_first": gold_first, "citations": len(reply.citations)})
     with_gold = sum(1 for q in questions if q.gold)
     return {"questions": len(questions), "decisions": {k: dict(v) for k, v in sorted(table.items())},
             "with_gold": with_gold, "answered_with_gold": answered,
             "answered_share": round(answered / with_gold, 3) if with_gold else None,
-            "gold_cited_among_answered": round(cited / answered, 3) if answered else None, "rows": rows}
+            "gold_cited_among_answered": round(cited / answered, 3) if answered else None,
+            "gold_first_among_answered": round(first / answered, 3) if answered else None, "rows": rows}
 
 
 def intent_report(model: RoutingModel, embedder: Embedder, questions: Sequence[LabelledQuestion]) -> dict:

@@ -131,8 +131,12 @@ def _window(parts: list[Block], weights: dict[str, float], *, anchor: range | No
     return start, end, intro
 
 
-def quote(hit: SearchHit, question: str, *, context: str = "") -> str:
-    """Whole sentences and list items of the hit's passage, in order; "…" where the passage goes on."""
+def quote(hit: SearchHit, question: str, *, context: str = "", from_start: bool = False) -> str:
+    """Whole sentences and list items of the hit's passage, in order; "…" where the passage goes on.
+
+    ``from_start``: the unit as a whole answers (its heading asks the question), so a long one is quoted from its
+    beginning rather than from the passage that matched best (step 1 of a procedure, not step 3).
+    """
     passage = hit.passage
     # The whole unit, so an article is read with all its paragraphs; the window then centres on what matched.
     chunks = list(hit.unit) or [passage]
@@ -152,7 +156,7 @@ def quote(hit: SearchHit, question: str, *, context: str = "") -> str:
     weights = {t: 1.0 for t in analyse(question)}
     for t in analyse(context):
         weights.setdefault(t, 0.3)
-    start, end, intro = _window(parts, weights, anchor=anchor)
+    start, end, intro = _window(parts, weights, anchor=range(0, 1) if from_start else anchor)
     shown = parts[start:end]
     lines: list[str] = []
     for i, block in enumerate(shown):
@@ -208,9 +212,16 @@ def compose(question: str, hits: Sequence[SearchHit], *, probabilities: Sequence
         heading = set(analyse(" ".join([hit.passage.label or "", *hit.passage.heading_path[-1:]])))
         return bool(asked) and len(asked & heading) >= 0.75 * len(asked)
 
-    lead_index = max(range(len(judged)), key=lambda i: (heading_asks(hits[i]), judged[i], -i))
-    lead = hits[lead_index]
     top = max(h.score for h in hits) or 1.0
+    # Every hit the search returned may lead when its heading asks the question (the FAQ entry that is the
+    # question is often fourth or fifth: its short answer shares fewer words than the long sections around it);
+    # otherwise the judged hit most likely to answer leads.
+    asking = [i for i, h in enumerate(hits)
+              if (i < len(judged) or h.score >= RELATIVE_SCORE_FLOOR * top) and heading_asks(h)]
+    lead_index = max(asking or range(len(judged)),
+                     key=lambda i: (judged[i] if i < len(judged) else 0.0, -i))
+    lead = hits[lead_index]
     others = [h for i, h in enumerate(hits[:MAX_SEE_ALSO + 1])
               if i != lead_index and h.score >= RELATIVE_SCORE_FLOOR * top][:MAX_SEE_ALSO]
-    return ExtractiveAnswer(quote(lead, question, context=context), (lead, *others))
+    # A unit whose heading asks the question answers it from its first line: quote from there.
+    return ExtractiveAnswer(quote(lead, question, context=context, from_start=bool(asking)), (lead, *others))

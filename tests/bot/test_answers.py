@@ -23,3 +23,8 @@ def test_a_title_that_already_names_the_article_does_not_say_it_twice() -> None:
     hit = _article("Wet openbaarheid van bestuur Artikel 10", "Artikel 10")
     assert lead(hit) == "Volgens Wet openbaarheid van bestuur Artikel 10"
     assert reference(hit) == "Wet openbaarheid van bestuur Artikel 10"
+
+
+def test_a_number_at_the_end_of_a_title_is_not_taken_for_the_article() -> None:
+    hit = _article("Decreet lokaal bestuur van 22 december 2017", "17")
+    assert lead(hit) == "Volgens 17 van Decreet lokaal bestuur van 22 december 2017"

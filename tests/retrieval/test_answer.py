@@ -101,3 +101,29 @@ def test_an_enormous_sentence_is_cut_after_a_list_point_and_marked_once() -> Non
                   "Wanneer wordt de vergunning verleend?")
     assert shown.endswith("overlegt; …") and shown.count("…") == 1
     assert len(shown) <= MAX_QUOTE_CHARS + 2
+
+
+def test_a_hit_beyond_the_judged_three_leads_when_its_heading_asks_the_question() -> None:
+    # The FAQ entry that is the question came fifth: its short answer shares fewer words than the long sections.
+    sections = [_hit(f"Het innovatiepartnerschap in stap {n}: aankondiging, selectie en onderhandeling.",
+                     f"Stap {n} van het innovatiepartnerschap", score=1.0 - n / 20, n=n) for n in range(1, 5)]
+    faq = _hit("Als de oplossing nog niet op de markt bestaat en je ze ook wil aankopen.",
+               "Wanneer mag ik een innovatiepartnerschap gebruiken?", score=0.75, n=9)
+    answer = compose("Wanneer mag ik een innovatiepartnerschap gebruiken?", [*sections, faq],
+                     probabilities=[0.9, 0.8, 0.7])
+    assert answer.sources[0] is faq and answer.quote.startswith("Als de oplossing")
+    assert answer.sources[1:] == tuple(sections[:2])  # the references are still the best of the rest
+    weak = _hit(faq.chunk.text, faq.chunk.label, score=0.2, n=10)  # far below the others: not a lead
+    assert compose("Wanneer mag ik een innovatiepartnerschap gebruiken?", [*sections, weak],
+                   probabilities=[0.9, 0.8, 0.7]).sources[0] is sections[0]
+
+
+def test_a_long_unit_whose_heading_asks_the_question_is_quoted_from_its_first_step() -> None:
+    filler = "Hier gebeurt van alles dat bij deze stap hoort. " * 4
+    steps = "\n".join(f"{n}. Stap {n}. " + ("De concurrentiegerichte dialoog verloopt in fasen. " if n == 5 else "")
+                      + filler for n in range(1, 8))
+    unit = _hit(steps, "Hoe verloopt een concurrentiegerichte dialoog?")
+    question = "Hoe verloopt een concurrentiegerichte dialoog?"
+    answer = compose(question, [unit], probabilities=[0.9])
+    assert answer.quote.startswith("1. Stap 1.") and answer.quote.endswith("…")  # step 1, not the best row
+    assert quote(unit, question).startswith("… 5. Stap 5.")  # without the heading's say: from where it matches
