@@ -121,8 +121,15 @@ def reply(args: argparse.Namespace) -> dict:
     retriever = HybridRetriever(store=GenerationStore(settings.index_dir),
                                 vectors=ChromaIndex(path=settings.index_dir / "chroma"), embedder=embedder)
     with tempfile.TemporaryDirectory() as tmp:
+        shared = {}
+        if args.shared_state:  # as `vraagbaak serve` runs it: memory and the ticket limit in the database
+            from bot.shared_state import SharedConversationMemory, SharedRateLimiter, SharedState
+
+            state = SharedState(f"sqlite:///{Path(tmp) / 'tickets.sqlite'}")
+            shared = {"memory": SharedConversationMemory(state),
+                      "ticket_limit": SharedRateLimiter(state, "tickets", 5, 3600)}
         helpdesk = HelpdeskService.create(retriever=retriever, audit=AuditLog(Path(tmp) / "audit.sqlite", key=b"b"),
-                                          model=embedder.name, embed=embedder.embed_query)
+                                          model=embedder.name, embed=embedder.embed_query, **shared)
         questions = [q.question for path in args.questions for q in read_questions(path)]
         for n, q in enumerate(questions[:5]):
             helpdesk.handle(Incoming(channel="bench", conversation_id=f"w{n}", user_id="b", text=q))
@@ -134,7 +141,8 @@ def reply(args: argparse.Namespace) -> dict:
                 out = helpdesk.handle(Incoming(channel="bench", conversation_id=f"{r}:{n}", user_id="b", text=q))
                 latencies.append((time.perf_counter() - started) * 1000)
                 decisions[str(out.decision)] = decisions.get(str(out.decision), 0) + 1
-    return {"bench": "warm reply (extractive)", "chunks": len(retriever.chunks), "replies": len(latencies),
+    return {"bench": "warm reply (extractive)" + (", shared state" if args.shared_state else ""),
+            "chunks": len(retriever.chunks), "replies": len(latencies),
             "p50_ms": round(statistics.median(latencies), 1), "p95_ms": round(percentile(latencies, 95), 1),
             "decisions": decisions, "peak_rss_mb": round(_peak_rss_mb()), **_machine()}
 
@@ -154,6 +162,7 @@ def main() -> None:
     p = sub.add_parser("reply")
     p.add_argument("--questions", type=Path, nargs="+", required=True)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--shared-state", action="store_true", help="memory and limits in SQLite, as `serve` has them")
     args = parser.parse_args()
     commands = {"throughput": throughput, "refresh": refresh, "query": query, "reply": reply}
     print(json.dumps(commands[args.cmd](args)))

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from bot.core import HelpdeskService
     from bot.downloads import Download, DownloadLinks
     from bot.escalator import PoolEscalator
-    from bot.procedure import WalkStore
+    from bot.shared_state import SharedState, SharedWalkStore
     from bot.server import ServerSettings
     from corpus.refresh import Refresher
     from escalation.pool import ExpertPool
@@ -107,7 +107,7 @@ class App:
     def helpdesk(self) -> HelpdeskService:
         """The helpdesk core, with the generative composer when an LLM endpoint is configured."""
         from bot.core import HelpdeskService
-        from bot.runtime import SlidingWindowLimiter
+        from bot.shared_state import SharedConversationMemory, SharedRateLimiter
 
         composer = None
         if self.bot_settings.llm is not None:
@@ -119,14 +119,24 @@ class App:
         return HelpdeskService.create(retriever=self.retriever, audit=self.audit, model=self.embedder.name,
                                       embed=self.query_embedder.embed_query, composer=composer,
                                       escalator=self.escalator, walks=self.walks,
-                                      ticket_limit=SlidingWindowLimiter(self.bot_settings.tickets_per_hour, 3600))
+                                      memory=SharedConversationMemory(self.shared_state),
+                                      ticket_limit=SharedRateLimiter(self.shared_state, "tickets",
+                                                                     self.bot_settings.tickets_per_hour, 3600))
 
     @cached_property
-    def walks(self) -> WalkStore:
-        """Where each conversation is in `/procedure` (kept across restarts)."""
-        from bot.procedure import WalkStore
+    def shared_state(self) -> SharedState:
+        """What the workers share besides tickets (conversation memory, rate limits, handled activity ids,
+        `/procedure` walks), in the ticket database: one worker or several serve alike."""
+        from bot.shared_state import SharedState
 
-        return WalkStore(self.settings.home / "procedure.sqlite")
+        return SharedState(self.escalation_settings.database_url)
+
+    @cached_property
+    def walks(self) -> SharedWalkStore:
+        """Where each conversation is in `/procedure` (kept across restarts, seen by every worker)."""
+        from bot.shared_state import SharedWalkStore
+
+        return SharedWalkStore(self.shared_state)
 
     @cached_property
     def escalation_settings(self) -> EscalationSettings:
@@ -229,6 +239,7 @@ class App:
         from bot.channels.teams_settings import TeamsSettings
 
         from bot.runtime import Core
+        from bot.shared_state import SharedRateLimiter, SharedSeenIds
 
         # The helpdesk is handed over lazily: building it needs an index, delivering an expert answer does not.
         # One Core for all channels: the first question in any of them builds it, once.
@@ -237,7 +248,9 @@ class App:
         if self.env.get("TELEGRAM_BOT_TOKEN"):
             from bot.channels.telegram import TelegramChannel
 
-            found.append(TelegramChannel.from_env(helpdesk=core, home=self.settings.home, env=self.env))
+            found.append(TelegramChannel.from_env(
+                helpdesk=core, home=self.settings.home, env=self.env,
+                limiter=lambda rate: SharedRateLimiter(self.shared_state, "telegram", rate, 60)))
         teams = TeamsSettings.from_env(self.env)
         if teams is not None:
             from bot.channels.teams import TeamsChannel
@@ -245,7 +258,9 @@ class App:
             links = self.downloads
             if links is None:
                 logger.warning("VRAAGBAAK_PUBLIC_URL is not set: Teams officers get no download links for files")
-            found.append(TeamsChannel(helpdesk=core, settings=teams, links=links.url if links is not None else None))
+            found.append(TeamsChannel(helpdesk=core, settings=teams, links=links.url if links is not None else None,
+                                      limiter=SharedRateLimiter(self.shared_state, "teams", teams.rate_per_minute, 60),
+                                      seen=SharedSeenIds(self.shared_state)))
         return found
 
     def readiness(self) -> dict[str, str]:

@@ -274,9 +274,11 @@ WALK_DAYS = 7
 
 def purge_all(app: App, keep: int) -> str:
     """Apply one retention period to the log and to the expert pool's data; a line saying what went."""
+    from bot.conversation import TTL_SECONDS
+
     removed = app.audit.purge(older_than_days=keep)
     tickets = app.tickets.purge(older_than_days=keep)
-    app.walks.purge(older_than_days=min(keep, WALK_DAYS))
+    app.shared_state.purge(turns_older_than=TTL_SECONDS, walks_older_than_days=min(keep, WALK_DAYS))
     return (f"Removed {removed} logged exchange{'' if removed == 1 else 's'} (and their feedback), "
             f"{tickets['tickets']} ticket(s) erased with their mails, {tickets['inbound_mails']} inbound mail "
             f"record(s) and {tickets['archived_files']} archived mail file(s) older than {keep} days.")

@@ -17,6 +17,8 @@ from bot.messages import Decision
 _FOLLOW_UP = re.compile(r"^\s*(en|maar|ook|idem|wat met|wat als|hoe zit het met|geldt dat ook|is dat ook|"
                         r"et|mais|aussi|pareil|qu['’]en est-il( de| des| du)?|est-ce aussi)\b", re.IGNORECASE)
 FOLLOW_UP_MAX_WORDS = 7
+TTL_SECONDS = 3600.0
+"""A conversation's turns are forgotten an hour after they were asked."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,8 @@ class Turn:
 class ConversationMemory:
     """The last few turns per conversation, in memory, forgotten after ``ttl_seconds``."""
 
-    def __init__(self, *, max_turns: int = 3, ttl_seconds: float = 3600, max_conversations: int = 10_000) -> None:
+    def __init__(self, *, max_turns: int = 3, ttl_seconds: float = TTL_SECONDS,
+                 max_conversations: int = 10_000) -> None:
         self._turns: OrderedDict[str, list[Turn]] = OrderedDict()
         self._max_turns = max_turns
         self._ttl = ttl_seconds

@@ -24,7 +24,7 @@ from bot.messages import Action, ActionKind, Citation, Decision, Escalation, Fil
 from bot.policy import RuleMatch, Rules, load_rules
 from bot.procedure import ProcedureTree, WalkStore, load_tree
 from bot.routing import Evidence, Router, Verdict, load_routing
-from bot.runtime import SlidingWindowLimiter
+from bot.runtime import Limiter
 from bot.texts import (ASKING_EXPERTS, ASK_ANOTHER, BUTTON_GONE, CLARIFY, COLLEAGUES_BUTTON, CONVERSATION_RESET,
                        FEEDBACK_LOST, FEEDBACK_THANKS, FEEDBACK_THANKS_DOWN, FOLLOW_UPS_LIMITED,
                        FOLLOW_UP_TEXT_MISSING, HELP_TEXT, LAW_OF_2016, NEXT_STEP_ANSWER, NEXT_STEP_EXPERT_OFFER,
@@ -164,7 +164,7 @@ class HelpdeskService:
     walks: WalkStore = field(default_factory=lambda: WalkStore(None))
     """Where each conversation is in `/procedure` (SQLite under the data dir in the app: survives a restart)."""
     tree: ProcedureTree = field(default_factory=load_tree)
-    ticket_limit: SlidingWindowLimiter | None = None
+    ticket_limit: Limiter | None = None
     """How many tickets and follow-ups one officer may send per window (the app sets it; None: no limit, as in
     evaluations)."""
 
@@ -172,11 +172,12 @@ class HelpdeskService:
     def create(cls, *, retriever: Retriever, audit: AuditLog, model: str,
                embed: Callable[[str], np.ndarray] | None = None, escalator: Escalator | None = None,
                composer: Composer | None = None, walks: WalkStore | None = None,
-               ticket_limit: SlidingWindowLimiter | None = None) -> "HelpdeskService":
-        """A service with the bundled rules and procedure tree, the routing model trained for ``model`` and
-        default memory."""
+               ticket_limit: Limiter | None = None, memory: ConversationMemory | None = None
+               ) -> "HelpdeskService":
+        """A service with the bundled rules and procedure tree, the routing model trained for ``model`` and, unless
+        given, conversation memory in this process."""
         return cls(retriever=retriever, audit=audit, escalator=escalator or NoEscalation(),
-                   memory=ConversationMemory(), rules=load_rules(),
+                   memory=memory or ConversationMemory(), rules=load_rules(),
                    router=Router(load_routing(model), embed=embed), composer=composer,
                    walks=walks or WalkStore(None), ticket_limit=ticket_limit)
 

@@ -4,7 +4,9 @@ open tickets.
 
 Each channel keeps a ``SlidingWindowLimiter`` of messages per officer per minute (its ``*_RATE_PER_MINUTE``
 setting) and checks it before the core sees a message or a button press; the core holds the stricter ticket limit
-(``VRAAGBAAK_TICKETS_PER_HOUR``), so it binds in every channel alike.
+(``VRAAGBAAK_TICKETS_PER_HOUR``), so it binds in every channel alike. Limiters and the ids a channel has already
+handled are ports: in memory for one process (here), in the database every worker shares for several
+(``bot/shared_state.py``, which `vraagbaak serve` uses).
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Hashable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from bot.core import HelpdeskService
@@ -25,6 +27,43 @@ T = TypeVar("T")
 MAX_TRACKED = 10_000
 """Officers whose recent events are remembered at once; idle ones are forgotten beyond this, so memory stays
 bounded whatever the traffic."""
+
+
+class Limiter(Protocol):
+    """How many events one key (an officer) may cause: ``SlidingWindowLimiter`` or ``SharedRateLimiter``."""
+
+    limit: int
+
+    def allow(self, key: Hashable) -> tuple[bool, bool]:
+        """(allowed, tell the officer): they hear about the limit once per episode, not at every refusal."""
+        ...
+
+
+class SeenIds(Protocol):
+    """Ids a channel has handled, so a platform's retry is not answered twice."""
+
+    def first_time(self, key: str) -> bool:
+        """True the first time ``key`` is offered, False after."""
+        ...
+
+
+class InMemorySeenIds:
+    """The last ``capacity`` ids, in this process (a retry that reaches another worker is not recognised)."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._capacity = capacity
+        self._lock = threading.Lock()
+
+    def first_time(self, key: str) -> bool:
+        """True the first time ``key`` is offered, False after (until it is among the oldest forgotten)."""
+        with self._lock:
+            if key in self._seen:
+                return False
+            self._seen[key] = None
+            if len(self._seen) > self._capacity:
+                self._seen.popitem(last=False)
+            return True
 
 
 class SlidingWindowLimiter:

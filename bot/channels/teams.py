@@ -11,7 +11,6 @@ import html
 import logging
 import re
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,7 +26,7 @@ from bot.channels.teams_cards import (CARD_CONTENT_TYPE, SUBMIT_KEY, LinkedFile,
 from bot.channels.teams_settings import SINGLE_TENANT, TeamsSettings, check_local_mode, is_loopback
 from bot.core import HelpdeskService
 from bot.messages import ActionKind, FileOffer, Incoming, Reply, StoredFile
-from bot.runtime import Core, InOrder, SlidingWindowLimiter, conversation_key
+from bot.runtime import Core, InMemorySeenIds, InOrder, Limiter, SeenIds, SlidingWindowLimiter, conversation_key
 from bot.texts import (EXPERT_ATTACHMENT_INLINE, NOT_TEXT, RATE_LIMITED, SORRY, TEAMS_WELCOME, WELCOME_GROUP,
                        expert_answer_text)
 from escalation.delivery import DeliveryError, ExpertAnswer
@@ -87,9 +86,11 @@ class TeamsChannel:
     def __init__(self, *, helpdesk: HelpdeskService | Callable[[], HelpdeskService] | Core, settings: TeamsSettings,
                  ack_after: float = ACK_AFTER_SECONDS,
                  links: Callable[[str, str], tuple[str, float]] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, limiter: Limiter | None = None,
+                 seen: SeenIds | None = None) -> None:
         self.core = helpdesk if isinstance(helpdesk, Core) else Core(helpdesk)
-        self.limiter = SlidingWindowLimiter(settings.rate_per_minute, 60, clock=clock)
+        self.limiter = limiter or SlidingWindowLimiter(settings.rate_per_minute, 60, clock=clock)
+        """Messages per officer per minute; shared by the workers when given (``bot/shared_state.py``)."""
         self._links = links
         """Signs a download link for (file ref, name): (url, expiry); None when the server has no public URL."""
         self.settings = settings
@@ -97,7 +98,8 @@ class TeamsChannel:
         self._auth = _authentication(settings)
         self._adapter = CloudAdapter(self._auth)
         self._adapter.on_turn_error = self._on_turn_error
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._seen = seen or InMemorySeenIds(SEEN_CAPACITY)
+        """Activity ids already answered: Teams retries an activity that got no HTTP answer in time."""
         self._tasks: set[asyncio.Task] = set()
         self._in_order = InOrder()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -206,7 +208,7 @@ class TeamsChannel:
             logger.warning("Teams activity refused: auth is off and serviceUrl %s is not on this machine",
                            activity.service_url)
             return web.json_response({"error": "serviceUrl must be local when auth is off"}, status=403)
-        if self._already_seen(activity):
+        if await self._already_seen(activity):
             logger.info("Teams activity %s delivered again (retry); not answered twice", activity.id)
             return web.Response(status=200)
         task = asyncio.create_task(self._run_turn(auth, activity))
@@ -237,17 +239,12 @@ class TeamsChannel:
         logger.warning("Teams request refused: not authenticated (%s)", reason)
         return web.json_response({"error": "unauthorized"}, status=401)
 
-    def _already_seen(self, activity: Activity) -> bool:
+    async def _already_seen(self, activity: Activity) -> bool:
         if not activity.id:
             return False
         conversation = activity.conversation.id if activity.conversation else ""
-        key = f"{conversation}|{activity.id}"
-        if key in self._seen:
-            return True
-        self._seen[key] = None
-        if len(self._seen) > SEEN_CAPACITY:
-            self._seen.popitem(last=False)
-        return False
+        # Off the loop: with several workers the ids are in the shared database.
+        return not await asyncio.to_thread(self._seen.first_time, f"teams|{conversation}|{activity.id}")
 
     async def _run_turn(self, auth: AuthenticateRequestResult, activity: Activity) -> InvokeResponse | None:
         """One turn, after the earlier turns of its conversation, so the core sees them in the order they came in."""
@@ -288,7 +285,7 @@ class TeamsChannel:
         pressed = bool(value and value.get(SUBMIT_KEY))
         if group and not pressed and not _mentions(activity, activity.recipient.id if activity.recipient else None):
             return  # channel talk not addressed to the bot
-        allowed, tell = self.limiter.allow(_user_id(activity))
+        allowed, tell = await asyncio.to_thread(self.limiter.allow, _user_id(activity))
         if not allowed:
             if tell:
                 await context.send_activity(RATE_LIMITED)

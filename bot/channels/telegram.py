@@ -34,7 +34,7 @@ from bot.channels.telegram_render import (ButtonPress, is_expert_button, keyboar
 from bot.channels.telegram_settings import WEBHOOK_PATH, TelegramSettings
 from bot.core import HelpdeskService
 from bot.messages import ActionKind, Decision, FileOffer, Incoming, Press, Reply, StoredFile
-from bot.runtime import Core, InOrder, SlidingWindowLimiter, conversation_key
+from bot.runtime import Core, InOrder, Limiter, SlidingWindowLimiter, conversation_key
 from bot.texts import (BUTTON_GONE, ERROR_TEXT, EXPERT_ATTACHMENT, EXPERT_BUTTON_ACK, INVITE_INVALID, NOT_YOUR_WALK,
                        RATE_LIMITED, REFUSAL, REFUSAL_BUTTON, TELEGRAM_COMMANDS, TELEGRAM_WELCOME, TEXT_ONLY,
                        WELCOME_INVITED, expert_answer_text)
@@ -91,7 +91,8 @@ class TelegramChannel:
     name = CHANNEL
 
     def __init__(self, *, helpdesk: HelpdeskService | Callable[[], HelpdeskService] | Core, settings: TelegramSettings,
-                 access: TelegramAccess, clock: Callable[[], float] = time.monotonic) -> None:
+                 access: TelegramAccess, clock: Callable[[], float] = time.monotonic,
+                 limiter: Limiter | None = None) -> None:
         # URLs carry the token: httpx logs them at INFO and PTB at DEBUG.
         logging.getLogger("httpx").setLevel(logging.WARNING)
         if logging.getLogger("telegram").getEffectiveLevel() < logging.INFO:
@@ -99,7 +100,8 @@ class TelegramChannel:
         self.core = helpdesk if isinstance(helpdesk, Core) else Core(helpdesk)
         self.settings = settings
         self.access = access
-        self.limiter = SlidingWindowLimiter(settings.rate_per_minute, 60, clock=clock)
+        self.limiter = limiter or SlidingWindowLimiter(settings.rate_per_minute, 60, clock=clock)
+        """Messages per officer per minute; shared by the workers when given (``bot/shared_state.py``)."""
         self.handled_updates = 0
         """Updates fully processed since start (for diagnostics, and tests that wait for a quiet moment)."""
         self.application = self._build_application()
@@ -117,11 +119,14 @@ class TelegramChannel:
 
     @classmethod
     def from_env(cls, *, helpdesk: HelpdeskService | Callable[[], HelpdeskService] | Core, home: Path,
-                 env: Mapping[str, str]) -> "TelegramChannel":
-        """The channel as `vraagbaak serve` runs it: settings from the environment, invites under ``home``."""
+                 env: Mapping[str, str],
+                 limiter: Callable[[int], Limiter] | None = None) -> "TelegramChannel":
+        """The channel as `vraagbaak serve` runs it: settings from the environment, invites under ``home``
+        (``limiter``: builds the message limiter for a rate per minute, e.g. one the workers share)."""
         settings = TelegramSettings.from_env(env)
         access = TelegramAccess(home / ACCESS_FILE, allowed=settings.allowed_users)
-        return cls(helpdesk=helpdesk, settings=settings, access=access)
+        return cls(helpdesk=helpdesk, settings=settings, access=access,
+                   limiter=limiter(settings.rate_per_minute) if limiter is not None else None)
 
     def _builder(self) -> ApplicationBuilder:
         builder = (ApplicationBuilder().token(self.settings.token).concurrent_updates(CONCURRENT_UPDATES)
@@ -451,7 +456,7 @@ class TelegramChannel:
         key = (f"telegram:user:{user.id}" if message is None
                else _conversation(message.chat.id, message.chat.type, user.id))
         async with self._in_order(key):
-            allowed, tell = self.limiter.allow(user.id)
+            allowed, tell = await asyncio.to_thread(self.limiter.allow, user.id)
             if not allowed:
                 await _answer(query, RATE_LIMITED, alert=tell)
                 return
@@ -603,7 +608,7 @@ class TelegramChannel:
                         reply_to=message.message_id if _is_group(message) else None)
 
     async def _within_rate(self, message: Message, user_id: int) -> bool:
-        allowed, tell = self.limiter.allow(user_id)
+        allowed, tell = await asyncio.to_thread(self.limiter.allow, user_id)
         if not allowed and tell:
             await self._say(message.chat_id, RATE_LIMITED, reply_to=message.message_id if _is_group(message) else None)
         return allowed

@@ -34,6 +34,7 @@ from bot.channels.teams_settings import TeamsSettings
 from bot.cli import main
 from bot.messages import ActionKind, Citation, Decision, Reply
 from bot.server import build_web_app
+from bot.texts import RATE_LIMITED
 from escalation.delivery import DeliveryError, ExpertAnswer
 from common.errors import ConfigError
 from tests.fake_connector import FakeConnector, Posted
@@ -1141,3 +1142,43 @@ def test_card_buttons_read_back_as_the_press_they_stand_for() -> None:
     for forged in ({"vb": "choice", "command": "/expert alles"}, {"vb": "feedback", "reply_id": "x' OR 1"},
                    {"vb": "delete"}, {"other": 1}, ["vb"], None):
         assert parse_submit(forged) is None
+
+
+def test_a_retry_that_lands_on_the_other_worker_is_not_answered_twice(tmp_path: Path) -> None:
+    # Two workers behind one proxy: Teams retries an activity whose HTTP answer came late, and the proxy may send
+    # the retry to the other worker. Handled ids and the rate limit live in the database both workers share.
+    from bot.shared_state import SharedRateLimiter, SharedSeenIds, SharedState
+
+    state = SharedState(f"sqlite:///{tmp_path / 'tickets.sqlite'}")
+    recorder = _RecordingHelpdesk()
+
+    async def scenario() -> None:
+        connector = FakeConnector()
+        service_url = await connector.start()
+        channels = [TeamsChannel(helpdesk=recorder, settings=LOCAL, seen=SharedSeenIds(state),  # type: ignore
+                                 limiter=SharedRateLimiter(state, "teams", 3, 60)) for _ in range(2)]
+        clients = [TestClient(TestServer(build_web_app([c]), host="127.0.0.1")) for c in channels]
+        for client, channel in zip(clients, channels):
+            await client.start_server()
+            await channel.start()
+        question = activity(service_url, text=QUESTION)
+        statuses = [(await client.post("/api/messages", json=question)).status for client in clients]
+        await until(lambda: connector.messages(), "the question is answered")
+        # Three messages a minute, wherever they land: the fourth and fifth are refused, the officer told once.
+        for n in range(4):
+            body = {**activity(service_url, text=f"Vraag {n}"), "id": f"next-{n}"}
+            await clients[n % 2].post("/api/messages", json=body)
+        await until(lambda: len(connector.messages()) >= 4, "the replies and the notice are posted")
+        await asyncio.sleep(0.2)
+        for client, channel in zip(clients, channels):
+            await channel.stop()
+            await client.close()
+        await connector.close()
+        assert statuses[0] in (200, 202) and statuses[1] == 200  # the second worker knows it for a retry
+        assert recorder.seen == [QUESTION, "Vraag 0", "Vraag 1"]
+        assert [said(p) for p in connector.messages()].count(RATE_LIMITED) == 1
+
+    try:
+        run(scenario)
+    finally:
+        state.close()

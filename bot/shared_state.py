@@ -1,0 +1,240 @@
+"""What a worker would otherwise keep in its own memory, in the database every worker shares.
+
+Several `vraagbaak serve` workers behind one proxy must behave as one: a follow-up that lands on another worker
+still knows the question before it, a rate limit counts an officer's messages on every worker, a Teams retry that
+reaches the other worker is recognised as a retry, and a `/procedure` walk goes on wherever the next button press
+lands. Each piece has the interface of its in-process counterpart (``ConversationMemory``,
+``SlidingWindowLimiter``, ``WalkStore``) and lives in the ticket database: SQLite under the data dir by default,
+PostgreSQL when ``VRAAGBAAK_DATABASE_URL`` names one. Rows carry their time and expire; ``purge`` removes what
+has expired (the daily retention pass runs it).
+
+Times are wall-clock (``time.time``): workers on different machines compare them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Hashable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from bot.conversation import TTL_SECONDS, Turn
+from bot.messages import Decision
+
+MAX_KEY_CHARS = 400
+"""Conversation ids and limiter keys are built by the channels from platform ids; longer ones are cut (and still
+unique enough: the platform part comes first)."""
+
+metadata = sa.MetaData()
+
+turns = sa.Table(
+    "state_turns", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("conversation", sa.String(MAX_KEY_CHARS), nullable=False, index=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("turn", sa.Text, nullable=False),
+)
+rate_events = sa.Table(
+    "state_rate_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("bucket", sa.String(40), nullable=False),
+    sa.Column("key", sa.String(MAX_KEY_CHARS), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Index("state_rate_events_by_key", "bucket", "key", "at"),
+)
+rate_notices = sa.Table(
+    "state_rate_notices", metadata,
+    sa.Column("bucket", sa.String(40), primary_key=True),
+    sa.Column("key", sa.String(MAX_KEY_CHARS), primary_key=True),
+    sa.Column("at", sa.Float, nullable=False),
+)
+seen = sa.Table(
+    "state_seen", metadata,
+    sa.Column("key", sa.String(MAX_KEY_CHARS), primary_key=True),
+    sa.Column("expires", sa.Float, nullable=False, index=True),
+)
+walks = sa.Table(
+    "state_walks", metadata,
+    sa.Column("conversation", sa.String(MAX_KEY_CHARS), primary_key=True),
+    sa.Column("answers", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+
+def _key(value: Hashable) -> str:
+    return str(value)[:MAX_KEY_CHARS]
+
+
+class SharedState:
+    """The database the workers share (its tables are created on first use, next to the ticket tables)."""
+
+    def __init__(self, url: str, *, clock: Callable[[], float] = time.time) -> None:
+        kwargs: dict[str, Any] = {}
+        if url.startswith("sqlite"):
+            # Every channel thread and the loop use it; SQLite waits for a writer instead of failing at once.
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        self.engine = sa.create_engine(url, future=True, pool_pre_ping=True, **kwargs)
+        self.clock = clock
+        metadata.create_all(self.engine)
+
+    def purge(self, *, turns_older_than: float, walks_older_than_days: float) -> int:
+        """Delete what has expired: conversation turns older than ``turns_older_than`` seconds, spent rate
+        events and notices (a day old), seen ids past their expiry, walks untouched for that many days."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            return sum(conn.execute(statement).rowcount for statement in (
+                turns.delete().where(turns.c.at < now - turns_older_than),
+                rate_events.delete().where(rate_events.c.at < now - 86400),
+                rate_notices.delete().where(rate_notices.c.at < now - 86400),
+                seen.delete().where(seen.c.expires < now),
+                walks.delete().where(walks.c.updated_at < now - walks_older_than_days * 86400)))
+
+    def close(self) -> None:
+        """Release the connections."""
+        self.engine.dispose()
+
+
+class SharedConversationMemory:
+    """``ConversationMemory`` in the shared database: the last few turns per conversation, forgotten after
+    ``ttl_seconds``."""
+
+    def __init__(self, state: SharedState, *, max_turns: int = 3, ttl_seconds: float = TTL_SECONDS) -> None:
+        self._state = state
+        self._max_turns = max_turns
+        self._ttl = ttl_seconds
+
+    def history(self, conversation_id: str) -> list[Turn]:
+        """Recent turns, oldest first (expired ones left out)."""
+        query = (sa.select(turns.c.turn).where(turns.c.conversation == _key(conversation_id),
+                                               turns.c.at >= self._state.clock() - self._ttl)
+                 .order_by(turns.c.id.desc()).limit(self._max_turns))
+        with self._state.engine.connect() as conn:
+            rows = conn.execute(query).scalars().all()
+        return [_turn(row) for row in reversed(rows)]
+
+    def add(self, conversation_id: str, turn: Turn) -> None:
+        """Remember a turn; only the newest ``max_turns`` of a conversation are kept."""
+        conversation = _key(conversation_id)
+        with self._state.engine.begin() as conn:
+            conn.execute(turns.insert().values(conversation=conversation, at=turn.at, turn=_turn_json(turn)))
+            keep = (sa.select(turns.c.id).where(turns.c.conversation == conversation)
+                    .order_by(turns.c.id.desc()).limit(self._max_turns))
+            conn.execute(turns.delete().where(turns.c.conversation == conversation, turns.c.id.not_in(keep)))
+
+    def reset(self, conversation_id: str) -> None:
+        """Forget a conversation (the /reset command)."""
+        with self._state.engine.begin() as conn:
+            conn.execute(turns.delete().where(turns.c.conversation == _key(conversation_id)))
+
+
+def _turn_json(turn: Turn) -> str:
+    return json.dumps({"question": turn.question, "query": turn.query, "reply_id": turn.reply_id,
+                       "decision": str(turn.decision), "chunk_ids": list(turn.chunk_ids), "at": turn.at,
+                       "ticket": turn.ticket, "full_question": turn.full_question}, ensure_ascii=False)
+
+
+def _turn(text: str) -> Turn:
+    data = json.loads(text)
+    return Turn(question=data["question"], query=data["query"], reply_id=data["reply_id"],
+                decision=Decision(data["decision"]), chunk_ids=tuple(data["chunk_ids"]), at=data["at"],
+                ticket=data.get("ticket"), full_question=data.get("full_question") or "")
+
+
+class SharedRateLimiter:
+    """``SlidingWindowLimiter`` in the shared database: at most ``limit`` events per key in any ``window`` seconds,
+    counted over every worker; the officer hears about the limit once per episode."""
+
+    def __init__(self, state: SharedState, bucket: str, limit: int, window: float) -> None:
+        self._state = state
+        self._bucket = bucket
+        self.limit = limit
+        self.window = window
+
+    def allow(self, key: Hashable) -> tuple[bool, bool]:
+        """(allowed, tell the officer)."""
+        if self.limit <= 0:
+            return True, False
+        key, now = _key(key), self._state.clock()
+        mine = (rate_events.c.bucket == self._bucket, rate_events.c.key == key)
+        notice = (rate_notices.c.bucket == self._bucket, rate_notices.c.key == key)
+        with self._state.engine.begin() as conn:
+            conn.execute(rate_events.delete().where(*mine, rate_events.c.at <= now - self.window))
+            count = conn.execute(sa.select(sa.func.count()).select_from(rate_events).where(*mine)).scalar_one()
+            if count < self.limit:
+                # Two workers may both count below the limit at the same instant: one event too many at most.
+                conn.execute(rate_events.insert().values(bucket=self._bucket, key=key, at=now))
+                conn.execute(rate_notices.delete().where(*notice))
+                return True, False
+            if conn.execute(sa.select(rate_notices.c.at).where(*notice)).first() is not None:
+                return False, False
+        try:
+            with self._state.engine.begin() as conn:
+                conn.execute(rate_notices.insert().values(bucket=self._bucket, key=key, at=now))
+        except IntegrityError:  # another worker told them a moment ago
+            return False, False
+        return False, True
+
+
+class SharedSeenIds:
+    """Ids already handled by some worker (Teams activity ids), remembered for ``ttl_seconds``."""
+
+    def __init__(self, state: SharedState, *, ttl_seconds: float = 86400) -> None:
+        self._state = state
+        self._ttl = ttl_seconds
+
+    def first_time(self, key: str) -> bool:
+        """True for the first worker that sees ``key`` (within its lifetime), False for every later one."""
+        key, now = _key(key), self._state.clock()
+        try:
+            with self._state.engine.begin() as conn:
+                conn.execute(seen.insert().values(key=key, expires=now + self._ttl))
+            return True
+        except IntegrityError:
+            pass
+        with self._state.engine.begin() as conn:  # seen before: only an expired entry may be taken over
+            taken = conn.execute(seen.update().where(seen.c.key == key, seen.c.expires < now)
+                                 .values(expires=now + self._ttl)).rowcount
+        return taken == 1
+
+
+class SharedWalkStore:
+    """``WalkStore`` in the shared database: where each conversation is in the `/procedure` tree."""
+
+    def __init__(self, state: SharedState) -> None:
+        self._state = state
+
+    def get(self, conversation: str) -> list[tuple[str, int]] | None:
+        """The answers given so far, or None when no walk is going on."""
+        with self._state.engine.connect() as conn:
+            row = conn.execute(sa.select(walks.c.answers).where(walks.c.conversation == _key(conversation))).first()
+        return [(str(q), int(i)) for q, i in json.loads(row[0])] if row else None
+
+    def put(self, conversation: str, answers: list[tuple[str, int]]) -> None:
+        """Remember the answers given so far."""
+        key, text, now = _key(conversation), json.dumps(answers), self._state.clock()
+        with self._state.engine.begin() as conn:
+            if conn.execute(walks.update().where(walks.c.conversation == key)
+                            .values(answers=text, updated_at=now)).rowcount == 0:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(walks.insert().values(conversation=key, answers=text, updated_at=now))
+                except IntegrityError:  # another worker started it a moment ago: the later answer wins
+                    conn.execute(walks.update().where(walks.c.conversation == key)
+                                 .values(answers=text, updated_at=now))
+
+    def clear(self, conversation: str) -> None:
+        """The walk ended or was stopped."""
+        with self._state.engine.begin() as conn:
+            conn.execute(walks.delete().where(walks.c.conversation == _key(conversation)))
+
+    def purge(self, *, older_than_days: float) -> int:
+        """Forget walks untouched for that long."""
+        with self._state.engine.begin() as conn:
+            return conn.execute(walks.delete().where(
+                walks.c.updated_at < self._state.clock() - older_than_days * 86400)).rowcount
+
+    def close(self) -> None:
+        """Nothing of its own to close (the shared state owns the connections)."""

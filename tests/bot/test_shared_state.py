@@ -1,0 +1,134 @@
+"""Two workers on one database behave as one: conversation memory, rate limits, handled ids and `/procedure`
+walks live in the shared database (SQLite and PostgreSQL), not in a worker's memory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.audit import AuditLog
+from bot.conversation import Turn
+from bot.core import HelpdeskService
+from bot.messages import Decision, Incoming
+from bot.policy import load_rules
+from bot.shared_state import (SharedConversationMemory, SharedRateLimiter, SharedSeenIds, SharedState,
+                              SharedWalkStore)
+from tests.bot.test_helpdesk_spec import FakeRetriever, RecordingEscalator, ScriptedRouting
+
+
+class Clock:
+    """Wall-clock time the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'tickets.sqlite'}"
+    return request.getfixturevalue("pg_database_url")
+
+
+@pytest.fixture
+def workers(url: str):
+    """Two workers' views of one database, on one clock."""
+    clock = Clock()
+    one, two = SharedState(url, clock=clock), SharedState(url, clock=clock)
+    yield one, two, clock
+    one.close()
+    two.close()
+
+
+def _turn(question: str, at: float, ticket: int | None = None) -> Turn:
+    return Turn(question=question, query=question, reply_id=f"r-{question}", decision=Decision.ANSWER,
+                chunk_ids=("gids:ip:0",), at=at, ticket=ticket, full_question=question + " (voluit)")
+
+
+def test_a_conversation_goes_on_at_the_other_worker(workers) -> None:
+    one, two, clock = workers
+    here, there = SharedConversationMemory(one, max_turns=2), SharedConversationMemory(two, max_turns=2)
+    for n, question in enumerate(["Eerste vraag?", "Tweede vraag?", "Derde vraag?"]):
+        here.add("telegram:chat:1", _turn(question, clock.now + n, ticket=7 if n == 2 else None))
+    history = there.history("telegram:chat:1")
+    assert [t.question for t in history] == ["Tweede vraag?", "Derde vraag?"]  # the newest two, oldest first
+    assert history[-1] == _turn("Derde vraag?", clock.now + 2, ticket=7)  # every field read back as written
+    assert there.history("telegram:chat:2") == []
+    clock.now += 3700
+    assert there.history("telegram:chat:1") == []  # an hour later it is forgotten
+    clock.now -= 3700
+    there.reset("telegram:chat:1")  # /reset at the other worker
+    assert here.history("telegram:chat:1") == []
+
+
+def test_a_rate_limit_counts_the_messages_sent_to_every_worker(workers) -> None:
+    one, two, clock = workers
+    here, there = SharedRateLimiter(one, "teams", 3, 60), SharedRateLimiter(two, "teams", 3, 60)
+    assert [here.allow("an"), there.allow("an"), here.allow("an")] == [(True, False)] * 3
+    assert there.allow("an") == (False, True)  # told once, by whichever worker refuses first
+    assert here.allow("an") == (False, False)
+    assert there.allow("bert") == (True, False)  # another officer
+    assert SharedRateLimiter(one, "telegram", 3, 60).allow("an") == (True, False)  # another channel's limit
+    clock.now += 61
+    assert here.allow("an") == (True, False)
+    assert SharedRateLimiter(one, "tickets", 0, 60).allow("an") == (True, False)  # 0: no limit
+
+
+def test_a_retry_that_reaches_the_other_worker_is_recognised(workers) -> None:
+    one, two, clock = workers
+    here, there = SharedSeenIds(one, ttl_seconds=600), SharedSeenIds(two, ttl_seconds=600)
+    assert here.first_time("teams|a:1|act-1") is True
+    assert there.first_time("teams|a:1|act-1") is False
+    assert here.first_time("teams|a:1|act-1") is False
+    assert there.first_time("teams|a:1|act-2") is True
+    clock.now += 601
+    assert there.first_time("teams|a:1|act-1") is True  # long expired: the id may come back
+    assert here.first_time("teams|a:1|act-1") is False
+
+
+def test_a_procedure_walk_goes_on_at_the_other_worker_and_expired_rows_are_purged(workers) -> None:
+    one, two, clock = workers
+    here, there = SharedWalkStore(one), SharedWalkStore(two)
+    assert there.get("c1") is None
+    here.put("c1", [("doel", 1)])
+    there.put("c1", [("doel", 1), ("markt", 0)])
+    assert here.get("c1") == [("doel", 1), ("markt", 0)]
+    here.clear("c1")
+    assert there.get("c1") is None
+
+    here.put("c2", [("doel", 2)])
+    SharedConversationMemory(one).add("c2", _turn("Vraag?", clock.now))
+    SharedRateLimiter(one, "teams", 1, 60).allow("an")
+    SharedRateLimiter(one, "teams", 1, 60).allow("an")  # refused: a notice is kept
+    SharedSeenIds(one, ttl_seconds=60).first_time("x")
+    assert one.purge(turns_older_than=3600, walks_older_than_days=7) == 0  # nothing has expired yet
+    clock.now += 8 * 86400
+    assert two.purge(turns_older_than=3600, walks_older_than_days=7) == 5
+    assert there.get("c2") is None and SharedConversationMemory(two).history("c2") == []
+
+
+def test_expert_on_one_worker_sends_the_question_asked_at_the_other(url: str, tmp_path: Path) -> None:
+    # Behind a proxy the question and the press of "Vraag een expert" can reach different workers.
+    escalator = RecordingEscalator()
+
+    def worker(name: str) -> HelpdeskService:
+        state = SharedState(url)
+        return HelpdeskService(retriever=FakeRetriever(), audit=AuditLog(tmp_path / f"{name}.sqlite", key=b"k" * 32),
+                               escalator=escalator, memory=SharedConversationMemory(state), rules=load_rules(),
+                               router=ScriptedRouting(), walks=SharedWalkStore(state),
+                               ticket_limit=SharedRateLimiter(state, "tickets", 1, 3600))
+
+    one, two = worker("one"), worker("two")
+
+    def say(service: HelpdeskService, text: str) -> str:
+        return service.handle(Incoming(channel="teams", conversation_id="a:1", user_id="an", text=text)).text
+
+    say(one, "Wanneer mag ik een innovatiepartnerschap gebruiken?")
+    say(two, "/expert")
+    assert [t["question"] for t in escalator.opened] == ["Wanneer mag ik een innovatiepartnerschap gebruiken?"]
+    assert "1" in say(one, "/expert Nog een vraag voor de expertenpool over een PCP?")  # the hour's one ticket
+    assert len(escalator.opened) == 1  # counted over both workers
