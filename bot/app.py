@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from bot.core import HelpdeskService
     from bot.downloads import Download, DownloadLinks
     from bot.escalator import PoolEscalator
-    from bot.shared_state import SharedState, SharedWalkStore
+    from bot.shared_state import SharedLease, SharedState, SharedWalkStore
     from bot.server import ServerSettings
     from corpus.refresh import Refresher
     from escalation.pool import ExpertPool
@@ -129,7 +129,24 @@ class App:
         `/procedure` walks), in the ticket database: one worker or several serve alike."""
         from bot.shared_state import SharedState
 
+        self.escalation_settings.home.mkdir(parents=True, exist_ok=True)
         return SharedState(self.escalation_settings.database_url)
+
+    def poller_lease(self) -> SharedLease:
+        """The lease that lets one worker of a deployment poll the mailbox, remind and purge, renewed every pass.
+
+        Held for three poll intervals and at least ten minutes, longer than a pass can take (a pass waits up to five
+        minutes for one slow delivery), so two workers never poll at once; a dead holder is replaced after that.
+        """
+        import os
+        import socket
+        import uuid
+
+        from bot.shared_state import SharedLease
+
+        holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        return SharedLease(self.shared_state, "escalation-poller", holder,
+                           seconds=max(3 * self.escalation_settings.poll_seconds, 600.0))
 
     @cached_property
     def walks(self) -> SharedWalkStore:

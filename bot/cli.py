@@ -340,16 +340,21 @@ def serve_command(app: App, once: bool) -> None:
 
     try:
         channels = app.channels()
+        lease = app.poller_lease()
         worker = EscalationWorker(service=app.tickets, mailbox_factory=app.mailbox,
                                   deliverers=lambda: {c.name: c for c in channels},
                                   interval_seconds=app.escalation_settings.poll_seconds,
-                                  purge=lambda: logger.info(purge_all(app, app.bot_settings.retention_days)))
+                                  purge=lambda: logger.info(purge_all(app, app.bot_settings.retention_days)),
+                                  leader=lease.hold)
         settings = app.server_settings
         routes = app.download_routes()
     except (EscalationError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
     if once:
-        click.echo(json.dumps(worker.run_once()))
+        try:
+            click.echo(json.dumps(worker.run_once()))
+        finally:
+            lease.release()
         return
 
     async def run() -> None:
@@ -359,8 +364,11 @@ def serve_command(app: App, once: bool) -> None:
             loop.add_signal_handler(sig, stop.set)
         names = ", ".join(c.name for c in channels) or "no chat channel (console only)"
         click.echo(f"Vraagbaak listening on {settings.host}:{settings.port}: {names}. Ctrl-C stops.", err=True)
-        await run_server(channels=channels, worker=worker, settings=settings, stop=stop, extra_routes=routes,
-                         ready=app.readiness)
+        try:
+            await run_server(channels=channels, worker=worker, settings=settings, stop=stop, extra_routes=routes,
+                             ready=app.readiness)
+        finally:
+            await asyncio.to_thread(lease.release)  # another worker polls from its next pass on
 
     try:
         asyncio.run(run())

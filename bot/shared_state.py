@@ -19,9 +19,10 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from bot.conversation import TTL_SECONDS, Turn
+from common.errors import ConfigError
 from bot.messages import Decision
 
 MAX_KEY_CHARS = 400
@@ -56,6 +57,12 @@ seen = sa.Table(
     sa.Column("key", sa.String(MAX_KEY_CHARS), primary_key=True),
     sa.Column("expires", sa.Float, nullable=False, index=True),
 )
+leases = sa.Table(
+    "state_leases", metadata,
+    sa.Column("name", sa.String(80), primary_key=True),
+    sa.Column("holder", sa.String(200), nullable=False),
+    sa.Column("until", sa.Float, nullable=False),
+)
 walks = sa.Table(
     "state_walks", metadata,
     sa.Column("conversation", sa.String(MAX_KEY_CHARS), primary_key=True),
@@ -78,7 +85,13 @@ class SharedState:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         self.engine = sa.create_engine(url, future=True, pool_pre_ping=True, **kwargs)
         self.clock = clock
-        metadata.create_all(self.engine)
+        try:
+            metadata.create_all(self.engine)
+        except SQLAlchemyError as exc:
+            self.engine.dispose()
+            shown = sa.engine.make_url(url).render_as_string(hide_password=True)
+            raise ConfigError(f"the database {shown} (VRAAGBAAK_DATABASE_URL) cannot be opened: "
+                              f"{type(exc.orig or exc).__name__}") from None
 
     def purge(self, *, turns_older_than: float, walks_older_than_days: float) -> int:
         """Delete what has expired: conversation turns older than ``turns_older_than`` seconds, spent rate
@@ -198,6 +211,39 @@ class SharedSeenIds:
             taken = conn.execute(seen.update().where(seen.c.key == key, seen.c.expires < now)
                                  .values(expires=now + self._ttl)).rowcount
         return taken == 1
+
+
+class SharedLease:
+    """One holder at a time for work that must run once however many workers there are (the mailbox poll):
+    held for ``seconds`` and renewed by its holder; a holder that dies is replaced once its lease has run out."""
+
+    def __init__(self, state: SharedState, name: str, holder: str, *, seconds: float) -> None:
+        self._state = state
+        self._name = name
+        self.holder = holder[:200]
+        self._seconds = seconds
+
+    def hold(self) -> bool:
+        """Take or renew the lease; True while this holder has it."""
+        now = self._state.clock()
+        until = now + self._seconds
+        with self._state.engine.begin() as conn:
+            taken = conn.execute(leases.update().where(
+                leases.c.name == self._name, sa.or_(leases.c.holder == self.holder, leases.c.until < now))
+                .values(holder=self.holder, until=until)).rowcount
+        if taken:
+            return True
+        try:
+            with self._state.engine.begin() as conn:
+                conn.execute(leases.insert().values(name=self._name, holder=self.holder, until=until))
+            return True
+        except IntegrityError:  # another worker holds it (or took it a moment ago)
+            return False
+
+    def release(self) -> None:
+        """Give the lease up (at a clean stop), so another worker takes over at its next pass."""
+        with self._state.engine.begin() as conn:
+            conn.execute(leases.delete().where(leases.c.name == self._name, leases.c.holder == self.holder))
 
 
 class SharedWalkStore:

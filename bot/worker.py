@@ -15,6 +15,10 @@ from escalation.service import EscalationService
 logger = logging.getLogger(__name__)
 
 
+ONCE_PER_DEPLOYMENT = frozenset({"intake", "remind", "purge"})
+"""Steps only the lease holder runs: two pollers of one mailbox would race, two reminder passes remind twice."""
+
+
 @dataclass
 class EscalationWorker:
     """One pass does everything that is due; ``run`` repeats it until stopped."""
@@ -26,6 +30,9 @@ class EscalationWorker:
     purge: Callable[[], object] | None = None
     """Deletes what the retention period no longer covers; run once a day (the first pass included)."""
     purge_every_seconds: float = 86400.0
+    leader: Callable[[], bool] | None = None
+    """With several workers: whether this one polls the mailbox, reminds and purges this pass (a lease in the
+    shared database). Sending mail and delivering answers claim each item, so every worker helps with those."""
     clock: Callable[[], float] = time.monotonic
     passes: int = field(default=0, init=False)
     _purged_at: float | None = field(default=None, init=False)
@@ -78,9 +85,18 @@ class EscalationWorker:
             ("send", lambda: asyncio.to_thread(send)), ("intake", lambda: asyncio.to_thread(intake)),
             ("deliver", deliver), ("remind", lambda: asyncio.to_thread(remind)),
             ("purge", lambda: asyncio.to_thread(purge)))
+        leading = True
+        if self.leader is not None:
+            try:
+                leading = await asyncio.to_thread(self.leader)
+            except Exception:  # noqa: BLE001 - the database is down: the claimed steps fail on their own below
+                logger.exception("escalation lease not checked; this pass leaves the mailbox alone")
+                leading = False
         for name, action in steps:
             if stop is not None and stop.is_set():
                 break
+            if name in ONCE_PER_DEPLOYMENT and not leading:
+                continue
             try:
                 await action()
             except EscalationError as exc:

@@ -12,8 +12,9 @@ from bot.conversation import Turn
 from bot.core import HelpdeskService
 from bot.messages import Decision, Incoming
 from bot.policy import load_rules
-from bot.shared_state import (SharedConversationMemory, SharedRateLimiter, SharedSeenIds, SharedState,
-                              SharedWalkStore)
+from bot.shared_state import (SharedConversationMemory, SharedLease, SharedRateLimiter, SharedSeenIds,
+                              SharedState, SharedWalkStore)
+from bot.worker import EscalationWorker
 from tests.bot.test_helpdesk_spec import FakeRetriever, RecordingEscalator, ScriptedRouting
 
 
@@ -132,3 +133,62 @@ def test_expert_on_one_worker_sends_the_question_asked_at_the_other(url: str, tm
     assert [t["question"] for t in escalator.opened] == ["Wanneer mag ik een innovatiepartnerschap gebruiken?"]
     assert "1" in say(one, "/expert Nog een vraag voor de expertenpool over een PCP?")  # the hour's one ticket
     assert len(escalator.opened) == 1  # counted over both workers
+
+
+def test_one_worker_at_a_time_holds_the_poller_lease_and_a_dead_one_is_replaced(workers) -> None:
+    one, two, clock = workers
+    first = SharedLease(one, "escalation-poller", "host-a:1", seconds=600)
+    second = SharedLease(two, "escalation-poller", "host-b:2", seconds=600)
+    assert first.hold() and not second.hold()
+    clock.now += 300
+    assert first.hold() and not second.hold()  # renewed by its holder
+    clock.now += 601  # the holder died without releasing it
+    assert second.hold() and not first.hold()
+    second.release()  # a clean stop hands it over at once
+    assert first.hold()
+
+
+def test_only_the_lease_holder_polls_the_mailbox_reminds_and_purges(workers) -> None:
+    one, two, _ = workers
+    polled: list[str] = []
+
+    class Service:
+        """Counts what each worker's pass does."""
+
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def send_outbox(self) -> tuple[int, int]:
+            polled.append(f"{self.name}:send")
+            return 0, 0
+
+        async def deliver(self, deliverers, stop=None) -> int:
+            polled.append(f"{self.name}:deliver")
+            return 0
+
+        def remind_overdue(self) -> int:
+            polled.append(f"{self.name}:remind")
+            return 0
+
+    def mailbox(name: str):
+        polled.append(f"{name}:intake")
+        return None
+
+    passes = [EscalationWorker(Service(name), lambda name=name: mailbox(name),  # type: ignore[arg-type]
+                               purge=lambda name=name: polled.append(f"{name}:purge"),
+                               leader=SharedLease(state, "escalation-poller", name, seconds=600).hold)
+              for name, state in (("a", one), ("b", two))]
+    for worker in passes * 2:
+        assert worker.run_once()["errors"] == 0
+    assert sorted(set(polled)) == ["a:deliver", "a:intake", "a:purge", "a:remind", "a:send", "b:deliver", "b:send"]
+
+
+def test_a_database_that_cannot_be_opened_is_a_clear_error_without_the_password(tmp_path: Path) -> None:
+    from common.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="VRAAGBAAK_DATABASE_URL") as refused:
+        SharedState(f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'tickets.sqlite'}")
+    assert "cannot be opened" in str(refused.value)
+    with pytest.raises(ConfigError) as down:  # nothing listens on port 9 of this machine
+        SharedState("postgresql+psycopg://vraagbaak:s3cret-pw@127.0.0.1:9/vraagbaak")
+    assert "s3cret-pw" not in str(down.value) and "***" in str(down.value)
