@@ -34,7 +34,7 @@ from bot.texts import (ASKING_EXPERTS, ASK_ANOTHER, BUTTON_GONE, CLARIFY, COLLEA
                        UNKNOWN_COMMAND, WHICH_QUESTION, already_asked, case_line, cases_found, legal_intro,
                        number_missing, pick_a_number, recommendation, template_line, template_with_answer,
                        templates_found, ticket_not_found, validity_warning)
-from retrieval.evidence import TermStats
+from retrieval.evidence import TermStats, topic_tokens
 from retrieval.lexical import analyse
 from retrieval.types import QUOTED_KINDS, SearchHit
 
@@ -465,8 +465,10 @@ class HelpdeskService:
         return self._reply(CLARIFY, Decision.CLARIFY, incoming=incoming, question=question)
 
     def _person(self, incoming: Incoming, question: str, history: list[Turn]) -> Reply:
-        # "Kan ik een jurist spreken?" right after a question is about that question.
-        return self.ask_expert(incoming, question=None if history and len(question) < 80 else question)
+        # "Kan ik een jurist spreken?" right after a question is about that question; "Mag een jurist onze
+        # PCP-overeenkomst nakijken?" brings its own, whatever came before.
+        about_previous = bool(history) and not set(topic_tokens(question)) - _person_words()
+        return self.ask_expert(incoming, question=None if about_previous else question)
 
     def _legal(self, incoming: Incoming, question: str, match: RuleMatch) -> Reply:
         hits = self._search(question)
@@ -562,3 +564,16 @@ def _citations(hits: list[SearchHit]) -> tuple[Citation, ...]:
         out.append(Citation(n=n, title=chunk.title, label=label, url=hit.passage.url or chunk.url, kind=chunk.kind,
                             effective_date=chunk.effective_date, chunk_id=hit.passage.id))
     return tuple(out)
+
+
+_PERSON_WORDS = ("jurist juristen expert experts expertenpool advocaat advocaten iemand jullie mens persoon medewerker "
+                 "collega specialist deskundige juridische dienst helpdesk spreken praten bellen opbellen contact "
+                 "contacteren mailen bekijken nakijken meekijken helpen hulp graag lijn telefoon telefonisch dit dat "
+                 "hierover daarover doorverwijzen doorsturen voorleggen juriste parler appeler quelqu avocat "
+                 "personne humain aide")
+"""Words of a request for a person that say nothing about what the question is."""
+
+
+@lru_cache(maxsize=1)
+def _person_words() -> frozenset[str]:
+    return frozenset(t for word in _PERSON_WORDS.split() for t in analyse(word))

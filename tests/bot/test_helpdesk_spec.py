@@ -232,6 +232,21 @@ def test_expert_command_takes_the_last_question_once(desk: Desk) -> None:
     assert "ligt al bij de expertenpool als VB-1" in again.text
 
 
+@pytest.mark.parametrize(("request_text", "sent"), [
+    ("Kan een expert dit bekijken?", UNANSWERED),  # about the question before it
+    ("Mag iemand van jullie met mij meekijken?", UNANSWERED),
+    # Found in the console: a request that brings its own question sent the previous one to the expert.
+    ("Mag een jurist onze PCP-overeenkomst nakijken op de IE-clausules?",
+     "Mag een jurist onze PCP-overeenkomst nakijken op de IE-clausules?"),
+])
+def test_a_request_for_a_person_sends_its_own_question_or_the_one_before(desk: Desk, request_text: str,
+                                                                       sent: str) -> None:
+    desk.say(UNANSWERED)
+    desk.routing.intents[request_text] = Intent.PERSON
+    desk.say(request_text)
+    assert [t["question"] for t in desk.escalator.opened] == [sent]
+
+
 def test_expert_after_a_follow_up_sends_the_whole_question(desk: Desk) -> None:
     desk.say("Tot welk bedrag volstaat een aanvaarde factuur voor leveringen?")
     desk.say("en voor werken?")
