@@ -368,6 +368,7 @@ def serve_command(app: App, once: bool) -> None:
             await run_server(channels=channels, worker=worker, settings=settings, stop=stop, extra_routes=routes,
                              ready=app.readiness)
         finally:
+            await app.tickets.drain(10.0)  # outcomes of sends that outlasted their pass
             await asyncio.to_thread(lease.release)  # another worker polls from its next pass on
 
     try:

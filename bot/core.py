@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import importlib.resources
 import logging
 import re
 import time
@@ -566,14 +567,8 @@ def _citations(hits: list[SearchHit]) -> tuple[Citation, ...]:
     return tuple(out)
 
 
-_PERSON_WORDS = ("jurist juristen expert experts expertenpool advocaat advocaten iemand jullie mens persoon medewerker "
-                 "collega specialist deskundige juridische dienst helpdesk spreken praten bellen opbellen contact "
-                 "contacteren mailen bekijken nakijken meekijken helpen hulp graag lijn telefoon telefonisch dit dat "
-                 "hierover daarover doorverwijzen doorsturen voorleggen juriste parler appeler quelqu avocat "
-                 "personne humain aide")
-"""Words of a request for a person that say nothing about what the question is."""
-
-
 @lru_cache(maxsize=1)
 def _person_words() -> frozenset[str]:
-    return frozenset(t for word in _PERSON_WORDS.split() for t in analyse(word))
+    """Words of a request for a person that say nothing about what the question is (``bot/data/person_words.txt``)."""
+    text = importlib.resources.files("bot").joinpath("data/person_words.txt").read_text(encoding="utf-8")
+    return frozenset(t for line in text.splitlines() if not line.startswith("#") for t in analyse(line))

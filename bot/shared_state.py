@@ -14,6 +14,7 @@ Times are wall-clock (``time.time``): workers on different machines compare them
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Hashable
 from typing import Any
@@ -24,6 +25,8 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from bot.conversation import TTL_SECONDS, Turn
 from common.errors import ConfigError
 from bot.messages import Decision
+
+logger = logging.getLogger(__name__)
 
 MAX_KEY_CHARS = 400
 """Conversation ids and limiter keys are built by the channels from platform ids; longer ones are cut (and still
@@ -124,18 +127,25 @@ class SharedConversationMemory:
         query = (sa.select(turns.c.turn).where(turns.c.conversation == _key(conversation_id),
                                                turns.c.at >= self._state.clock() - self._ttl)
                  .order_by(turns.c.id.desc()).limit(self._max_turns))
-        with self._state.engine.connect() as conn:
-            rows = conn.execute(query).scalars().all()
+        try:
+            with self._state.engine.connect() as conn:
+                rows = conn.execute(query).scalars().all()
+        except SQLAlchemyError as exc:  # the database is down: answer without the context, not with an error
+            logger.warning("conversation memory not read (%s)", type(exc).__name__)
+            return []
         return [_turn(row) for row in reversed(rows)]
 
     def add(self, conversation_id: str, turn: Turn) -> None:
         """Remember a turn; only the newest ``max_turns`` of a conversation are kept."""
         conversation = _key(conversation_id)
-        with self._state.engine.begin() as conn:
-            conn.execute(turns.insert().values(conversation=conversation, at=turn.at, turn=_turn_json(turn)))
-            keep = (sa.select(turns.c.id).where(turns.c.conversation == conversation)
-                    .order_by(turns.c.id.desc()).limit(self._max_turns))
-            conn.execute(turns.delete().where(turns.c.conversation == conversation, turns.c.id.not_in(keep)))
+        try:
+            with self._state.engine.begin() as conn:
+                conn.execute(turns.insert().values(conversation=conversation, at=turn.at, turn=_turn_json(turn)))
+                keep = (sa.select(turns.c.id).where(turns.c.conversation == conversation)
+                        .order_by(turns.c.id.desc()).limit(self._max_turns))
+                conn.execute(turns.delete().where(turns.c.conversation == conversation, turns.c.id.not_in(keep)))
+        except SQLAlchemyError as exc:  # the reply is on its way; only a later follow-up loses its context
+            logger.warning("conversation memory not written (%s)", type(exc).__name__)
 
     def reset(self, conversation_id: str) -> None:
         """Forget a conversation (the /reset command)."""
@@ -173,11 +183,21 @@ class SharedRateLimiter:
         key, now = _key(key), self._state.clock()
         mine = (rate_events.c.bucket == self._bucket, rate_events.c.key == key)
         notice = (rate_notices.c.bucket == self._bucket, rate_notices.c.key == key)
+        try:
+            return self._allow(key, now, mine, notice)
+        except SQLAlchemyError as exc:  # the database is down: let the officer through rather than fail the chat
+            logger.warning("rate limit %s not checked (%s); allowed", self._bucket, type(exc).__name__)
+            return True, False
+
+    def _allow(self, key: str, now: float, mine: tuple, notice: tuple) -> tuple[bool, bool]:
         with self._state.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # One officer's count at a time across workers: without it, messages that arrive together are
+                # all counted before any is recorded (SQLite's write lock, taken by the DELETE, does this there).
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"{self._bucket}|{key}"})
             conn.execute(rate_events.delete().where(*mine, rate_events.c.at <= now - self.window))
             count = conn.execute(sa.select(sa.func.count()).select_from(rate_events).where(*mine)).scalar_one()
             if count < self.limit:
-                # Two workers may both count below the limit at the same instant: one event too many at most.
                 conn.execute(rate_events.insert().values(bucket=self._bucket, key=key, at=now))
                 conn.execute(rate_notices.delete().where(*notice))
                 return True, False
@@ -199,8 +219,15 @@ class SharedSeenIds:
         self._ttl = ttl_seconds
 
     def first_time(self, key: str) -> bool:
-        """True for the first worker that sees ``key`` (within its lifetime), False for every later one."""
-        key, now = _key(key), self._state.clock()
+        """True for the first worker that sees ``key`` (within its lifetime), False for every later one; True
+        when the database cannot be asked (a retry may then be answered twice, rather than nothing at all)."""
+        try:
+            return self._first_time(_key(key), self._state.clock())
+        except SQLAlchemyError as exc:
+            logger.warning("handled ids not checked (%s); treated as new", type(exc).__name__)
+            return True
+
+    def _first_time(self, key: str, now: float) -> bool:
         try:
             with self._state.engine.begin() as conn:
                 conn.execute(seen.insert().values(key=key, expires=now + self._ttl))
@@ -222,9 +249,10 @@ class SharedLease:
         self._name = name
         self.holder = holder[:200]
         self._seconds = seconds
+        self._refused_by: str | None = None
 
     def hold(self) -> bool:
-        """Take or renew the lease; True while this holder has it."""
+        """Take or renew the lease; True while this holder has it (a refusal names the holder in the log once)."""
         now = self._state.clock()
         until = now + self._seconds
         with self._state.engine.begin() as conn:
@@ -238,7 +266,15 @@ class SharedLease:
                 conn.execute(leases.insert().values(name=self._name, holder=self.holder, until=until))
             return True
         except IntegrityError:  # another worker holds it (or took it a moment ago)
-            return False
+            pass
+        with self._state.engine.connect() as conn:
+            row = conn.execute(sa.select(leases.c.holder, leases.c.until).where(leases.c.name == self._name)).first()
+        if row is not None and row.holder != self._refused_by:
+            self._refused_by = row.holder
+            # After a crash a lone worker waits here for its own previous lease to run out: say so.
+            logger.info("%s is held by %s until %s; this worker leaves that work to it", self._name, row.holder,
+                        time.strftime("%H:%M:%S", time.localtime(row.until)))
+        return False
 
     def release(self) -> None:
         """Give the lease up (at a clean stop), so another worker takes over at its next pass."""

@@ -462,7 +462,7 @@ EXPERT_HEADING = "Antwoord van de expertenpool"
 ANSWER_IN_ATTACHMENT = "Het antwoord van de expert staat in de bijlage."
 """An expert's answer that is only an attachment (the files follow the message)."""
 ALLOWED_FILE_TYPES = "PDF, Word (.docx), Excel (.xlsx), PowerPoint (.pptx), OpenDocument of tekst"
-"""The kinds of file the helpdesk passes on from an expert (``escalation.attachments.ALLOWED``), in words."""
+"""The kinds of file the helpdesk passes on from an expert (``escalation.attachments.ALLOWED_TYPES``), in words."""
 
 
 def expert_answer_text(answer: ExpertAnswer, *, heading: bool = True) -> str:

@@ -85,17 +85,11 @@ class EscalationWorker:
             ("send", lambda: asyncio.to_thread(send)), ("intake", lambda: asyncio.to_thread(intake)),
             ("deliver", deliver), ("remind", lambda: asyncio.to_thread(remind)),
             ("purge", lambda: asyncio.to_thread(purge)))
-        leading = True
-        if self.leader is not None:
-            try:
-                leading = await asyncio.to_thread(self.leader)
-            except Exception:  # noqa: BLE001 - the database is down: the claimed steps fail on their own below
-                logger.exception("escalation lease not checked; this pass leaves the mailbox alone")
-                leading = False
         for name, action in steps:
             if stop is not None and stop.is_set():
                 break
-            if name in ONCE_PER_DEPLOYMENT and not leading:
+            # Asked again before each such step: a long delivery step must not outlast the lease unnoticed.
+            if name in ONCE_PER_DEPLOYMENT and not await self._leading():
                 continue
             try:
                 await action()
@@ -107,6 +101,15 @@ class EscalationWorker:
                 logger.exception("escalation step %r failed", name)
         self.passes += 1
         return counts
+
+    async def _leading(self) -> bool:
+        if self.leader is None:
+            return True
+        try:
+            return await asyncio.to_thread(self.leader)
+        except Exception:  # noqa: BLE001 - the database is down: this pass leaves the mailbox alone
+            logger.exception("escalation lease not checked; the mailbox, reminders and purge wait")
+            return False
 
     async def run(self, stop: asyncio.Event) -> None:
         """Repeat ``run_pass`` on this (the server's) event loop until ``stop`` is set."""

@@ -35,6 +35,8 @@ RETRY_MAX_SECONDS = 3600.0
 DELIVERY_WAIT_SECONDS = 300.0
 """How long a delivery pass waits for one send (3 x msrest's 100 s HTTP timeout, well past Telegram's worst
 case): a slower one goes on without holding back mail, reminders and the other answers."""
+LEGACY_ATTACHMENT_ONLY = "Het antwoord van de expert staat in de bijlage."
+"""What versions before 2026-12-01 stored as the answer of a reply that was only an attachment (now: empty)."""
 MAX_MAIL_BYTES = 25 * 1024 * 1024
 """Inbound mails above this are quarantined unread (the size limit of most mail services)."""
 MAX_ANSWER_CHARS = 8_000
@@ -215,8 +217,11 @@ class EscalationService:
         for ticket in self.store.overdue():
             recipients = sorted({a for a in (ticket.expert_email, self.pool.fallback if self.pool else None) if a})
             with self.store.transaction() as conn:
-                conn.execute(tickets.update().where(tickets.c.number == ticket.number)
-                             .values(reminded_at=self.clock()))
+                # Conditional: of two passes that found the ticket overdue at once, one reminds.
+                if conn.execute(tickets.update().where(tickets.c.number == ticket.number,
+                                                       tickets.c.reminded_at.is_(None))
+                                .values(reminded_at=self.clock())).rowcount == 0:
+                    continue
                 if recipients:
                     self.store.enqueue(ticket.number, kind="reminder", recipients=recipients,
                                        subject=subject_for(ticket, prefix="Herinnering "), body=reminder_body(ticket),
@@ -443,6 +448,14 @@ class EscalationService:
             delivered += await self._settle(item, lease, send)
         return delivered
 
+    async def drain(self, timeout: float) -> None:
+        """Wait, at most ``timeout`` seconds, until every send that outlasted its pass has its outcome recorded
+        (at shutdown, after the channels have stopped)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._sends and loop.time() < deadline:
+            await asyncio.wait(set(self._sends), timeout=deadline - loop.time())
+
     async def _settle(self, item: Delivery, lease: float, send: asyncio.Future) -> bool:
         """Record how a send ended: delivered, or failed and due again later."""
         exc = DeliveryError("the send was cancelled (server stopping)") if send.cancelled() else send.exception()
@@ -575,7 +588,7 @@ class EscalationService:
         ticket = self.store.get(number)
         if ticket.answered_at is None:
             raise EscalationError(f"{ticket.tag} has no expert answer to publish")
-        if not (ticket.answer or "").strip():
+        if not (ticket.answer or "").strip() or ticket.answer == LEGACY_ATTACHMENT_ONLY:
             raise EscalationError(f"{ticket.tag}'s answer is only an attachment: nothing to publish as text")
         return ticket
 

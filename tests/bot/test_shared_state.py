@@ -192,3 +192,38 @@ def test_a_database_that_cannot_be_opened_is_a_clear_error_without_the_password(
     with pytest.raises(ConfigError) as down:  # nothing listens on port 9 of this machine
         SharedState("postgresql+psycopg://vraagbaak:s3cret-pw@127.0.0.1:9/vraagbaak")
     assert "s3cret-pw" not in str(down.value) and "***" in str(down.value)
+
+
+def test_messages_arriving_together_at_several_workers_pass_the_limit_only_as_often_as_it_allows(url: str) -> None:
+    # On PostgreSQL every transaction used to count before the others had recorded theirs: 7 of 8 got through.
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    states = [SharedState(url) for _ in range(8)]
+    start = threading.Barrier(8)
+
+    def send(state: SharedState) -> bool:
+        limiter = SharedRateLimiter(state, "teams", 3, 60)
+        start.wait()
+        return limiter.allow("an")[0]
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            allowed = list(pool.map(send, states))
+    finally:
+        for state in states:
+            state.close()
+    assert sum(allowed) == 3
+
+
+def test_with_the_database_down_chats_go_on_without_limits_and_memory(tmp_path: Path) -> None:
+    state = SharedState(f"sqlite:///{tmp_path / 'tickets.sqlite'}")
+    memory, seen = SharedConversationMemory(state), SharedSeenIds(state)
+    limiter = SharedRateLimiter(state, "teams", 1, 60)
+    (tmp_path / "tickets.sqlite").unlink()
+    (tmp_path / "tickets.sqlite").mkdir()  # what a vanished or unreachable database looks like to SQLAlchemy
+    state.engine.dispose()
+    memory.add("c1", _turn("Vraag?", 0.0))  # logged, not raised
+    assert memory.history("c1") == []
+    assert limiter.allow("an") == (True, False) and limiter.allow("an") == (True, False)
+    assert seen.first_time("x") is True

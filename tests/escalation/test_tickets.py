@@ -288,6 +288,17 @@ def test_overdue_tickets_remind_the_expert_and_the_fallback_once(store_url: str,
     assert set(reminder["To"].split(", ")) == {"an.peeters@example.be", "juridische-dienst@example.be"}
     assert service.remind_overdue() == 0
 
+    # Two passes that both found a ticket overdue (a lease that ran out mid-pass): one reminder, not two.
+    other = service.open_ticket(_new(question="Nog een vraag over een PCP?"))
+    clock.now += 25 * 3600
+    stale = service.store.overdue()
+    second = _service(store_url, pool, tmp_path, smtp_server, clock)
+    assert service.remind_overdue() == 1
+    second.store.overdue = lambda: stale  # type: ignore[method-assign]  # read before the first pass wrote
+    sent = len(smtp_server.received)
+    assert second.remind_overdue() == 0 and len(smtp_server.received) == sent
+    assert [t.number for t in stale] == [other.number]
+
 
 def test_publish_writes_a_faq_record(store_url: str, pool: ExpertPool, tmp_path: Path,
                                      smtp_server: SmtpServer) -> None:
