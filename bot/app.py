@@ -138,14 +138,9 @@ class App:
         Held for three poll intervals and at least ten minutes, longer than a pass can take (a pass waits up to five
         minutes for one slow delivery), so two workers never poll at once; a dead holder is replaced after that.
         """
-        import os
-        import socket
-        import uuid
-
         from bot.shared_state import SharedLease
 
-        holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        return SharedLease(self.shared_state, "escalation-poller", holder,
+        return SharedLease(self.shared_state, "escalation-poller", _holder(),
                            seconds=max(3 * self.escalation_settings.poll_seconds, 600.0))
 
     @cached_property
@@ -256,18 +251,21 @@ class App:
         from bot.channels.teams_settings import TeamsSettings
 
         from bot.runtime import Core
-        from bot.shared_state import SharedRateLimiter, SharedSeenIds
+        from bot.shared_state import SharedLease, SharedRateLimiter, SharedSeenIds
 
         # The helpdesk is handed over lazily: building it needs an index, delivering an expert answer does not.
         # One Core for all channels: the first question in any of them builds it, once.
         core = Core(lambda: self.helpdesk)
         found: list = []
         if self.env.get("TELEGRAM_BOT_TOKEN"):
+            from bot.channels.telegram import LEASE_CHECK_SECONDS as TELEGRAM_LEASE_CHECK_SECONDS
             from bot.channels.telegram import TelegramChannel
 
             found.append(TelegramChannel.from_env(
                 helpdesk=core, home=self.settings.home, env=self.env,
-                limiter=lambda rate: SharedRateLimiter(self.shared_state, "telegram", rate, 60)))
+                limiter=lambda rate: SharedRateLimiter(self.shared_state, "telegram", rate, 60),
+                poll_lease=SharedLease(self.shared_state, "telegram-polling", _holder(),
+                                       seconds=3 * TELEGRAM_LEASE_CHECK_SECONDS)))
         teams = TeamsSettings.from_env(self.env)
         if teams is not None:
             from bot.channels.teams import TeamsChannel
@@ -306,3 +304,12 @@ class App:
             # Answers wait in the database until the channel is configured right; nothing is lost.
             logger.warning("chat channels not available, answers stay queued: %s", exc)
             return {}
+
+
+def _holder() -> str:
+    """Who holds a lease: this machine and process (and a nonce, for a pid reused after a restart)."""
+    import os
+    import socket
+    import uuid
+
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

@@ -17,7 +17,7 @@ import traceback
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 from telegram import (Bot, BotCommand, CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions,
@@ -76,6 +76,22 @@ def send_worst_case_seconds() -> float:
     return 2 * (2 * one_call + MAX_RETRY_WAIT_SECONDS)
 
 
+LEASE_CHECK_SECONDS = 20.0
+"""How often a worker in polling mode renews (or tries to take) the polling lease; the lease lasts three times that."""
+
+
+class Lease(Protocol):
+    """One holder at a time across workers (``bot.shared_state.SharedLease``)."""
+
+    def hold(self) -> bool:
+        """Take or renew; True while held."""
+        ...
+
+    def release(self) -> None:
+        """Give it up."""
+        ...
+
+
 def deliver_timeout(parts: int, files: int = 0) -> float:
     """How long deliver() waits for ``parts`` messages and ``files`` documents: well past the worst case.
 
@@ -92,7 +108,8 @@ class TelegramChannel:
 
     def __init__(self, *, helpdesk: HelpdeskService | Callable[[], HelpdeskService] | Core, settings: TelegramSettings,
                  access: TelegramAccess, clock: Callable[[], float] = time.monotonic,
-                 limiter: Limiter | None = None) -> None:
+                 limiter: Limiter | None = None, poll_lease: Lease | None = None,
+                 lease_check_seconds: float = LEASE_CHECK_SECONDS) -> None:
         # URLs carry the token: httpx logs them at INFO and PTB at DEBUG.
         logging.getLogger("httpx").setLevel(logging.WARNING)
         if logging.getLogger("telegram").getEffectiveLevel() < logging.INFO:
@@ -102,6 +119,10 @@ class TelegramChannel:
         self.access = access
         self.limiter = limiter or SlidingWindowLimiter(settings.rate_per_minute, 60, clock=clock)
         """Messages per officer per minute; shared by the workers when given (``bot/shared_state.py``)."""
+        self.poll_lease = poll_lease
+        """With several workers in polling mode: only the holder long-polls (Telegram allows one consumer)."""
+        self._lease_check = lease_check_seconds
+        self._lease_task: asyncio.Task | None = None
         self.handled_updates = 0
         """Updates fully processed since start (for diagnostics, and tests that wait for a quiet moment)."""
         self.application = self._build_application()
@@ -119,14 +140,15 @@ class TelegramChannel:
 
     @classmethod
     def from_env(cls, *, helpdesk: HelpdeskService | Callable[[], HelpdeskService] | Core, home: Path,
-                 env: Mapping[str, str],
-                 limiter: Callable[[int], Limiter] | None = None) -> "TelegramChannel":
+                 env: Mapping[str, str], limiter: Callable[[int], Limiter] | None = None,
+                 poll_lease: Lease | None = None) -> "TelegramChannel":
         """The channel as `vraagbaak serve` runs it: settings from the environment, invites under ``home``
         (``limiter``: builds the message limiter for a rate per minute, e.g. one the workers share)."""
         settings = TelegramSettings.from_env(env)
         access = TelegramAccess(home / ACCESS_FILE, allowed=settings.allowed_users)
         return cls(helpdesk=helpdesk, settings=settings, access=access,
-                   limiter=limiter(settings.rate_per_minute) if limiter is not None else None)
+                   limiter=limiter(settings.rate_per_minute) if limiter is not None else None,
+                   poll_lease=poll_lease if settings.mode == "polling" else None)
 
     def _builder(self) -> ApplicationBuilder:
         builder = (ApplicationBuilder().token(self.settings.token).concurrent_updates(CONCURRENT_UPDATES)
@@ -190,9 +212,12 @@ class TelegramChannel:
         if self.settings.mode == "webhook":
             await app.bot.set_webhook(url=self.settings.webhook_url, secret_token=self.settings.webhook_secret,
                                       allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False)
-        else:
+        elif self.poll_lease is None:
             assert app.updater is not None
             await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False)
+        else:
+            await self._poll_if_leading()  # the first check now, so a lone worker polls from the start
+            self._lease_task = asyncio.create_task(self._keep_polling_lease())
         try:
             await app.bot.set_my_commands([BotCommand(c, d) for c, d in TELEGRAM_COMMANDS])
         except TelegramError as exc:  # the menu is a convenience; the bot works without it
@@ -223,6 +248,30 @@ class TelegramChannel:
     def _redact(self, text: str) -> str:
         return text.replace(self.settings.token, "<TELEGRAM_BOT_TOKEN>")
 
+    async def _poll_if_leading(self) -> None:
+        """Take or renew the polling lease; poll while it is held, stop polling when another worker has it."""
+        updater = self.application.updater
+        assert updater is not None and self.poll_lease is not None
+        try:
+            leading = await asyncio.to_thread(self.poll_lease.hold)
+        except Exception:  # noqa: BLE001 - the database is down: keep doing what this worker did
+            logger.exception("Telegram polling lease not checked")
+            return
+        if leading and not updater.running:
+            logger.info("Telegram: this worker long-polls now (it holds the polling lease)")
+            await updater.start_polling(allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False)
+        elif not leading and updater.running:
+            logger.warning("Telegram: another worker holds the polling lease; this one stops polling")
+            await updater.stop()
+
+    async def _keep_polling_lease(self) -> None:
+        while True:
+            await asyncio.sleep(self._lease_check)
+            try:
+                await self._poll_if_leading()
+            except Exception:  # noqa: BLE001 - one failed start of polling is retried at the next check
+                logger.exception("Telegram polling not (re)started")
+
     async def _undo_start(self) -> None:
         """Stop whatever start() got running, so nothing keeps polling or holds connections after a failure."""
         self._running = False
@@ -245,10 +294,16 @@ class TelegramChannel:
         The webhook stays registered so Telegram keeps updates until the service is back.
         """
         running, self._running = self._running, False
+        if self._lease_task is not None:
+            self._lease_task.cancel()
+            await asyncio.gather(self._lease_task, return_exceptions=True)
+            self._lease_task = None
         if running:
             app = self.application
             if app.updater is not None and app.updater.running:
                 await app.updater.stop()
+            if self.poll_lease is not None:
+                await asyncio.to_thread(self.poll_lease.release)  # another worker polls from its next check
             if app.running:
                 await app.stop()
             await app.shutdown()

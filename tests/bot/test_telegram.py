@@ -902,3 +902,43 @@ def test_in_a_group_a_colleagues_expert_button_opens_no_ticket_and_status_stays_
     [own] = bot.press(answer, buttons(answer)["Vraag een expert"])
     assert "VB-1" in visible(own)
     assert "Vraag een expert" not in buttons(fake_telegram.message(TEAM["id"], answer["message_id"]))
+
+
+class _Recorder:
+    """A core that notes the questions that reach it."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def handle(self, incoming: Any) -> Reply:
+        self.seen.append(incoming.text)
+        return Reply(text="Genoteerd.", decision=Decision.CLARIFY, reply_id=f"r{len(self.seen)}")
+
+
+def test_in_polling_mode_only_the_lease_holder_polls_and_another_worker_takes_over(
+        fake_telegram: FakeTelegram, tmp_path: Path) -> None:
+    # Telegram gives updates to one long-polling consumer; two workers polling at once would each get some (and
+    # Telegram answers the second with 409 Conflict).
+    from bot.shared_state import SharedLease, SharedState
+
+    state = SharedState(f"sqlite:///{tmp_path / 'tickets.sqlite'}")
+    loop = LoopThread()
+    cores = {"a": _Recorder(), "b": _Recorder()}
+    bots = {}
+    try:
+        for name, core in cores.items():
+            channel = TelegramChannel.from_env(helpdesk=core, home=tmp_path / name, env=os.environ,  # type: ignore
+                                               poll_lease=SharedLease(state, "telegram-polling", name, seconds=0.6))
+            channel._lease_check = 0.1
+            bots[name] = TelegramBot(fake_telegram, channel, loop).start()
+        for n in range(3):
+            bots["a"].say(f"Vraag {n}?")
+        assert cores["a"].seen == ["Vraag 0?", "Vraag 1?", "Vraag 2?"] and cores["b"].seen == []
+        bots["a"].stop()  # a clean stop hands the lease over
+        assert bots["b"].say("Vraag 3?") == ["Genoteerd."]
+        assert cores["b"].seen == ["Vraag 3?"]
+    finally:
+        for bot in bots.values():
+            bot.stop()
+        loop.close()
+        state.close()
