@@ -28,11 +28,10 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'tickets.sqlite'}"
-    return request.getfixturevalue("pg_database_url")
+@pytest.fixture
+def url(store_url: str) -> str:
+    """The shared database: the ticket database's URL (SQLite, then PostgreSQL)."""
+    return store_url
 
 
 @pytest.fixture

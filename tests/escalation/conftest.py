@@ -18,13 +18,6 @@ experts:
 """
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'tickets.sqlite'}"
-    return request.getfixturevalue("pg_database_url")
-
-
 @pytest.fixture
 def pool(tmp_path: Path) -> ExpertPool:
     path = tmp_path / "experts.yaml"

@@ -613,10 +613,7 @@ def test_delivery_passes_interleaved_on_one_loop_deliver_each_answer_once(store_
                                                                          tmp_path: Path,
                                                                          smtp_server: SmtpServer) -> None:
     service = _service(store_url, pool, tmp_path, smtp_server)
-    for i in range(3):
-        ticket = service.open_ticket(_new(question=f"Vraag {i} over een innovatiepartnerschap?"))
-        sent = [m for m in smtp_server.received if f"[{ticket.tag}]" in m["Subject"]][0]
-        service.ingest(_reply_to(sent, sender="an.peeters@example.be", body=f"Antwoord {i}."))
+    _answered(service, smtp_server, 3)
     delivered: list[str] = []
 
     class SlowChannel:
@@ -687,10 +684,7 @@ def test_a_release_that_fails_keeps_the_mail_listed(store_url: str, pool: Expert
 def test_a_channel_that_crashes_on_one_answer_does_not_hold_back_the_others(
         store_url: str, pool: ExpertPool, tmp_path: Path, smtp_server: SmtpServer) -> None:
     service = _service(store_url, pool, tmp_path, smtp_server)
-    for i in range(2):
-        ticket = service.open_ticket(_new(question=f"Vraag {i} over een innovatiepartnerschap?"))
-        sent = [m for m in smtp_server.received if f"[{ticket.tag}]" in m["Subject"]][0]
-        service.ingest(_reply_to(sent, sender="an.peeters@example.be", body=f"Antwoord {i}."))
+    _answered(service, smtp_server, 2)
     delivered: list[str] = []
 
     class Flaky:

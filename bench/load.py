@@ -1,0 +1,188 @@
+"""Load on `vraagbaak serve` workers through their Teams endpoint: officers asking questions, loopback only.
+
+Starts a stand-in for the Bot Framework connector and ``--workers`` `vraagbaak serve` processes on this machine
+(Teams authentication off, which the server allows on loopback only), then plays ``--officers`` officers who each
+ask ``--questions`` questions of `bench/questions/coverage.jsonl`, sent round-robin to the workers as a proxy
+would. A reply's latency runs from the POST to the moment the reply reaches the connector. Two shapes: ``human``
+(each officer waits ``--think`` seconds, +-50 % at random, before each question) and ``burst`` (everyone at once,
+no waiting: the time to drain it). Bounded: every reply is awaited at most ``--timeout`` seconds, the workers are
+stopped at the end whatever happens. Prints one JSON object.
+
+    python bench/load.py --home <data dir with an index> [--workers 2] [--officers 50] [--questions 5]
+                         [--shape human|burst] [--think 10] [--database-url postgresql+psycopg://...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from aiohttp import ClientSession, web
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from retrieval.evaluation import read_questions  # noqa: E402
+from tests.fake_connector import FakeConnector  # noqa: E402
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class TimedConnector(FakeConnector):
+    """The connector stand-in, noting when each conversation's messages arrive."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrivals: dict[str, list[float]] = {}
+
+    async def _post(self, request: web.Request) -> web.Response:
+        response = await super()._post(request)
+        posted = self.posted[-1] if self.posted else None
+        if posted is not None and posted.type == "message":
+            self.arrivals.setdefault(posted.conversation_id, []).append(time.perf_counter())
+        return response
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
+
+
+RUN = f"{os.getpid()}-{int(time.time())}"
+"""Part of every activity id: the workers remember ids they answered (a retry), also from an earlier run."""
+
+
+def _activity(service_url: str, officer: int, text: str, n: int) -> dict[str, Any]:
+    conversation = f"a:load-{officer}"
+    return {"type": "message", "id": f"load-{RUN}-{officer}-{n}", "serviceUrl": service_url, "channelId": "msteams",
+            "from": {"id": f"29:officer-{officer}", "name": f"Ambtenaar {officer}", "aadObjectId": f"aad-{officer}"},
+            "recipient": {"id": "28:vraagbaak", "name": "Vraagbaak"}, "locale": "nl-BE", "text": text,
+            "textFormat": "plain", "conversation": {"id": conversation, "conversationType": "personal",
+                                                    "tenantId": "load-tenant"},
+            "channelData": {"tenant": {"id": "load-tenant"}}}
+
+
+async def _wait_ready(session: ClientSession, port: int, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        try:
+            async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        await asyncio.sleep(0.5)
+    raise SystemExit(f"worker on port {port} not ready in time")
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    connector = TimedConnector()
+    service_url = await connector.start()
+    env = {**os.environ, "VRAAGBAAK_HOME": str(args.home), "VRAAGBAAK_TEAMS_AUTH": "off",
+           "VRAAGBAAK_HOST": "127.0.0.1", "VRAAGBAAK_TEAMS_RATE_PER_MINUTE": "100"}
+    env.pop("TELEGRAM_BOT_TOKEN", None)
+    env.pop("MICROSOFT_APP_ID", None)
+    if args.database_url:
+        env["VRAAGBAAK_DATABASE_URL"] = args.database_url
+    ports = [_free_port() for _ in range(args.workers)]
+    workers = [subprocess.Popen([str(Path(sys.executable).parent / "vraagbaak"), "serve"],
+                                env={**env, "VRAAGBAAK_PORT": str(port)}, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL) for port in ports]
+    questions = [q.question for q in read_questions(ROOT / "bench" / "questions" / "coverage.jsonl")]
+    rng = random.Random(14)
+    latencies: list[float] = []
+    timeouts = 0
+    counter = itertools.count()
+    try:
+        async with ClientSession() as session:
+            deadline = time.monotonic() + 180
+            for port in ports:
+                await _wait_ready(session, port, deadline)
+            # Warm-up: the first question of each worker loads the model and the index.
+            for n, port in enumerate(ports):
+                await session.post(f"http://127.0.0.1:{port}/api/messages",
+                                   json=_activity(service_url, 10_000 + n, questions[0], 0))
+            while sum(len(connector.arrivals.get(f"a:load-{10_000 + n}", [])) for n in range(len(ports))) \
+                    < len(ports):
+                if time.monotonic() > deadline:
+                    raise SystemExit("the workers did not answer the warm-up question in time")
+                await asyncio.sleep(0.1)
+            cpu_before = sum(_cpu_seconds(w.pid) for w in workers)
+
+            async def officer(i: int) -> None:
+                nonlocal timeouts
+                for n in range(args.questions):
+                    if args.shape == "human":
+                        await asyncio.sleep(args.think * rng.uniform(0.5, 1.5))
+                    conversation = f"a:load-{i}"
+                    before = len(connector.arrivals.get(conversation, []))
+                    port = ports[next(counter) % len(ports)]
+                    sent = time.perf_counter()
+                    async with session.post(f"http://127.0.0.1:{port}/api/messages",
+                                            json=_activity(service_url, i, rng.choice(questions), n + 1)) as r:
+                        await r.read()
+                    give_up = sent + args.timeout
+                    while len(connector.arrivals.get(conversation, [])) <= before:
+                        if time.perf_counter() > give_up:
+                            timeouts += 1
+                            break
+                        await asyncio.sleep(0.005)
+                    else:
+                        latencies.append(connector.arrivals[conversation][before] - sent)
+
+            started = time.perf_counter()
+            await asyncio.gather(*(officer(i) for i in range(args.officers)))
+            wall = time.perf_counter() - started
+            cpu = sum(_cpu_seconds(w.pid) for w in workers) - cpu_before
+    finally:
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        await connector.close()
+    ordered = sorted(latencies)
+    return {"bench": "load", "shape": args.shape, "workers": args.workers, "officers": args.officers,
+            "questions_each": args.questions, "database": (args.database_url or "sqlite").split(":", 1)[0],
+            "replies": len(latencies), "timeouts": timeouts, "wall_s": round(wall, 1),
+            "throughput_per_s": round(len(latencies) / wall, 2) if wall else None,
+            "p50_ms": round(statistics.median(ordered) * 1000) if ordered else None,
+            "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))] * 1000) if ordered else None,
+            "max_ms": round(ordered[-1] * 1000) if ordered else None,
+            "cpu_ms_per_reply": round(cpu * 1000 / len(latencies)) if latencies else None}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--home", type=Path, required=True, help="a data dir with an index (corpus refresh)")
+    parser.add_argument("--workers", type=int, default=1, choices=range(1, 5))
+    parser.add_argument("--officers", type=int, default=50, choices=range(1, 201), metavar="1-200")
+    parser.add_argument("--questions", type=int, default=5, choices=range(1, 21), metavar="1-20")
+    parser.add_argument("--shape", choices=("human", "burst"), default="human")
+    parser.add_argument("--think", type=float, default=10.0, help="seconds between an officer's questions")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds a reply is awaited at most")
+    parser.add_argument("--database-url", default=None)
+    print(json.dumps(asyncio.run(run(parser.parse_args()))))
+
+
+if __name__ == "__main__":
+    main()
