@@ -43,7 +43,11 @@ class SeenIds(Protocol):
     """Ids a channel has handled, so a platform's retry is not answered twice."""
 
     def first_time(self, key: str) -> bool:
-        """True the first time ``key`` is offered, False after."""
+        """True the first time ``key`` is offered (it is then in progress), False after."""
+        ...
+
+    def done(self, key: str) -> None:
+        """``key`` has been answered: a retry of it is a duplicate for the whole lifetime of the id."""
         ...
 
 
@@ -64,6 +68,9 @@ class InMemorySeenIds:
             if len(self._seen) > self._capacity:
                 self._seen.popitem(last=False)
             return True
+
+    def done(self, key: str) -> None:
+        """Nothing to add: in one process an id in progress is as good as answered (a crash forgets both)."""
 
 
 class SlidingWindowLimiter:

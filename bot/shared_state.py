@@ -212,11 +212,17 @@ class SharedRateLimiter:
 
 
 class SharedSeenIds:
-    """Ids already handled by some worker (Teams activity ids), remembered for ``ttl_seconds``."""
+    """Ids already handled by some worker (Teams activity ids), remembered for ``ttl_seconds`` once answered.
 
-    def __init__(self, state: SharedState, *, ttl_seconds: float = 86400) -> None:
+    An id is first taken *in progress* for ``in_progress_seconds`` only: a worker that dies in the middle of a turn
+    leaves no HTTP answer, the platform retries, and the retry (on any worker, or on this one restarted) takes the
+    id over once that short claim has run out, instead of being dropped as a duplicate of an answer never sent.
+    """
+
+    def __init__(self, state: SharedState, *, ttl_seconds: float = 86400, in_progress_seconds: float = 12.0) -> None:
         self._state = state
         self._ttl = ttl_seconds
+        self._in_progress = in_progress_seconds
 
     def first_time(self, key: str) -> bool:
         """True for the first worker that sees ``key`` (within its lifetime), False for every later one; True
@@ -230,14 +236,23 @@ class SharedSeenIds:
     def _first_time(self, key: str, now: float) -> bool:
         try:
             with self._state.engine.begin() as conn:
-                conn.execute(seen.insert().values(key=key, expires=now + self._ttl))
+                conn.execute(seen.insert().values(key=key, expires=now + self._in_progress))
             return True
         except IntegrityError:
             pass
         with self._state.engine.begin() as conn:  # seen before: only an expired entry may be taken over
             taken = conn.execute(seen.update().where(seen.c.key == key, seen.c.expires < now)
-                                 .values(expires=now + self._ttl)).rowcount
+                                 .values(expires=now + self._in_progress)).rowcount
         return taken == 1
+
+    def done(self, key: str) -> None:
+        """The id's turn is over (answered, or apologised for): a retry of it is a duplicate from now on."""
+        try:
+            with self._state.engine.begin() as conn:
+                conn.execute(seen.update().where(seen.c.key == _key(key))
+                             .values(expires=self._state.clock() + self._ttl))
+        except SQLAlchemyError as exc:  # the claim runs out and a retry would be answered again: logged
+            logger.warning("handled id not recorded as done (%s)", type(exc).__name__)
 
 
 class SharedLease:

@@ -208,10 +208,11 @@ class TeamsChannel:
             logger.warning("Teams activity refused: auth is off and serviceUrl %s is not on this machine",
                            activity.service_url)
             return web.json_response({"error": "serviceUrl must be local when auth is off"}, status=403)
-        if await self._already_seen(activity):
+        key = _seen_key(activity)
+        if key is not None and not await asyncio.to_thread(self._seen.first_time, key):  # off the loop: a database
             logger.info("Teams activity %s delivered again (retry); not answered twice", activity.id)
             return web.Response(status=200)
-        task = asyncio.create_task(self._run_turn(auth, activity))
+        task = asyncio.create_task(self._turn_then_done(auth, activity, key))
         self._tasks.add(task)
         task.add_done_callback(self._turn_done)
         done, _ = await asyncio.wait({task}, timeout=self.ack_after)
@@ -239,12 +240,20 @@ class TeamsChannel:
         logger.warning("Teams request refused: not authenticated (%s)", reason)
         return web.json_response({"error": "unauthorized"}, status=401)
 
-    async def _already_seen(self, activity: Activity) -> bool:
-        if not activity.id:
-            return False
-        conversation = activity.conversation.id if activity.conversation else ""
-        # Off the loop: with several workers the ids are in the shared database.
-        return not await asyncio.to_thread(self._seen.first_time, f"teams|{conversation}|{activity.id}")
+    async def _turn_then_done(self, auth: AuthenticateRequestResult, activity: Activity,
+                              key: str | None) -> InvokeResponse | None:
+        """The turn; then its activity id counts as answered (a turn cut off by a stop does not: its retry is)."""
+        try:
+            result = await self._run_turn(auth, activity)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            if key is not None:  # the officer got the apology: a retry is not answered again
+                await asyncio.to_thread(self._seen.done, key)
+            raise
+        if key is not None:
+            await asyncio.to_thread(self._seen.done, key)
+        return result
 
     async def _run_turn(self, auth: AuthenticateRequestResult, activity: Activity) -> InvokeResponse | None:
         """One turn, after the earlier turns of its conversation, so the core sees them in the order they came in."""
@@ -381,6 +390,14 @@ class TeamsChannel:
 
 
 # -- activity helpers ---------------------------------------------------------------------------------------
+
+
+def _seen_key(activity: Activity) -> str | None:
+    """What identifies an activity across retries (None: it carries no id, and is never taken for a retry)."""
+    if not activity.id:
+        return None
+    conversation = activity.conversation.id if activity.conversation else ""
+    return f"teams|{conversation}|{activity.id}"
 
 
 def _tenant_id(body: dict[str, Any]) -> str | None:

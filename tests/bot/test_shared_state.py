@@ -82,12 +82,25 @@ def test_a_retry_that_reaches_the_other_worker_is_recognised(workers) -> None:
     one, two, clock = workers
     here, there = SharedSeenIds(one, ttl_seconds=600), SharedSeenIds(two, ttl_seconds=600)
     assert here.first_time("teams|a:1|act-1") is True
-    assert there.first_time("teams|a:1|act-1") is False
-    assert here.first_time("teams|a:1|act-1") is False
+    assert there.first_time("teams|a:1|act-1") is False  # in progress at the other worker
+    here.done("teams|a:1|act-1")
+    clock.now += 60
+    assert there.first_time("teams|a:1|act-1") is False  # answered: a duplicate for the id's lifetime
     assert there.first_time("teams|a:1|act-2") is True
     clock.now += 601
     assert there.first_time("teams|a:1|act-1") is True  # long expired: the id may come back
     assert here.first_time("teams|a:1|act-1") is False
+
+
+def test_a_retry_of_a_turn_whose_worker_died_is_answered_by_another(workers) -> None:
+    # Marked seen on arrival for good, a retry after a crash mid-turn was dropped: that question got no answer.
+    one, two, clock = workers
+    dying, other = SharedSeenIds(one, in_progress_seconds=12), SharedSeenIds(two, in_progress_seconds=12)
+    assert dying.first_time("teams|a:1|act-9") is True  # the worker dies before done()
+    assert other.first_time("teams|a:1|act-9") is False  # a retry at once: the turn may still be running
+    clock.now += 15  # Teams retries after ~15 s without an HTTP answer
+    assert other.first_time("teams|a:1|act-9") is True
+    assert dying.first_time("teams|a:1|act-9") is False
 
 
 def test_a_procedure_walk_goes_on_at_the_other_worker_and_expired_rows_are_purged(workers) -> None:
