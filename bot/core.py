@@ -23,7 +23,7 @@ from bot.conversation import ConversationMemory, Turn, contextual_query, is_foll
 from bot.intent import Intent, IntentPrediction
 from bot.messages import Action, ActionKind, Citation, Decision, Escalation, FileOffer, Incoming, Press, Reply
 from bot.policy import RuleMatch, Rules, load_rules
-from bot.procedure import ProcedureTree, WalkStore, load_tree
+from bot.procedure import InMemoryWalkStore, ProcedureTree, WalkStore, load_tree
 from bot.routing import Evidence, Router, Verdict, load_routing
 from bot.runtime import Limiter
 from bot.texts import (ASKING_EXPERTS, ASK_ANOTHER, BUTTON_GONE, CLARIFY, COLLEAGUES_BUTTON, CONVERSATION_RESET,
@@ -162,7 +162,7 @@ class HelpdeskService:
     """The generative composer, when configured; the extractive one answers whenever it gives nothing."""
     extractive: ExtractiveComposer = field(default_factory=ExtractiveComposer)
     clock: Callable[[], float] = time.time
-    walks: WalkStore = field(default_factory=lambda: WalkStore(None))
+    walks: WalkStore = field(default_factory=InMemoryWalkStore)
     """Where each conversation is in `/procedure` (SQLite under the data dir in the app: survives a restart)."""
     tree: ProcedureTree = field(default_factory=load_tree)
     ticket_limit: Limiter | None = None
@@ -180,7 +180,7 @@ class HelpdeskService:
         return cls(retriever=retriever, audit=audit, escalator=escalator or NoEscalation(),
                    memory=memory or ConversationMemory(), rules=load_rules(),
                    router=Router(load_routing(model), embed=embed), composer=composer,
-                   walks=walks or WalkStore(None), ticket_limit=ticket_limit)
+                   walks=walks or InMemoryWalkStore(), ticket_limit=ticket_limit)
 
     # -- entry points -------------------------------------------------------------------------------------
 

@@ -9,15 +9,13 @@ question id, so a button pressed under an earlier question of the walk does not 
 
 from __future__ import annotations
 
-import json
 import re
-import sqlite3
 import threading
-import time
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import Protocol
 
 import yaml
 
@@ -177,45 +175,44 @@ def _check(tree: ProcedureTree) -> None:
         raise ConfigError(f"procedure tree: question(s) {', '.join(unreached)} cannot be reached")
 
 
-class WalkStore:
-    """Where each conversation is in the tree, in SQLite (it survives a restart); rows go after the retention."""
+class WalkStore(Protocol):
+    """Where each conversation is in the tree: ``InMemoryWalkStore`` here, ``SharedWalkStore`` for `serve`."""
 
-    def __init__(self, path: Path | None) -> None:
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path) if path else ":memory:", check_same_thread=False, timeout=30)
+    def get(self, conversation: str) -> list[tuple[str, int]] | None:
+        """The answers given so far, or None when no walk is going on."""
+        ...
+
+    def put(self, conversation: str, answers: list[tuple[str, int]]) -> None:
+        """Remember the answers given so far."""
+        ...
+
+    def clear(self, conversation: str) -> None:
+        """The walk ended or was stopped."""
+        ...
+
+
+class InMemoryWalkStore:
+    """Walks in this process (tests and tools; `vraagbaak serve` keeps them in the shared database)."""
+
+    def __init__(self) -> None:
+        self._walks: dict[str, list[tuple[str, int]]] = {}
         self._lock = threading.Lock()
-        with self._lock, self._db:
-            self._db.execute("CREATE TABLE IF NOT EXISTS walks (conversation TEXT PRIMARY KEY, answers TEXT NOT NULL,"
-                             " updated_at REAL NOT NULL)")
 
     def get(self, conversation: str) -> list[tuple[str, int]] | None:
         """The answers given so far, or None when no walk is going on."""
         with self._lock:
-            row = self._db.execute("SELECT answers FROM walks WHERE conversation = ?", (conversation,)).fetchone()
-        return [(str(q), int(i)) for q, i in json.loads(row[0])] if row else None
+            answers = self._walks.get(conversation)
+            return list(answers) if answers is not None else None
 
     def put(self, conversation: str, answers: list[tuple[str, int]]) -> None:
         """Remember the answers given so far."""
-        with self._lock, self._db:
-            self._db.execute("INSERT INTO walks VALUES (?, ?, ?) ON CONFLICT(conversation) DO UPDATE SET "
-                             "answers = excluded.answers, updated_at = excluded.updated_at",
-                             (conversation, json.dumps(answers), time.time()))
+        with self._lock:
+            self._walks[conversation] = list(answers)
 
     def clear(self, conversation: str) -> None:
         """The walk ended or was stopped."""
-        with self._lock, self._db:
-            self._db.execute("DELETE FROM walks WHERE conversation = ?", (conversation,))
-
-    def purge(self, *, older_than_days: float) -> int:
-        """Forget walks untouched for that long."""
-        with self._lock, self._db:
-            return self._db.execute("DELETE FROM walks WHERE updated_at < ?",
-                                    (time.time() - older_than_days * 86400,)).rowcount
-
-    def close(self) -> None:
-        """Close the database."""
-        self._db.close()
+        with self._lock:
+            self._walks.pop(conversation, None)
 
 
 # -- the walk as the officer sees it ---------------------------------------------------------------------------

@@ -4,8 +4,8 @@ Several `vraagbaak serve` workers behind one proxy must behave as one: a follow-
 still knows the question before it, a rate limit counts an officer's messages on every worker, a Teams retry that
 reaches the other worker is recognised as a retry, and a `/procedure` walk goes on wherever the next button press
 lands. Each piece has the interface of its in-process counterpart (``ConversationMemory``,
-``SlidingWindowLimiter``, ``WalkStore``) and lives in the ticket database: SQLite under the data dir by default,
-PostgreSQL when ``VRAAGBAAK_DATABASE_URL`` names one. Rows carry their time and expire; ``purge`` removes what
+``SlidingWindowLimiter``, ``InMemoryWalkStore``) and lives in the ticket database: SQLite under the data dir by
+default, PostgreSQL when ``VRAAGBAAK_DATABASE_URL`` names one. Rows carry their time and expire; ``purge`` removes what
 has expired (the daily retention pass runs it).
 
 Times are wall-clock (``time.time``): workers on different machines compare them.
@@ -17,7 +17,6 @@ import json
 import logging
 import time
 from collections.abc import Callable, Hashable
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -25,6 +24,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from bot.conversation import TTL_SECONDS, Turn
 from common.errors import ConfigError
 from bot.messages import Decision
+from escalation.store import database_engine
 
 logger = logging.getLogger(__name__)
 
@@ -82,11 +82,7 @@ class SharedState:
     """The database the workers share (its tables are created on first use, next to the ticket tables)."""
 
     def __init__(self, url: str, *, clock: Callable[[], float] = time.time) -> None:
-        kwargs: dict[str, Any] = {}
-        if url.startswith("sqlite"):
-            # Every channel thread and the loop use it; SQLite waits for a writer instead of failing at once.
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-        self.engine = sa.create_engine(url, future=True, pool_pre_ping=True, **kwargs)
+        self.engine = database_engine(url, pool_pre_ping=True)
         self.clock = clock
         try:
             metadata.create_all(self.engine)
@@ -180,16 +176,15 @@ class SharedRateLimiter:
         """(allowed, tell the officer)."""
         if self.limit <= 0:
             return True, False
-        key, now = _key(key), self._state.clock()
-        mine = (rate_events.c.bucket == self._bucket, rate_events.c.key == key)
-        notice = (rate_notices.c.bucket == self._bucket, rate_notices.c.key == key)
         try:
-            return self._allow(key, now, mine, notice)
+            return self._allow(_key(key), self._state.clock())
         except SQLAlchemyError as exc:  # the database is down: let the officer through rather than fail the chat
             logger.warning("rate limit %s not checked (%s); allowed", self._bucket, type(exc).__name__)
             return True, False
 
-    def _allow(self, key: str, now: float, mine: tuple, notice: tuple) -> tuple[bool, bool]:
+    def _allow(self, key: str, now: float) -> tuple[bool, bool]:
+        mine = (rate_events.c.bucket == self._bucket, rate_events.c.key == key)
+        notice = (rate_notices.c.bucket == self._bucket, rate_notices.c.key == key)
         with self._state.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 # One officer's count at a time across workers: without it, messages that arrive together are
@@ -326,12 +321,3 @@ class SharedWalkStore:
         """The walk ended or was stopped."""
         with self._state.engine.begin() as conn:
             conn.execute(walks.delete().where(walks.c.conversation == _key(conversation)))
-
-    def purge(self, *, older_than_days: float) -> int:
-        """Forget walks untouched for that long."""
-        with self._state.engine.begin() as conn:
-            return conn.execute(walks.delete().where(
-                walks.c.updated_at < self._state.clock() - older_than_days * 86400)).rowcount
-
-    def close(self) -> None:
-        """Nothing of its own to close (the shared state owns the connections)."""

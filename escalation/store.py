@@ -266,15 +266,21 @@ def _ticket(row: Any) -> Ticket:
     return Ticket(**data)
 
 
+def database_engine(url: str, **options: Any) -> sa.engine.Engine:
+    """An engine for the ticket database (sqlite:///... or postgresql+psycopg://...), also what the workers share
+    (``bot/shared_state.py``)."""
+    if url.startswith("sqlite"):
+        # Worker threads (asyncio.to_thread: the core, the escalation steps, the channels' checks) share it;
+        # SQLite waits for a writer instead of failing at once.
+        options["connect_args"] = {"check_same_thread": False, "timeout": 30}
+    return sa.create_engine(url, future=True, **options)
+
+
 class TicketStore:
     """All escalation state behind one SQLAlchemy engine (sqlite:///... or postgresql+psycopg://...)."""
 
     def __init__(self, url: str, *, clock: Callable[[], float] = time.time) -> None:
-        kwargs: dict[str, Any] = {}
-        if url.startswith("sqlite"):
-            # Worker threads (asyncio.to_thread: the core, the escalation steps) share the store.
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-        self.engine = sa.create_engine(url, future=True, **kwargs)
+        self.engine = database_engine(url)
         self.clock = clock
         self.version = migrate(self.engine)
 

@@ -244,16 +244,13 @@ class TeamsChannel:
                               key: str | None) -> InvokeResponse | None:
         """The turn; then its activity id counts as answered (a turn cut off by a stop does not: its retry is)."""
         try:
-            result = await self._run_turn(auth, activity)
+            return await self._run_turn(auth, activity)
         except asyncio.CancelledError:
+            key = None  # cut off: the retry is answered
             raise
-        except Exception:
-            if key is not None:  # the officer got the apology: a retry is not answered again
+        finally:  # answered, or apologised for after an error: a retry is not answered again
+            if key is not None:
                 await asyncio.to_thread(self._seen.done, key)
-            raise
-        if key is not None:
-            await asyncio.to_thread(self._seen.done, key)
-        return result
 
     async def _run_turn(self, auth: AuthenticateRequestResult, activity: Activity) -> InvokeResponse | None:
         """One turn, after the earlier turns of its conversation, so the core sees them in the order they came in."""

@@ -1155,7 +1155,9 @@ def test_a_retry_that_lands_on_the_other_worker_is_not_answered_twice(tmp_path: 
     async def scenario() -> None:
         connector = FakeConnector()
         service_url = await connector.start()
-        channels = [TeamsChannel(helpdesk=recorder, settings=LOCAL, seen=SharedSeenIds(state),  # type: ignore
+        # No in-progress claim: the retry is refused only because the first turn was recorded as done.
+        seen = SharedSeenIds(state, in_progress_seconds=0)
+        channels = [TeamsChannel(helpdesk=recorder, settings=LOCAL, seen=seen,  # type: ignore
                                  limiter=SharedRateLimiter(state, "teams", 3, 60)) for _ in range(2)]
         clients = [TestClient(TestServer(build_web_app([c]), host="127.0.0.1")) for c in channels]
         for client, channel in zip(clients, channels):
