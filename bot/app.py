@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from escalation.settings import EscalationSettings
     from retrieval.embedders import Embedder, QueryCache
     from retrieval.search import HybridRetriever
-    from retrieval.store import GenerationStore
+    from retrieval.store import IndexStore
     from retrieval.vector_index import VectorIndex
 
 logger = logging.getLogger(__name__)
@@ -74,17 +74,22 @@ class App:
                            ef_construction=self.settings.hnsw_ef_construction)
 
     @cached_property
-    def store(self) -> GenerationStore:
-        """Index generations on disk."""
+    def store(self) -> IndexStore:
+        """Index generations in the data dir, or in the database the workers share (``VRAAGBAAK_INDEX_STORE``)."""
+        if self.settings.index_store == "database":
+            from retrieval.database_store import DatabaseGenerationStore
+
+            self.settings.home.mkdir(parents=True, exist_ok=True)  # the default SQLite file lives there
+            return DatabaseGenerationStore(self.settings.database_url)
         from retrieval.store import GenerationStore
 
         return GenerationStore(self.settings.index_dir)
 
     def refresher(self) -> Refresher:
-        """A refresher writing into this app's data dir."""
+        """A refresher writing into this app's index store (its data dir keeps the caches)."""
         from corpus.refresh import Refresher
 
-        return Refresher(home=self.settings.home, embedder=self.embedder, vectors=self.vectors)
+        return Refresher(home=self.settings.home, embedder=self.embedder, vectors=self.vectors, store=self.store)
 
     @cached_property
     def retriever(self) -> HybridRetriever:

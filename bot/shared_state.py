@@ -22,9 +22,9 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from bot.conversation import TTL_SECONDS, Turn
-from common.errors import ConfigError
 from bot.messages import Decision
-from escalation.store import database_engine
+from common.database import database_engine, shown_url
+from common.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -88,8 +88,7 @@ class SharedState:
             metadata.create_all(self.engine)
         except SQLAlchemyError as exc:
             self.engine.dispose()
-            shown = sa.engine.make_url(url).render_as_string(hide_password=True)
-            raise ConfigError(f"the database {shown} (VRAAGBAAK_DATABASE_URL) cannot be opened: "
+            raise ConfigError(f"the database {shown_url(url)} (VRAAGBAAK_DATABASE_URL) cannot be opened: "
                               f"{type(exc.orig or exc).__name__}") from None
 
     def purge(self, *, turns_older_than: float, walks_older_than_days: float) -> int:

@@ -7,14 +7,13 @@ active pointer. A crash at any point leaves the previous generation serving.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -28,9 +27,9 @@ from corpus.loaders import load_file
 from corpus.loaders.templates import load_templates
 from corpus.manifest import Manifest, SourceSpec
 from retrieval.embedders import Embedder
-from retrieval.errors import ModelMismatchError
+from retrieval.errors import IndexBusyError, ModelMismatchError
 from retrieval.lexical import LexicalIndex
-from retrieval.store import EmbeddingCache, GenerationStore
+from retrieval.store import EmbeddingCache, GenerationStore, IndexStore
 from retrieval.types import Chunk
 from retrieval.vector_index import VectorIndex
 
@@ -122,17 +121,6 @@ class SourceState:
         self._db.close()
 
 
-@contextmanager
-def _refresh_lock(index_dir: Path) -> Iterator[None]:
-    index_dir.mkdir(parents=True, exist_ok=True)
-    with (index_dir / "refresh.lock").open("w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise CorpusError("another refresh is running on this data dir") from None
-        yield
-
-
 def _exists(spec: SourceSpec, base_dir: Path) -> bool:
     path = resolve_location(spec, base_dir)
     return any(path.parent.glob(path.name)) if path.parent.exists() else False
@@ -183,9 +171,10 @@ def _chunk_source(spec: SourceSpec, fetched: FetchResult, report: SourceReport) 
 class Refresher:
     """Builds index generations from a manifest."""
 
-    def __init__(self, *, home: Path, embedder: Embedder, vectors: VectorIndex) -> None:
+    def __init__(self, *, home: Path, embedder: Embedder, vectors: VectorIndex, store: IndexStore | None = None
+                 ) -> None:
         self.home = home
-        self.store = GenerationStore(home / "index")
+        self.store: IndexStore = store if store is not None else GenerationStore(home / "index")
         self.embedder = embedder
         self.vectors = vectors
         self.state_path = home / "state.sqlite"
@@ -195,7 +184,11 @@ class Refresher:
                 rebuild: bool = False, online: bool = False, progress: Progress | None = None) -> RefreshSummary:
         """Refresh the selected sources (all by default) and switch to the new index."""
         started = time.monotonic()
-        with _refresh_lock(self.store.index_dir):
+        with ExitStack() as held:
+            try:
+                held.enter_context(self.store.refresh_lock())
+            except IndexBusyError as exc:
+                raise CorpusError(str(exc)) from None
             state = SourceState(self.state_path)
             try:
                 summary = self._refresh(manifest, state, only=only, dry_run=dry_run, rebuild=rebuild,

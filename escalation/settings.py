@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.database import database_url
 from common.errors import ConfigError
 from escalation.errors import EscalationError
 from escalation.mailer import SmtpSettings
@@ -49,7 +50,7 @@ class EscalationSettings:
     @classmethod
     def from_env(cls, home: Path, env: Mapping[str, str]) -> "EscalationSettings":
         """Build from ``VRAAGBAAK_*`` variables; SMTP and IMAP are off unless their host is set."""
-        database_url = env.get("VRAAGBAAK_DATABASE_URL") or f"sqlite:///{home / 'tickets.sqlite'}"
+        url = database_url(home, env)
         experts = env.get("VRAAGBAAK_EXPERTS_FILE")
         mail_from = env.get("VRAAGBAAK_MAIL_FROM") or "vraagbaak@localhost"
         smtp = None
@@ -88,7 +89,7 @@ class EscalationSettings:
         poll = env.get("VRAAGBAAK_IMAP_POLL_SECONDS") or "60"
         trusted = tuple(t.strip().lower() for t in (env.get("VRAAGBAAK_MAIL_TRUSTED_AUTHSERV") or "").split(",")
                         if t.strip())
-        return cls(home=home, database_url=database_url, experts_file=Path(experts) if experts else None, smtp=smtp,
+        return cls(home=home, database_url=url, experts_file=Path(experts) if experts else None, smtp=smtp,
                    imap=imap, mail_from=mail_from, reply_to=reply_to, mail_domain=domain,
                    poll_seconds=float(poll) if poll.replace(".", "", 1).isdigit() else 60.0,
                    trusted_authserv=trusted)

@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from common.database import database_engine
 from escalation.attachments import AnswerFile
 from escalation.errors import TicketNotFound
 from escalation.states import ANSWERED, CLOSED, OPEN, REOPENED, SENT, STATES  # noqa: F401 (also read from here)
@@ -264,16 +265,6 @@ def _ticket(row: Any) -> Ticket:
     for key in ("reply_address", "context", "sources"):
         data[key] = json.loads(data[key])
     return Ticket(**data)
-
-
-def database_engine(url: str, **options: Any) -> sa.engine.Engine:
-    """An engine for the ticket database (sqlite:///... or postgresql+psycopg://...), also what the workers share
-    (``bot/shared_state.py``)."""
-    if url.startswith("sqlite"):
-        # Worker threads (asyncio.to_thread: the core, the escalation steps, the channels' checks) share it;
-        # SQLite waits for a writer instead of failing at once.
-        options["connect_args"] = {"check_same_thread": False, "timeout": 30}
-    return sa.create_engine(url, future=True, **options)
 
 
 class TicketStore:

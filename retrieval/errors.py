@@ -11,3 +11,11 @@ class IndexNotReadyError(RetrievalError):
 
 class ModelMismatchError(RetrievalError):
     """The index was built with another embedding model (run refresh with --rebuild)."""
+
+
+class IndexUnavailableError(RetrievalError):
+    """The shared store of the index (its database) cannot be reached; a worker keeps serving what it has."""
+
+
+class IndexBusyError(RetrievalError):
+    """Another refresh holds the index."""

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from retrieval.embedders import Embedder
-from retrieval.errors import ModelMismatchError
+from retrieval.errors import IndexUnavailableError, ModelMismatchError
 from retrieval.evidence import TermStats
 from retrieval.lexical import LexicalIndex, analyse
 from retrieval.ranking import Ranker
-from retrieval.store import GenerationStore
+from retrieval.store import IndexStore
 from retrieval.terminology import expand, special_regimes
 from retrieval.types import MODES, QUOTED_KINDS, Chunk, SearchHit
 from retrieval.vector_index import VectorIndex
@@ -39,6 +41,8 @@ class FusionParams:
 
 
 KIND_FILTER_DEPTH = 300
+UNAVAILABLE_LOG_SECONDS = 60.0
+"""While the shared index store is down, the retriever says so at most once a minute."""
 """Candidates per ranking when only some source kinds are wanted."""
 
 
@@ -86,7 +90,7 @@ class _Generation:
 class HybridRetriever:
     """Searches one index generation; ``refresh_if_switched`` moves to a newer one in a single step."""
 
-    def __init__(self, *, store: GenerationStore, vectors: VectorIndex, embedder: Embedder,
+    def __init__(self, *, store: IndexStore, vectors: VectorIndex, embedder: Embedder,
                  params: FusionParams | None = None, ranker: Ranker | None = None) -> None:
         self._store = store
         self.ranker = ranker
@@ -94,6 +98,7 @@ class HybridRetriever:
         self._embedder = embedder
         self.params = params or FusionParams()
         self._switch_lock = threading.Lock()
+        self._last_unavailable_log = -math.inf
         self._served = self._load(store.require_active())
 
     def _load(self, generation: str) -> _Generation:
@@ -116,17 +121,25 @@ class HybridRetriever:
         """Pick up a newer active generation after a refresh; True when it switched.
 
         Searches running meanwhile finish on the generation they started with: the new one is loaded whole and
-        then replaces it in one assignment. Threads that notice the switch together load it once.
+        then replaces it in one assignment. Threads that notice the switch together load it once. When the shared
+        store cannot be read (its database is down), the served generation goes on answering.
         """
-        active = self._store.active()
-        if not active or active == self._served.generation:
-            return False
-        with self._switch_lock:
-            # Read again: a thread that waited here may hold a pointer that a later refresh has replaced.
+        try:
             active = self._store.active()
             if not active or active == self._served.generation:
-                return False  # another thread switched while this one waited
-            self._served = self._load(active)
+                return False
+            with self._switch_lock:
+                # Read again: a thread that waited here may hold a pointer that a later refresh has replaced.
+                active = self._store.active()
+                if not active or active == self._served.generation:
+                    return False  # another thread switched while this one waited
+                self._served = self._load(active)
+        except IndexUnavailableError as exc:
+            now = time.monotonic()
+            if now - self._last_unavailable_log > UNAVAILABLE_LOG_SECONDS:
+                self._last_unavailable_log = now
+                logger.warning("%s; still serving index generation %s", exc, self._served.generation)
+            return False
         return True
 
     def term_stats(self) -> TermStats:

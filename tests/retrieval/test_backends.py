@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
 import os
 import subprocess
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -55,35 +51,6 @@ def test_unknown_embedder_and_missing_folder_are_config_errors(tmp_path: Path) -
         make_embedder("word2vec")
     with pytest.raises(ConfigError, match="no sentence-transformers model folder"):
         make_embedder(f"sentence-transformers:{tmp_path}")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def chroma_server(tmp_path: Path) -> Iterator[str]:
-    exe = shutil.which("chroma") or str(Path(__import__("sys").executable).parent / "chroma")
-    if not Path(exe).exists():
-        pytest.skip("the chroma command (from chromadb) is not installed")
-    port = _free_port()
-    proc = subprocess.Popen([exe, "run", "--path", str(tmp_path / "server"), "--host", "127.0.0.1",
-                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("chroma run did not start listening within 30 s")
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=10)
 
 
 def test_refresh_and_search_through_a_chroma_server(home: Path, tmp_path: Path, chroma_server: str) -> None:

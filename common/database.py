@@ -1,0 +1,38 @@
+"""The one way an engine is built for the deployment's database (tickets, shared worker state, the index)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+# SQLAlchemy is imported where an engine is built: reading settings must not pay for it (`vraagbaak --help`).
+
+
+def database_url(home: Path, env: Mapping[str, str]) -> str:
+    """``VRAAGBAAK_DATABASE_URL``, or SQLite in the data dir."""
+    return env.get("VRAAGBAAK_DATABASE_URL") or f"sqlite:///{home / 'tickets.sqlite'}"
+
+
+def database_engine(url: str, **options: Any) -> sa.engine.Engine:
+    """An engine for ``url`` (sqlite:///... or postgresql+psycopg://...)."""
+    import sqlalchemy as sa
+
+    if url.startswith("sqlite"):
+        # Worker threads (asyncio.to_thread: the core, the escalation steps, the channels' checks) share it;
+        # SQLite waits for a writer instead of failing at once.
+        options["connect_args"] = {"check_same_thread": False, "timeout": 30}
+    return sa.create_engine(url, future=True, **options)
+
+
+def shown_url(url: str) -> str:
+    """``url`` without its password, for messages and logs."""
+    import sqlalchemy as sa
+
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not even a URL: say nothing of it
+        return "(unparsable URL)"
