@@ -103,10 +103,10 @@ class App:
     @cached_property
     def audit(self) -> AuditLog:
         """The question / reply log."""
-        from bot.audit import AuditLog, load_or_create_key
+        from bot.audit import AuditLog, secret_key
 
         home = self.settings.home
-        return AuditLog(home / "audit.sqlite", key=load_or_create_key(home / "pseudonym.key"))
+        return AuditLog(home / "audit.sqlite", key=secret_key("pseudonym", home, self.env))
 
     @cached_property
     def helpdesk(self) -> HelpdeskService:
@@ -173,7 +173,7 @@ class App:
     @cached_property
     def tickets(self) -> EscalationService:
         """The expert-pool service (tickets in SQLite under the data dir unless VRAAGBAAK_DATABASE_URL is set)."""
-        from bot.audit import load_or_create_key
+        from bot.audit import secret_key
         from escalation.mail import MessageIds
         from escalation.mailer import SmtpMailer
         from escalation.service import EscalationService
@@ -183,7 +183,7 @@ class App:
         es.home.mkdir(parents=True, exist_ok=True)
         return EscalationService(
             store=TicketStore(es.database_url), pool=self.pool,
-            ids=MessageIds(load_or_create_key(es.home / "mail.key"), es.mail_domain),
+            ids=MessageIds(secret_key("mail", es.home, self.env), es.mail_domain),
             mailer=SmtpMailer(es.smtp) if es.smtp else None, mail_from=es.mail_from, reply_to=es.reply_to,
             archive_dir=es.home / "mail-archive", trusted_authserv=es.trusted_authserv)
 
@@ -214,13 +214,13 @@ class App:
     @cached_property
     def downloads(self) -> DownloadLinks | None:
         """Signed download links, when the server has a public address (``VRAAGBAAK_PUBLIC_URL``)."""
-        from bot.audit import load_or_create_key
+        from bot.audit import secret_key
         from bot.downloads import DownloadLinks
 
         server = self.server_settings
         if not server.public_url:
             return None
-        return DownloadLinks(key=load_or_create_key(self.settings.home / "download.key"), base_url=server.public_url,
+        return DownloadLinks(key=secret_key("download", self.settings.home, self.env), base_url=server.public_url,
                              ttl_seconds=server.download_days * 86400)
 
     def resolve_download(self, ref: str) -> Download | None:

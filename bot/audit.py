@@ -10,7 +10,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,6 +81,30 @@ def _migrate(db: sqlite3.Connection) -> int:
 
 
 KEY_BYTES = 32
+KEY_NAMES = ("pseudonym", "mail", "download")
+"""The secret keys of a deployment: officers' pseudonyms, signed mail references, signed download links."""
+
+
+def secret_key(name: str, home: Path, env: Mapping[str, str]) -> bytes:
+    """The key ``name``: from ``VRAAGBAAK_<NAME>_KEY`` (hex) when set, else from ``<name>.key`` in the data dir.
+
+    Workers of one deployment need the same keys (an expert's reply to a mail one worker sent is read by another;
+    a pseudonym must name the same officer everywhere), so several workers take them from the environment. Moving
+    from one worker to several keeps the keys: the variable gets the hex text of the existing file.
+    """
+    if name not in KEY_NAMES:
+        raise ValueError(f"unknown key {name!r}")
+    variable = f"VRAAGBAAK_{name.upper()}_KEY"
+    raw = (env.get(variable) or "").strip()
+    if not raw:
+        return load_or_create_key(home / f"{name}.key")
+    try:
+        key = bytes.fromhex(raw)
+    except ValueError:
+        raise ConfigError(f"{variable} is not hexadecimal (generate one with `openssl rand -hex 32`)") from None
+    if len(key) < KEY_BYTES:
+        raise ConfigError(f"{variable} holds {len(key)} bytes, at least {KEY_BYTES} are needed")
+    return key
 
 
 def load_or_create_key(path: Path) -> bytes:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.audit import KEY_BYTES, load_or_create_key
+from bot.app import App
+from bot.audit import KEY_BYTES, load_or_create_key, secret_key
 from escalation.mail import MessageIds
 from common.errors import ConfigError
 
@@ -54,3 +55,25 @@ def test_an_empty_short_or_garbled_key_file_is_an_error(tmp_path: Path, content:
     path.write_text(content)
     with pytest.raises(ConfigError, match="mail.key"):
         load_or_create_key(path)
+
+
+def test_workers_on_two_machines_share_the_keys_of_the_environment(tmp_path: Path) -> None:
+    """An expert answers a mail worker A sent; worker B, which polls the mailbox, must recognise the reference."""
+    key = "ab" * KEY_BYTES
+    apps = [App.from_env({"VRAAGBAAK_HOME": str(tmp_path / name), "VRAAGBAAK_MAIL_KEY": key,
+                          "VRAAGBAAK_PSEUDONYM_KEY": key}) for name in ("a", "b")]
+    reference = apps[0].tickets.ids.new(7, "question")
+    assert apps[1].tickets.ids.verify(reference) == 7
+    assert apps[0].audit.pseudonym("telegram", "42") == apps[1].audit.pseudonym("telegram", "42")
+    assert not list((tmp_path / "a").glob("*.key"))  # nothing written next to the data
+
+    # Without the variables each data dir makes its own key: one worker does not know the other's mail.
+    alone = [App.from_env({"VRAAGBAAK_HOME": str(tmp_path / name)}) for name in ("c", "d")]
+    assert alone[1].tickets.ids.verify(alone[0].tickets.ids.new(7, "question")) is None
+
+
+@pytest.mark.parametrize("value", ["zz" * KEY_BYTES, "ab" * (KEY_BYTES - 1)])
+def test_a_bad_key_in_the_environment_is_named_but_not_shown(tmp_path: Path, value: str) -> None:
+    with pytest.raises(ConfigError, match="VRAAGBAAK_MAIL_KEY") as caught:
+        secret_key("mail", tmp_path, {"VRAAGBAAK_MAIL_KEY": value})
+    assert value not in str(caught.value)
