@@ -10,6 +10,11 @@ stopped at the end whatever happens. Prints one JSON object.
 
     python bench/load.py --home <data dir with an index> [--workers 2] [--officers 50] [--questions 5]
                          [--shape human|burst] [--think 10] [--database-url postgresql+psycopg://...]
+                         [--chroma-url http://127.0.0.1:8000 --separate-homes]
+
+With ``--separate-homes`` every worker gets an empty data dir of its own, as on its own machine: the index comes
+from the database and the Chroma server (refreshed there beforehand, see ``bench/region.py``), the keys from the
+environment. ``bench/region.py`` runs the whole set on PostgreSQL and a Chroma server with one command.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -66,13 +72,10 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
 
 
-RUN = f"{os.getpid()}-{int(time.time())}"
-"""Part of every activity id: the workers remember ids they answered (a retry), also from an earlier run."""
-
-
-def _activity(service_url: str, officer: int, text: str, n: int) -> dict[str, Any]:
+def _activity(service_url: str, run: str, officer: int, text: str, n: int) -> dict[str, Any]:
+    """Activity ids carry the run: the workers remember ids they answered (a retry), also from an earlier run."""
     conversation = f"a:load-{officer}"
-    return {"type": "message", "id": f"load-{RUN}-{officer}-{n}", "serviceUrl": service_url, "channelId": "msteams",
+    return {"type": "message", "id": f"load-{run}-{officer}-{n}", "serviceUrl": service_url, "channelId": "msteams",
             "from": {"id": f"29:officer-{officer}", "name": f"Ambtenaar {officer}", "aadObjectId": f"aad-{officer}"},
             "recipient": {"id": "28:vraagbaak", "name": "Vraagbaak"}, "locale": "nl-BE", "text": text,
             "textFormat": "plain", "conversation": {"id": conversation, "conversationType": "personal",
@@ -92,19 +95,40 @@ async def _wait_ready(session: ClientSession, port: int, deadline: float) -> Non
     raise SystemExit(f"worker on port {port} not ready in time")
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
-    connector = TimedConnector()
-    service_url = await connector.start()
+def worker_env(args: argparse.Namespace, n: int, port: int, homes: Path) -> dict[str, str]:
+    """The environment of worker ``n``: the data dir given, or with ``--separate-homes`` an empty one of its own
+    under ``homes``."""
     env = {**os.environ, "VRAAGBAAK_HOME": str(args.home), "VRAAGBAAK_TEAMS_AUTH": "off",
-           "VRAAGBAAK_HOST": "127.0.0.1", "VRAAGBAAK_TEAMS_RATE_PER_MINUTE": "100"}
+           "VRAAGBAAK_HOST": "127.0.0.1", "VRAAGBAAK_TEAMS_RATE_PER_MINUTE": "100", "VRAAGBAAK_PORT": str(port)}
     env.pop("TELEGRAM_BOT_TOKEN", None)
     env.pop("MICROSOFT_APP_ID", None)
     if args.database_url:
         env["VRAAGBAAK_DATABASE_URL"] = args.database_url
+    if args.chroma_url:
+        env["VRAAGBAAK_CHROMA_URL"] = args.chroma_url
+    if args.separate_homes:
+        home = homes / f"worker-{n}"
+        home.mkdir()
+        env["VRAAGBAAK_HOME"] = str(home)
+        env.update({f"VRAAGBAAK_{name}_KEY": KEYS[name] for name in KEYS})
+    return env
+
+
+KEYS = {name: os.urandom(32).hex() for name in ("PSEUDONYM", "MAIL", "DOWNLOAD")}
+"""Shared by the workers of one run, as a deployment's secrets would be."""
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    connector = TimedConnector()
+    service_url = await connector.start()
+    run_id = f"{os.getpid()}-{time.time_ns()}"
+    homes = tempfile.TemporaryDirectory(prefix="vraagbaak-workers-")
     ports = [_free_port() for _ in range(args.workers)]
+    logs = [Path(homes.name) / f"worker-{n}.log" for n in range(args.workers)]
     workers = [subprocess.Popen([str(Path(sys.executable).parent / "vraagbaak"), "serve"],
-                                env={**env, "VRAAGBAAK_PORT": str(port)}, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL) for port in ports]
+                                env=worker_env(args, n, port, Path(homes.name)), stdout=subprocess.DEVNULL,
+                                stderr=logs[n].open("wb"))
+               for n, port in enumerate(ports)]
     questions = [q.question for q in read_questions(ROOT / "bench" / "questions" / "coverage.jsonl")]
     rng = random.Random(14)
     latencies: list[float] = []
@@ -113,12 +137,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         async with ClientSession() as session:
             deadline = time.monotonic() + 180
-            for port in ports:
-                await _wait_ready(session, port, deadline)
+            for port, log in zip(ports, logs):
+                try:
+                    await _wait_ready(session, port, deadline)
+                except SystemExit:
+                    sys.stderr.write(log.read_text(errors="replace")[-3000:])
+                    raise
             # Warm-up: the first question of each worker loads the model and the index.
             for n, port in enumerate(ports):
                 await session.post(f"http://127.0.0.1:{port}/api/messages",
-                                   json=_activity(service_url, 10_000 + n, questions[0], 0))
+                                   json=_activity(service_url, run_id, 10_000 + n, questions[0], 0))
             while sum(len(connector.arrivals.get(f"a:load-{10_000 + n}", [])) for n in range(len(ports))) \
                     < len(ports):
                 if time.monotonic() > deadline:
@@ -135,8 +163,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     before = len(connector.arrivals.get(conversation, []))
                     port = ports[next(counter) % len(ports)]
                     sent = time.perf_counter()
-                    async with session.post(f"http://127.0.0.1:{port}/api/messages",
-                                            json=_activity(service_url, i, rng.choice(questions), n + 1)) as r:
+                    activity = _activity(service_url, run_id, i, rng.choice(questions), n + 1)
+                    async with session.post(f"http://127.0.0.1:{port}/api/messages", json=activity) as r:
                         await r.read()
                     give_up = sent + args.timeout
                     while len(connector.arrivals.get(conversation, [])) <= before:
@@ -160,9 +188,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             except subprocess.TimeoutExpired:
                 worker.kill()
         await connector.close()
+        homes.cleanup()
     ordered = sorted(latencies)
     return {"bench": "load", "shape": args.shape, "workers": args.workers, "officers": args.officers,
             "questions_each": args.questions, "database": (args.database_url or "sqlite").split(":", 1)[0],
+            "vectors": "chroma server" if args.chroma_url else "embedded chromadb",
+            "homes": "one per worker" if args.separate_homes else "shared",
             "replies": len(latencies), "timeouts": timeouts, "wall_s": round(wall, 1),
             "throughput_per_s": round(len(latencies) / wall, 2) if wall else None,
             "p50_ms": round(statistics.median(ordered) * 1000) if ordered else None,
@@ -181,6 +212,9 @@ def main() -> None:
     parser.add_argument("--think", type=float, default=10.0, help="seconds between an officer's questions")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds a reply is awaited at most")
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--chroma-url", default=None, help="the Chroma server the index was refreshed into")
+    parser.add_argument("--separate-homes", action="store_true",
+                        help="an empty data dir per worker: the index from the database and the Chroma server")
     print(json.dumps(asyncio.run(run(parser.parse_args()))))
 
 

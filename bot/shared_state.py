@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from bot.conversation import TTL_SECONDS, Turn
 from bot.messages import Decision
-from common.database import database_engine, shown_url
+from common.database import create_tables, database_engine, shown_url
 from common.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ class SharedState:
         self.engine = database_engine(url, pool_pre_ping=True)
         self.clock = clock
         try:
-            metadata.create_all(self.engine)
+            create_tables(self.engine, metadata)
         except SQLAlchemyError as exc:
             self.engine.dispose()
             raise ConfigError(f"the database {shown_url(url)} (VRAAGBAAK_DATABASE_URL) cannot be opened: "

@@ -28,6 +28,24 @@ def database_engine(url: str, **options: Any) -> sa.engine.Engine:
     return sa.create_engine(url, future=True, **options)
 
 
+SCHEMA_LOCK_KEY = 7243012
+"""PostgreSQL advisory lock held while a component creates its tables (the ticket migrations use 7243011)."""
+
+
+def create_tables(engine: sa.engine.Engine, metadata: sa.MetaData) -> None:
+    """Create the missing tables of ``metadata``; safe when several workers start at the same moment.
+
+    PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe against itself: two workers both find the table missing,
+    and the second fails on a unique violation in the catalogue. One transaction under an advisory lock orders them.
+    """
+    import sqlalchemy as sa
+
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+        metadata.create_all(conn)
+
+
 def shown_url(url: str) -> str:
     """``url`` without its password, for messages and logs."""
     import sqlalchemy as sa

@@ -31,7 +31,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from common.database import database_engine, shown_url
+from common.database import create_tables, database_engine, shown_url
 from retrieval.errors import (
     IndexBusyError,
     IndexNotReadyError,
@@ -82,7 +82,7 @@ class DatabaseGenerationStore:
         self._cached: tuple[float, str | None] | None = None
         self._cache_lock = threading.Lock()
         try:
-            metadata.create_all(self.engine)
+            create_tables(self.engine, metadata)
         except SQLAlchemyError as exc:
             self.engine.dispose()
             raise IndexUnavailableError(self._unreachable(exc)) from None

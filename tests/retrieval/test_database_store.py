@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 import pytest
@@ -185,3 +186,26 @@ def test_the_index_goes_to_the_database_with_a_chroma_server_or_when_asked(tmp_p
     assert isinstance(App(settings).store, DatabaseGenerationStore)
     with pytest.raises(ConfigError, match="VRAAGBAAK_INDEX_STORE"):
         RetrievalSettings.from_env({**base, "VRAAGBAAK_INDEX_STORE": "s3"})
+
+
+def test_workers_starting_at_the_same_moment_all_create_their_tables(pg_database_url: str) -> None:
+    """Two workers started together on an empty PostgreSQL: one failed on a unique violation in the catalogue."""
+    from bot.shared_state import SharedState
+
+    starts = 6
+    barrier = threading.Barrier(starts)
+    failures: list[BaseException] = []
+
+    def start(n: int) -> None:
+        barrier.wait()
+        try:
+            (DatabaseGenerationStore if n % 2 else SharedState)(pg_database_url)
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            failures.append(exc)
+
+    threads = [threading.Thread(target=start, args=(n,)) for n in range(starts)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert failures == []
