@@ -25,6 +25,7 @@ import itertools
 import json
 import os
 import random
+import re
 import signal
 import socket
 import statistics
@@ -32,14 +33,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiohttp import ClientSession, web
+from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bot.texts import DATABASE_AWAY, SORRY  # noqa: E402
 from retrieval.evaluation import read_questions  # noqa: E402
 from tests.fake_connector import FakeConnector  # noqa: E402
 
@@ -118,7 +123,48 @@ KEYS = {name: os.urandom(32).hex() for name in ("PSEUDONYM", "MAIL", "DOWNLOAD")
 """Shared by the workers of one run, as a deployment's secrets would be."""
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
+@dataclass
+class Deployment:
+    """The workers of a run, as a fault sees them."""
+
+    workers: list[subprocess.Popen]
+    ports: list[int]
+    logs: list[Path]
+    down: dict[int, float] = field(default_factory=dict)
+    """port -> until when the proxy leaves it out (it refused a connection or answered 5xx)."""
+
+
+Fault = Callable[[Deployment], Awaitable[dict[str, Any]]]
+RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
+"""Seconds before each new attempt at an activity that failed, as Teams retries (to any live worker)."""
+DOWN_SECONDS = 5.0
+
+
+async def _send(session: ClientSession, deployment: Deployment, activity: dict[str, Any], start: int,
+                give_up: float) -> int:
+    """POST ``activity`` as a proxy in front of the workers and Teams behind it would: to the next worker not known
+    to be down, again (after a pause) on a refused connection or a 5xx. Returns the number of retries."""
+    ports = deployment.ports
+    for attempt in range(len(RETRY_DELAYS) + 1):
+        now = time.monotonic()
+        live = [p for p in ports if deployment.down.get(p, 0) <= now] or ports
+        port = live[(start + attempt) % len(live)]
+        try:
+            async with session.post(f"http://127.0.0.1:{port}/api/messages", json=activity) as response:
+                await response.read()
+                if response.status < 500:
+                    return attempt
+        except (OSError, asyncio.TimeoutError, ClientError):
+            pass
+        deployment.down[port] = time.monotonic() + DOWN_SECONDS
+        if attempt == len(RETRY_DELAYS) or time.perf_counter() + RETRY_DELAYS[attempt] > give_up:
+            break
+        await asyncio.sleep(RETRY_DELAYS[attempt])
+    return -1
+
+
+async def run(args: argparse.Namespace, fault: Fault | None = None, fault_at: float = 0.0) -> dict[str, Any]:
+    """One load run; with ``fault``, that coroutine is started ``fault_at`` seconds into it and its report kept."""
     connector = TimedConnector()
     service_url = await connector.start()
     run_id = f"{os.getpid()}-{time.time_ns()}"
@@ -129,13 +175,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                                 env=worker_env(args, n, port, Path(homes.name)), stdout=subprocess.DEVNULL,
                                 stderr=logs[n].open("wb"))
                for n, port in enumerate(ports)]
+    deployment = Deployment(workers, ports, logs)
     questions = [q.question for q in read_questions(ROOT / "bench" / "questions" / "coverage.jsonl")]
     rng = random.Random(14)
     latencies: list[float] = []
-    timeouts = 0
+    sent_ids: list[str] = []
+    timeouts = retried = failed = 0
+    fault_report: dict[str, Any] = {}
     counter = itertools.count()
     try:
-        async with ClientSession() as session:
+        async with ClientSession(timeout=ClientTimeout(total=30)) as session:
             deadline = time.monotonic() + 180
             for port, log in zip(ports, logs):
                 try:
@@ -152,21 +201,25 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 if time.monotonic() > deadline:
                     raise SystemExit("the workers did not answer the warm-up question in time")
                 await asyncio.sleep(0.1)
-            cpu_before = sum(_cpu_seconds(w.pid) for w in workers)
+            cpu_before = {w.pid: _cpu_seconds(w.pid) for w in workers}
+            serving_before = [await _serving(session, port) for port in ports]
 
             async def officer(i: int) -> None:
-                nonlocal timeouts
+                nonlocal timeouts, retried, failed
                 for n in range(args.questions):
                     if args.shape == "human":
                         await asyncio.sleep(args.think * rng.uniform(0.5, 1.5))
                     conversation = f"a:load-{i}"
                     before = len(connector.arrivals.get(conversation, []))
-                    port = ports[next(counter) % len(ports)]
-                    sent = time.perf_counter()
                     activity = _activity(service_url, run_id, i, rng.choice(questions), n + 1)
-                    async with session.post(f"http://127.0.0.1:{port}/api/messages", json=activity) as r:
-                        await r.read()
+                    sent_ids.append(activity["id"])
+                    sent = time.perf_counter()
                     give_up = sent + args.timeout
+                    retries = await _send(session, deployment, activity, next(counter), give_up)
+                    if retries < 0:
+                        failed += 1
+                        continue
+                    retried += retries > 0
                     while len(connector.arrivals.get(conversation, [])) <= before:
                         if time.perf_counter() > give_up:
                             timeouts += 1
@@ -175,31 +228,68 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     else:
                         latencies.append(connector.arrivals[conversation][before] - sent)
 
+            async def inject() -> None:
+                await asyncio.sleep(fault_at)
+                fault_report.update(await fault(deployment))
+
             started = time.perf_counter()
+            injected = asyncio.ensure_future(inject()) if fault is not None else None
             await asyncio.gather(*(officer(i) for i in range(args.officers)))
             wall = time.perf_counter() - started
-            cpu = sum(_cpu_seconds(w.pid) for w in workers) - cpu_before
+            if injected is not None:
+                await injected
+            await asyncio.sleep(1.0)  # a reply still on its way is counted, a duplicate too
+            cpu = sum(_cpu_seconds(w.pid) - cpu_before[w.pid] for w in workers if w.poll() is None)
+            serving_after = [await _serving(session, port) if w.poll() is None else None
+                             for port, w in zip(ports, workers)]
     finally:
         for worker in workers:
-            worker.send_signal(signal.SIGTERM)
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
         for worker in workers:
             try:
                 worker.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 worker.kill()
         await connector.close()
+        worker_logs = [log.read_text(errors="replace") for log in logs]
         homes.cleanup()
+    replies = Counter(p.reply_to_id for p in connector.messages() if p.reply_to_id)
+    answered = Counter(replies[activity_id] for activity_id in sent_ids)
     ordered = sorted(latencies)
-    return {"bench": "load", "shape": args.shape, "workers": args.workers, "officers": args.officers,
-            "questions_each": args.questions, "database": (args.database_url or "sqlite").split(":", 1)[0],
-            "vectors": "chroma server" if args.chroma_url else "embedded chromadb",
-            "homes": "one per worker" if args.separate_homes else "shared",
-            "replies": len(latencies), "timeouts": timeouts, "wall_s": round(wall, 1),
-            "throughput_per_s": round(len(latencies) / wall, 2) if wall else None,
-            "p50_ms": round(statistics.median(ordered) * 1000) if ordered else None,
-            "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))] * 1000) if ordered else None,
-            "max_ms": round(ordered[-1] * 1000) if ordered else None,
-            "cpu_ms_per_reply": round(cpu * 1000 / len(latencies)) if latencies else None}
+    report = {"bench": "load", "shape": args.shape, "workers": args.workers, "officers": args.officers,
+              "questions_each": args.questions, "database": (args.database_url or "sqlite").split(":", 1)[0],
+              "vectors": "chroma server" if args.chroma_url else "embedded chromadb",
+              "homes": "one per worker" if args.separate_homes else "shared",
+              "replies": len(latencies), "timeouts": timeouts, "failed_sends": failed,
+              "resent_after_a_failure": retried,
+              "messages_per_question": {str(k): v for k, v in sorted(answered.items())},
+              "wall_s": round(wall, 1),
+              "throughput_per_s": round(len(latencies) / wall, 2) if wall else None,
+              "p50_ms": round(statistics.median(ordered) * 1000) if ordered else None,
+              "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))] * 1000) if ordered else None,
+              "max_ms": round(ordered[-1] * 1000) if ordered else None,
+              "cpu_ms_per_reply": round(cpu * 1000 / len(latencies)) if latencies else None}
+    if fault is not None:
+        report["fault"] = fault_report
+        report["worker_errors"] = sum(text.count(" ERROR ") for text in worker_logs)
+        texts = [p.activity.get("text") or "" for p in connector.messages()]
+        report["apologies"] = sum(1 for text in texts if text.startswith(SORRY[:20]))
+        report["even_geduld"] = sum(1 for text in texts if text == DATABASE_AWAY)
+        report["error_kinds"] = sorted({line.split(": ", 1)[0][-60:] + ": " + line.split(": ", 1)[-1][:120]
+                                        for text in worker_logs for line in text.splitlines()
+                                        if re.match(r"^\w+(\.\w+)*(Error|Exception): ", line)})[:8]
+        report["serving_before"], report["serving_after"] = serving_before, serving_after
+    return report
+
+
+async def _serving(session: ClientSession, port: int) -> str | None:
+    """The index generation a worker answers from, as its readiness check says."""
+    try:
+        async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
+            return (await response.json()).get("serving")
+    except (OSError, ClientError, ValueError):
+        return None
 
 
 def main() -> None:

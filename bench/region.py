@@ -3,10 +3,14 @@
 One command: starts a throwaway PostgreSQL cluster (as the tests do) and `chroma run` on loopback, refreshes the
 bundled sample corpus into them from a maintainer's data dir, then runs ``bench/load.py`` for every worker count
 and shape asked, each worker with an empty data dir of its own (as on its own machine: the index comes from the
-database and the Chroma server, the keys from the environment). Everything stops at the end. Prints one JSON
-line per run.
+database and the Chroma server, the keys from the environment). Then the fault runs, two workers at human pace
+each: ``kill`` (one worker is killed mid-run; the activities it had, and the ones sent to it, are sent again to
+the other as Teams and a proxy would), ``database`` (PostgreSQL stopped for 10 s mid-run, then started again) and
+``refresh`` (a corpus refresh mid-run: both workers must switch to the new generation). Everything stops at the
+end. Prints one JSON line per run.
 
-    python bench/region.py [--workers 1 2] [--shapes human burst] [--officers 50] [--questions 5] [--think 10]
+    python bench/region.py [--workers 1 2] [--shapes human burst] [--faults kill database refresh]
+                           [--officers 50] [--questions 5] [--think 10]
 """
 
 from __future__ import annotations
@@ -26,23 +30,52 @@ sys.path.insert(0, str(ROOT))
 
 from bench import load  # noqa: E402
 from tests.chroma_server import running_chroma  # noqa: E402
-from tests.pg_server import postgres_url  # noqa: E402
+from tests.pg_server import Cluster, running_cluster  # noqa: E402
+
+DATABASE_DOWN_SECONDS = 10.0
 
 
-def refresh(home: Path, database_url: str, chroma_url: str) -> float:
+def refresh(home: Path, database_url: str, chroma_url: str, *, rebuild: bool = False) -> float:
     """`vraagbaak corpus refresh` of the bundled sample corpus into the database and the Chroma server."""
     env = {**os.environ, "VRAAGBAAK_HOME": str(home), "VRAAGBAAK_DATABASE_URL": database_url,
            "VRAAGBAAK_CHROMA_URL": chroma_url}
     started = time.monotonic()
-    subprocess.run([str(Path(sys.executable).parent / "vraagbaak"), "corpus", "refresh"], env=env, check=True,
-                   stdout=subprocess.DEVNULL, timeout=900)
+    subprocess.run([str(Path(sys.executable).parent / "vraagbaak"), "corpus", "refresh",
+                    *(["--rebuild"] if rebuild else [])], env=env, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=900)
     return time.monotonic() - started
+
+
+def faults(cluster: Cluster, maintainer: Path, chroma_url: str) -> dict[str, load.Fault]:
+    """The three faults, by name."""
+
+    async def kill(deployment: load.Deployment) -> dict:
+        victim = deployment.workers[-1]
+        victim.kill()
+        return {"killed": f"worker-{len(deployment.workers) - 1}", "pid": victim.pid}
+
+    async def database(deployment: load.Deployment) -> dict:
+        started = time.monotonic()
+        await asyncio.to_thread(cluster.stop)
+        await asyncio.sleep(DATABASE_DOWN_SECONDS)
+        await asyncio.to_thread(cluster.start)
+        return {"database_down_s": round(time.monotonic() - started, 1)}
+
+    async def new_generation(deployment: load.Deployment) -> dict:
+        seconds = await asyncio.to_thread(refresh, maintainer, cluster.url, chroma_url, rebuild=True)
+        return {"refresh_s": round(seconds, 1)}
+
+    return {"kill": kill, "database": database, "refresh": new_generation}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], choices=range(1, 5))
-    parser.add_argument("--shapes", nargs="+", default=["human", "burst"], choices=("human", "burst"))
+    parser.add_argument("--workers", type=int, nargs="*", default=[1, 2], choices=range(1, 5))
+    parser.add_argument("--shapes", nargs="*", default=["human", "burst"], choices=("human", "burst"))
+    parser.add_argument("--faults", nargs="*", default=["kill", "database", "refresh"],
+                        choices=("kill", "database", "refresh"))
+    parser.add_argument("--fault-at", type=float, default=None,
+                        help="seconds into a fault run (default: 40 %% of its expected length)")
     parser.add_argument("--officers", type=int, default=50, choices=range(1, 201), metavar="1-200")
     parser.add_argument("--questions", type=int, default=5, choices=range(1, 21), metavar="1-20")
     parser.add_argument("--think", type=float, default=10.0)
@@ -50,21 +83,25 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="vraagbaak-region-") as tmp:
         root = Path(tmp)
-        cluster = postgres_url.__wrapped__()  # the tests' throwaway cluster, driven by hand
-        database_url = next(cluster)
-        try:
-            with running_chroma(root / "chroma") as chroma_url:
-                seconds = refresh(root / "maintainer", database_url, chroma_url)
-                print(json.dumps({"bench": "region", "step": "refresh", "seconds": round(seconds, 1)}), flush=True)
-                for workers in args.workers:
-                    for shape in args.shapes:
-                        run = argparse.Namespace(home=root / "maintainer", workers=workers, officers=args.officers,
-                                                 questions=args.questions, shape=shape, think=args.think,
-                                                 timeout=args.timeout, database_url=database_url,
-                                                 chroma_url=chroma_url, separate_homes=True)
-                        print(json.dumps(asyncio.run(load.run(run))), flush=True)
-        finally:
-            cluster.close()
+        with running_cluster() as cluster, running_chroma(root / "chroma") as chroma_url:
+            maintainer = root / "maintainer"
+            seconds = refresh(maintainer, cluster.url, chroma_url)
+            print(json.dumps({"bench": "region", "step": "refresh", "seconds": round(seconds, 1)}), flush=True)
+
+            def shape(workers: int, name: str) -> argparse.Namespace:
+                return argparse.Namespace(home=maintainer, workers=workers, officers=args.officers,
+                                          questions=args.questions, shape=name, think=args.think,
+                                          timeout=args.timeout, database_url=cluster.url, chroma_url=chroma_url,
+                                          separate_homes=True)
+
+            for workers in args.workers:
+                for name in args.shapes:
+                    print(json.dumps(asyncio.run(load.run(shape(workers, name)))), flush=True)
+            at = args.fault_at if args.fault_at is not None else 0.4 * args.think * args.questions
+            for name, fault in faults(cluster, maintainer, chroma_url).items():
+                if name in args.faults:
+                    report = asyncio.run(load.run(shape(2, "human"), fault, at))
+                    print(json.dumps({"fault_run": name, "fault_at_s": at, **report}), flush=True)
 
 
 if __name__ == "__main__":

@@ -294,6 +294,8 @@ class App:
             checks["index"] = "ok" if active is not None else "no index: run `vraagbaak corpus refresh`"
         except Exception as exc:  # noqa: BLE001 - reported, not raised
             checks["index"] = f"unreadable: {type(exc).__name__}"
+        if "retriever" in self.__dict__:  # loaded: the generation this worker answers from (workers may differ
+            checks["serving"] = self.retriever.generation  # for a moment after a refresh)
         try:
             self.tickets.store.ping()
             checks["database"] = "ok"

@@ -169,3 +169,19 @@ def conversation_key(channel: str, chat: object, user: object, *, shared: bool) 
     """The core's conversation: the chat, and in a group chat or channel each officer's own thread in it, so one
     officer's /expert never escalates a colleague's question and follow-ups never take a colleague's as context."""
     return f"{channel}:{chat}:{user}" if shared else f"{channel}:{chat}"
+
+
+def database_away(error: BaseException | None) -> bool:
+    """Whether a failed turn failed because the shared database (or the index in it) could not be reached: the
+    officer is then asked to try again in a minute, not told that something broke."""
+    from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+
+    from retrieval.errors import IndexUnavailableError
+
+    seen = 0
+    while error is not None and seen < 10:  # a cause chain is short; never follow a cycle
+        if isinstance(error, (OperationalError, InterfaceError, DisconnectionError, IndexUnavailableError)):
+            return True
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return False

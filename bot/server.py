@@ -55,6 +55,8 @@ class ServerSettings:
 
 READY_TIMEOUT_SECONDS = 5.0
 """A readiness check that takes longer counts as failed: a proxy should stop sending traffic here."""
+READY_INFO = frozenset({"serving"})
+"""Fields of the readiness answer that inform (the index generation answered from) rather than check."""
 
 
 def build_web_app(channels: list[Channel], extra_routes: Sequence[web.RouteDef] = (), *,
@@ -73,7 +75,7 @@ def build_web_app(channels: list[Channel], extra_routes: Sequence[web.RouteDef] 
                 checks.update(await asyncio.wait_for(asyncio.to_thread(ready), READY_TIMEOUT_SECONDS))
             except Exception as exc:  # noqa: BLE001 - a check that fails or hangs means: not ready
                 checks["checks"] = f"failed: {type(exc).__name__}"
-        ok = all(value == "ok" for value in checks.values())
+        ok = all(value == "ok" for name, value in checks.items() if name not in READY_INFO)
         return web.json_response({"status": "ready" if ok else "not ready", **checks}, status=200 if ok else 503)
 
     app.router.add_get("/healthz", health)

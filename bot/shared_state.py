@@ -298,9 +298,15 @@ class SharedWalkStore:
         self._state = state
 
     def get(self, conversation: str) -> list[tuple[str, int]] | None:
-        """The answers given so far, or None when no walk is going on."""
-        with self._state.engine.connect() as conn:
-            row = conn.execute(sa.select(walks.c.answers).where(walks.c.conversation == _key(conversation))).first()
+        """The answers given so far, or None when no walk is going on (or the database cannot say: every message
+        asks, and a question is better answered than refused; storing a step while it is away fails loudly)."""
+        try:
+            with self._state.engine.connect() as conn:
+                row = conn.execute(sa.select(walks.c.answers)
+                                   .where(walks.c.conversation == _key(conversation))).first()
+        except SQLAlchemyError as exc:
+            logger.warning("procedure walk not read (%s)", type(exc).__name__)
+            return None
         return [(str(q), int(i)) for q, i in json.loads(row[0])] if row else None
 
     def put(self, conversation: str, answers: list[tuple[str, int]]) -> None:

@@ -425,6 +425,8 @@ TEAMS_WELCOME = (
     "opdrachten.")
 WELCOME_GROUP = "In een kanaal of groepsgesprek antwoord ik alleen als je me vermeldt met @{name}."
 NOT_TEXT = "Ik kan alleen tekst lezen. Stel je vraag in een zin, of typ /help."
+DATABASE_AWAY = ("Even geduld: Vraagbaak kan zijn gegevens nu heel even niet bereiken. Stuur je bericht over een "
+                 "minuutje opnieuw; wat je eerder vroeg, is niet verloren.")
 SORRY = ("Sorry, er ging iets mis bij het verwerken van je bericht. Probeer het straks opnieuw; lukt het dan nog "
          "niet, meld het dan aan de beheerder van Vraagbaak.")
 TEAMS_COMMANDS = [

@@ -24,6 +24,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -143,26 +144,58 @@ def _start_cluster(runner: _ServerRunner, *, workdir: Path, data: Path, password
     raise AssertionError("unreachable")
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A throwaway PostgreSQL cluster for the session; yields the SQLAlchemy URL of its `vraagbaak_test` db."""
-    bindir = find_server_bindir()
-    if bindir is None:
-        pytest.skip(NOT_INSTALLED)
+class Cluster:
+    """A running throwaway cluster: its URL, and stop / start for fault runs (``bench/region.py``)."""
+
+    def __init__(self, runner: _ServerRunner, *, workdir: Path, data: Path, password: str, port: int) -> None:
+        self.runner, self.workdir, self.data, self.password, self.port = runner, workdir, data, password, port
+
+    @property
+    def url(self) -> str:
+        """The SQLAlchemy URL of the `vraagbaak_test` database."""
+        return _url(password=self.password, port=self.port, dbname=TEST_DATABASE)
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server (``fast``: connections are cut, as when the database host goes down)."""
+        _check(self.runner.run("pg_ctl", "stop", "-D", str(self.data), "-m", mode, "-w"), "pg_ctl stop")
+
+    def start(self) -> None:
+        """Start it again on the same port."""
+        log = self.workdir / "restart.log"
+        _check(self.runner.run("pg_ctl", "start", "-D", str(self.data), "-l", str(log), "-o", f"-p {self.port}",
+                               "-w", "-t", "60"), "pg_ctl start", log)
+
+
+def server_problem() -> str | None:
+    """Why no cluster can be started here, or None."""
+    if find_server_bindir() is None:
+        return NOT_INSTALLED
     if os.geteuid() == 0:
         try:
-            server_user = pwd.getpwnam(SERVER_USER)
+            pwd.getpwnam(SERVER_USER)
         except KeyError:
-            pytest.skip("PostgreSQL refuses to run as root and there is no 'postgres' system user "
-                        "(apt-get install postgresql creates it)")
+            return ("PostgreSQL refuses to run as root and there is no 'postgres' system user "
+                    "(apt-get install postgresql creates it)")
+    return None
+
+
+@contextmanager
+def running_cluster() -> Iterator[Cluster]:
+    """A throwaway cluster with a `vraagbaak_test` database, removed at the end."""
     import psycopg
     from psycopg import sql
 
+    problem = server_problem()
+    if problem:
+        raise RuntimeError(problem)
+    bindir = find_server_bindir()
+    assert bindir is not None
     started = time.perf_counter()
     # Not pytest's tmp_path: its parent is root-only (0700), so the postgres user could not reach the data dir.
     workdir = Path(tempfile.mkdtemp(prefix="vraagbaak-pg-"))
     runner = _ServerRunner(bindir=bindir, workdir=workdir)
     if runner.as_other_user:
+        server_user = pwd.getpwnam(SERVER_USER)
         os.chown(workdir, server_user.pw_uid, server_user.pw_gid)
     data = workdir / "data"
     try:
@@ -173,7 +206,7 @@ def postgres_url() -> Iterator[str]:
             admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEST_DATABASE)))
         logger.info("PostgreSQL %s ready on 127.0.0.1:%d in %.2fs", bindir.parent.name, port,
                     time.perf_counter() - started)
-        yield _url(password=password, port=port, dbname=TEST_DATABASE)
+        yield Cluster(runner, workdir=workdir, data=data, password=password, port=port)
     finally:
         # Also after a failed start: pg_ctl may have timed out on a server that did come up.
         if (data / "postmaster.pid").exists():
@@ -182,6 +215,16 @@ def postgres_url() -> Iterator[str]:
             if stopped.returncode != 0:
                 logger.error("pg_ctl stop failed: %s", stopped.stderr.strip())
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster for the session; yields the SQLAlchemy URL of its `vraagbaak_test` db."""
+    problem = server_problem()
+    if problem:
+        pytest.skip(problem)
+    with running_cluster() as cluster:
+        yield cluster.url
 
 
 @pytest.fixture

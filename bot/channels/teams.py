@@ -26,9 +26,10 @@ from bot.channels.teams_cards import (CARD_CONTENT_TYPE, SUBMIT_KEY, LinkedFile,
 from bot.channels.teams_settings import SINGLE_TENANT, TeamsSettings, check_local_mode, is_loopback
 from bot.core import HelpdeskService
 from bot.messages import ActionKind, FileOffer, Incoming, Reply, StoredFile
-from bot.runtime import Core, InMemorySeenIds, InOrder, Limiter, SeenIds, SlidingWindowLimiter, conversation_key
-from bot.texts import (EXPERT_ATTACHMENT_INLINE, NOT_TEXT, RATE_LIMITED, SORRY, TEAMS_WELCOME, WELCOME_GROUP,
-                       expert_answer_text)
+from bot.runtime import (Core, InMemorySeenIds, InOrder, Limiter, SeenIds, SlidingWindowLimiter, conversation_key,
+                         database_away)
+from bot.texts import (DATABASE_AWAY, EXPERT_ATTACHMENT_INLINE, NOT_TEXT, RATE_LIMITED, SORRY, TEAMS_WELCOME,
+                       WELCOME_GROUP, expert_answer_text)
 from escalation.delivery import DeliveryError, ExpertAnswer
 from common.errors import ConfigError
 
@@ -342,7 +343,7 @@ class TeamsChannel:
         """The one catch-all: log with the traceback, tell the officer politely, never show the error."""
         logger.error("Teams turn failed for activity %s", context.activity.id, exc_info=error)
         try:
-            await context.send_activity(SORRY)
+            await context.send_activity(DATABASE_AWAY if database_away(error) else SORRY)
         except Exception:  # the connector itself may be what failed
             logger.exception("Teams apology not sent either")
 

@@ -34,10 +34,10 @@ from bot.channels.telegram_render import (ButtonPress, is_expert_button, keyboar
 from bot.channels.telegram_settings import WEBHOOK_PATH, TelegramSettings
 from bot.core import HelpdeskService
 from bot.messages import ActionKind, Decision, FileOffer, Incoming, Press, Reply, StoredFile
-from bot.runtime import Core, InOrder, Limiter, SlidingWindowLimiter, conversation_key
-from bot.texts import (BUTTON_GONE, ERROR_TEXT, EXPERT_ATTACHMENT, EXPERT_BUTTON_ACK, INVITE_INVALID, NOT_YOUR_WALK,
-                       RATE_LIMITED, REFUSAL, REFUSAL_BUTTON, TELEGRAM_COMMANDS, TELEGRAM_WELCOME, TEXT_ONLY,
-                       WELCOME_INVITED, expert_answer_text)
+from bot.runtime import Core, InOrder, Limiter, SlidingWindowLimiter, conversation_key, database_away
+from bot.texts import (BUTTON_GONE, DATABASE_AWAY, ERROR_TEXT, EXPERT_ATTACHMENT, EXPERT_BUTTON_ACK, INVITE_INVALID,
+                       NOT_YOUR_WALK, RATE_LIMITED, REFUSAL, REFUSAL_BUTTON, TELEGRAM_COMMANDS, TELEGRAM_WELCOME,
+                       TEXT_ONLY, WELCOME_INVITED, expert_answer_text)
 from escalation.delivery import DeliveryError, ExpertAnswer
 from common.errors import ConfigError
 
@@ -599,7 +599,7 @@ class TelegramChannel:
         if chat is None:
             return
         try:
-            await self._say(chat.id, ERROR_TEXT)
+            await self._say(chat.id, DATABASE_AWAY if database_away(context.error) else ERROR_TEXT)
         except TelegramError as exc:
             logger.warning("could not tell the officer about the error either: %s", exc)
 

@@ -57,8 +57,12 @@ def test_the_app_reports_its_index_and_database(tmp_path: Path) -> None:
     (notes / "drempels.md").write_text(NOTES, encoding="utf-8")
     (tmp_path / "m.yaml").write_text("sources:\n  - id: n\n    title: N\n    kind: guidance\n"
                                      "    location: 'notes/*.md'\n", encoding="utf-8")
-    assert app.refresher().refresh(load_manifest(tmp_path / "m.yaml")).switched
+    generation = app.refresher().refresh(load_manifest(tmp_path / "m.yaml")).generation
     assert app.readiness() == {"index": "ok", "database": "ok"}
+    app.retriever.search("factuur")  # the first question loads the index: the worker says what it answers from
+    assert app.readiness() == {"index": "ok", "database": "ok", "serving": generation}
+    code, body = asyncio.run(_get(build_web_app([], ready=app.readiness), "/readyz"))
+    assert code == 200 and body["serving"] == generation  # information, not a check that could fail
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from bot.audit import AuditLog
 from bot.conversation import Turn
@@ -232,6 +233,8 @@ def test_with_the_database_down_chats_go_on_without_limits_and_memory(tmp_path: 
     state = SharedState(f"sqlite:///{tmp_path / 'tickets.sqlite'}")
     memory, seen = SharedConversationMemory(state), SharedSeenIds(state)
     limiter = SharedRateLimiter(state, "teams", 1, 60)
+    walks = SharedWalkStore(state)
+    walks.put("c1", [("q1", 0)])
     (tmp_path / "tickets.sqlite").unlink()
     (tmp_path / "tickets.sqlite").mkdir()  # what a vanished or unreachable database looks like to SQLAlchemy
     state.engine.dispose()
@@ -239,3 +242,8 @@ def test_with_the_database_down_chats_go_on_without_limits_and_memory(tmp_path: 
     assert memory.history("c1") == []
     assert limiter.allow("an") == (True, False) and limiter.allow("an") == (True, False)
     assert seen.first_time("x") is True
+    # Every message asks whether a walk is going on: a question is answered rather than refused. Storing a step
+    # of a walk cannot be done without the database, and says so (the channel asks the officer to wait a minute).
+    assert walks.get("c1") is None
+    with pytest.raises(sa.exc.OperationalError):
+        walks.put("c1", [("q1", 0), ("q2", 1)])

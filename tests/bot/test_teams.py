@@ -34,7 +34,7 @@ from bot.channels.teams_settings import TeamsSettings
 from bot.cli import main
 from bot.messages import ActionKind, Citation, Decision, Reply
 from bot.server import build_web_app
-from bot.texts import RATE_LIMITED
+from bot.texts import DATABASE_AWAY, RATE_LIMITED
 from escalation.delivery import DeliveryError, ExpertAnswer
 from common.errors import ConfigError
 from tests.fake_connector import FakeConnector, Posted
@@ -1184,3 +1184,28 @@ def test_a_retry_that_lands_on_the_other_worker_is_not_answered_twice(tmp_path: 
         run(scenario)
     finally:
         state.close()
+
+
+class _DatabaseAwayHelpdesk:
+    """A core whose shared database is down (PostgreSQL restarting): the driver's error, wrapped by SQLAlchemy."""
+
+    def handle(self, incoming: Any) -> Any:
+        import sqlalchemy as sa
+
+        try:
+            raise ConnectionRefusedError("connection to server at 127.0.0.1 failed")
+        except ConnectionRefusedError as exc:
+            raise sa.exc.OperationalError("INSERT INTO state_walks ...", {}, exc) from exc
+
+
+def test_a_turn_that_fails_on_the_database_asks_the_officer_to_wait_a_minute() -> None:
+    async def scenario() -> None:
+        connector = FakeConnector()
+        service_url = await connector.start()
+        channel = TeamsChannel(helpdesk=_DatabaseAwayHelpdesk(), settings=LOCAL)  # type: ignore[arg-type]
+        async with TestClient(TestServer(build_web_app([channel]), host="127.0.0.1")) as client:
+            assert (await client.post("/api/messages", json=activity(service_url, text=QUESTION))).status == 200
+        await connector.close()
+        assert [m.activity["text"] for m in connector.messages()] == [DATABASE_AWAY]
+
+    run(scenario)

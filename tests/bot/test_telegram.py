@@ -33,7 +33,7 @@ from bot.channels.telegram_settings import WEBHOOK_PATH, TelegramSettings
 from bot.cli import main
 from bot.messages import Action, ActionKind, Citation, Decision, Reply
 from bot.server import build_web_app
-from bot.texts import ERROR_TEXT, INVITE_INVALID, RATE_LIMITED, REFUSAL_BUTTON, TEXT_ONLY
+from bot.texts import DATABASE_AWAY, ERROR_TEXT, INVITE_INVALID, RATE_LIMITED, REFUSAL_BUTTON, TEXT_ONLY
 from bot.worker import EscalationWorker
 from escalation.delivery import DeliveryError, ExpertAnswer
 from common.errors import ConfigError
@@ -942,3 +942,25 @@ def test_in_polling_mode_only_the_lease_holder_polls_and_another_worker_takes_ov
             bot.stop()
         loop.close()
         state.close()
+
+
+class DatabaseAwayHelpdesk:
+    """The helpdesk port while the shared database restarts."""
+
+    def handle(self, incoming: object) -> Reply:
+        import sqlalchemy as sa
+
+        raise sa.exc.OperationalError("SELECT 1", {}, ConnectionRefusedError("refused"))
+
+
+def test_with_the_database_away_the_officer_is_asked_to_wait_a_minute(home: Path,
+                                                                      fake_telegram: FakeTelegram) -> None:
+    loop = LoopThread()
+    channel = TelegramChannel(helpdesk=DatabaseAwayHelpdesk(), settings=TelegramSettings.from_env(os.environ),
+                              access=TelegramAccess(home / "access.sqlite", allowed=[AN["id"]]))
+    bot = TelegramBot(fake_telegram, channel, loop).start()
+    try:
+        assert bot.say("Wat is een innovatiepartnerschap?") == [DATABASE_AWAY]
+    finally:
+        bot.stop()
+        loop.close()
