@@ -177,9 +177,14 @@ async def run(args: argparse.Namespace, fault: Fault | None = None, fault_at: fl
                for n, port in enumerate(ports)]
     deployment = Deployment(workers, ports, logs)
     questions = [q.question for q in read_questions(ROOT / "bench" / "questions" / "coverage.jsonl")]
+    own_cases = [row["question"] for row in map(json.loads, (ROOT / "bench" / "questions" / "intent.jsonl")
+                                                .read_text(encoding="utf-8").splitlines())
+                 if row["intent"] == "own_case" and row["lang"] == "nl"]
+    own_case_share = getattr(args, "own_case_share", 0.0)
     rng = random.Random(14)
     latencies: list[float] = []
     sent_ids: list[str] = []
+    own_case_ids: list[str] = []
     timeouts = retried = failed = 0
     fault_report: dict[str, Any] = {}
     counter = itertools.count()
@@ -211,7 +216,13 @@ async def run(args: argparse.Namespace, fault: Fault | None = None, fault_at: fl
                         await asyncio.sleep(args.think * rng.uniform(0.5, 1.5))
                     conversation = f"a:load-{i}"
                     before = len(connector.arrivals.get(conversation, []))
-                    activity = _activity(service_url, run_id, i, rng.choice(questions), n + 1)
+                    if rng.random() < own_case_share:
+                        # An own case becomes a ticket; numbered, so a ticket made twice shows in the database.
+                        text = f"{rng.choice(own_cases)} (dossier {run_id}-{i}-{n})"
+                        own_case_ids.append(f"{run_id}-{i}-{n}")
+                    else:
+                        text = rng.choice(questions)
+                    activity = _activity(service_url, run_id, i, text, n + 1)
                     sent_ids.append(activity["id"])
                     sent = time.perf_counter()
                     give_up = sent + args.timeout
@@ -270,6 +281,9 @@ async def run(args: argparse.Namespace, fault: Fault | None = None, fault_at: fl
               "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))] * 1000) if ordered else None,
               "max_ms": round(ordered[-1] * 1000) if ordered else None,
               "cpu_ms_per_reply": round(cpu * 1000 / len(latencies)) if latencies else None}
+    if own_case_ids:
+        report["own_cases_asked"] = len(own_case_ids)
+        report["tickets"] = _tickets(args.database_url or f"sqlite:///{args.home / 'tickets.sqlite'}", own_case_ids)
     if fault is not None:
         report["fault"] = fault_report
         report["worker_errors"] = sum(text.count(" ERROR ") for text in worker_logs)
@@ -281,6 +295,20 @@ async def run(args: argparse.Namespace, fault: Fault | None = None, fault_at: fl
                                         if re.match(r"^\w+(\.\w+)*(Error|Exception): ", line)})[:8]
         report["serving_before"], report["serving_after"] = serving_before, serving_after
     return report
+
+
+def _tickets(url: str, dossiers: list[str]) -> dict[str, int]:
+    """How many of the asked own cases became a ticket, and how many became more than one."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            texts = list(conn.execute(sa.text("SELECT question FROM tickets")).scalars())
+    finally:
+        engine.dispose()
+    per_dossier = Counter(d for d in dossiers for text in texts if f"(dossier {d})" in text)
+    return {"with_a_ticket": len(per_dossier), "with_two_or_more": sum(1 for n in per_dossier.values() if n > 1)}
 
 
 async def _serving(session: ClientSession, port: int) -> str | None:
@@ -303,6 +331,8 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds a reply is awaited at most")
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--chroma-url", default=None, help="the Chroma server the index was refreshed into")
+    parser.add_argument("--own-case-share", type=float, default=0.0,
+                        help="share of questions that are an officer's own case (a ticket each)")
     parser.add_argument("--separate-homes", action="store_true",
                         help="an empty data dir per worker: the index from the database and the Chroma server")
     print(json.dumps(asyncio.run(run(parser.parse_args()))))

@@ -88,11 +88,11 @@ def main() -> None:
             seconds = refresh(maintainer, cluster.url, chroma_url)
             print(json.dumps({"bench": "region", "step": "refresh", "seconds": round(seconds, 1)}), flush=True)
 
-            def shape(workers: int, name: str) -> argparse.Namespace:
+            def shape(workers: int, name: str, own_cases: float = 0.0) -> argparse.Namespace:
                 return argparse.Namespace(home=maintainer, workers=workers, officers=args.officers,
                                           questions=args.questions, shape=name, think=args.think,
                                           timeout=args.timeout, database_url=cluster.url, chroma_url=chroma_url,
-                                          separate_homes=True)
+                                          separate_homes=True, own_case_share=own_cases)
 
             for workers in args.workers:
                 for name in args.shapes:
@@ -100,7 +100,8 @@ def main() -> None:
             at = args.fault_at if args.fault_at is not None else 0.4 * args.think * args.questions
             for name, fault in faults(cluster, maintainer, chroma_url).items():
                 if name in args.faults:
-                    report = asyncio.run(load.run(shape(2, "human"), fault, at))
+                    # One question in ten is an own case: a ticket each, never two.
+                    report = asyncio.run(load.run(shape(2, "human", 0.1), fault, at))
                     print(json.dumps({"fault_run": name, "fault_at_s": at, **report}), flush=True)
 
 

@@ -50,6 +50,11 @@ class SeenIds(Protocol):
         """``key`` has been answered: a retry of it is a duplicate for the whole lifetime of the id."""
         ...
 
+    def answered(self, key: str) -> bool:
+        """For a ``key`` seen before: whether its turn is over (False: still in progress, perhaps at a worker that
+        died, so the platform should try again later)."""
+        ...
+
 
 class InMemorySeenIds:
     """The last ``capacity`` ids, in this process (a retry that reaches another worker is not recognised)."""
@@ -71,6 +76,10 @@ class InMemorySeenIds:
 
     def done(self, key: str) -> None:
         """Nothing to add: in one process an id in progress is as good as answered (a crash forgets both)."""
+
+    def answered(self, key: str) -> bool:
+        """Always: the turn in progress is in this process, and it will answer."""
+        return True
 
 
 class SlidingWindowLimiter:

@@ -239,6 +239,18 @@ class SharedSeenIds:
                                  .values(expires=now + self._in_progress)).rowcount
         return taken == 1
 
+    def answered(self, key: str) -> bool:
+        """Whether the turn of a ``key`` seen before is over; False while a worker holds it in progress (it may
+        have died: the retry is then answered once the claim has run out). True when the database cannot say."""
+        now = self._state.clock()
+        try:
+            with self._state.engine.connect() as conn:
+                expires = conn.execute(sa.select(seen.c.expires).where(seen.c.key == _key(key))).scalar()
+        except SQLAlchemyError as exc:
+            logger.warning("handled id not checked (%s); treated as answered", type(exc).__name__)
+            return True
+        return expires is None or expires - now > self._in_progress
+
     def done(self, key: str) -> None:
         """The id's turn is over (answered, or apologised for): a retry of it is a duplicate from now on."""
         try:

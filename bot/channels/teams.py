@@ -41,6 +41,9 @@ ACK_AFTER_SECONDS = 10.0
 """Teams retries a message that gets no HTTP answer within ~15 s; a slower turn finishes after the answer."""
 STOP_GRACE_SECONDS = 5.0
 SEEN_CAPACITY = 10_000
+RETRY_AFTER_SECONDS = 15
+"""What a worker asks of a retry that came while another worker holds the activity in progress (its claim lasts
+12 s: a retry after that is answered here if the other worker died)."""
 GROUP_CONVERSATIONS = {"channel", "groupChat"}
 
 FORWARDED_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
@@ -211,6 +214,12 @@ class TeamsChannel:
             return web.json_response({"error": "serviceUrl must be local when auth is off"}, status=403)
         key = _seen_key(activity)
         if key is not None and not await asyncio.to_thread(self._seen.first_time, key):  # off the loop: a database
+            if not await asyncio.to_thread(self._seen.answered, key):
+                # Another worker has it in progress, or had it when it died: "try again later", and a retry once
+                # its claim has run out is answered here. Had it answered by then, the retry is a duplicate.
+                logger.info("Teams activity %s is in progress elsewhere; asked to retry", activity.id)
+                return web.json_response({"error": "in progress"}, status=503,
+                                         headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
             logger.info("Teams activity %s delivered again (retry); not answered twice", activity.id)
             return web.Response(status=200)
         task = asyncio.create_task(self._turn_then_done(auth, activity, key))

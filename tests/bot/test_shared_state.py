@@ -99,9 +99,12 @@ def test_a_retry_of_a_turn_whose_worker_died_is_answered_by_another(workers) -> 
     dying, other = SharedSeenIds(one, in_progress_seconds=12), SharedSeenIds(two, in_progress_seconds=12)
     assert dying.first_time("teams|a:1|act-9") is True  # the worker dies before done()
     assert other.first_time("teams|a:1|act-9") is False  # a retry at once: the turn may still be running
+    assert other.answered("teams|a:1|act-9") is False  # so the retry is asked to come back, not dropped
     clock.now += 15  # Teams retries after ~15 s without an HTTP answer
     assert other.first_time("teams|a:1|act-9") is True
     assert dying.first_time("teams|a:1|act-9") is False
+    other.done("teams|a:1|act-9")
+    assert dying.answered("teams|a:1|act-9") is True  # answered: a later retry is a duplicate
 
 
 def test_a_procedure_walk_goes_on_at_the_other_worker_and_expired_rows_are_purged(workers) -> None:

@@ -29,7 +29,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from click.testing import CliRunner
 
 from bot.app import App
-from bot.channels.teams import TeamsChannel
+from bot.channels.teams import TeamsChannel, _seen_key
 from bot.channels.teams_settings import TeamsSettings
 from bot.cli import main
 from bot.messages import ActionKind, Citation, Decision, Reply
@@ -1209,3 +1209,38 @@ def test_a_turn_that_fails_on_the_database_asks_the_officer_to_wait_a_minute() -
         assert [m.activity["text"] for m in connector.messages()] == [DATABASE_AWAY]
 
     run(scenario)
+
+
+def test_a_retry_while_another_worker_holds_the_turn_is_asked_to_come_back_then_answered(tmp_path: Path) -> None:
+    """The worker that took the activity died mid-turn: its retry must be answered once, by the other worker."""
+    from bot.shared_state import SharedSeenIds, SharedState
+
+    state = SharedState(f"sqlite:///{tmp_path / 'tickets.sqlite'}")
+    clock = [1000.0]
+    state.clock = lambda: clock[0]
+    recorder = _RecordingHelpdesk()
+
+    async def scenario() -> None:
+        connector = FakeConnector()
+        service_url = await connector.start()
+        question = activity(service_url, text=QUESTION)
+        from botbuilder.schema import Activity
+
+        # The worker that took it first died mid-turn: its claim stands for 12 s.
+        assert SharedSeenIds(state).first_time(_seen_key(Activity().deserialize(question)))
+        channel = TeamsChannel(helpdesk=recorder, settings=LOCAL, seen=SharedSeenIds(state))  # type: ignore
+        async with TestClient(TestServer(build_web_app([channel]), host="127.0.0.1")) as client:
+            early = await client.post("/api/messages", json=question)
+            assert early.status == 503 and early.headers["Retry-After"] == "15"
+            assert connector.messages() == []
+            clock[0] += 15  # the claim ran out
+            assert (await client.post("/api/messages", json=question)).status == 200
+            await until(lambda: connector.messages(), "the retry is answered")
+            assert (await client.post("/api/messages", json=question)).status == 200  # a duplicate now
+        await connector.close()
+        assert recorder.seen == [QUESTION] and len(connector.messages()) == 1
+
+    try:
+        run(scenario)
+    finally:
+        state.close()
