@@ -184,7 +184,8 @@ async def run(args: argparse.Namespace, fault: Fault | None = None, fault_at: fl
     rng = random.Random(14)
     latencies: list[float] = []
     sent_ids: list[str] = []
-    own_case_ids: list[str] = []
+    own_case_ids: list[tuple[str, str]] = []
+    """(dossier, activity id) of the own cases asked."""
     timeouts = retried = failed = 0
     fault_report: dict[str, Any] = {}
     counter = itertools.count()
@@ -219,7 +220,7 @@ async def run(args: argparse.Namespace, fault: Fault | None = None, fault_at: fl
                     if rng.random() < own_case_share:
                         # An own case becomes a ticket; numbered, so a ticket made twice shows in the database.
                         text = f"{rng.choice(own_cases)} (dossier {run_id}-{i}-{n})"
-                        own_case_ids.append(f"{run_id}-{i}-{n}")
+                        own_case_ids.append((f"{run_id}-{i}-{n}", f"load-{run_id}-{i}-{n + 1}"))
                     else:
                         text = rng.choice(questions)
                     activity = _activity(service_url, run_id, i, text, n + 1)
@@ -251,6 +252,15 @@ async def run(args: argparse.Namespace, fault: Fault | None = None, fault_at: fl
                 await injected
             await asyncio.sleep(1.0)  # a reply still on its way is counted, a duplicate too
             cpu = sum(_cpu_seconds(w.pid) - cpu_before[w.pid] for w in workers if w.poll() is None)
+            # One more question to each live worker: a worker moves to a new generation on its next question.
+            for n, (port, worker) in enumerate(zip(ports, workers)):
+                if worker.poll() is None:
+                    probe = f"a:load-{20_000 + n}"
+                    await session.post(f"http://127.0.0.1:{port}/api/messages",
+                                       json=_activity(service_url, run_id, 20_000 + n, questions[0], 0))
+                    give_up = time.monotonic() + args.timeout
+                    while not connector.arrivals.get(probe) and time.monotonic() < give_up:
+                        await asyncio.sleep(0.05)
             serving_after = [await _serving(session, port) if w.poll() is None else None
                              for port, w in zip(ports, workers)]
     finally:
@@ -283,7 +293,13 @@ async def run(args: argparse.Namespace, fault: Fault | None = None, fault_at: fl
               "cpu_ms_per_reply": round(cpu * 1000 / len(latencies)) if latencies else None}
     if own_case_ids:
         report["own_cases_asked"] = len(own_case_ids)
-        report["tickets"] = _tickets(args.database_url or f"sqlite:///{args.home / 'tickets.sqlite'}", own_case_ids)
+        tickets = _tickets(args.database_url or f"sqlite:///{args.home / 'tickets.sqlite'}",
+                           [dossier for dossier, _ in own_case_ids])
+        replies_to = {p.reply_to_id: p.activity.get("text") or "" for p in connector.messages()}
+        report["tickets"] = {"with_a_ticket": len(tickets), "with_two_or_more": sum(n > 1 for n in tickets.values()),
+                             "replies_without_one": [replies_to.get(activity_id, "")[:90]
+                                                     for dossier, activity_id in own_case_ids
+                                                     if dossier not in tickets]}
     if fault is not None:
         report["fault"] = fault_report
         report["worker_errors"] = sum(text.count(" ERROR ") for text in worker_logs)
@@ -297,8 +313,8 @@ async def run(args: argparse.Namespace, fault: Fault | None = None, fault_at: fl
     return report
 
 
-def _tickets(url: str, dossiers: list[str]) -> dict[str, int]:
-    """How many of the asked own cases became a ticket, and how many became more than one."""
+def _tickets(url: str, dossiers: list[str]) -> Counter[str]:
+    """Tickets per asked own case (none, one, or more)."""
     import sqlalchemy as sa
 
     engine = sa.create_engine(url)
@@ -307,8 +323,7 @@ def _tickets(url: str, dossiers: list[str]) -> dict[str, int]:
             texts = list(conn.execute(sa.text("SELECT question FROM tickets")).scalars())
     finally:
         engine.dispose()
-    per_dossier = Counter(d for d in dossiers for text in texts if f"(dossier {d})" in text)
-    return {"with_a_ticket": len(per_dossier), "with_two_or_more": sum(1 for n in per_dossier.values() if n > 1)}
+    return Counter(d for d in dossiers for text in texts if f"(dossier {d})" in text)
 
 
 async def _serving(session: ClientSession, port: int) -> str | None:
