@@ -3,7 +3,9 @@
 Starts a stand-in for the Bot Framework connector and ``--workers`` `vraagbaak serve` processes on this machine
 (Teams authentication off, which the server allows on loopback only), then plays ``--officers`` officers who each
 ask ``--questions`` questions of `bench/questions/coverage.jsonl`, sent round-robin to the workers as a proxy
-would. A reply's latency runs from the POST to the moment the reply reaches the connector. Two shapes: ``human``
+would; a POST that fails (refused, 5xx) is sent again to a live worker, as Teams retries through the proxy. Every
+reply is counted per activity id (answered once, never twice), and with ``--own-case-share`` some questions are own
+cases whose tickets are counted in the database. A reply's latency runs from the POST to the moment the reply reaches the connector. Two shapes: ``human``
 (each officer waits ``--think`` seconds, +-50 % at random, before each question) and ``burst`` (everyone at once,
 no waiting: the time to drain it). Bounded: every reply is awaited at most ``--timeout`` seconds, the workers are
 stopped at the end whatever happens. Prints one JSON object.
