@@ -160,6 +160,7 @@ class AuditLog:
     def __init__(self, path: Path, *, key: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")  # one log write per reply; readers (`stats`) never block it
         self._db.executescript(_SCHEMA)
         self.version = _migrate(self._db)
         self._key = key

@@ -21,11 +21,26 @@ def database_engine(url: str, **options: Any) -> sa.engine.Engine:
     """An engine for ``url`` (sqlite:///... or postgresql+psycopg://...)."""
     import sqlalchemy as sa
 
-    if url.startswith("sqlite"):
-        # Worker threads (asyncio.to_thread: the core, the escalation steps, the channels' checks) share it;
-        # SQLite waits for a writer instead of failing at once.
-        options["connect_args"] = {"check_same_thread": False, "timeout": 30}
-    return sa.create_engine(url, future=True, **options)
+    if not url.startswith("sqlite"):
+        return sa.create_engine(url, future=True, **options)
+    # Worker threads (asyncio.to_thread: the core, the escalation steps, the channels' checks) share it; SQLite
+    # waits for a writer instead of failing at once. A file is always there: a connection needs no pre-ping.
+    options["connect_args"] = {"check_same_thread": False, "timeout": 30}
+    options.pop("pool_pre_ping", None)
+    engine = sa.create_engine(url, future=True, **options)
+    if engine.url.database and engine.url.database != ":memory:":
+        sa.event.listen(engine, "connect", _write_ahead_log)
+    return engine
+
+
+def _write_ahead_log(dbapi_connection: Any, _record: Any) -> None:
+    """WAL: readers do not wait for a writer and a commit writes one log instead of a journal and the file (each
+    message of every officer commits a few rows of shared state). Durability stays: synchronous stays FULL."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+    finally:
+        cursor.close()
 
 
 SCHEMA_LOCK_KEY = 7243012
