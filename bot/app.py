@@ -256,7 +256,7 @@ class App:
         from bot.channels.teams_settings import TeamsSettings
 
         from bot.runtime import Core
-        from bot.shared_state import SharedLease, SharedRateLimiter, SharedSeenIds
+        from bot.shared_state import SharedLease, SharedRateLimiter, SharedSeenIds, SharedUpdateInbox
 
         # The helpdesk is handed over lazily: building it needs an index, delivering an expert answer does not.
         # One Core for all channels: the first question in any of them builds it, once.
@@ -270,7 +270,8 @@ class App:
                 helpdesk=core, home=self.settings.home, env=self.env,
                 limiter=lambda rate: SharedRateLimiter(self.shared_state, "telegram", rate, 60),
                 poll_lease=SharedLease(self.shared_state, "telegram-polling", _holder(),
-                                       seconds=3 * TELEGRAM_LEASE_CHECK_SECONDS)))
+                                       seconds=3 * TELEGRAM_LEASE_CHECK_SECONDS),
+                inbox=SharedUpdateInbox(self.shared_state, _holder())))
         teams = TeamsSettings.from_env(self.env)
         if teams is not None:
             from bot.channels.teams import TeamsChannel

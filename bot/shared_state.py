@@ -66,6 +66,15 @@ leases = sa.Table(
     sa.Column("holder", sa.String(200), nullable=False),
     sa.Column("until", sa.Float, nullable=False),
 )
+updates = sa.Table(
+    "state_telegram_updates", metadata,
+    sa.Column("update_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("chat", sa.String(MAX_KEY_CHARS), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("done_at", sa.Float),
+    sa.Index("state_telegram_updates_waiting", "chat", "done_at", "update_id"),
+)
 walks = sa.Table(
     "state_walks", metadata,
     sa.Column("conversation", sa.String(MAX_KEY_CHARS), primary_key=True),
@@ -93,7 +102,8 @@ class SharedState:
 
     def purge(self, *, turns_older_than: float, walks_older_than_days: float) -> int:
         """Delete what has expired: conversation turns older than ``turns_older_than`` seconds, spent rate
-        events and notices (a day old), seen ids past their expiry, walks untouched for that many days."""
+        events and notices and handled Telegram updates (a day old), seen ids past their expiry, walks untouched
+        for that many days."""
         now = self.clock()
         with self.engine.begin() as conn:
             return sum(conn.execute(statement).rowcount for statement in (
@@ -101,6 +111,7 @@ class SharedState:
                 rate_events.delete().where(rate_events.c.at < now - 86400),
                 rate_notices.delete().where(rate_notices.c.at < now - 86400),
                 seen.delete().where(seen.c.expires < now),
+                updates.delete().where(updates.c.done_at < now - 86400),
                 walks.delete().where(walks.c.updated_at < now - walks_older_than_days * 86400)))
 
     def close(self) -> None:
@@ -338,3 +349,66 @@ class SharedWalkStore:
         """The walk ended or was stopped."""
         with self._state.engine.begin() as conn:
             conn.execute(walks.delete().where(walks.c.conversation == _key(conversation)))
+
+
+class SharedUpdateInbox:
+    """Telegram webhook updates with several workers: stored before they are acknowledged, then handled one chat at
+    a time, in update order, by whichever worker holds the chat's claim.
+
+    Any worker takes any update (a proxy spreads them), so two messages of one officer may reach two workers. Each
+    worker stores the update (Telegram's redelivery of the same id is recognised), acknowledges it, and drains the
+    chat if it can claim it: the holder handles the chat's waiting updates lowest id first, so a question and the
+    "/expert" about it are handled in that order wherever they landed. A worker that dies with a claim leaves its
+    updates waiting; the claim runs out and another worker's sweep handles them (nothing acknowledged is lost).
+    """
+
+    def __init__(self, state: SharedState, holder: str, *, claim_seconds: float = 30.0) -> None:
+        self._state = state
+        self.holder = holder
+        self._claim_seconds = claim_seconds
+        self._claims: dict[str, SharedLease] = {}
+
+    def add(self, update_id: int, chat: str, body: str) -> bool:
+        """Store an update; False when it is there already (Telegram delivered it again)."""
+        try:
+            with self._state.engine.begin() as conn:
+                conn.execute(updates.insert().values(update_id=update_id, chat=_key(chat), body=body,
+                                                     received_at=self._state.clock()))
+            return True
+        except IntegrityError:
+            return False
+
+    def claim(self, chat: str) -> bool:
+        """Take or renew the chat's claim; False while another worker holds it."""
+        lease = self._claims.get(chat)
+        if lease is None:
+            lease = self._claims[chat] = SharedLease(self._state, f"telegram-chat:{_key(chat)}"[:80], self.holder,
+                                                     seconds=self._claim_seconds)
+        return lease.hold()
+
+    def release(self, chat: str) -> None:
+        """Give the chat's claim up."""
+        lease = self._claims.pop(chat, None)
+        if lease is not None:
+            lease.release()
+
+    def next(self, chat: str) -> tuple[int, str] | None:
+        """The chat's oldest waiting update (id, JSON body), or None."""
+        with self._state.engine.connect() as conn:
+            row = conn.execute(sa.select(updates.c.update_id, updates.c.body)
+                               .where(updates.c.chat == _key(chat), updates.c.done_at.is_(None))
+                               .order_by(updates.c.update_id).limit(1)).first()
+        return (int(row.update_id), row.body) if row else None
+
+    def done(self, update_id: int) -> None:
+        """The update was handled (answered, or apologised for)."""
+        with self._state.engine.begin() as conn:
+            conn.execute(updates.update().where(updates.c.update_id == update_id)
+                         .values(done_at=self._state.clock()))
+
+    def waiting_chats(self, *, older_than: float, limit: int = 100) -> list[str]:
+        """Chats with updates waiting longer than ``older_than`` seconds (their worker may have died)."""
+        with self._state.engine.connect() as conn:
+            return list(conn.execute(sa.select(updates.c.chat).where(
+                updates.c.done_at.is_(None), updates.c.received_at < self._state.clock() - older_than)
+                .group_by(updates.c.chat).limit(limit)).scalars())

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import datetime as dtm
 import hmac
+import json
 import logging
 import re
 import time
@@ -92,6 +93,40 @@ class Lease(Protocol):
         ...
 
 
+class UpdateInbox(Protocol):
+    """Webhook updates shared by the workers, handled per chat in order (``bot.shared_state.SharedUpdateInbox``)."""
+
+    def add(self, update_id: int, chat: str, body: str) -> bool:
+        """Store; False when already there."""
+        ...
+
+    def claim(self, chat: str) -> bool:
+        """Take or renew the chat; True while held."""
+        ...
+
+    def release(self, chat: str) -> None:
+        """Give the chat up."""
+        ...
+
+    def next(self, chat: str) -> tuple[int, str] | None:
+        """The chat's oldest waiting update."""
+        ...
+
+    def done(self, update_id: int) -> None:
+        """Handled."""
+        ...
+
+    def waiting_chats(self, *, older_than: float, limit: int = 100) -> list[str]:
+        """Chats whose updates wait longer than ``older_than`` seconds."""
+        ...
+
+
+SWEEP_SECONDS = 5.0
+"""How often a worker looks for updates left waiting by a worker that died (their chat's claim ran out)."""
+STOP_WAIT_SECONDS = 20.0
+"""At a stop, how long the chats being handled may take to finish the update in hand."""
+
+
 def deliver_timeout(parts: int, files: int = 0) -> float:
     """How long deliver() waits for ``parts`` messages and ``files`` documents: well past the worst case.
 
@@ -109,7 +144,8 @@ class TelegramChannel:
     def __init__(self, *, helpdesk: HelpdeskService | Callable[[], HelpdeskService] | Core, settings: TelegramSettings,
                  access: TelegramAccess, clock: Callable[[], float] = time.monotonic,
                  limiter: Limiter | None = None, poll_lease: Lease | None = None,
-                 lease_check_seconds: float = LEASE_CHECK_SECONDS) -> None:
+                 lease_check_seconds: float = LEASE_CHECK_SECONDS, inbox: UpdateInbox | None = None,
+                 sweep_seconds: float = SWEEP_SECONDS) -> None:
         # URLs carry the token: httpx logs them at INFO and PTB at DEBUG.
         logging.getLogger("httpx").setLevel(logging.WARNING)
         if logging.getLogger("telegram").getEffectiveLevel() < logging.INFO:
@@ -123,6 +159,11 @@ class TelegramChannel:
         """With several workers in polling mode: only the holder long-polls (Telegram allows one consumer)."""
         self._lease_check = lease_check_seconds
         self._lease_task: asyncio.Task | None = None
+        self.inbox = inbox
+        """With several workers in webhook mode: updates go through the database, each chat handled in order."""
+        self._sweep_seconds = sweep_seconds
+        self._sweep_task: asyncio.Task | None = None
+        self._draining: dict[str, asyncio.Task] = {}
         self.handled_updates = 0
         """Updates fully processed since start (for diagnostics, and tests that wait for a quiet moment)."""
         self.application = self._build_application()
@@ -141,14 +182,15 @@ class TelegramChannel:
     @classmethod
     def from_env(cls, *, helpdesk: HelpdeskService | Callable[[], HelpdeskService] | Core, home: Path,
                  env: Mapping[str, str], limiter: Callable[[int], Limiter] | None = None,
-                 poll_lease: Lease | None = None) -> "TelegramChannel":
+                 poll_lease: Lease | None = None, inbox: UpdateInbox | None = None) -> "TelegramChannel":
         """The channel as `vraagbaak serve` runs it: settings from the environment, invites under ``home``
         (``limiter``: builds the message limiter for a rate per minute, e.g. one the workers share)."""
         settings = TelegramSettings.from_env(env)
         access = TelegramAccess(home / ACCESS_FILE, allowed=settings.allowed_users)
         return cls(helpdesk=helpdesk, settings=settings, access=access,
                    limiter=limiter(settings.rate_per_minute) if limiter is not None else None,
-                   poll_lease=poll_lease if settings.mode == "polling" else None)
+                   poll_lease=poll_lease if settings.mode == "polling" else None,
+                   inbox=inbox if settings.mode == "webhook" else None)
 
     def _builder(self) -> ApplicationBuilder:
         builder = (ApplicationBuilder().token(self.settings.token).concurrent_updates(CONCURRENT_UPDATES)
@@ -210,8 +252,13 @@ class TelegramChannel:
         await app.start()
         self._running = True
         if self.settings.mode == "webhook":
+            # With the shared inbox Telegram sends one update at a time (each acknowledged once stored), so the
+            # update ids of a chat reach the database in order whichever worker takes them.
             await app.bot.set_webhook(url=self.settings.webhook_url, secret_token=self.settings.webhook_secret,
-                                      allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False)
+                                      allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False,
+                                      **({"max_connections": 1} if self.inbox is not None else {}))
+            if self.inbox is not None:
+                self._sweep_task = asyncio.create_task(self._sweep())
         elif self.poll_lease is None:
             assert app.updater is not None
             await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False)
@@ -298,6 +345,13 @@ class TelegramChannel:
             self._lease_task.cancel()
             await asyncio.gather(self._lease_task, return_exceptions=True)
             self._lease_task = None
+        if self._sweep_task is not None:
+            self._sweep_task.cancel()
+            await asyncio.gather(self._sweep_task, return_exceptions=True)
+            self._sweep_task = None
+        if self._draining:
+            # Each chat finishes the update in hand and starts no other: the rest waits for another worker.
+            await asyncio.wait(list(self._draining.values()), timeout=STOP_WAIT_SECONDS)
         if running:
             app = self.application
             if app.updater is not None and app.updater.running:
@@ -622,8 +676,69 @@ class TelegramChannel:
         except Exception:  # noqa: BLE001 - whatever is malformed, Telegram gets a 400 and we keep running
             logger.warning("Telegram webhook body is not an update")
             return web.Response(status=400, text="not an update")
-        await self.application.update_queue.put(update)
+        if self.inbox is None:
+            await self.application.update_queue.put(update)
+            return web.Response(text="ok")
+        chat = _update_chat(update)
+        try:
+            added = await asyncio.to_thread(self.inbox.add, update.update_id, chat, json.dumps(data))
+        except Exception as exc:  # noqa: BLE001 - not stored: Telegram keeps the update and sends it again
+            logger.warning("Telegram update %s not stored (%s); Telegram will send it again",
+                           update.update_id, type(exc).__name__)
+            return web.Response(status=503, text="try again")
+        if not added:
+            logger.info("Telegram update %s delivered again; handled once", update.update_id)
+        self._drain_soon(chat)
         return web.Response(text="ok")
+
+    def _drain_soon(self, chat: str) -> None:
+        if chat not in self._draining and self._running:
+            task = asyncio.create_task(self._drain(chat))
+            self._draining[chat] = task
+            task.add_done_callback(lambda _: self._draining.pop(chat, None))
+
+    async def _drain(self, chat: str) -> None:
+        """Handle the chat's waiting updates in order while this worker holds the chat (see SharedUpdateInbox)."""
+        assert self.inbox is not None
+        inbox = self.inbox
+        try:
+            while self._running:
+                if not await asyncio.to_thread(inbox.claim, chat):
+                    return  # another worker has the chat and will handle what waits
+                try:
+                    while self._running and (item := await asyncio.to_thread(inbox.next, chat)) is not None:
+                        update_id, body = item
+                        await self._handle_stored(update_id, body)
+                        await asyncio.to_thread(inbox.done, update_id)
+                        await asyncio.to_thread(inbox.claim, chat)  # renewed per update
+                finally:
+                    await asyncio.to_thread(inbox.release, chat)
+                # An update stored while the claim was being released would wait for the sweep: look once more.
+                if await asyncio.to_thread(inbox.next, chat) is None:
+                    return
+        except Exception as exc:  # noqa: BLE001 - the database went away: the sweep comes back to this chat
+            logger.warning("Telegram chat not drained (%s); retried by the sweep", type(exc).__name__)
+
+    async def _handle_stored(self, update_id: int, body: str) -> None:
+        try:
+            update = Update.de_json(json.loads(body), self.application.bot)
+        except Exception:  # noqa: BLE001 - stored by us from a body that parsed: never expected
+            logger.exception("stored Telegram update %s unreadable; skipped", update_id)
+            return
+        await self.application.process_update(update)  # handler errors go to the error handler
+
+    async def _sweep(self) -> None:
+        """Now and then, drain the chats whose updates wait (their worker died, or the database was away)."""
+        assert self.inbox is not None
+        while True:
+            await asyncio.sleep(self._sweep_seconds)
+            try:
+                chats = await asyncio.to_thread(self.inbox.waiting_chats, older_than=self._sweep_seconds)
+            except Exception as exc:  # noqa: BLE001 - next time
+                logger.warning("Telegram inbox not swept (%s)", type(exc).__name__)
+                continue
+            for chat in chats:
+                self._drain_soon(chat)
 
     # -- helpers ------------------------------------------------------------------------------------------------
 
@@ -731,3 +846,12 @@ async def _with_retry(call: Callable[[], Awaitable[T]]) -> T:
         logger.warning("Telegram flood control: retrying once in %.1f s", wait)
         await asyncio.sleep(wait)
         return await call()
+
+
+def _update_chat(update: Update) -> str:
+    """The chat whose order an update belongs to (a button press belongs to its message's chat)."""
+    if update.effective_chat is not None:
+        return str(update.effective_chat.id)
+    if update.effective_user is not None:
+        return f"user:{update.effective_user.id}"
+    return "other"

@@ -14,7 +14,7 @@ from bot.core import HelpdeskService
 from bot.messages import Decision, Incoming
 from bot.policy import load_rules
 from bot.shared_state import (SharedConversationMemory, SharedLease, SharedRateLimiter, SharedSeenIds,
-                              SharedState, SharedWalkStore)
+                              SharedState, SharedUpdateInbox, SharedWalkStore)
 from bot.worker import EscalationWorker
 from tests.bot.test_helpdesk_spec import FakeRetriever, RecordingEscalator, ScriptedRouting
 
@@ -250,3 +250,24 @@ def test_with_the_database_down_chats_go_on_without_limits_and_memory(tmp_path: 
     assert walks.get("c1") is None
     with pytest.raises(sa.exc.OperationalError):
         walks.put("c1", [("q1", 0), ("q2", 1)])
+
+
+def test_the_update_inbox_hands_a_chat_to_one_worker_in_update_order(store_url: str) -> None:
+    one, two = SharedState(store_url), SharedState(store_url)
+    try:
+        here, there = SharedUpdateInbox(one, "worker-a"), SharedUpdateInbox(two, "worker-b")
+        assert here.add(11, "42", '{"n": 11}') and there.add(10, "42", '{"n": 10}') and here.add(12, "7", "{}")
+        assert not there.add(11, "42", '{"n": 11}')  # Telegram delivered it again: stored once
+        assert here.claim("42") and not there.claim("42")  # one worker per chat
+        assert there.claim("7")  # another chat meanwhile
+        assert here.next("42") == (10, '{"n": 10}')  # lowest id first, whichever worker stored it
+        here.done(10)
+        assert here.next("42") == (11, '{"n": 11}')
+        here.done(11)
+        assert here.next("42") is None
+        here.release("42")
+        assert there.claim("42")
+        assert sorted(there.waiting_chats(older_than=-1)) == ["7"]
+    finally:
+        one.close()
+        two.close()

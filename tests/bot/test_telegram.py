@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import asyncio
+import json
 import logging
 import re
 import socket
@@ -964,3 +965,76 @@ def test_with_the_database_away_the_officer_is_asked_to_wait_a_minute(home: Path
     finally:
         bot.stop()
         loop.close()
+
+
+class SlowFirstHelpdesk:
+    """Answers every message with its own text; the first one takes a second (a long search, a slow model)."""
+
+    def __init__(self) -> None:
+        self.handled: list[str] = []
+
+    def handle(self, incoming: Any) -> Reply:
+        if incoming.text == "eerste vraag":
+            time.sleep(1.0)
+        self.handled.append(incoming.text)
+        return Reply(text=f"antwoord op {incoming.text}", decision=Decision.CLARIFY, reply_id=incoming.text[:12])
+
+
+def test_two_webhook_workers_keep_a_chats_order_and_answer_each_update_once(
+        home: Path, fake_telegram: FakeTelegram, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A proxy spreads one officer's messages over two workers: the second must wait for the first, wherever."""
+    from bot.shared_state import SharedState, SharedUpdateInbox
+
+    monkeypatch.setenv("VRAAGBAAK_TELEGRAM_MODE", "webhook")
+    monkeypatch.setenv("VRAAGBAAK_TELEGRAM_WEBHOOK_URL", "https://vraagbaak.example.be/telegram/webhook")
+    monkeypatch.setenv("VRAAGBAAK_TELEGRAM_WEBHOOK_SECRET", SECRET)
+    home.mkdir(parents=True, exist_ok=True)
+    state = SharedState(f"sqlite:///{home / 'tickets.sqlite'}")
+    helpdesk = SlowFirstHelpdesk()
+    loop = LoopThread()
+    ports = [free_port(), free_port()]
+    channels = [TelegramChannel(helpdesk=helpdesk, settings=TelegramSettings.from_env(os.environ),
+                                access=TelegramAccess(home / f"access-{n}.sqlite", allowed=[AN["id"], BERT["id"]]),
+                                inbox=SharedUpdateInbox(state, f"worker-{n}"), sweep_seconds=0.3)
+                for n in range(2)]
+    runners = [web.AppRunner(build_web_app([channel])) for channel in channels]
+
+    async def up() -> None:
+        for runner, port, channel in zip(runners, ports, channels):
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+            await channel.start()
+
+    async def down() -> None:
+        for runner, channel in zip(runners, channels):
+            await channel.stop()
+            await runner.cleanup()
+
+    loop.run(up())
+    try:
+        assert fake_telegram.webhook.get("max_connections") == 1  # Telegram sends one update at a time
+        right = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+        texts = ["eerste vraag", "tweede", "derde", "vierde"]
+        with httpx.Client(timeout=10) as client:
+            for n, text in enumerate(texts):
+                update = fake_telegram.make_update(text, sender=AN)
+                assert client.post(f"http://127.0.0.1:{ports[n % 2]}{WEBHOOK_PATH}", json=update,
+                                   headers=right).status_code == 200
+                if n == 1:  # Telegram sends this one again (its acknowledgement was lost), to the other worker
+                    assert client.post(f"http://127.0.0.1:{ports[0]}{WEBHOOK_PATH}", json=update,
+                                       headers=right).status_code == 200
+            # A worker stored an update of another officer and died before it handled it: a sweep handles it.
+            orphan = fake_telegram.make_update("van Bert", sender=BERT)
+            SharedUpdateInbox(state, "worker-dead").add(orphan["update_id"], str(BERT["id"]), json.dumps(orphan))
+        deadline = time.monotonic() + 20
+        while len(fake_telegram.sent_texts(AN["id"])) < 4 or not fake_telegram.sent_texts(BERT["id"]):
+            assert time.monotonic() < deadline, fake_telegram.sent_texts(AN["id"])
+            time.sleep(0.05)
+        time.sleep(0.5)  # a duplicate would arrive now
+        assert fake_telegram.sent_texts(AN["id"]) == [f"antwoord op {t}" for t in texts]
+        assert fake_telegram.sent_texts(BERT["id"]) == ["antwoord op van Bert"]
+        assert sorted(helpdesk.handled) == sorted([*texts, "van Bert"])
+    finally:
+        loop.run(down())
+        loop.close()
+        state.close()
