@@ -1,14 +1,16 @@
-"""Load on `vraagbaak serve` workers through their Teams endpoint: officers asking questions, loopback only.
+"""Load on `vraagbaak serve` workers through their Teams or Telegram endpoint: officers asking questions, loopback.
 
-Starts a stand-in for the Bot Framework connector and ``--workers`` `vraagbaak serve` processes on this machine
-(Teams authentication off, which the server allows on loopback only), then plays ``--officers`` officers who each
-ask ``--questions`` questions of `bench/questions/coverage.jsonl`, sent round-robin to the workers as a proxy
-would; a POST that fails (refused, 5xx) is sent again to a live worker, as Teams retries through the proxy. Every
-reply is counted per activity id (answered once, never twice), and with ``--own-case-share`` some questions are own
-cases whose tickets are counted in the database. A reply's latency runs from the POST to the moment the reply reaches the connector. Two shapes: ``human``
-(each officer waits ``--think`` seconds, +-50 % at random, before each question) and ``burst`` (everyone at once,
-no waiting: the time to drain it). Bounded: every reply is awaited at most ``--timeout`` seconds, the workers are
-stopped at the end whatever happens. Prints one JSON object.
+Starts a stand-in for the Bot Framework connector (``--channel teams``: Teams authentication off, which the server
+allows on loopback only) or for the Telegram Bot API (``--channel telegram``: the workers in webhook mode) and
+``--workers`` `vraagbaak serve` processes on this machine, then plays ``--officers`` officers who each ask
+``--questions`` questions of `bench/questions/coverage.jsonl`, sent round-robin to the workers as a proxy would; a
+POST that fails (refused, 5xx) is sent again to a live worker, as Teams and Telegram retry through the proxy.
+Replies are counted per activity id in Teams (answered once, never twice) and per chat in Telegram; with
+``--own-case-share`` some questions are own cases whose tickets are counted in the database. A reply's latency runs
+from the POST to the moment the reply reaches the stand-in. Two shapes: ``human`` (each officer waits ``--think``
+seconds, +-50 % at random, before each question) and ``burst`` (everyone at once, no waiting: the time to drain
+it). Bounded: every reply is awaited at most ``--timeout`` seconds, the workers are stopped at the end whatever
+happens. Prints one JSON object.
 
     python bench/load.py --home <data dir with an index> [--workers 2] [--officers 50] [--questions 5]
                          [--shape human|burst] [--think 10] [--database-url postgresql+psycopg://...]
@@ -48,7 +50,10 @@ sys.path.insert(0, str(ROOT))
 
 from bot.texts import DATABASE_AWAY, SORRY  # noqa: E402
 from retrieval.evaluation import read_questions  # noqa: E402
+from bot.channels.telegram_settings import WEBHOOK_PATH  # noqa: E402
 from tests.fake_connector import FakeConnector  # noqa: E402
+from tests.fake_telegram import FakeTelegram  # noqa: E402
+from tests.fake_telegram import user as telegram_user  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -66,6 +71,91 @@ class TimedConnector(FakeConnector):
         if posted is not None and posted.type == "message":
             self.arrivals.setdefault(posted.conversation_id, []).append(time.perf_counter())
         return response
+
+
+class TeamsDriver:
+    """Officers in Teams: activities POSTed to /api/messages, replies caught by the connector stand-in."""
+
+    name = "teams"
+    path = "/api/messages"
+    headers: dict[str, str] = {}
+
+    async def start(self) -> None:
+        self.connector = TimedConnector()
+        self.service_url = await self.connector.start()
+
+    async def stop(self) -> None:
+        await self.connector.close()
+
+    def env(self, officers: int) -> dict[str, str]:
+        return {"VRAAGBAAK_TEAMS_AUTH": "off", "VRAAGBAAK_TEAMS_RATE_PER_MINUTE": "100"}
+
+    def message(self, run: str, officer: int, text: str, n: int) -> tuple[dict[str, Any], str, str]:
+        """(payload, the conversation's key, the id a reply names)."""
+        activity = _activity(self.service_url, run, officer, text, n)
+        return activity, activity["conversation"]["id"], activity["id"]
+
+    def arrivals(self, key: str) -> list[float]:
+        return self.connector.arrivals.get(key, [])
+
+    def replies(self) -> list[tuple[str | None, str]]:
+        """(the id of what it answers, text) of every message sent back."""
+        return [(p.reply_to_id, p.activity.get("text") or "") for p in self.connector.messages()]
+
+
+class TimedTelegram(FakeTelegram):
+    """The Bot API stand-in, noting when each chat's messages arrive."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.arrivals: dict[str, list[float]] = {}
+
+    def _api_sendmessage(self, params: dict[str, Any]) -> tuple[int, Any]:
+        status, result = super()._api_sendmessage(params)
+        if status == 200:
+            self.arrivals.setdefault(str(params.get("chat_id")), []).append(time.perf_counter())
+        return status, result
+
+
+class TelegramDriver:
+    """Officers in Telegram: updates POSTed to the workers' webhook (as Telegram does, with the secret token),
+    replies caught by the Bot API stand-in. Telegram names no update a reply answers: replies count per chat."""
+
+    name = "telegram"
+    path = WEBHOOK_PATH
+
+    async def start(self) -> None:
+        self.fake = TimedTelegram().start()
+        self.secret = os.urandom(18).hex()
+        self.headers = {"X-Telegram-Bot-Api-Secret-Token": self.secret}
+
+    async def stop(self) -> None:
+        self.fake.stop()
+
+    def env(self, officers: int) -> dict[str, str]:
+        ids = [*range(OFFICER_BASE, OFFICER_BASE + officers), *(OFFICER_BASE + extra + n for extra in (10_000, 20_000)
+                                                                for n in range(4))]
+        return {"TELEGRAM_BOT_TOKEN": self.fake.token, "TELEGRAM_API_BASE_URL": self.fake.base_url,
+                "VRAAGBAAK_TELEGRAM_MODE": "webhook",
+                "VRAAGBAAK_TELEGRAM_WEBHOOK_URL": "https://vraagbaak.example.be/telegram/webhook",
+                "VRAAGBAAK_TELEGRAM_WEBHOOK_SECRET": self.secret,
+                "VRAAGBAAK_TELEGRAM_ALLOWED_USERS": ",".join(map(str, ids)),
+                "VRAAGBAAK_TELEGRAM_RATE_PER_MINUTE": "100"}
+
+    def message(self, run: str, officer: int, text: str, n: int) -> tuple[dict[str, Any], str, str]:
+        sender = telegram_user(OFFICER_BASE + officer, f"Ambtenaar {officer}", "Load")
+        update = self.fake.make_update(text, sender=sender)
+        return update, str(sender["id"]), str(update["update_id"])
+
+    def arrivals(self, key: str) -> list[float]:
+        return self.fake.arrivals.get(key, [])
+
+    def replies(self) -> list[tuple[str | None, str]]:
+        return [(None, c.params.get("text") or "") for c in self.fake.calls_of("sendMessage")]
+
+
+OFFICER_BASE = 500_000
+"""Telegram user ids of the played officers."""
 
 
 def _free_port() -> int:
@@ -102,13 +192,14 @@ async def _wait_ready(session: ClientSession, port: int, deadline: float) -> Non
     raise SystemExit(f"worker on port {port} not ready in time")
 
 
-def worker_env(args: argparse.Namespace, n: int, port: int, homes: Path) -> dict[str, str]:
+def worker_env(args: argparse.Namespace, n: int, port: int, homes: Path, channel: dict[str, str]
+               ) -> dict[str, str]:
     """The environment of worker ``n``: the data dir given, or with ``--separate-homes`` an empty one of its own
-    under ``homes``."""
-    env = {**os.environ, "VRAAGBAAK_HOME": str(args.home), "VRAAGBAAK_TEAMS_AUTH": "off",
-           "VRAAGBAAK_HOST": "127.0.0.1", "VRAAGBAAK_TEAMS_RATE_PER_MINUTE": "100", "VRAAGBAAK_PORT": str(port)}
-    env.pop("TELEGRAM_BOT_TOKEN", None)
-    env.pop("MICROSOFT_APP_ID", None)
+    under ``homes``; ``channel``: what the played channel needs."""
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("TELEGRAM_", "VRAAGBAAK_TELEGRAM_", "VRAAGBAAK_TEAMS_", "MICROSOFT_APP_"))}
+    env.update({"VRAAGBAAK_HOME": str(args.home), "VRAAGBAAK_HOST": "127.0.0.1", "VRAAGBAAK_PORT": str(port),
+                **channel})
     if args.database_url:
         env["VRAAGBAAK_DATABASE_URL"] = args.database_url
     if args.chroma_url:
@@ -142,8 +233,8 @@ RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
 DOWN_SECONDS = 5.0
 
 
-async def _send(session: ClientSession, deployment: Deployment, activity: dict[str, Any], start: int,
-                give_up: float) -> int:
+async def _send(session: ClientSession, deployment: Deployment, driver: Any, activity: dict[str, Any],
+                start: int, give_up: float) -> int:
     """POST ``activity`` as a proxy in front of the workers and Teams behind it would: to the next worker not known
     to be down, again (after a pause) on a refused connection or a 5xx. Returns the number of retries."""
     ports = deployment.ports
@@ -152,7 +243,8 @@ async def _send(session: ClientSession, deployment: Deployment, activity: dict[s
         live = [p for p in ports if deployment.down.get(p, 0) <= now] or ports
         port = live[(start + attempt) % len(live)]
         try:
-            async with session.post(f"http://127.0.0.1:{port}/api/messages", json=activity) as response:
+            async with session.post(f"http://127.0.0.1:{port}{driver.path}", json=activity,
+                                    headers=driver.headers) as response:
                 await response.read()
                 if response.status < 500:
                     return attempt
@@ -167,15 +259,16 @@ async def _send(session: ClientSession, deployment: Deployment, activity: dict[s
 
 async def run(args: argparse.Namespace, fault: Fault | None = None, fault_at: float = 0.0) -> dict[str, Any]:
     """One load run; with ``fault``, that coroutine is started ``fault_at`` seconds into it and its report kept."""
-    connector = TimedConnector()
-    service_url = await connector.start()
+    driver = TelegramDriver() if getattr(args, "channel", "teams") == "telegram" else TeamsDriver()
+    await driver.start()
     run_id = f"{os.getpid()}-{time.time_ns()}"
     homes = tempfile.TemporaryDirectory(prefix="vraagbaak-workers-")
     ports = [_free_port() for _ in range(args.workers)]
     logs = [Path(homes.name) / f"worker-{n}.log" for n in range(args.workers)]
+    channel_env = driver.env(args.officers)
     workers = [subprocess.Popen([str(Path(sys.executable).parent / "vraagbaak"), "serve"],
-                                env=worker_env(args, n, port, Path(homes.name)), stdout=subprocess.DEVNULL,
-                                stderr=logs[n].open("wb"))
+                                env=worker_env(args, n, port, Path(homes.name), channel_env),
+                                stdout=subprocess.DEVNULL, stderr=logs[n].open("wb"))
                for n, port in enumerate(ports)]
     deployment = Deployment(workers, ports, logs)
     questions = [q.question for q in read_questions(ROOT / "bench" / "questions" / "coverage.jsonl")]
@@ -186,11 +279,20 @@ async def run(args: argparse.Namespace, fault: Fault | None = None, fault_at: fl
     rng = random.Random(14)
     latencies: list[float] = []
     sent_ids: list[str] = []
+    asked: Counter[str] = Counter()
     own_case_ids: list[tuple[str, str]] = []
-    """(dossier, activity id) of the own cases asked."""
+    """(dossier, the id a reply names) of the own cases asked."""
     timeouts = retried = failed = 0
     fault_report: dict[str, Any] = {}
     counter = itertools.count()
+
+    async def one_question(session: ClientSession, port: int, officer: int, text: str) -> None:
+        payload, key, _ = driver.message(run_id, officer, text, 0)
+        await session.post(f"http://127.0.0.1:{port}{driver.path}", json=payload, headers=driver.headers)
+        give_up = time.monotonic() + args.timeout
+        while not driver.arrivals(key) and time.monotonic() < give_up:
+            await asyncio.sleep(0.05)
+
     try:
         async with ClientSession(timeout=ClientTimeout(total=30)) as session:
             deadline = time.monotonic() + 180
@@ -202,13 +304,7 @@ async def run(args: argparse.Namespace, fault: Fault | None = None, fault_at: fl
                     raise
             # Warm-up: the first question of each worker loads the model and the index.
             for n, port in enumerate(ports):
-                await session.post(f"http://127.0.0.1:{port}/api/messages",
-                                   json=_activity(service_url, run_id, 10_000 + n, questions[0], 0))
-            while sum(len(connector.arrivals.get(f"a:load-{10_000 + n}", [])) for n in range(len(ports))) \
-                    < len(ports):
-                if time.monotonic() > deadline:
-                    raise SystemExit("the workers did not answer the warm-up question in time")
-                await asyncio.sleep(0.1)
+                await one_question(session, port, 10_000 + n, questions[0])
             cpu_before = {w.pid: _cpu_seconds(w.pid) for w in workers}
             serving_before = [await _serving(session, port) for port in ports]
 
@@ -217,30 +313,32 @@ async def run(args: argparse.Namespace, fault: Fault | None = None, fault_at: fl
                 for n in range(args.questions):
                     if args.shape == "human":
                         await asyncio.sleep(args.think * rng.uniform(0.5, 1.5))
-                    conversation = f"a:load-{i}"
-                    before = len(connector.arrivals.get(conversation, []))
                     if rng.random() < own_case_share:
                         # An own case becomes a ticket; numbered, so a ticket made twice shows in the database.
-                        text = f"{rng.choice(own_cases)} (dossier {run_id}-{i}-{n})"
-                        own_case_ids.append((f"{run_id}-{i}-{n}", f"load-{run_id}-{i}-{n + 1}"))
+                        dossier = f"{run_id}-{i}-{n}"
+                        text = f"{rng.choice(own_cases)} (dossier {dossier})"
                     else:
-                        text = rng.choice(questions)
-                    activity = _activity(service_url, run_id, i, text, n + 1)
-                    sent_ids.append(activity["id"])
+                        dossier, text = None, rng.choice(questions)
+                    payload, key, message_id = driver.message(run_id, i, text, n + 1)
+                    before = len(driver.arrivals(key))
+                    sent_ids.append(message_id)
+                    asked[key] += 1
+                    if dossier is not None:
+                        own_case_ids.append((dossier, message_id))
                     sent = time.perf_counter()
                     give_up = sent + args.timeout
-                    retries = await _send(session, deployment, activity, next(counter), give_up)
+                    retries = await _send(session, deployment, driver, payload, next(counter), give_up)
                     if retries < 0:
                         failed += 1
                         continue
                     retried += retries > 0
-                    while len(connector.arrivals.get(conversation, [])) <= before:
+                    while len(driver.arrivals(key)) <= before:
                         if time.perf_counter() > give_up:
                             timeouts += 1
                             break
                         await asyncio.sleep(0.005)
                     else:
-                        latencies.append(connector.arrivals[conversation][before] - sent)
+                        latencies.append(driver.arrivals(key)[before] - sent)
 
             async def inject() -> None:
                 await asyncio.sleep(fault_at)
@@ -254,15 +352,11 @@ async def run(args: argparse.Namespace, fault: Fault | None = None, fault_at: fl
                 await injected
             await asyncio.sleep(1.0)  # a reply still on its way is counted, a duplicate too
             cpu = sum(_cpu_seconds(w.pid) - cpu_before[w.pid] for w in workers if w.poll() is None)
+            officer_messages = {key: len(driver.arrivals(key)) for key in asked}
             # One more question to each live worker: a worker moves to a new generation on its next question.
             for n, (port, worker) in enumerate(zip(ports, workers)):
                 if worker.poll() is None:
-                    probe = f"a:load-{20_000 + n}"
-                    await session.post(f"http://127.0.0.1:{port}/api/messages",
-                                       json=_activity(service_url, run_id, 20_000 + n, questions[0], 0))
-                    give_up = time.monotonic() + args.timeout
-                    while not connector.arrivals.get(probe) and time.monotonic() < give_up:
-                        await asyncio.sleep(0.05)
+                    await one_question(session, port, 20_000 + n, questions[0])
             serving_after = [await _serving(session, port) if w.poll() is None else None
                              for port, w in zip(ports, workers)]
     finally:
@@ -274,13 +368,19 @@ async def run(args: argparse.Namespace, fault: Fault | None = None, fault_at: fl
                 worker.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 worker.kill()
-        await connector.close()
+        replies = driver.replies()
+        await driver.stop()
         worker_logs = [log.read_text(errors="replace") for log in logs]
         homes.cleanup()
-    replies = Counter(p.reply_to_id for p in connector.messages() if p.reply_to_id)
-    answered = Counter(replies[activity_id] for activity_id in sent_ids)
+    if driver.name == "teams":  # a reply names its activity: counted per question
+        per_activity = Counter(reply_to for reply_to, _ in replies if reply_to)
+        answered = Counter(per_activity[activity_id] for activity_id in sent_ids)
+    else:  # counted per officer: as many messages as questions
+        answered = Counter("1" if officer_messages[key] == count else f"{officer_messages[key]}/{count} officer"
+                           for key, count in asked.items() for _ in range(count))
     ordered = sorted(latencies)
-    report = {"bench": "load", "shape": args.shape, "workers": args.workers, "officers": args.officers,
+    report = {"bench": "load", "channel": driver.name, "shape": args.shape, "workers": args.workers,
+              "officers": args.officers,
               "questions_each": args.questions, "database": (args.database_url or "sqlite").split(":", 1)[0],
               "vectors": "chroma server" if args.chroma_url else "embedded chromadb",
               "homes": "one per worker" if args.separate_homes else "shared",
@@ -297,15 +397,16 @@ async def run(args: argparse.Namespace, fault: Fault | None = None, fault_at: fl
         report["own_cases_asked"] = len(own_case_ids)
         tickets = _tickets(args.database_url or f"sqlite:///{args.home / 'tickets.sqlite'}",
                            [dossier for dossier, _ in own_case_ids])
-        replies_to = {p.reply_to_id: p.activity.get("text") or "" for p in connector.messages()}
-        report["tickets"] = {"with_a_ticket": len(tickets), "with_two_or_more": sum(n > 1 for n in tickets.values()),
-                             "replies_without_one": [replies_to.get(activity_id, "")[:90]
-                                                     for dossier, activity_id in own_case_ids
-                                                     if dossier not in tickets]}
+        report["tickets"] = {"with_a_ticket": len(tickets), "with_two_or_more": sum(n > 1 for n in tickets.values())}
+        if driver.name == "teams":
+            replies_to = dict(replies)
+            report["tickets"]["replies_without_one"] = [replies_to.get(activity_id, "")[:90]
+                                                        for dossier, activity_id in own_case_ids
+                                                        if dossier not in tickets]
     if fault is not None:
         report["fault"] = fault_report
         report["worker_errors"] = sum(text.count(" ERROR ") for text in worker_logs)
-        texts = [p.activity.get("text") or "" for p in connector.messages()]
+        texts = [text for _, text in replies]
         report["apologies"] = sum(1 for text in texts if text.startswith(SORRY[:20]))
         report["even_geduld"] = sum(1 for text in texts if text == DATABASE_AWAY)
         report["error_kinds"] = sorted({line.split(": ", 1)[0][-60:] + ": " + line.split(": ", 1)[-1][:120]
@@ -348,6 +449,8 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds a reply is awaited at most")
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--chroma-url", default=None, help="the Chroma server the index was refreshed into")
+    parser.add_argument("--channel", choices=("teams", "telegram"), default="teams",
+                        help="play the officers through Teams (the connector stand-in) or Telegram (webhook)")
     parser.add_argument("--own-case-share", type=float, default=0.0,
                         help="share of questions that are an officer's own case (a ticket each)")
     parser.add_argument("--separate-homes", action="store_true",

@@ -3,13 +3,15 @@
 One command: starts a throwaway PostgreSQL cluster (as the tests do) and `chroma run` on loopback, refreshes the
 bundled sample corpus into them from a maintainer's data dir, then runs ``bench/load.py`` for every worker count
 and shape asked, each worker with an empty data dir of its own (as on its own machine: the index comes from the
-database and the Chroma server, the keys from the environment). Then the fault runs, two workers at human pace
+database and the Chroma server, the keys from the environment), for each channel: Teams (the connector stand-in)
+and Telegram (the Bot API stand-in, the workers in webhook mode). Then the fault runs, two workers at human pace
 each: ``kill`` (one worker is killed mid-run; the activities it had, and the ones sent to it, are sent again to
 the other as Teams and a proxy would), ``database`` (PostgreSQL stopped for 10 s mid-run, then started again) and
 ``refresh`` (a corpus refresh mid-run: both workers must switch to the new generation). Everything stops at the
 end. Prints one JSON line per run.
 
-    python bench/region.py [--workers 1 2] [--shapes human burst] [--faults kill database refresh]
+    python bench/region.py [--channels teams telegram] [--workers 1 2] [--shapes human burst]
+                           [--faults kill database refresh]
                            [--officers 50] [--questions 5] [--think 10]
 """
 
@@ -71,6 +73,7 @@ def faults(cluster: Cluster, maintainer: Path, chroma_url: str) -> dict[str, loa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, nargs="*", default=[1, 2], choices=range(1, 5))
+    parser.add_argument("--channels", nargs="+", default=["teams", "telegram"], choices=("teams", "telegram"))
     parser.add_argument("--shapes", nargs="*", default=["human", "burst"], choices=("human", "burst"))
     parser.add_argument("--faults", nargs="*", default=["kill", "database", "refresh"],
                         choices=("kill", "database", "refresh"))
@@ -88,21 +91,23 @@ def main() -> None:
             seconds = refresh(maintainer, cluster.url, chroma_url)
             print(json.dumps({"bench": "region", "step": "refresh", "seconds": round(seconds, 1)}), flush=True)
 
-            def shape(workers: int, name: str, own_cases: float = 0.0) -> argparse.Namespace:
-                return argparse.Namespace(home=maintainer, workers=workers, officers=args.officers,
+            def shape(channel: str, workers: int, name: str, own_cases: float = 0.0) -> argparse.Namespace:
+                return argparse.Namespace(channel=channel, home=maintainer, workers=workers, officers=args.officers,
                                           questions=args.questions, shape=name, think=args.think,
                                           timeout=args.timeout, database_url=cluster.url, chroma_url=chroma_url,
                                           separate_homes=True, own_case_share=own_cases)
 
-            for workers in args.workers:
-                for name in args.shapes:
-                    print(json.dumps(asyncio.run(load.run(shape(workers, name)))), flush=True)
+            for channel in args.channels:
+                for workers in args.workers:
+                    for name in args.shapes:
+                        print(json.dumps(asyncio.run(load.run(shape(channel, workers, name)))), flush=True)
             at = args.fault_at if args.fault_at is not None else 0.4 * args.think * args.questions
-            for name, fault in faults(cluster, maintainer, chroma_url).items():
-                if name in args.faults:
-                    # One question in ten is an own case: a ticket each, never two.
-                    report = asyncio.run(load.run(shape(2, "human", 0.1), fault, at))
-                    print(json.dumps({"fault_run": name, "fault_at_s": at, **report}), flush=True)
+            for channel in args.channels:
+                for name, fault in faults(cluster, maintainer, chroma_url).items():
+                    if name in args.faults:
+                        # One question in ten is an own case: a ticket each, never two.
+                        report = asyncio.run(load.run(shape(channel, 2, "human", 0.1), fault, at))
+                        print(json.dumps({"fault_run": name, "fault_at_s": at, **report}), flush=True)
 
 
 if __name__ == "__main__":
