@@ -109,6 +109,8 @@ class TimedTelegram(FakeTelegram):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.arrivals: dict[str, list[float]] = {}
+        # Update ids grow across runs, as Telegram's do: the workers' database remembers the ids it stored.
+        self._next_update = time.time_ns() // 1_000_000
 
     def _api_sendmessage(self, params: dict[str, Any]) -> tuple[int, Any]:
         status, result = super()._api_sendmessage(params)

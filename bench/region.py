@@ -8,7 +8,9 @@ and Telegram (the Bot API stand-in, the workers in webhook mode). Then the fault
 each: ``kill`` (one worker is killed mid-run; the activities it had, and the ones sent to it, are sent again to
 the other as Teams and a proxy would), ``database`` (PostgreSQL stopped for 10 s mid-run, then started again) and
 ``refresh`` (a corpus refresh mid-run: both workers must switch to the new generation). Everything stops at the
-end. Prints one JSON line per run.
+end. Prints one JSON line per run, each with ``passed`` (every question answered exactly once and in time, no
+apology, no ticket twice, every live worker on the new generation after a refresh); exits 1 when a run did not
+pass.
 
     python bench/region.py [--channels teams telegram] [--workers 1 2] [--shapes human burst]
                            [--faults kill database refresh]
@@ -21,6 +23,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -70,6 +73,26 @@ def faults(cluster: Cluster, maintainer: Path, chroma_url: str) -> dict[str, loa
     return {"kill": kill, "database": database, "refresh": new_generation}
 
 
+def failures(report: dict, fault: str | None = None) -> list[str]:
+    """What a run got wrong, empty when it passed: every question answered exactly once and in time, no apology,
+    no ticket twice; after a refresh every live worker serves the new generation."""
+    asked = report["officers"] * report["questions_each"]
+    wrong = []
+    if report["messages_per_question"] != {"1": asked}:
+        wrong.append(f"not every question answered exactly once: {report['messages_per_question']}")
+    if report["timeouts"] or report["failed_sends"]:
+        wrong.append(f"{report['timeouts']} timeouts, {report['failed_sends']} sends that never got through")
+    if report.get("apologies"):
+        wrong.append(f"{report['apologies']} apologies")
+    if report.get("tickets", {}).get("with_two_or_more"):
+        wrong.append(f"{report['tickets']['with_two_or_more']} own cases with two tickets or more")
+    if fault == "refresh":
+        before, after = set(report["serving_before"]), {g for g in report["serving_after"] if g}
+        if len(after) != 1 or after & before:
+            wrong.append(f"workers did not all switch: {report['serving_before']} -> {report['serving_after']}")
+    return wrong
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, nargs="*", default=[1, 2], choices=range(1, 5))
@@ -84,6 +107,9 @@ def main() -> None:
     parser.add_argument("--think", type=float, default=10.0)
     parser.add_argument("--timeout", type=float, default=60.0)
     args = parser.parse_args()
+    # Stopped from outside (timeout, kill): exit through the finally blocks, so PostgreSQL and Chroma stop too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    failed = 0
     with tempfile.TemporaryDirectory(prefix="vraagbaak-region-") as tmp:
         root = Path(tmp)
         with running_cluster() as cluster, running_chroma(root / "chroma") as chroma_url:
@@ -100,14 +126,22 @@ def main() -> None:
             for channel in args.channels:
                 for workers in args.workers:
                     for name in args.shapes:
-                        print(json.dumps(asyncio.run(load.run(shape(channel, workers, name)))), flush=True)
+                        report = asyncio.run(load.run(shape(channel, workers, name)))
+                        wrong = failures(report)
+                        failed += bool(wrong)
+                        print(json.dumps({**report, "passed": not wrong, "wrong": wrong}), flush=True)
             at = args.fault_at if args.fault_at is not None else 0.4 * args.think * args.questions
             for channel in args.channels:
                 for name, fault in faults(cluster, maintainer, chroma_url).items():
                     if name in args.faults:
                         # One question in ten is an own case: a ticket each, never two.
                         report = asyncio.run(load.run(shape(channel, 2, "human", 0.1), fault, at))
-                        print(json.dumps({"fault_run": name, "fault_at_s": at, **report}), flush=True)
+                        wrong = failures(report, name)
+                        failed += bool(wrong)
+                        print(json.dumps({"fault_run": name, "fault_at_s": at, **report, "passed": not wrong,
+                                          "wrong": wrong}), flush=True)
+    if failed:
+        raise SystemExit(f"{failed} run(s) failed (see their \"wrong\")")
 
 
 if __name__ == "__main__":

@@ -123,6 +123,10 @@ class UpdateInbox(Protocol):
 
 SWEEP_SECONDS = 5.0
 """How often a worker looks for updates left waiting by a worker that died (their chat's claim ran out)."""
+DONE_RETRY_SECONDS = 25.0
+"""How long a handled update is recorded again and again while the database is away (less than a chat's claim,
+30 s: no other worker takes the chat meanwhile)."""
+DONE_RETRY_PAUSE_SECONDS = 1.0
 STOP_WAIT_SECONDS = 20.0
 """At a stop, how long the chats being handled may take to finish the update in hand."""
 
@@ -709,7 +713,7 @@ class TelegramChannel:
                     while self._running and (item := await asyncio.to_thread(inbox.next, chat)) is not None:
                         update_id, body = item
                         await self._handle_stored(update_id, body)
-                        await asyncio.to_thread(inbox.done, update_id)
+                        await self._mark_done(update_id)
                         await asyncio.to_thread(inbox.claim, chat)  # renewed per update
                 finally:
                     await asyncio.to_thread(inbox.release, chat)
@@ -718,6 +722,22 @@ class TelegramChannel:
                     return
         except Exception as exc:  # noqa: BLE001 - the database went away: the sweep comes back to this chat
             logger.warning("Telegram chat not drained (%s); retried by the sweep", type(exc).__name__)
+
+    async def _mark_done(self, update_id: int) -> None:
+        """Record a handled update, trying again while the database is away: left waiting, it would be handled (and
+        answered) a second time by the sweep."""
+        assert self.inbox is not None
+        deadline = time.monotonic() + DONE_RETRY_SECONDS
+        while True:
+            try:
+                await asyncio.to_thread(self.inbox.done, update_id)
+                return
+            except Exception as exc:  # noqa: BLE001 - the database is away: wait for it, within the chat's claim
+                if time.monotonic() > deadline:
+                    logger.warning("Telegram update %s handled but not recorded (%s): it may be answered again",
+                                   update_id, type(exc).__name__)
+                    raise
+                await asyncio.sleep(DONE_RETRY_PAUSE_SECONDS)
 
     async def _handle_stored(self, update_id: int, body: str) -> None:
         try:

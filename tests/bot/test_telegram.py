@@ -1038,3 +1038,62 @@ def test_two_webhook_workers_keep_a_chats_order_and_answer_each_update_once(
         loop.run(down())
         loop.close()
         state.close()
+
+
+def test_a_handled_update_is_recorded_once_the_database_is_back_not_answered_again(
+        home: Path, fake_telegram: FakeTelegram, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The database went away between answering and recording it: left waiting, the sweep answered it twice."""
+    import sqlalchemy as sa
+
+    from bot.channels import telegram as telegram_module
+    from bot.shared_state import SharedState, SharedUpdateInbox
+
+    monkeypatch.setattr(telegram_module, "DONE_RETRY_PAUSE_SECONDS", 0.1)
+    monkeypatch.setenv("VRAAGBAAK_TELEGRAM_MODE", "webhook")
+    monkeypatch.setenv("VRAAGBAAK_TELEGRAM_WEBHOOK_URL", "https://vraagbaak.example.be/telegram/webhook")
+    monkeypatch.setenv("VRAAGBAAK_TELEGRAM_WEBHOOK_SECRET", SECRET)
+    home.mkdir(parents=True, exist_ok=True)
+    state = SharedState(f"sqlite:///{home / 'tickets.sqlite'}")
+
+    class AwayAtFirst(SharedUpdateInbox):
+        failures = 3
+
+        def done(self, update_id: int) -> None:
+            if self.failures:
+                self.failures -= 1
+                raise sa.exc.OperationalError("UPDATE state_telegram_updates", {}, ConnectionRefusedError())
+            super().done(update_id)
+
+    inbox = AwayAtFirst(state, "worker-0")
+    helpdesk = SlowFirstHelpdesk()
+    channel = TelegramChannel(helpdesk=helpdesk, settings=TelegramSettings.from_env(os.environ),
+                              access=TelegramAccess(home / "access.sqlite", allowed=[AN["id"]]), inbox=inbox,
+                              sweep_seconds=0.2)
+    loop, port = LoopThread(), free_port()
+    runner = web.AppRunner(build_web_app([channel]))
+
+    async def up() -> None:
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        await channel.start()
+
+    async def down() -> None:
+        await channel.stop()
+        await runner.cleanup()
+
+    loop.run(up())
+    try:
+        update = fake_telegram.make_update("een vraag", sender=AN)
+        with httpx.Client(timeout=10) as client:
+            assert client.post(f"http://127.0.0.1:{port}{WEBHOOK_PATH}", json=update,
+                               headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}).status_code == 200
+        deadline = time.monotonic() + 10
+        while inbox.next(str(AN["id"])) is not None or inbox.failures:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.8)  # several sweeps: a second answer would come now
+        assert fake_telegram.sent_texts(AN["id"]) == ["antwoord op een vraag"]
+    finally:
+        loop.run(down())
+        loop.close()
+        state.close()
