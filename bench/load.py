@@ -206,6 +206,7 @@ def worker_env(args: argparse.Namespace, n: int, port: int, homes: Path, channel
         env["VRAAGBAAK_DATABASE_URL"] = args.database_url
     if args.chroma_url:
         env["VRAAGBAAK_CHROMA_URL"] = args.chroma_url
+        env["VRAAGBAAK_INDEX_STORE"] = "database"
     if args.separate_homes:
         home = homes / f"worker-{n}"
         home.mkdir()
@@ -355,7 +356,9 @@ async def run(args: argparse.Namespace, fault: Fault | None = None, fault_at: fl
             await asyncio.sleep(1.0)  # a reply still on its way is counted, a duplicate too
             cpu = sum(_cpu_seconds(w.pid) - cpu_before[w.pid] for w in workers if w.poll() is None)
             officer_messages = {key: len(driver.arrivals(key)) for key in asked}
-            # One more question to each live worker: a worker moves to a new generation on its next question.
+            # One more question to each live worker: a worker moves to a new generation on its next question (once
+            # the 2 s it trusts the pointer it read are over).
+            await asyncio.sleep(2.5)
             for n, (port, worker) in enumerate(zip(ports, workers)):
                 if worker.poll() is None:
                     await one_question(session, port, 20_000 + n, questions[0])

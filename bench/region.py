@@ -43,7 +43,7 @@ DATABASE_DOWN_SECONDS = 10.0
 def refresh(home: Path, database_url: str, chroma_url: str, *, rebuild: bool = False) -> float:
     """`vraagbaak corpus refresh` of the bundled sample corpus into the database and the Chroma server."""
     env = {**os.environ, "VRAAGBAAK_HOME": str(home), "VRAAGBAAK_DATABASE_URL": database_url,
-           "VRAAGBAAK_CHROMA_URL": chroma_url}
+           "VRAAGBAAK_CHROMA_URL": chroma_url, "VRAAGBAAK_INDEX_STORE": "database"}
     started = time.monotonic()
     subprocess.run([str(Path(sys.executable).parent / "vraagbaak"), "corpus", "refresh",
                     *(["--rebuild"] if rebuild else [])], env=env, check=True, stdout=subprocess.DEVNULL,

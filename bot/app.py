@@ -288,15 +288,18 @@ class App:
         """What `/readyz` reports: the index has an active generation and the ticket database answers; "ok" or
         what is wrong, never an exception."""
         checks: dict[str, str] = {}
-        try:
-            # The generation a question would be answered from; the retriever loads it on the first question and
-            # moves to a newer one on the question after a refresh.
-            active = self.store.active()
-            checks["index"] = "ok" if active is not None else "no index: run `vraagbaak corpus refresh`"
-        except Exception as exc:  # noqa: BLE001 - reported, not raised
-            checks["index"] = f"unreadable: {type(exc).__name__}"
-        if "retriever" in self.__dict__:  # loaded: the generation this worker answers from (workers may differ
-            checks["serving"] = self.retriever.generation  # for a moment after a refresh)
+        if "retriever" in self.__dict__:
+            # Loaded: this worker answers from it whatever the shared store says now (its database may be away).
+            checks["index"] = "ok"
+            checks["serving"] = self.retriever.generation  # workers may differ for a moment after a refresh
+        else:
+            try:
+                # The generation a question would be answered from; the retriever loads it on the first question
+                # and moves to a newer one on the question after a refresh.
+                active = self.store.active()
+                checks["index"] = "ok" if active is not None else "no index: run `vraagbaak corpus refresh`"
+            except Exception as exc:  # noqa: BLE001 - reported, not raised
+                checks["index"] = f"unreadable: {type(exc).__name__}"
         try:
             self.tickets.store.ping()
             checks["database"] = "ok"

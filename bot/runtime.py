@@ -55,6 +55,10 @@ class SeenIds(Protocol):
         died, so the platform should try again later)."""
         ...
 
+    def renew(self, key: str) -> None:
+        """The turn of ``key`` is still running here: keep it claimed (a slow turn is not taken over)."""
+        ...
+
 
 class InMemorySeenIds:
     """The last ``capacity`` ids, in this process (a retry that reaches another worker is not recognised)."""
@@ -80,6 +84,9 @@ class InMemorySeenIds:
     def answered(self, key: str) -> bool:
         """Always: the turn in progress is in this process, and it will answer."""
         return True
+
+    def renew(self, key: str) -> None:
+        """Nothing to renew: an id stays seen in this process."""
 
 
 class SlidingWindowLimiter:

@@ -112,6 +112,7 @@ class SharedState:
                 rate_notices.delete().where(rate_notices.c.at < now - 86400),
                 seen.delete().where(seen.c.expires < now),
                 updates.delete().where(updates.c.done_at < now - 86400),
+                updates.delete().where(updates.c.received_at < now - 7 * 86400),  # never handled: given up
                 walks.delete().where(walks.c.updated_at < now - walks_older_than_days * 86400)))
 
     def close(self) -> None:
@@ -260,7 +261,20 @@ class SharedSeenIds:
         except SQLAlchemyError as exc:
             logger.warning("handled id not checked (%s); treated as answered", type(exc).__name__)
             return True
-        return expires is None or expires - now > self._in_progress
+        # Done moves the expiry a day ahead, a claim only seconds: compared half-way, clocks of two machines that
+        # differ by a little cannot make a claim look done.
+        return expires is None or expires - now > (self._ttl + self._in_progress) / 2
+
+    def renew(self, key: str) -> None:
+        """Extend the claim of an id whose turn still runs (only while it is a claim, never a done id)."""
+        now = self._state.clock()
+        try:
+            with self._state.engine.begin() as conn:
+                conn.execute(seen.update().where(seen.c.key == _key(key),
+                                                 seen.c.expires < now + (self._ttl + self._in_progress) / 2)
+                             .values(expires=now + self._in_progress))
+        except SQLAlchemyError as exc:
+            logger.warning("handled id not renewed (%s)", type(exc).__name__)
 
     def done(self, key: str) -> None:
         """The id's turn is over (answered, or apologised for): a retry of it is a duplicate from now on."""
@@ -403,8 +417,9 @@ class SharedUpdateInbox:
     def done(self, update_id: int) -> None:
         """The update was handled (answered, or apologised for)."""
         with self._state.engine.begin() as conn:
+            # The officer's message and name are not kept once handled: the id alone recognises a redelivery.
             conn.execute(updates.update().where(updates.c.update_id == update_id)
-                         .values(done_at=self._state.clock()))
+                         .values(done_at=self._state.clock(), body=""))
 
     def waiting_chats(self, *, older_than: float, limit: int = 100) -> list[str]:
         """Chats with updates waiting longer than ``older_than`` seconds (their worker may have died)."""

@@ -17,11 +17,17 @@ def database_url(home: Path, env: Mapping[str, str]) -> str:
     return env.get("VRAAGBAAK_DATABASE_URL") or f"sqlite:///{home / 'tickets.sqlite'}"
 
 
+CONNECT_TIMEOUT_SECONDS = 5
+
+
 def database_engine(url: str, **options: Any) -> sa.engine.Engine:
     """An engine for ``url`` (sqlite:///... or postgresql+psycopg://...)."""
     import sqlalchemy as sa
 
     if not url.startswith("sqlite"):
+        if url.startswith("postgresql"):
+            # A database host that does not answer must not hold a worker thread for libpq's unbounded default.
+            options.setdefault("connect_args", {"connect_timeout": CONNECT_TIMEOUT_SECONDS})
         return sa.create_engine(url, future=True, **options)
     # Worker threads (asyncio.to_thread: the core, the escalation steps, the channels' checks) share it; SQLite
     # waits for a writer instead of failing at once. A file is always there: a connection needs no pre-ping.

@@ -325,12 +325,13 @@ class Refresher:
             cache.close()
 
     def _collect_garbage(self, keep: set[str | None]) -> None:
-        # The previous generation stays: a running bot may still be answering from it.
-        for generation in self.store.all_generations():
-            if generation not in keep:
-                self.store.remove(generation)
+        # The previous generation stays: a running bot may still be answering from it. Only collections of
+        # generations this store holds go: a Chroma server may serve another data dir or deployment too.
+        known = set(self.store.all_generations())
+        for generation in known - keep:
+            self.store.remove(generation)
         for generation in self.vectors.generations():
-            if generation not in keep:
+            if generation in known and generation not in keep:
                 self.vectors.drop(generation)
 
 

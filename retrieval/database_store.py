@@ -79,7 +79,7 @@ class DatabaseGenerationStore:
         self.url = url
         self.engine = database_engine(url, pool_pre_ping=True)
         self.active_ttl = active_ttl
-        self._cached: tuple[float, str | None] | None = None
+        self._cached: tuple[float, str | IndexUnavailableError | None] | None = None
         self._cache_lock = threading.Lock()
         try:
             create_tables(self.engine, metadata)
@@ -170,12 +170,19 @@ class DatabaseGenerationStore:
         now = time.monotonic()
         cached = self._cached
         if cached is not None and now - cached[0] < self.active_ttl:
+            if isinstance(cached[1], IndexUnavailableError):
+                raise cached[1]  # asked again within the TTL: no new connection attempt per question
             return cached[1]
-        with self._connect() as conn:
-            generation = conn.execute(
-                sa.select(index_active.c.generation).join(
-                    index_generations, index_generations.c.generation == index_active.c.generation)
-                .where(index_active.c.id == 1, index_generations.c.lexical.is_not(None))).scalar()
+        try:
+            with self._connect() as conn:
+                generation = conn.execute(
+                    sa.select(index_active.c.generation).join(
+                        index_generations, index_generations.c.generation == index_active.c.generation)
+                    .where(index_active.c.id == 1, index_generations.c.lexical.is_not(None))).scalar()
+        except IndexUnavailableError as exc:
+            with self._cache_lock:
+                self._cached = (now, exc)
+            raise
         with self._cache_lock:
             self._cached = (now, generation)
         return generation
@@ -214,13 +221,24 @@ class DatabaseGenerationStore:
     def refresh_lock(self) -> Iterator[None]:
         """Held while a refresh runs: a second refresh of the same deployment, on any machine, is refused."""
         if self.engine.dialect.name == "postgresql":
-            with self._connect() as conn:
-                if not conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": _REFRESH_LOCK_KEY}).scalar():
+            # A session lock on a connection of its own, in autocommit: not a transaction left open for the whole
+            # refresh (which idle_in_transaction_session_timeout would end, and the lock with it).
+            try:
+                conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+                taken = conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": _REFRESH_LOCK_KEY}).scalar()
+            except SQLAlchemyError as exc:
+                raise IndexUnavailableError(self._unreachable(exc)) from None
+            try:
+                if not taken:
                     raise IndexBusyError(f"another refresh is running on the {self.describe()}")
+                yield
+            finally:
                 try:
-                    yield
-                finally:
-                    conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _REFRESH_LOCK_KEY})
+                    if taken:
+                        conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _REFRESH_LOCK_KEY})
+                    conn.close()
+                except SQLAlchemyError as exc:  # the connection is gone, and its lock with it
+                    logger.warning("refresh lock not released explicitly (%s)", type(exc).__name__)
             return
         database = self.engine.url.database
         if not database or database == ":memory:":

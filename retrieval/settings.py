@@ -27,8 +27,8 @@ class RetrievalSettings:
     hnsw_ef_construction: int = 200
     index_store: str = "files"
     """Where chunks, the lexical index and the active pointer live (``VRAAGBAAK_INDEX_STORE``): ``files`` in the
-    data dir, or ``database`` (``VRAAGBAAK_DATABASE_URL``), so that workers on several machines serve one index.
-    Default: ``database`` when the vectors are on a Chroma server, else ``files``."""
+    data dir, or ``database`` (``VRAAGBAAK_DATABASE_URL``), so that workers on several machines serve one index
+    (with the vectors on a Chroma server, ``VRAAGBAAK_CHROMA_URL``)."""
     database_url: str = ""
     """The deployment's database, for the ``database`` index store."""
 
@@ -47,7 +47,8 @@ class RetrievalSettings:
         """Build settings from ``VRAAGBAAK_*`` variables."""
         home = Path(env.get("VRAAGBAAK_HOME") or DEFAULT_HOME).expanduser()
         chroma_url = env.get("VRAAGBAAK_CHROMA_URL") or None
-        index_store = (env.get("VRAAGBAAK_INDEX_STORE") or ("database" if chroma_url else "files")).strip().lower()
+        # Chosen explicitly: a deployment already on a Chroma server keeps its index in the data dir until asked.
+        index_store = (env.get("VRAAGBAAK_INDEX_STORE") or "files").strip().lower()
         if index_store not in INDEX_STORES:
             raise ConfigError(f"VRAAGBAAK_INDEX_STORE must be one of {', '.join(INDEX_STORES)}, got {index_store!r}")
         return cls(

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _refresh(home: Path, database_url: str, chroma_url: str, *options: str) -> None:
     env = {**os.environ, "VRAAGBAAK_HOME": str(home), "VRAAGBAAK_DATABASE_URL": database_url,
-           "VRAAGBAAK_CHROMA_URL": chroma_url, "VRAAGBAAK_EMBEDDER": "fake"}
+           "VRAAGBAAK_CHROMA_URL": chroma_url, "VRAAGBAAK_INDEX_STORE": "database", "VRAAGBAAK_EMBEDDER": "fake"}
     done = subprocess.run([sys.executable, "-c", "from bot.cli import main; main()", "corpus", "refresh", *options],
                           env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -47,6 +47,8 @@ ACK_AFTER_SECONDS = 10.0
 """Teams retries a message that gets no HTTP answer within ~15 s; a slower turn finishes after the answer."""
 STOP_GRACE_SECONDS = 5.0
 SEEN_CAPACITY = 10_000
+RENEW_CLAIM_SECONDS = 4.0
+"""How often a running turn renews the claim on its activity id (which lasts 12 s)."""
 RETRY_AFTER_SECONDS = 15
 """What a worker asks of a retry that came while another worker holds the activity in progress (its claim lasts
 12 s: a retry after that is answered here if the other worker died)."""
@@ -259,14 +261,24 @@ class TeamsChannel:
     async def _turn_then_done(self, auth: AuthenticateRequestResult, activity: Activity,
                               key: str | None) -> InvokeResponse | None:
         """The turn; then its activity id counts as answered (a turn cut off by a stop does not: its retry is)."""
+        renewing = asyncio.create_task(self._keep_claimed(key)) if key is not None else None
         try:
             return await self._run_turn(auth, activity)
         except asyncio.CancelledError:
             key = None  # cut off: the retry is answered
             raise
         finally:  # answered, or apologised for after an error: a retry is not answered again
+            if renewing is not None:
+                renewing.cancel()
             if key is not None:
                 await asyncio.to_thread(self._seen.done, key)
+
+    async def _keep_claimed(self, key: str) -> None:
+        """While a turn runs (waiting behind the conversation's earlier turns, a slow search), its id stays claimed:
+        a retry meanwhile is asked to come back, not answered a second time."""
+        while True:
+            await asyncio.sleep(RENEW_CLAIM_SECONDS)
+            await asyncio.to_thread(self._seen.renew, key)
 
     async def _run_turn(self, auth: AuthenticateRequestResult, activity: Activity) -> InvokeResponse | None:
         """One turn, after the earlier turns of its conversation, so the core sees them in the order they came in."""

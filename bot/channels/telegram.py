@@ -123,6 +123,8 @@ class UpdateInbox(Protocol):
 
 SWEEP_SECONDS = 5.0
 """How often a worker looks for updates left waiting by a worker that died (their chat's claim ran out)."""
+CLAIM_RENEW_SECONDS = 8.0
+"""How often a chat's claim (30 s) is renewed while one of its updates is being handled."""
 DONE_RETRY_SECONDS = 25.0
 """How long a handled update is recorded again and again while the database is away (less than a chat's claim,
 30 s: no other worker takes the chat meanwhile)."""
@@ -712,9 +714,11 @@ class TelegramChannel:
                 try:
                     while self._running and (item := await asyncio.to_thread(inbox.next, chat)) is not None:
                         update_id, body = item
-                        await self._handle_stored(update_id, body)
+                        held = await self._handle_claimed(chat, update_id, body)
                         await self._mark_done(update_id)
-                        await asyncio.to_thread(inbox.claim, chat)  # renewed per update
+                        if not held or not await asyncio.to_thread(inbox.claim, chat):
+                            logger.warning("Telegram chat claim lost while update %s was handled", update_id)
+                            return  # another worker has the chat now: it goes on from the next update
                 finally:
                     await asyncio.to_thread(inbox.release, chat)
                 # An update stored while the claim was being released would wait for the sweep: look once more.
@@ -722,6 +726,28 @@ class TelegramChannel:
                     return
         except Exception as exc:  # noqa: BLE001 - the database went away: the sweep comes back to this chat
             logger.warning("Telegram chat not drained (%s); retried by the sweep", type(exc).__name__)
+
+    async def _handle_claimed(self, chat: str, update_id: int, body: str) -> bool:
+        """Handle one update while renewing the chat's claim (a slow turn must not let another worker take the chat
+        and handle the same update); False when the claim was lost meanwhile."""
+        assert self.inbox is not None
+        held = True
+
+        async def renew() -> None:
+            nonlocal held
+            while held:
+                await asyncio.sleep(CLAIM_RENEW_SECONDS)
+                try:
+                    held = await asyncio.to_thread(self.inbox.claim, chat)
+                except Exception as exc:  # noqa: BLE001 - the database is away: try again at the next renewal
+                    logger.warning("Telegram chat claim not renewed (%s)", type(exc).__name__)
+
+        renewing = asyncio.create_task(renew())
+        try:
+            await self._handle_stored(update_id, body)
+        finally:
+            renewing.cancel()
+        return held
 
     async def _mark_done(self, update_id: int) -> None:
         """Record a handled update, trying again while the database is away: left waiting, it would be handled (and

@@ -103,8 +103,16 @@ def test_a_retry_of_a_turn_whose_worker_died_is_answered_by_another(workers) -> 
     clock.now += 15  # Teams retries after ~15 s without an HTTP answer
     assert other.first_time("teams|a:1|act-9") is True
     assert dying.first_time("teams|a:1|act-9") is False
+    clock.now += 10
+    other.renew("teams|a:1|act-9")  # a slow turn keeps its claim...
+    clock.now += 10
+    assert dying.first_time("teams|a:1|act-9") is False and dying.answered("teams|a:1|act-9") is False
+    clock.now += 0.5  # ...and a clock a little ahead on the other machine does not make it look done
     other.done("teams|a:1|act-9")
     assert dying.answered("teams|a:1|act-9") is True  # answered: a later retry is a duplicate
+    other.renew("teams|a:1|act-9")  # a renewal after the end changes nothing
+    clock.now += 60
+    assert dying.first_time("teams|a:1|act-9") is False
 
 
 def test_a_procedure_walk_goes_on_at_the_other_worker_and_expired_rows_are_purged(workers) -> None:

@@ -980,10 +980,14 @@ class SlowFirstHelpdesk:
         return Reply(text=f"antwoord op {incoming.text}", decision=Decision.CLARIFY, reply_id=incoming.text[:12])
 
 
+@pytest.mark.parametrize("claim_seconds", [30.0, 0.6])  # 0.6: the slow first update outlasts the claim
 def test_two_webhook_workers_keep_a_chats_order_and_answer_each_update_once(
-        home: Path, fake_telegram: FakeTelegram, monkeypatch: pytest.MonkeyPatch) -> None:
+        home: Path, fake_telegram: FakeTelegram, monkeypatch: pytest.MonkeyPatch, claim_seconds: float) -> None:
     """A proxy spreads one officer's messages over two workers: the second must wait for the first, wherever."""
+    from bot.channels import telegram as telegram_module
     from bot.shared_state import SharedState, SharedUpdateInbox
+
+    monkeypatch.setattr(telegram_module, "CLAIM_RENEW_SECONDS", 0.2)
 
     monkeypatch.setenv("VRAAGBAAK_TELEGRAM_MODE", "webhook")
     monkeypatch.setenv("VRAAGBAAK_TELEGRAM_WEBHOOK_URL", "https://vraagbaak.example.be/telegram/webhook")
@@ -995,7 +999,8 @@ def test_two_webhook_workers_keep_a_chats_order_and_answer_each_update_once(
     ports = [free_port(), free_port()]
     channels = [TelegramChannel(helpdesk=helpdesk, settings=TelegramSettings.from_env(os.environ),
                                 access=TelegramAccess(home / f"access-{n}.sqlite", allowed=[AN["id"], BERT["id"]]),
-                                inbox=SharedUpdateInbox(state, f"worker-{n}"), sweep_seconds=0.3)
+                                inbox=SharedUpdateInbox(state, f"worker-{n}", claim_seconds=claim_seconds),
+                                sweep_seconds=0.3)
                 for n in range(2)]
     runners = [web.AppRunner(build_web_app([channel])) for channel in channels]
 

@@ -176,11 +176,12 @@ def test_one_refresh_at_a_time_per_database(store_url: str, tmp_path: Path) -> N
     assert other.refresh(load_manifest(manifest)).switched  # released with the holder
 
 
-def test_the_index_goes_to_the_database_with_a_chroma_server_or_when_asked(tmp_path: Path) -> None:
+def test_the_index_goes_to_the_database_when_asked(tmp_path: Path) -> None:
     base = {"VRAAGBAAK_HOME": str(tmp_path)}
     assert RetrievalSettings.from_env(base).index_store == "files"
+    # A deployment that already had its vectors on a Chroma server keeps its index where it was.
     assert RetrievalSettings.from_env({**base, "VRAAGBAAK_CHROMA_URL": "http://127.0.0.1:8000"}).index_store \
-        == "database"
+        == "files"
     settings = RetrievalSettings.from_env({**base, "VRAAGBAAK_INDEX_STORE": "database"})
     assert settings.database_url == f"sqlite:///{tmp_path / 'tickets.sqlite'}"
     assert isinstance(App(settings).store, DatabaseGenerationStore)
