@@ -229,6 +229,9 @@ class SharedSeenIds:
         self._state = state
         self._ttl = ttl_seconds
         self._in_progress = in_progress_seconds
+        self._done_beyond = (ttl_seconds + in_progress_seconds) / 2
+        """An expiry further ahead than this is a done id (a day), nearer a claim (seconds): compared half-way, clocks
+        of two machines that differ by a little cannot make a claim look done."""
 
     def first_time(self, key: str) -> bool:
         """True for the first worker that sees ``key`` (within its lifetime), False for every later one; True
@@ -261,9 +264,7 @@ class SharedSeenIds:
         except SQLAlchemyError as exc:
             logger.warning("handled id not checked (%s); treated as answered", type(exc).__name__)
             return True
-        # Done moves the expiry a day ahead, a claim only seconds: compared half-way, clocks of two machines that
-        # differ by a little cannot make a claim look done.
-        return expires is None or expires - now > (self._ttl + self._in_progress) / 2
+        return expires is None or expires - now > self._done_beyond
 
     def renew(self, key: str) -> None:
         """Extend the claim of an id whose turn still runs (only while it is a claim, never a done id)."""
@@ -271,7 +272,7 @@ class SharedSeenIds:
         try:
             with self._state.engine.begin() as conn:
                 conn.execute(seen.update().where(seen.c.key == _key(key),
-                                                 seen.c.expires < now + (self._ttl + self._in_progress) / 2)
+                                                 seen.c.expires < now + self._done_beyond)
                              .values(expires=now + self._in_progress))
         except SQLAlchemyError as exc:
             logger.warning("handled id not renewed (%s)", type(exc).__name__)
@@ -398,7 +399,10 @@ class SharedUpdateInbox:
         if lease is None:
             lease = self._claims[chat] = SharedLease(self._state, f"telegram-chat:{_key(chat)}"[:80], self.holder,
                                                      seconds=self._claim_seconds)
-        return lease.hold()
+        if lease.hold():
+            return True
+        del self._claims[chat]  # another worker's chat: nothing of it is kept here
+        return False
 
     def release(self, chat: str) -> None:
         """Give the chat's claim up."""
