@@ -388,9 +388,9 @@ def telegram_group() -> None:
 
 
 def _telegram_access(app: App):
-    from bot.channels.telegram_access import ACCESS_FILE, TelegramAccess
+    from bot.channels.telegram_access import LEGACY_FILE, TelegramAccess
 
-    return TelegramAccess(app.settings.home / ACCESS_FILE)
+    return TelegramAccess(app.escalation_settings.database_url, legacy=app.settings.home / LEGACY_FILE)
 
 
 def _local_time(timestamp: float) -> str:

@@ -35,6 +35,7 @@ def database_engine(url: str, **options: Any) -> sa.engine.Engine:
     options.pop("pool_pre_ping", None)
     engine = sa.create_engine(url, future=True, **options)
     if engine.url.database and engine.url.database != ":memory:":
+        Path(engine.url.database).parent.mkdir(parents=True, exist_ok=True)  # a fresh data dir
         sa.event.listen(engine, "connect", _write_ahead_log)
     return engine
 

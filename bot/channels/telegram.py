@@ -28,7 +28,7 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, InvalidToken, Re
 from telegram.ext import (Application, ApplicationBuilder, CallbackQueryHandler, CommandHandler, ContextTypes,
                           MessageHandler, TypeHandler, filters)
 
-from bot.channels.telegram_access import ACCESS_FILE, TelegramAccess
+from bot.channels.telegram_access import LEGACY_FILE, TelegramAccess
 from bot.channels.telegram_render import (ButtonPress, is_expert_button, keyboard_rows, parse_callback_data,
                                           render_file_caption, render_file_gone, render_plain, render_reply,
                                           render_text)
@@ -40,6 +40,7 @@ from bot.texts import (BUTTON_GONE, DATABASE_AWAY, ERROR_TEXT, EXPERT_ATTACHMENT
                        NOT_YOUR_WALK, RATE_LIMITED, REFUSAL, REFUSAL_BUTTON, TELEGRAM_COMMANDS, TELEGRAM_WELCOME,
                        TEXT_ONLY, WELCOME_INVITED, expert_answer_text)
 from escalation.delivery import DeliveryError, ExpertAnswer
+from common.database import database_url
 from common.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -192,7 +193,7 @@ class TelegramChannel:
         """The channel as `vraagbaak serve` runs it: settings from the environment, invites under ``home``
         (``limiter``: builds the message limiter for a rate per minute, e.g. one the workers share)."""
         settings = TelegramSettings.from_env(env)
-        access = TelegramAccess(home / ACCESS_FILE, allowed=settings.allowed_users)
+        access = TelegramAccess(database_url(home, env), allowed=settings.allowed_users, legacy=home / LEGACY_FILE)
         return cls(helpdesk=helpdesk, settings=settings, access=access,
                    limiter=limiter(settings.rate_per_minute) if limiter is not None else None,
                    poll_lease=poll_lease if settings.mode == "polling" else None,
@@ -508,6 +509,10 @@ class TelegramChannel:
 
     # -- handlers -----------------------------------------------------------------------------------------------
 
+    async def _allowed(self, user_id: int) -> bool:
+        """Whether the officer may use the bot; the access list is in the database, asked off the event loop."""
+        return await asyncio.to_thread(self.access.is_allowed, user_id)
+
     async def _on_start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/start, optionally with an invite code from a deep link."""
         message, user = update.effective_message, update.effective_user
@@ -517,13 +522,13 @@ class TelegramChannel:
             if not await self._within_rate(message, user.id):
                 return
             invited = False
-            if context.args and not self.access.is_allowed(user.id):
+            if context.args and not await self._allowed(user.id):
                 if not await asyncio.to_thread(self.access.redeem, context.args[0], user.id):
                     await self._say(message.chat_id, INVITE_INVALID)
                     return
                 invited = True
                 logger.info("Telegram user admitted with an invite code")
-            if not self.access.is_allowed(user.id):
+            if not await self._allowed(user.id):
                 await self._refuse(message, user.id)
                 return
             text = (WELCOME_INVITED if invited else "") + TELEGRAM_WELCOME.format(mention=f"@{context.bot.username}")
@@ -540,7 +545,7 @@ class TelegramChannel:
         async with self._in_order(_conversation(message.chat.id, message.chat.type, user.id)):
             if not await self._within_rate(message, user.id):
                 return
-            if not self.access.is_allowed(user.id):
+            if not await self._allowed(user.id):
                 await self._refuse(message, user.id)
                 return
             if not text.strip():
@@ -558,7 +563,7 @@ class TelegramChannel:
         if message is None or user is None:
             return
         async with self._in_order(_conversation(message.chat.id, message.chat.type, user.id)):
-            if await self._within_rate(message, user.id) and self.access.is_allowed(user.id):
+            if await self._within_rate(message, user.id) and await self._allowed(user.id):
                 await self._say(message.chat_id, TEXT_ONLY)
 
     async def _on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -583,7 +588,7 @@ class TelegramChannel:
         if press is None or (press.kind is ActionKind.CHOICE and message is None):
             await _answer(query, BUTTON_GONE)
             return
-        if not self.access.is_allowed(user.id):
+        if not await self._allowed(user.id):
             await _answer(query, REFUSAL_BUTTON, alert=True)
             return
         if press.kind is ActionKind.CHOICE:

@@ -1,4 +1,10 @@
-"""Who may use the Telegram bot: user ids from the environment plus officers who redeemed an invite code (SQLite)."""
+"""Who may use the Telegram bot: user ids from the environment plus officers who redeemed an invite code.
+
+The invites and the admitted officers live in the deployment's database (SQLite under the data dir by default,
+PostgreSQL when ``VRAAGBAAK_DATABASE_URL`` names one), so an officer admitted through one worker is admitted by
+every worker, and a revocation reaches them all. An earlier version kept them in ``telegram_access.sqlite`` under
+the data dir; that file is moved into the database once, on the first start that finds it.
+"""
 
 from __future__ import annotations
 
@@ -10,45 +16,52 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from common.database import create_tables, database_engine, shown_url
+from common.errors import ConfigError
+
 logger = logging.getLogger(__name__)
 
-ACCESS_FILE = "telegram_access.sqlite"
-"""The access database under VRAAGBAAK_HOME."""
+LEGACY_FILE = "telegram_access.sqlite"
+"""Where versions before the shared database kept the access list (under VRAAGBAAK_HOME); imported once."""
 
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    # 1: invite codes (hashed) and the officers who redeemed one.
-    ("""CREATE TABLE IF NOT EXISTS invites (
-            code_hash TEXT PRIMARY KEY,
-            created_at REAL NOT NULL,
-            expires_at REAL NOT NULL,
-            uses_left INTEGER NOT NULL CHECK (uses_left >= 0))""",
-     """CREATE TABLE IF NOT EXISTS members (
-            user_id INTEGER PRIMARY KEY,
-            joined_at REAL NOT NULL)"""),
-    # 2: invites get a stable id (to list and invalidate them); who redeemed which invite; revoked officers, so a
-    # revocation outlives the invite they came in with.
-    ("""CREATE TABLE invites_v2 (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            code_hash TEXT NOT NULL UNIQUE,
-            created_at REAL NOT NULL,
-            expires_at REAL NOT NULL,
-            uses_left INTEGER NOT NULL CHECK (uses_left >= 0),
-            invalidated_at REAL)""",
-     """INSERT INTO invites_v2 (code_hash, created_at, expires_at, uses_left)
-            SELECT code_hash, created_at, expires_at, uses_left FROM invites ORDER BY created_at""",
-     "DROP TABLE invites",
-     "ALTER TABLE invites_v2 RENAME TO invites",
-     """CREATE TABLE redemptions (
-            invite_id INTEGER NOT NULL REFERENCES invites (id),
-            user_id INTEGER NOT NULL,
-            redeemed_at REAL NOT NULL)""",
-     "CREATE INDEX redemptions_by_invite ON redemptions (invite_id)",
-     """CREATE TABLE revocations (
-            user_id INTEGER PRIMARY KEY,
-            revoked_at REAL NOT NULL)"""),
+MAX_KNOWN = 10_000
+"""Admitted officers a worker remembers, to go on serving them while the database is away; beyond it the memory
+starts over."""
+
+metadata = sa.MetaData()
+
+invites = sa.Table(
+    "telegram_invites", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("code_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("uses_left", sa.Integer, sa.CheckConstraint("uses_left >= 0"), nullable=False),
+    sa.Column("invalidated_at", sa.Float),
+)
+redemptions = sa.Table(
+    "telegram_redemptions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("invite_id", sa.Integer, sa.ForeignKey("telegram_invites.id"), nullable=False, index=True),
+    sa.Column("user_id", sa.BigInteger, nullable=False),
+    sa.Column("redeemed_at", sa.Float, nullable=False),
+)
+members = sa.Table(
+    "telegram_members", metadata,
+    sa.Column("user_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("joined_at", sa.Float, nullable=False),
+)
+revocations = sa.Table(
+    "telegram_revocations", metadata,
+    sa.Column("user_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("revoked_at", sa.Float, nullable=False),
 )
 
 CODE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
@@ -92,23 +105,56 @@ class InviteRecord:
 
 
 class TelegramAccess:
-    """The allow-list: ids from ``VRAAGBAAK_TELEGRAM_ALLOWED_USERS`` and members added by redeeming an invite."""
+    """The allow-list: ids from ``VRAAGBAAK_TELEGRAM_ALLOWED_USERS`` and members added by redeeming an invite.
 
-    def __init__(self, path: Path, *, allowed: Iterable[int] = (), clock: Callable[[], float] = time.time) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False)
-        _migrate(self._db)
+    ``legacy``: an access file of an earlier version, moved into the database when the database has no access
+    list yet (then renamed to ``*.imported``).
+    """
+
+    def __init__(self, url: str, *, allowed: Iterable[int] = (), clock: Callable[[], float] = time.time,
+                 legacy: Path | None = None) -> None:
+        self.engine = database_engine(url, pool_pre_ping=True)
+        try:
+            create_tables(self.engine, metadata)
+            if legacy is not None:
+                _import_legacy(self.engine, legacy)
+        except SQLAlchemyError as exc:
+            self.engine.dispose()
+            raise ConfigError(f"the database {shown_url(url)} (VRAAGBAAK_DATABASE_URL) cannot be opened: "
+                              f"{type(exc.orig or exc).__name__}") from None
         self._allowed = frozenset(allowed)
         self._clock = clock
+        self._known: set[int] = set()  # officers the database said were admitted
         self._lock = threading.Lock()
 
     def is_allowed(self, user_id: int) -> bool:
-        """Whether this Telegram user may ask questions."""
+        """Whether this Telegram user may ask questions (the database is asked each time: a revocation made
+        through another worker or the command line holds from the next message on).
+
+        Raises SQLAlchemyError when the database cannot say and this worker did not see the officer admitted
+        before: nobody is let in on a guess, and nobody seen admitted is turned away while the database is away.
+        """
         if user_id in self._allowed:
             return True
+        try:
+            with self.engine.connect() as conn:
+                admitted = conn.execute(sa.select(members.c.user_id).where(members.c.user_id == user_id)).first()
+        except SQLAlchemyError as exc:
+            with self._lock:
+                seen = user_id in self._known
+            if not seen:
+                raise
+            logger.warning("the Telegram access list cannot be read (%s); an officer seen admitted before is "
+                           "served", type(exc.orig or exc).__name__)
+            return True
         with self._lock:
-            row = self._db.execute("SELECT 1 FROM members WHERE user_id = ?", (user_id,)).fetchone()
-        return row is not None
+            if admitted is None:
+                self._known.discard(user_id)
+            else:
+                if len(self._known) >= MAX_KNOWN:
+                    self._known.clear()
+                self._known.add(user_id)
+        return admitted is not None
 
     def create_invite(self, *, uses: int = 1, days: float = 7.0) -> Invite:
         """A random code valid for ``uses`` officers during ``days`` days."""
@@ -117,10 +163,9 @@ class TelegramAccess:
         code = secrets.token_urlsafe(18)  # 24 characters from the deep-link alphabet
         now = self._clock()
         expires = now + days * 86400
-        with self._lock:
-            self._db.execute("INSERT INTO invites (code_hash, created_at, expires_at, uses_left) VALUES (?, ?, ?, ?)",
-                             (_hash(code), now, expires, uses))
-            self._db.commit()
+        with self.engine.begin() as conn:
+            conn.execute(invites.insert().values(code_hash=_hash(code), created_at=now, expires_at=expires,
+                                                 uses_left=uses))
         return Invite(code=code, uses=uses, expires_at=expires)
 
     def redeem(self, code: str, user_id: int) -> bool:
@@ -135,79 +180,111 @@ class TelegramAccess:
         if not CODE_PATTERN.match(code or ""):
             return False
         now = self._clock()
-        with self._lock, self._db:
-            invite = self._db.execute("SELECT id, created_at FROM invites WHERE code_hash = ? AND uses_left > 0 "
-                                      "AND expires_at > ? AND invalidated_at IS NULL", (_hash(code), now)).fetchone()
-            if invite is None:
-                return False
-            invite_id, created_at = invite
-            revoked = self._db.execute("SELECT revoked_at FROM revocations WHERE user_id = ?", (user_id,)).fetchone()
-            if revoked is not None and revoked[0] >= created_at:
-                logger.info("Telegram invite refused: the officer was revoked after the invite was created")
-                return False
-            cur = self._db.execute("UPDATE invites SET uses_left = uses_left - 1 WHERE id = ? AND uses_left > 0",
-                                   (invite_id,))
-            if cur.rowcount != 1:  # another process took the last use in between
-                return False
-            self._db.execute("INSERT INTO redemptions (invite_id, user_id, redeemed_at) VALUES (?, ?, ?)",
-                             (invite_id, user_id, now))
-            self._db.execute("INSERT OR IGNORE INTO members (user_id, joined_at) VALUES (?, ?)", (user_id, now))
+        try:
+            with self.engine.begin() as conn:
+                invite = conn.execute(sa.select(invites.c.id, invites.c.created_at).where(
+                    invites.c.code_hash == _hash(code), invites.c.uses_left > 0, invites.c.expires_at > now,
+                    invites.c.invalidated_at.is_(None))).first()
+                if invite is None:
+                    return False
+                revoked = conn.execute(sa.select(revocations.c.revoked_at).where(
+                    revocations.c.user_id == user_id)).scalar()
+                if revoked is not None and revoked >= invite.created_at:
+                    logger.info("Telegram invite refused: the officer was revoked after the invite was created")
+                    return False
+                taken = conn.execute(invites.update().where(invites.c.id == invite.id, invites.c.uses_left > 0)
+                                     .values(uses_left=invites.c.uses_left - 1))
+                if taken.rowcount != 1:  # another worker took the last use in between
+                    return False
+                conn.execute(redemptions.insert().values(invite_id=invite.id, user_id=user_id, redeemed_at=now))
+                conn.execute(members.insert().values(user_id=user_id, joined_at=now))
+        except IntegrityError:  # admitted through another worker a moment ago: that redemption stands, not this one
+            return self.is_allowed(user_id)
         return True
 
     def invites(self) -> list[InviteRecord]:
         """Every stored invite, oldest first, with how many officers it admitted."""
-        with self._lock:
-            rows = list(self._db.execute(
-                "SELECT i.id, i.created_at, i.expires_at, i.uses_left, "
-                "(SELECT COUNT(*) FROM redemptions r WHERE r.invite_id = i.id), i.invalidated_at "
-                "FROM invites i ORDER BY i.id"))
+        admitted = (sa.select(sa.func.count()).select_from(redemptions)
+                    .where(redemptions.c.invite_id == invites.c.id).scalar_subquery())
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(invites.c.id, invites.c.created_at, invites.c.expires_at,
+                                          invites.c.uses_left, admitted, invites.c.invalidated_at)
+                                .order_by(invites.c.id)).all()
         return [InviteRecord(*row) for row in rows]
 
     def invalidate(self, invite_id: int) -> bool:
         """Make an invite unusable from now on (who already joined with it stays); False when there is no such
         invite. Invalidating twice keeps the first moment."""
-        with self._lock, self._db:
-            cur = self._db.execute("UPDATE invites SET invalidated_at = COALESCE(invalidated_at, ?) WHERE id = ?",
-                                   (self._clock(), invite_id))
-        return cur.rowcount == 1
+        with self.engine.begin() as conn:
+            done = conn.execute(invites.update().where(invites.c.id == invite_id).values(
+                invalidated_at=sa.func.coalesce(invites.c.invalidated_at, self._clock())))
+        return done.rowcount == 1
 
     def members(self) -> list[tuple[int, float]]:
         """Officers admitted through an invite: (user id, when), oldest first."""
-        with self._lock:
-            return list(self._db.execute("SELECT user_id, joined_at FROM members ORDER BY joined_at"))
+        with self.engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(
+                sa.select(members.c.user_id, members.c.joined_at).order_by(members.c.joined_at, members.c.user_id))]
 
     def revoke(self, user_id: int) -> bool:
         """Remove an officer admitted through an invite, for good: no invite created before now admits them again
         (ids from the environment stay until the variable changes). False when they did not join by invite."""
-        with self._lock, self._db:
-            cur = self._db.execute("DELETE FROM members WHERE user_id = ?", (user_id,))
-            if cur.rowcount != 1:
+        now = self._clock()
+        with self.engine.begin() as conn:
+            if conn.execute(members.delete().where(members.c.user_id == user_id)).rowcount != 1:
                 return False
-            self._db.execute("INSERT OR REPLACE INTO revocations (user_id, revoked_at) VALUES (?, ?)",
-                             (user_id, self._clock()))
+            conn.execute(revocations.delete().where(revocations.c.user_id == user_id))
+            conn.execute(revocations.insert().values(user_id=user_id, revoked_at=now))
+        with self._lock:
+            self._known.discard(user_id)
         return True
 
     def close(self) -> None:
-        """Close the database."""
-        with self._lock:
-            self._db.close()
+        """Release the connections."""
+        self.engine.dispose()
 
 
-def _migrate(db: sqlite3.Connection) -> None:
-    """Bring the database to the latest schema, one numbered step per transaction (PRAGMA user_version)."""
-    for number, statements in enumerate(_MIGRATIONS, start=1):
-        if db.execute("PRAGMA user_version").fetchone()[0] >= number:
-            continue
-        db.execute("BEGIN IMMEDIATE")  # one process migrates; another waits, then finds the step done
-        try:
-            if db.execute("PRAGMA user_version").fetchone()[0] < number:
-                for statement in statements:
-                    db.execute(statement)
-                db.execute(f"PRAGMA user_version = {number:d}")  # a PRAGMA takes no parameters; an int of ours
-            db.commit()
-        except BaseException:
-            db.rollback()
-            raise
+def _import_legacy(engine: sa.engine.Engine, path: Path) -> None:
+    """Move the access list of an earlier version's ``telegram_access.sqlite`` into the database, once.
+
+    Its two schemas are read as they are (1: invites without ids, members; 2: with ids, redemptions, revocations).
+    When the database already holds an access list, the file is left alone and a warning says so.
+    """
+    if not path.is_file():
+        return
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as old:
+        tables = {name for (name,) in old.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        with_ids = "redemptions" in tables
+        old_invites = old.execute(
+            "SELECT id, code_hash, created_at, expires_at, uses_left, invalidated_at FROM invites ORDER BY id"
+            if with_ids else "SELECT NULL, code_hash, created_at, expires_at, uses_left, NULL FROM invites "
+            "ORDER BY created_at").fetchall() if "invites" in tables else []
+        old_members = old.execute("SELECT user_id, joined_at FROM members").fetchall() if "members" in tables else []
+        old_redemptions = old.execute("SELECT invite_id, user_id, redeemed_at FROM redemptions").fetchall() \
+            if with_ids else []
+        old_revocations = old.execute("SELECT user_id, revoked_at FROM revocations").fetchall() \
+            if "revocations" in tables else []
+    with engine.begin() as conn:
+        present = sum(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+                      for table in (invites, members, revocations))
+        if present:
+            logger.warning("%s was not imported: the database already holds a Telegram access list", path)
+            return
+        new_ids = {}
+        for old_id, *values in old_invites:
+            row = dict(zip(("code_hash", "created_at", "expires_at", "uses_left", "invalidated_at"), values))
+            new_ids[old_id] = conn.execute(invites.insert().values(**row)).inserted_primary_key[0]
+        rows = [{"invite_id": new_ids[invite_id], "user_id": user_id, "redeemed_at": at}
+                for invite_id, user_id, at in old_redemptions if invite_id in new_ids]
+        if rows:
+            conn.execute(redemptions.insert(), rows)
+        if old_members:
+            conn.execute(members.insert(), [{"user_id": u, "joined_at": at} for u, at in old_members])
+        if old_revocations:
+            conn.execute(revocations.insert(), [{"user_id": u, "revoked_at": at} for u, at in old_revocations])
+    path.rename(path.with_name(path.name + ".imported"))
+    logger.info("the Telegram access list of %s moved into the database (%d invites, %d officers)", path,
+                len(old_invites), len(old_members))
 
 
 def _hash(code: str) -> str:

@@ -263,8 +263,8 @@ EXAMPLE_POOL = Path(__file__).resolve().parents[2] / "escalation" / "data" / "ex
 
 
 @pytest.mark.parametrize(("command", "allowed"), [
-    (["--help"], set()), (["experts", "list"], set()), (["telegram", "users"], set()),
-    (["tickets", "list"], {"sqlalchemy"}), (["stats"], {"sqlalchemy"}),
+    (["--help"], set()), (["experts", "list"], set()), (["telegram", "users"], {"sqlalchemy"}),
+    (["tickets", "list"], {"sqlalchemy"}), (["stats"], {"sqlalchemy"}),  # the access list and tickets: in the database
 ])
 def test_commands_that_do_not_search_load_no_search_mail_or_web_code(command: list[str], allowed: set[str],
                                                                      tmp_path: Path) -> None:

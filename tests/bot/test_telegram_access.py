@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sqlite3
 from pathlib import Path
 
+import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 
-from bot.channels.telegram_access import ACCESS_FILE, TelegramAccess
+from bot.channels.telegram_access import LEGACY_FILE, TelegramAccess
 from bot.cli import main
+from common.database import database_url
 
 AN, BERT, CHLOE = 1001, 1002, 1003
 DAY = 86400
@@ -19,9 +23,18 @@ def _clock(start: float = 1_000_000.0) -> list[float]:
     return [start]
 
 
+def _sqlite(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def _deployment(home: Path) -> TelegramAccess:
+    """The access list as `vraagbaak serve` and the `telegram` commands open it: in the deployment's database."""
+    return TelegramAccess(database_url(home, {}))
+
+
 def test_a_revoked_officer_needs_an_invite_created_after_the_revocation(home: Path) -> None:
     now = _clock()
-    access = TelegramAccess(home / "access.sqlite", clock=lambda: now[0])
+    access = TelegramAccess(_sqlite(home / "access.sqlite"), clock=lambda: now[0])
     old = access.create_invite(uses=3)
     now[0] += 60
     assert access.redeem(old.code, AN)
@@ -41,7 +54,7 @@ def test_a_revoked_officer_needs_an_invite_created_after_the_revocation(home: Pa
 
 
 def test_an_invalidated_invite_admits_nobody(home: Path) -> None:
-    access = TelegramAccess(home / "access.sqlite")
+    access = TelegramAccess(_sqlite(home / "access.sqlite"))
     invite = access.create_invite(uses=5)
     assert access.redeem(invite.code, AN)
     [listed] = access.invites()
@@ -62,7 +75,7 @@ def test_invites_lists_each_invite_without_its_code_and_invalidates_one(home: Pa
         created = runner.invoke(main, ["telegram", "invite", "--uses", uses, "--days", "3"])
         assert created.exit_code == 0, created.output
         codes.append(re.search(r"/start (\S+)", created.output).group(1))
-    access = TelegramAccess(home / ACCESS_FILE)
+    access = _deployment(home)
     try:
         assert access.redeem(codes[0], AN)
     finally:
@@ -81,7 +94,7 @@ def test_invites_lists_each_invite_without_its_code_and_invalidates_one(home: Pa
     invalidated = runner.invoke(main, ["telegram", "invites", "--invalidate", "2"])
     assert invalidated.exit_code == 0 and "Invite 2 can no longer be used" in invalidated.output
     assert runner.invoke(main, ["telegram", "invites"]).stdout.strip().splitlines()[2].endswith("\tinvalidated")
-    access = TelegramAccess(home / ACCESS_FILE)
+    access = _deployment(home)
     try:
         assert not access.redeem(codes[1], BERT)
     finally:
@@ -90,14 +103,14 @@ def test_invites_lists_each_invite_without_its_code_and_invalidates_one(home: Pa
     assert unknown.exit_code != 0 and "no invite with id 9" in unknown.output
 
 
-def test_an_access_database_of_the_first_version_keeps_its_invites_and_members(home: Path) -> None:
-    path = home / "access.sqlite"
+def test_an_access_file_of_the_first_version_moves_into_the_database_once(home: Path) -> None:
+    path = home / LEGACY_FILE
     home.mkdir(parents=True, exist_ok=True)
-    fresh = TelegramAccess(home / "scratch.sqlite")  # only to make a code and its stored hash the same way
+    fresh = TelegramAccess(_sqlite(home / "scratch.sqlite"))  # only to make a code and its stored hash the same way
     invite = fresh.create_invite(uses=2)
     fresh.close()
     db = sqlite3.connect(home / "scratch.sqlite")
-    [(code_hash,)] = db.execute("SELECT code_hash FROM invites")
+    [(code_hash,)] = db.execute("SELECT code_hash FROM telegram_invites")
     db.close()
     db = sqlite3.connect(path)  # the schema as the first version wrote it
     db.executescript("""
@@ -110,10 +123,78 @@ def test_an_access_database_of_the_first_version_keeps_its_invites_and_members(h
     db.commit()
     db.close()
 
-    access = TelegramAccess(path)
+    url = database_url(home, {})
+    access = TelegramAccess(url, legacy=path)
+    assert not path.exists() and path.with_name(LEGACY_FILE + ".imported").is_file()
     assert access.is_allowed(AN) and [m[0] for m in access.members()] == [AN]
     assert access.redeem(invite.code, BERT)
     [listed] = access.invites()
     assert listed.uses_left == 1 and listed.redeemed == 1
     access.close()
-    assert TelegramAccess(path).is_allowed(BERT)  # opening it again migrates nothing twice
+    again = TelegramAccess(url, legacy=path.with_name(LEGACY_FILE + ".imported"))  # even handed the file again
+    assert again.is_allowed(BERT) and len(again.invites()) == 1 and len(again.members()) == 2
+    again.close()
+
+
+def test_an_access_file_of_the_second_version_keeps_its_redemptions_and_revocations(home: Path) -> None:
+    path = home / LEGACY_FILE
+    home.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path)  # the schema as the second version wrote it
+    db.executescript("""
+        CREATE TABLE invites (id INTEGER PRIMARY KEY AUTOINCREMENT, code_hash TEXT NOT NULL UNIQUE,
+                              created_at REAL NOT NULL, expires_at REAL NOT NULL,
+                              uses_left INTEGER NOT NULL CHECK (uses_left >= 0), invalidated_at REAL);
+        CREATE TABLE members (user_id INTEGER PRIMARY KEY, joined_at REAL NOT NULL);
+        CREATE TABLE redemptions (invite_id INTEGER NOT NULL REFERENCES invites (id), user_id INTEGER NOT NULL,
+                                  redeemed_at REAL NOT NULL);
+        CREATE TABLE revocations (user_id INTEGER PRIMARY KEY, revoked_at REAL NOT NULL);
+    """)
+    codes = {}
+    for invite_id, code, invalidated in ((7, "A" * 24, None), (9, "B" * 24, 5.0)):  # ids with a gap
+        codes[invite_id] = code
+        db.execute("INSERT INTO invites VALUES (?, ?, 1.0, 4e9, 3, ?)",
+                   (invite_id, hashlib.sha256(code.encode()).hexdigest(), invalidated))
+    db.execute("INSERT INTO redemptions VALUES (7, ?, 2.0)", (AN,))
+    db.execute("INSERT INTO members VALUES (?, 2.0)", (AN,))
+    db.execute("INSERT INTO revocations VALUES (?, 3.0)", (CHLOE,))
+    db.commit()
+    db.close()
+
+    access = TelegramAccess(database_url(home, {}), legacy=path)
+    first, second = access.invites()
+    assert (first.redeemed, first.invalidated_at, second.redeemed, second.invalidated_at) == (1, None, 0, 5.0)
+    assert access.is_allowed(AN)
+    assert not access.redeem(codes[7], CHLOE)  # revoked after the invite was made: still refused
+    assert not access.redeem(codes[9], BERT)  # invalidated stays invalidated
+    assert access.redeem(codes[7], BERT)
+    assert access.create_invite().code  # the database's own ids go on past the imported ones
+    assert [i.id for i in access.invites()] == [first.id, second.id, second.id + 1]
+    access.close()
+
+
+def test_an_officer_admitted_through_one_worker_is_admitted_by_the_other_and_a_revocation_reaches_both(
+        store_url: str) -> None:
+    one, other = TelegramAccess(store_url), TelegramAccess(store_url)
+    try:
+        invite = one.create_invite(uses=1)
+        assert not other.is_allowed(AN)
+        assert one.redeem(invite.code, AN)
+        assert other.is_allowed(AN) and not other.redeem(invite.code, BERT)  # its single use is spent everywhere
+        assert other.revoke(AN)
+        assert not one.is_allowed(AN)
+    finally:
+        one.close()
+        other.close()
+
+
+def test_while_the_database_is_away_an_officer_seen_admitted_is_served_and_nobody_else_is_let_in(home: Path) -> None:
+    access = TelegramAccess(_sqlite(home / "access.sqlite"))
+    invite = access.create_invite(uses=2)
+    assert access.redeem(invite.code, AN) and access.is_allowed(AN)
+    access.engine.dispose()
+    access.engine = sa.create_engine("postgresql+psycopg://nobody@127.0.0.1:9/none",  # nothing listens on port 9
+                                     connect_args={"connect_timeout": 2})
+    assert access.is_allowed(AN)
+    with pytest.raises(sa.exc.OperationalError):
+        access.is_allowed(BERT)
+    access.close()
