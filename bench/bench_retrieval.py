@@ -128,7 +128,8 @@ def reply(args: argparse.Namespace) -> dict:
             state = SharedState(f"sqlite:///{Path(tmp) / 'tickets.sqlite'}")
             shared = {"memory": SharedConversationMemory(state),
                       "ticket_limit": SharedRateLimiter(state, "tickets", 5, 3600)}
-        helpdesk = HelpdeskService.create(retriever=retriever, audit=AuditLog(Path(tmp) / "audit.sqlite", key=b"b"),
+        audit = AuditLog(f"sqlite:///{Path(tmp) / 'audit.sqlite'}", key=b"b")
+        helpdesk = HelpdeskService.create(retriever=retriever, audit=audit,
                                           model=embedder.name, embed=embedder.embed_query, **shared)
         questions = [q.question for path in args.questions for q in read_questions(path)]
         for n, q in enumerate(questions[:5]):

@@ -103,10 +103,12 @@ class App:
     @cached_property
     def audit(self) -> AuditLog:
         """The question / reply log."""
-        from bot.audit import AuditLog, secret_key
+        from bot.audit import LEGACY_FILE, AuditLog, secret_key
 
         home = self.settings.home
-        return AuditLog(home / "audit.sqlite", key=secret_key("pseudonym", home, self.env))
+        home.mkdir(parents=True, exist_ok=True)  # the default SQLite file lives there
+        return AuditLog(self.escalation_settings.database_url, key=secret_key("pseudonym", home, self.env),
+                        legacy=home / LEGACY_FILE)
 
     @cached_property
     def helpdesk(self) -> HelpdeskService:

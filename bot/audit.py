@@ -1,84 +1,71 @@
-"""Question / reply log with feedback, pseudonymised users, retention, stats and export (SQLite)."""
+"""Question / reply log with feedback, pseudonymised users, retention, stats and export.
+
+The log is in the deployment's database (SQLite under the data dir by default, PostgreSQL when
+``VRAAGBAAK_DATABASE_URL`` names one), so 👍 / 👎 and "Vraag een expert" under a reply work whichever worker the
+press lands on, and `vraagbaak stats` counts every worker's questions. An earlier version kept it in
+``audit.sqlite`` under the data dir; that file is moved into the database once, on the first start that finds it.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Mapping
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
 from bot.messages import Decision, Reply
+from common.database import create_tables, database_engine, shown_url
 from common.errors import ConfigError
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS exchanges (
-    reply_id TEXT PRIMARY KEY,
-    at REAL NOT NULL,
-    channel TEXT NOT NULL,
-    conversation TEXT NOT NULL,
-    user TEXT NOT NULL,
-    question TEXT NOT NULL,
-    query TEXT NOT NULL,
-    decision TEXT NOT NULL,
-    reply TEXT NOT NULL,
-    citations TEXT NOT NULL,
-    confidence REAL,
-    ticket INTEGER
-);
-CREATE INDEX IF NOT EXISTS exchanges_at ON exchanges(at);
-CREATE TABLE IF NOT EXISTS feedback (
-    reply_id TEXT NOT NULL,
-    user TEXT NOT NULL,
-    at REAL NOT NULL,
-    value INTEGER NOT NULL CHECK (value IN (-1, 1)),
-    PRIMARY KEY (reply_id, user)
-);
-"""
-"""Version 0 of the schema; the numbered migrations below take it to the current one."""
+logger = logging.getLogger(__name__)
 
 NO_ANSWER_REASON = "onvoldoende zekerheid over het antwoord"
 """The escalation reason the helpdesk gives when no source answers the question well enough: a knowledge gap,
 unlike a question escalated on purpose (a legal-advice rule, an own case, the officer asking for an expert)."""
 
+LEGACY_FILE = "audit.sqlite"
+"""Where versions before the shared database kept the question log (under VRAAGBAAK_HOME); imported once."""
 
-def _migration_1(db: sqlite3.Connection) -> None:
-    # Why a reply was escalated, so that stats can tell knowledge gaps from escalations on purpose.
-    db.execute("ALTER TABLE exchanges ADD COLUMN escalation_reason TEXT")
-    # Before this column the helpdesk logged a confidence with an escalation only when no source answered
-    # confidently (rule escalations and requests for an expert had none): that reason can be restored.
-    db.execute("UPDATE exchanges SET escalation_reason = ? WHERE decision = ? AND confidence IS NOT NULL",
-               (NO_ANSWER_REASON, str(Decision.ESCALATE)))
+metadata = sa.MetaData()
 
-
-def _migration_2(db: sqlite3.Connection) -> None:
-    # A follow-up ("en voor werken?") spelled out, so "Vraag een expert" on an old reply sends the whole question.
-    db.execute("ALTER TABLE exchanges ADD COLUMN full_question TEXT")
-
-
-_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migration_1, 2: _migration_2}
-
-
-def _migrate(db: sqlite3.Connection) -> int:
-    """Apply the missing migrations in order, each in one transaction with its version; returns the version."""
-    for number in sorted(_MIGRATIONS):
-        if db.execute("PRAGMA user_version").fetchone()[0] >= number:
-            continue
-        with db:
-            db.execute("BEGIN IMMEDIATE")
-            # Another process may have migrated while this one waited for the lock.
-            if db.execute("PRAGMA user_version").fetchone()[0] >= number:
-                continue
-            _MIGRATIONS[number](db)
-            db.execute(f"PRAGMA user_version = {int(number)}")  # a pragma takes no parameters; an int of ours
-    return db.execute("PRAGMA user_version").fetchone()[0]
-
+exchanges = sa.Table(
+    "audit_exchanges", metadata,
+    sa.Column("reply_id", sa.String(40), primary_key=True),
+    sa.Column("at", sa.Float, nullable=False, index=True),
+    sa.Column("channel", sa.String(40), nullable=False),
+    sa.Column("conversation", sa.String(40), nullable=False),
+    sa.Column("officer", sa.String(40), nullable=False, index=True),
+    sa.Column("question", sa.Text, nullable=False),
+    sa.Column("query", sa.Text, nullable=False),
+    sa.Column("decision", sa.String(40), nullable=False),
+    sa.Column("reply", sa.Text, nullable=False),
+    sa.Column("citations", sa.Text, nullable=False),
+    sa.Column("confidence", sa.Float),
+    sa.Column("ticket", sa.Integer),
+    sa.Column("escalation_reason", sa.Text),
+    sa.Column("full_question", sa.Text),
+)
+"""One row per reply. ``conversation`` and ``officer`` are pseudonyms; ``escalation_reason`` says why an escalated
+question went to the experts; ``full_question`` is a follow-up ("en voor werken?") spelled out, when it differs."""
+feedback = sa.Table(
+    "audit_feedback", metadata,
+    sa.Column("reply_id", sa.String(40), primary_key=True),
+    sa.Column("officer", sa.String(40), primary_key=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("value", sa.Integer, sa.CheckConstraint("value IN (-1, 1)"), nullable=False),
+)
 
 KEY_BYTES = 32
 KEY_NAMES = ("pseudonym", "mail", "download")
@@ -155,16 +142,23 @@ class Stats:
 
 
 class AuditLog:
-    """Every question and reply, and 👍 / 👎 per reply. User ids are stored only as keyed hashes."""
+    """Every question and reply, and 👍 / 👎 per reply. User ids are stored only as keyed hashes.
 
-    def __init__(self, path: Path, *, key: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")  # one log write per reply; readers (`stats`) never block it
-        self._db.executescript(_SCHEMA)
-        self.version = _migrate(self._db)
+    ``url``: the database (``sqlite://`` keeps a log in memory, for evaluations); ``legacy``: a question log of an
+    earlier version, moved into the database when the database has no log yet (then renamed to ``*.imported``).
+    """
+
+    def __init__(self, url: str, *, key: bytes, legacy: Path | None = None) -> None:
+        self.engine = database_engine(url, pool_pre_ping=True)
+        try:
+            create_tables(self.engine, metadata)
+            if legacy is not None:
+                _import_legacy(self.engine, legacy)
+        except SQLAlchemyError as exc:
+            self.engine.dispose()
+            raise ConfigError(f"the database {shown_url(url)} (VRAAGBAAK_DATABASE_URL) cannot be opened: "
+                              f"{type(exc.orig or exc).__name__}") from None
         self._key = key
-        self._lock = threading.Lock()
 
     def pseudonym(self, channel: str, user_id: str) -> str:
         """A stable pseudonym for a channel user (not reversible without the key)."""
@@ -175,25 +169,24 @@ class AuditLog:
                full_question: str | None = None) -> None:
         """Log one exchange; ``reason`` says why an escalated question went to the expert pool."""
         citations = json.dumps([c.as_dict() | {"chunk_id": c.chunk_id} for c in reply.citations], ensure_ascii=False)
-        with self._lock:
-            reason = reason if reply.decision is Decision.ESCALATE else None
-            self._db.execute(
-                "INSERT OR REPLACE INTO exchanges (reply_id, at, channel, conversation, user, question, query, "
-                "decision, reply, citations, confidence, ticket, escalation_reason, full_question) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (reply.reply_id, time.time(), channel, self.pseudonym(channel, conversation_id),
-                 self.pseudonym(channel, user_id), question, query, str(reply.decision), reply.text, citations,
-                 confidence, reply.ticket, reason, full_question if full_question != question else None),
-            )
-            self._db.commit()
+        row = dict(reply_id=reply.reply_id, at=time.time(), channel=channel[:40],
+                   conversation=self.pseudonym(channel, conversation_id), officer=self.pseudonym(channel, user_id),
+                   question=question, query=query, decision=str(reply.decision), reply=reply.text,
+                   citations=citations, confidence=confidence, ticket=reply.ticket,
+                   escalation_reason=reason if reply.decision is Decision.ESCALATE else None,
+                   full_question=full_question if full_question != question else None)
+        with self.engine.begin() as conn:
+            # A reply id is new for every reply; logging one again (a retried turn) keeps the latest.
+            conn.execute(exchanges.delete().where(exchanges.c.reply_id == reply.reply_id))
+            conn.execute(exchanges.insert().values(**row))
 
     def exchange(self, reply_id: str) -> dict | None:
         """One logged exchange, or None (``user`` is the asker's pseudonym)."""
-        with self._lock:
-            cur = self._db.execute("SELECT reply_id, question, query, decision, citations, channel, escalation_reason, "
-                                   "coalesce(full_question, question), user FROM exchanges WHERE reply_id = ?",
-                                   (reply_id,))
-            row = cur.fetchone()
+        e = exchanges.c
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(e.reply_id, e.question, e.query, e.decision, e.citations, e.channel,
+                                         e.escalation_reason, sa.func.coalesce(e.full_question, e.question),
+                                         e.officer).where(e.reply_id == reply_id)).first()
         if row is None:
             return None
         keys = ("reply_id", "question", "query", "decision", "citations", "channel", "escalation_reason",
@@ -206,65 +199,74 @@ class AuditLog:
         """Store 👍 (+1) or 👎 (-1) for a reply; a second vote by the same user replaces the first."""
         if value not in (1, -1):
             raise ValueError("feedback is +1 or -1")
-        if self.exchange(reply_id) is None:
-            return False
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO feedback (reply_id, user, at, value) VALUES (?, ?, ?, ?)",
-                             (reply_id, self.pseudonym(channel, user_id), time.time(), value))
-            self._db.commit()
+        officer = self.pseudonym(channel, user_id)
+        try:
+            with self.engine.begin() as conn:
+                if conn.execute(sa.select(exchanges.c.reply_id).where(exchanges.c.reply_id == reply_id)).first() \
+                        is None:
+                    return False
+                conn.execute(feedback.delete().where(feedback.c.reply_id == reply_id, feedback.c.officer == officer))
+                conn.execute(feedback.insert().values(reply_id=reply_id, officer=officer, at=time.time(),
+                                                      value=value))
+        except IntegrityError:  # the same officer's other press, on another worker, a moment ago: that one stands
+            pass
         return True
 
     def purge(self, *, older_than_days: float) -> int:
         """Delete exchanges (and their feedback) older than the retention period; returns how many."""
         cutoff = time.time() - older_than_days * 86400
-        with self._lock:
-            self._db.execute("DELETE FROM feedback WHERE reply_id IN (SELECT reply_id FROM exchanges WHERE at < ?)",
-                             (cutoff,))
-            cur = self._db.execute("DELETE FROM exchanges WHERE at < ?", (cutoff,))
-            self._db.commit()
-            return cur.rowcount
+        old = sa.select(exchanges.c.reply_id).where(exchanges.c.at < cutoff)
+        with self.engine.begin() as conn:
+            conn.execute(feedback.delete().where(feedback.c.reply_id.in_(old)))
+            return conn.execute(exchanges.delete().where(exchanges.c.at < cutoff)).rowcount
 
     def forget_user(self, user: str) -> int:
         """Delete every logged exchange and feedback of one user (their pseudonym); returns the exchanges removed."""
-        with self._lock:
-            self._db.execute("DELETE FROM feedback WHERE user = ? OR reply_id IN "
-                             "(SELECT reply_id FROM exchanges WHERE user = ?)", (user, user))
-            cur = self._db.execute("DELETE FROM exchanges WHERE user = ?", (user,))
-            self._db.commit()
-            return cur.rowcount
+        theirs = sa.select(exchanges.c.reply_id).where(exchanges.c.officer == user)
+        with self.engine.begin() as conn:
+            conn.execute(feedback.delete().where(sa.or_(feedback.c.officer == user, feedback.c.reply_id.in_(theirs))))
+            return conn.execute(exchanges.delete().where(exchanges.c.officer == user)).rowcount
 
     def stats(self, *, days: int = 30, top: int = 10) -> Stats:
         """Questions per day, decision mix, escalation and feedback rates, and the knowledge gaps."""
         since = time.time() - days * 86400
-        with self._lock:
-            db = self._db
-            per_day = db.execute("SELECT date(at, 'unixepoch', 'localtime') d, count(*) FROM exchanges WHERE at >= ? "
-                                 "GROUP BY d ORDER BY d", (since,)).fetchall()
-            counts = dict(db.execute("SELECT decision, count(*) FROM exchanges WHERE at >= ? GROUP BY decision",
-                                     (since,)).fetchall())
-            up, down = db.execute(
-                "SELECT coalesce(sum(value = 1), 0), coalesce(sum(value = -1), 0) FROM feedback f "
-                "JOIN exchanges e USING (reply_id) WHERE e.at >= ?", (since,)).fetchone()
-            gaps = db.execute(
-                "SELECT lower(trim(question)) q, count(*) n FROM exchanges e WHERE at >= ? AND (decision = ? "
-                "OR (decision = ? AND escalation_reason = ?) "
-                "OR EXISTS (SELECT 1 FROM feedback f WHERE f.reply_id = e.reply_id AND f.value = -1)) "
-                "GROUP BY q ORDER BY n DESC, max(at) DESC LIMIT ?",
-                (since, str(Decision.NOT_FOUND), str(Decision.ESCALATE), NO_ANSWER_REASON, top)).fetchall()
+        e, f = exchanges.c, feedback.c
+        disliked = sa.exists().where(f.reply_id == e.reply_id, f.value == -1)
+        asked = sa.func.lower(sa.func.trim(e.question))
+        n = sa.func.count().label("n")
+        with self.engine.connect() as conn:
+            # Days in the local time of whoever runs `stats`, counted here: the same on SQLite and PostgreSQL.
+            per_day = Counter(time.strftime("%Y-%m-%d", time.localtime(at))
+                              for (at,) in conn.execute(sa.select(e.at).where(e.at >= since)))
+            counts = dict(conn.execute(sa.select(e.decision, sa.func.count()).where(e.at >= since)
+                                       .group_by(e.decision)).all())
+            up, down = conn.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(sa.case((f.value == 1, 1), else_=0)), 0),
+                          sa.func.coalesce(sa.func.sum(sa.case((f.value == -1, 1), else_=0)), 0))
+                .select_from(feedback.join(exchanges, f.reply_id == e.reply_id)).where(e.at >= since)).one()
+            gaps = conn.execute(
+                sa.select(asked, n).where(e.at >= since, sa.or_(
+                    e.decision == str(Decision.NOT_FOUND),
+                    sa.and_(e.decision == str(Decision.ESCALATE), e.escalation_reason == NO_ANSWER_REASON),
+                    disliked))
+                .group_by(asked).order_by(n.desc(), sa.func.max(e.at).desc()).limit(top)).all()
         # Every decision is shown, in the order of the enum, even at 0; an unknown one (an older log) after them.
         decisions = {str(d): counts.pop(str(d), 0) for d in Decision} | dict(sorted(counts.items()))
         total = sum(decisions.values())
-        return Stats(per_day=per_day, decisions=decisions, total=total,
+        return Stats(per_day=sorted(per_day.items()), decisions=decisions, total=total,
                      escalation_rate=decisions.get(str(Decision.ESCALATE), 0) / total if total else 0.0,
-                     feedback_up=up, feedback_down=down, gaps=gaps)
+                     feedback_up=int(up), feedback_down=int(down), gaps=[tuple(row) for row in gaps])
 
     def top_questions(self, *, days: int = 30, limit: int = 500) -> list[tuple[str, int]]:
         """The questions asked in the period (case and spacing aside), most asked first."""
         since = time.time() - days * 86400
-        with self._lock:
-            return self._db.execute(
-                "SELECT lower(trim(question)) q, count(*) n FROM exchanges WHERE at >= ? AND question != '' "
-                "GROUP BY q ORDER BY n DESC, max(at) DESC LIMIT ?", (since, limit)).fetchall()
+        e = exchanges.c
+        asked = sa.func.lower(sa.func.trim(e.question))
+        n = sa.func.count().label("n")
+        with self.engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(
+                sa.select(asked, n).where(e.at >= since, e.question != "").group_by(asked)
+                .order_by(n.desc(), sa.func.max(e.at).desc()).limit(limit))]
 
     def export_disliked(self) -> list[dict]:
         """Disliked questions as eval lines ({"id", "question", "gold": [], "expect"}) to turn into test questions.
@@ -272,10 +274,13 @@ class AuditLog:
         One line per distinct question (case and spacing aside), in the order the question was first asked and
         described by that first disliked reply; ``dislikes`` counts the 👎 over all its replies.
         """
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT e.reply_id, e.question, e.decision, e.citations, count(*) FROM exchanges e JOIN feedback f "
-                "USING (reply_id) WHERE f.value = -1 GROUP BY e.reply_id ORDER BY e.at, e.reply_id").fetchall()
+        e, f = exchanges.c, feedback.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(e.reply_id, e.question, e.decision, e.citations, sa.func.count())
+                .select_from(exchanges.join(feedback, f.reply_id == e.reply_id)).where(f.value == -1)
+                .group_by(e.reply_id, e.question, e.decision, e.citations, e.at)
+                .order_by(e.at, e.reply_id)).all()
         lines: dict[str, dict] = {}
         for reply_id, question, decision, citations, dislikes in rows:
             key = " ".join(question.split()).casefold()
@@ -289,5 +294,50 @@ class AuditLog:
         return list(lines.values())
 
     def close(self) -> None:
-        """Close the database."""
-        self._db.close()
+        """Release the connections."""
+        self.engine.dispose()
+
+
+_EXCHANGE_COLUMNS = ("reply_id", "at", "channel", "conversation", "user", "question", "query", "decision", "reply",
+                     "citations", "confidence", "ticket", "escalation_reason", "full_question")
+IMPORT_BATCH = 2000
+
+
+def _import_legacy(engine: sa.engine.Engine, path: Path) -> None:
+    """Move the question log of an earlier version's ``audit.sqlite`` into the database, once.
+
+    Each of its schema versions is read as it is: before version 1 an escalation had no reason, and one logged with a
+    confidence was a knowledge gap (rule escalations and requests for an expert had none), which is restored.
+    When the database already holds a log, the file is left alone and a warning says so.
+    """
+    if not path.is_file():
+        return
+    with engine.connect() as conn:
+        if conn.execute(sa.select(exchanges.c.reply_id).limit(1)).first() is not None:
+            logger.warning("%s was not imported: the database already holds a question log", path)
+            return
+    with closing(sqlite3.connect(path)) as old:  # not read-only: a file in WAL mode needs its -shm to be read
+        have = {row[1] for row in old.execute("PRAGMA table_info(exchanges)")}
+        if not have:
+            return
+        picked = ", ".join(column if column in have else "NULL" for column in _EXCHANGE_COLUMNS)
+        gap = "escalation_reason" not in have
+        moved = 0
+        with engine.begin() as conn:
+            cursor = old.execute(f"SELECT {picked} FROM exchanges")  # noqa: S608 - our own column names
+            while batch := cursor.fetchmany(IMPORT_BATCH):
+                rows = []
+                for values in batch:
+                    row = dict(zip(_EXCHANGE_COLUMNS, values))
+                    row["officer"] = row.pop("user")
+                    if gap and row["decision"] == str(Decision.ESCALATE) and row["confidence"] is not None:
+                        row["escalation_reason"] = NO_ANSWER_REASON
+                    rows.append(row)
+                conn.execute(exchanges.insert(), rows)
+                moved += len(rows)
+            votes = [dict(zip(("reply_id", "officer", "at", "value"), row)) for row in
+                     old.execute("SELECT reply_id, user, at, value FROM feedback")]
+            if votes:
+                conn.execute(feedback.insert(), votes)
+    path.rename(path.with_name(path.name + ".imported"))
+    logger.info("the question log of %s moved into the database (%d exchanges)", path, moved)

@@ -141,7 +141,7 @@ def _responder(app: App):
     from bot.audit import AuditLog
     from bot.core import HelpdeskService
 
-    helpdesk = HelpdeskService.create(retriever=app.retriever, audit=AuditLog(Path(":memory:"), key=b"eval"),
+    helpdesk = HelpdeskService.create(retriever=app.retriever, audit=AuditLog("sqlite://", key=b"eval"),
                                       model=app.embedder.name, embed=app.query_embedder.embed_query)
     replies: dict[str, Reply] = {}
 
@@ -390,6 +390,7 @@ def telegram_group() -> None:
 def _telegram_access(app: App):
     from bot.channels.telegram_access import LEGACY_FILE, TelegramAccess
 
+    app.settings.home.mkdir(parents=True, exist_ok=True)  # the default SQLite file lives there
     return TelegramAccess(app.escalation_settings.database_url, legacy=app.settings.home / LEGACY_FILE)
 
 

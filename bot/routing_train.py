@@ -444,7 +444,7 @@ def _service(retriever, model: RoutingModel, embedder: Embedder):
     from bot.policy import load_rules
     from bot.routing import Router
 
-    return HelpdeskService(retriever=retriever, audit=AuditLog(Path(":memory:"), key=b"report"),
+    return HelpdeskService(retriever=retriever, audit=AuditLog("sqlite://", key=b"report"),
                            escalator=NoEscalation(), memory=ConversationMemory(), rules=load_rules(),
                            router=Router(model, embed=embedder.embed_query))
 

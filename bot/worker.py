@@ -33,9 +33,13 @@ class EscalationWorker:
     leader: Callable[[], bool] | None = None
     """With several workers: whether this one polls the mailbox, reminds and purges this pass (a lease in the
     shared database). Sending mail and delivering answers claim each item, so every worker helps with those."""
+    tidy_every_seconds: float = 3600.0
+    """How often each worker brings its copies of attachments in step with the database (every worker: the copies
+    are its own; ``EscalationService.tidy_copies``)."""
     clock: Callable[[], float] = time.monotonic
     passes: int = field(default=0, init=False)
     _purged_at: float | None = field(default=None, init=False)
+    _tidied_at: float | None = field(default=None, init=False)
 
     def run_once(self) -> dict[str, int]:
         """One pass on an event loop of its own, for a one-off command (`vraagbaak serve --once`); never raises."""
@@ -50,7 +54,7 @@ class EscalationWorker:
         stopping), no further step, and no further answer, is started.
         """
         counts = {"sent": 0, "failed": 0, "accepted": 0, "rejected": 0, "quarantined": 0, "delivered": 0,
-                  "reminded": 0, "purged": 0, "errors": 0}
+                  "reminded": 0, "purged": 0, "copies_dropped": 0, "errors": 0}
 
         def send() -> None:
             counts["sent"], counts["failed"] = self.service.send_outbox()
@@ -81,10 +85,17 @@ class EscalationWorker:
             self.purge()
             counts["purged"] = 1
 
+        def tidy() -> None:
+            now = self.clock()
+            if self._tidied_at is not None and now - self._tidied_at < self.tidy_every_seconds:
+                return
+            self._tidied_at = now
+            counts["copies_dropped"] = self.service.tidy_copies()
+
         steps: tuple[tuple[str, Callable[[], Awaitable[None]]], ...] = (
             ("send", lambda: asyncio.to_thread(send)), ("intake", lambda: asyncio.to_thread(intake)),
             ("deliver", deliver), ("remind", lambda: asyncio.to_thread(remind)),
-            ("purge", lambda: asyncio.to_thread(purge)))
+            ("purge", lambda: asyncio.to_thread(purge)), ("tidy", lambda: asyncio.to_thread(tidy)))
         for name, action in steps:
             if stop is not None and stop.is_set():
                 break

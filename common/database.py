@@ -33,9 +33,10 @@ def database_engine(url: str, **options: Any) -> sa.engine.Engine:
     # waits for a writer instead of failing at once. A file is always there: a connection needs no pre-ping.
     options["connect_args"] = {"check_same_thread": False, "timeout": 30}
     options.pop("pool_pre_ping", None)
+    if sa.engine.make_url(url).database in (None, "", ":memory:"):
+        options["poolclass"] = sa.pool.StaticPool  # one connection: each new one would be an empty database
     engine = sa.create_engine(url, future=True, **options)
     if engine.url.database and engine.url.database != ":memory:":
-        Path(engine.url.database).parent.mkdir(parents=True, exist_ok=True)  # a fresh data dir
         sa.event.listen(engine, "connect", _write_ahead_log)
     return engine
 

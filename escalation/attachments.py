@@ -170,17 +170,17 @@ def _package_problem(ext: str, data: bytes) -> str | None:
     return None
 
 
-def write_private(directory: Path, ticket: int, file: MailFile) -> tuple[Path, str]:
+def write_private(directory: Path, ticket: int, data: bytes) -> tuple[Path, str]:
     """Store a file under ``directory`` (0700) as ``<ticket>-<sha256>`` (0600); (path, sha256 hex)."""
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(directory, 0o700)  # also a folder restored from a backup with other modes
-    digest = hashlib.sha256(file.data).hexdigest()
+    digest = hashlib.sha256(data).hexdigest()
     path = directory / f"{ticket}-{digest[:32]}"
     # A name of its own: two processes storing the same file for one ticket must not share a temporary file.
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{ticket}-", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:  # mkstemp creates it 0600, exclusively
-            fh.write(file.data)
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

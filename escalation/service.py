@@ -294,7 +294,7 @@ class EscalationService:
         stored: list[tuple[Any, Path, str]] = []
         try:
             for file in reply.files:
-                stored.append((file, *write_private(self.attachments_dir, number, file)))
+                stored.append((file, *write_private(self.attachments_dir, number, file.data)))
             with self.store.transaction() as conn:
                 self.store.record_inbound(message_id=message_id, sender=reply.sender, status="accepted",
                                           ticket=number, archive=str(archive), conn=conn,
@@ -303,7 +303,8 @@ class EscalationService:
                 self.store.set_state(number, ANSWERED, conn=conn, answer=answer, answered_at=self.clock(),
                                      answered_by=reply.sender)
                 file_ids = [self.store.add_attachment(number, name=file.name, content_type=file.content_type,
-                                                      size=len(file.data), sha256=digest, path=str(path), conn=conn)
+                                                      size=len(file.data), sha256=digest, path=str(path), conn=conn,
+                                                      data=file.data)
                             for file, path, digest in stored]
                 answered = self.store.get(number, conn=conn)
                 self.store.add_delivery(answered, expert_answer(answered, refused=[r.name for r in
@@ -488,12 +489,12 @@ class EscalationService:
         return answers
 
     def files_for(self, number: int, officer: str) -> tuple[AnswerFile, ...]:
-        """The attachments of an officer's own ticket whose files are still there (TicketNotFound otherwise)."""
+        """The attachments of an officer's own ticket that are still stored (TicketNotFound otherwise)."""
         self._own(number, officer)
         return tuple(f for f in self._here(self.store.attachments_of(number)) if f.path.is_file())
 
     def attachment(self, attachment_id: int) -> AnswerFile | None:
-        """A stored attachment whose file is still there (for the download route), or None."""
+        """A stored attachment (for the download route), or None."""
         found = self.store.attachment(attachment_id)
         if found is None:
             return None
@@ -501,8 +502,54 @@ class EscalationService:
         return here if here.path.is_file() else None
 
     def _here(self, files: Sequence[AnswerFile]) -> tuple[AnswerFile, ...]:
-        """The files at their place under today's attachments dir (the data dir may have moved since)."""
-        return tuple(dataclasses.replace(f, path=self.attachments_dir / f.path.name) for f in files)
+        """The files at their place under this worker's attachments dir (the data dir may have moved since),
+        copied there from the database first when this worker has no copy (another worker read the mail)."""
+        here = []
+        for file in files:
+            path = self.attachments_dir / file.path.name
+            if not path.is_file():
+                self._copy_from_database(file, path)
+            here.append(dataclasses.replace(file, path=path))
+        return tuple(here)
+
+    def _copy_from_database(self, file: AnswerFile, path: Path) -> None:
+        data = self.store.attachment_content(path.name)
+        if data is None:
+            return  # erased with its ticket (or stored before the bytes went into the database, and lost since)
+        if hashlib.sha256(data).hexdigest() != file.sha256:
+            logger.error("VB-%s: the stored bytes of attachment %s do not match its digest; not passed on",
+                         file.ticket, file.id)
+            return
+        written, _ = write_private(self.attachments_dir, file.ticket, data)
+        if written != path:  # a digest cut differently: the name of the copy is the name of the record
+            written.replace(path)
+
+    def tidy_copies(self, *, older_than_seconds: float = 3600.0) -> int:
+        """Keep this worker's attachments dir in step with the database; returns how many copies were dropped.
+
+        Files recorded before the bytes were kept in the database, found here, are copied in (so other workers
+        can pass them on too). Copies of attachments the database no longer holds (erased by the retention pass or
+        a `privacy forget` that ran on another worker) are deleted; younger files are left: an answer being
+        recorded writes its files before it commits.
+        """
+        if not self.attachments_dir.is_dir():
+            return 0
+        for file in self.store.attachments_without_content():
+            path = self.attachments_dir / file.path.name
+            if path.is_file():
+                data = path.read_bytes()
+                if hashlib.sha256(data).hexdigest() == file.sha256:
+                    self.store.add_content(path.name, ticket=file.ticket, data=data)
+        cutoff = time.time() - older_than_seconds
+        old = [p for p in self.attachments_dir.iterdir() if p.is_file() and not p.name.startswith(".")
+               and p.stat().st_mtime < cutoff]
+        if not old:
+            return 0
+        in_use = self.store.attachment_file_names()
+        stale = [p for p in old if p.name not in in_use]
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return len(stale)
 
     # -- data protection ----------------------------------------------------------------------------------
 

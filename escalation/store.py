@@ -105,8 +105,19 @@ attachments = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sqlite_autoincrement=True,
 )
-"""Files an expert attached to an answer (the bytes are on disk under the data dir, 0600). Ids are never reused
-(AUTOINCREMENT on SQLite; a sequence on PostgreSQL), and a download link also names the file's digest."""
+"""Files an expert attached to an answer (the bytes in ``attachment_contents``; a copy on the disk of each worker
+that passed it on, 0600). Ids are never reused (AUTOINCREMENT on SQLite; a sequence on PostgreSQL), and a download
+link also names the file's digest."""
+attachment_contents = sa.Table(
+    "attachment_contents", metadata,
+    sa.Column("name", sa.String(80), primary_key=True),
+    sa.Column("ticket", sa.Integer, nullable=False, index=True),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+"""The bytes of the attachments, once per file of a ticket (named ``<ticket>-<digest>`` like the copies on disk),
+so that whichever worker delivers an answer or serves its download link has them, not only the worker that read
+the expert's mail. Erased with the ticket."""
 
 rotation = sa.Table(
     "rotation", metadata,
@@ -146,7 +157,14 @@ def _migration_3(conn: Connection) -> None:
         conn.execute(sa.text("ALTER TABLE deliveries ADD COLUMN files TEXT"))
 
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migration_1, 2: _migration_2, 3: _migration_3}
+def _migration_4(conn: Connection) -> None:
+    # The attachments' bytes in the database, for every worker (EscalationService copies in those of the files
+    # already on its disk).
+    attachment_contents.create(conn, checkfirst=True)
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migration_1, 2: _migration_2, 3: _migration_3,
+                                                       4: _migration_4}
 """Numbered schema steps; add 2, 3, ... and never edit a released one."""
 
 
@@ -506,6 +524,7 @@ class TicketStore:
             archives = [r.archive for r in conn.execute(sa.select(inbox.c.archive).where(mail_filter)) if r.archive]
             mails = conn.execute(inbox.delete().where(mail_filter)).rowcount
             conn.execute(attachments.delete().where(attachments.c.ticket.in_(numbers)))
+            conn.execute(attachment_contents.delete().where(attachment_contents.c.ticket.in_(numbers)))
             conn.execute(deliveries.delete().where(deliveries.c.ticket.in_(numbers)))
             conn.execute(outbox.delete().where(outbox.c.ticket.in_(numbers)))
             removed = conn.execute(tickets.update().where(tickets.c.number.in_(numbers)).values(
@@ -526,12 +545,41 @@ class TicketStore:
     # -- attachments --------------------------------------------------------------------------------------
 
     def add_attachment(self, ticket: int, *, name: str, content_type: str, size: int, sha256: str, path: str,
-                       conn: Connection) -> int:
-        """Record a stored file of a ticket's answer; its id."""
+                       conn: Connection, data: bytes) -> int:
+        """Record a stored file of a ticket's answer, and its bytes unless the ticket has the same file already;
+        its id."""
+        stored_as = Path(path).name
+        if conn.execute(sa.select(attachment_contents.c.name).where(attachment_contents.c.name == stored_as)
+                        ).first() is None:
+            conn.execute(attachment_contents.insert().values(name=stored_as, ticket=ticket, data=data,
+                                                             created_at=self.clock()))
         result = conn.execute(attachments.insert().values(
             ticket=ticket, name=name[:200], content_type=content_type, size=size, sha256=sha256, path=path,
             created_at=self.clock()))
         return int(result.inserted_primary_key[0])
+
+    def attachments_without_content(self) -> list[AnswerFile]:
+        """Attachments recorded before their bytes went into the database, and not copied in since."""
+        stored = sa.select(attachment_contents.c.name)
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(attachments).order_by(attachments.c.id)).all()
+            have = set(conn.execute(stored).scalars())
+        return [_answer_file(r) for r in rows if Path(r.path).name not in have]
+
+    def add_content(self, stored_as: str, *, ticket: int, data: bytes) -> None:
+        """The bytes of an attachment recorded before they were kept in the database."""
+        try:
+            with self.transaction() as conn:
+                conn.execute(attachment_contents.insert().values(name=stored_as, ticket=ticket, data=data,
+                                                                 created_at=self.clock()))
+        except sa.exc.IntegrityError:  # another worker copied them in a moment ago
+            pass
+
+    def attachment_content(self, stored_as: str) -> bytes | None:
+        """The bytes of a stored file (by its name ``<ticket>-<digest>``), or None once erased."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(attachment_contents.c.data)
+                                .where(attachment_contents.c.name == stored_as)).scalar()
 
     def attachments_of(self, ticket: int) -> list[AnswerFile]:
         """A ticket's stored attachments, oldest first."""

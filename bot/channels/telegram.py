@@ -193,6 +193,7 @@ class TelegramChannel:
         """The channel as `vraagbaak serve` runs it: settings from the environment, invites under ``home``
         (``limiter``: builds the message limiter for a rate per minute, e.g. one the workers share)."""
         settings = TelegramSettings.from_env(env)
+        home.mkdir(parents=True, exist_ok=True)  # the default SQLite file lives there
         access = TelegramAccess(database_url(home, env), allowed=settings.allowed_users, legacy=home / LEGACY_FILE)
         return cls(helpdesk=helpdesk, settings=settings, access=access,
                    limiter=limiter(settings.rate_per_minute) if limiter is not None else None,

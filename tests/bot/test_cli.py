@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from bot.audit import NO_ANSWER_REASON, AuditLog, load_or_create_key
 from bot.cli import main
+from common.database import database_url
 from bot.messages import Decision, Reply
 
 
@@ -108,7 +109,7 @@ def test_bundled_manifest_indexes_the_sample_and_skips_online_sources() -> None:
 
 def _audit(home: Path) -> AuditLog:
     """The audit log the CLI opens for this data dir."""
-    return AuditLog(home / "audit.sqlite", key=load_or_create_key(home / "pseudonym.key"))
+    return AuditLog(database_url(home, {}), key=load_or_create_key(home / "pseudonym.key"))
 
 
 def _log(audit: AuditLog, question: str, decision: Decision, *, user: str = "an", ticket: int | None = None,

@@ -124,7 +124,8 @@ class Desk:
 @pytest.fixture
 def desk(tmp_path: Path) -> Desk:
     retriever, routing, escalator = FakeRetriever(), ScriptedRouting(), RecordingEscalator()
-    service = HelpdeskService(retriever=retriever, audit=AuditLog(tmp_path / "audit.sqlite", key=b"k" * 32),
+    service = HelpdeskService(retriever=retriever, audit=AuditLog(
+        f"sqlite:///{tmp_path / 'audit.sqlite'}", key=b"k" * 32),
                               escalator=escalator, memory=ConversationMemory(), rules=load_rules(), router=routing)
     return Desk(service, retriever, routing, escalator)
 

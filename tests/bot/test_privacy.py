@@ -59,8 +59,21 @@ def _age(app: App, number: int, days: float, user: str | None = None) -> None:
             os.utime(row.archive, (then, then))
     if user is not None:
         pseudonym = app.audit.pseudonym("telegram", user)
-        app.audit._db.execute("UPDATE exchanges SET at = ? WHERE user = ?", (then, pseudonym))
-        app.audit._db.commit()
+        from bot.audit import exchanges
+
+        with app.audit.engine.begin() as conn:
+            conn.execute(exchanges.update().where(exchanges.c.officer == pseudonym).values(at=then))
+
+
+def _logged(app: App, column: str, *, table: str = "exchanges") -> list:
+    """One column of the question log's exchanges or feedback, as stored."""
+    import sqlalchemy as sa
+
+    from bot import audit
+
+    stored = audit.exchanges if table == "exchanges" else audit.feedback
+    with app.audit.engine.connect() as conn:
+        return list(conn.execute(sa.select(stored.c[column])).scalars())
 
 
 def _archived(app: App) -> list[Path]:
@@ -96,8 +109,7 @@ def test_one_retention_period_covers_log_tickets_mails_and_archive(app: App, smt
         include_future=True))
     assert app.tickets.store.inbound("accepted") and all(r["ticket"] == recent
                                                          for r in app.tickets.store.inbound("accepted"))
-    assert app.audit._db.execute("SELECT count(*) FROM exchanges").fetchone()[0] == 1
-    assert app.audit._db.execute("SELECT count(*) FROM feedback").fetchone()[0] == 0
+    assert _logged(app, "reply_id") == ["r2"] and _logged(app, "reply_id", table="feedback") == []
 
     # The numbers of erased tickets are never given again: a late reply to VB-1 cannot answer a new ticket.
     newest = app.tickets.open_ticket(NewTicket(officer="o4", channel="console", reply_address={"user": "v"},
@@ -116,9 +128,8 @@ def test_forgetting_an_officer_removes_their_log_and_tickets_only(app: App, smtp
     assert result.exit_code == 0, result.output
     assert result.output.startswith("Removed 1 logged exchange(s), 2 ticket(s)")
     assert _erased(app, mine) and _erased(app, still_open.number) and not _erased(app, other)
-    users = [r[0] for r in app.audit._db.execute("SELECT user FROM exchanges")]
-    assert users == [app.audit.pseudonym("telegram", "43")]
-    assert app.audit._db.execute("SELECT count(*) FROM feedback").fetchone()[0] == 0
+    assert _logged(app, "officer") == [app.audit.pseudonym("telegram", "43")]
+    assert _logged(app, "officer", table="feedback") == []
     assert len(_archived(app)) == 1
 
 

@@ -142,7 +142,8 @@ def test_expert_on_one_worker_sends_the_question_asked_at_the_other(url: str, tm
 
     def worker(name: str) -> HelpdeskService:
         state = SharedState(url)
-        return HelpdeskService(retriever=FakeRetriever(), audit=AuditLog(tmp_path / f"{name}.sqlite", key=b"k" * 32),
+        return HelpdeskService(retriever=FakeRetriever(), audit=AuditLog(
+            f"sqlite:///{tmp_path / name}.sqlite", key=b"k" * 32),
                                escalator=escalator, memory=SharedConversationMemory(state), rules=load_rules(),
                                router=ScriptedRouting(), walks=SharedWalkStore(state),
                                ticket_limit=SharedRateLimiter(state, "tickets", 1, 3600))
@@ -194,6 +195,10 @@ def test_only_the_lease_holder_polls_the_mailbox_reminds_and_purges(workers) -> 
             polled.append(f"{self.name}:remind")
             return 0
 
+        def tidy_copies(self) -> int:
+            polled.append(f"{self.name}:tidy")
+            return 0
+
     def mailbox(name: str):
         polled.append(f"{name}:intake")
         return None
@@ -204,7 +209,8 @@ def test_only_the_lease_holder_polls_the_mailbox_reminds_and_purges(workers) -> 
               for name, state in (("a", one), ("b", two))]
     for worker in passes * 2:
         assert worker.run_once()["errors"] == 0
-    assert sorted(set(polled)) == ["a:deliver", "a:intake", "a:purge", "a:remind", "a:send", "b:deliver", "b:send"]
+    assert sorted(set(polled)) == ["a:deliver", "a:intake", "a:purge", "a:remind", "a:send", "a:tidy",
+                                   "b:deliver", "b:send", "b:tidy"]  # each tidies the copies on its own disk
 
 
 def test_a_database_that_cannot_be_opened_is_a_clear_error_without_the_password(tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ import json
 import logging
 import re
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -58,6 +57,7 @@ SECRET = "s3cret-webhook-token_for-tests"
 
 
 def _sqlite(path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
 
 

@@ -24,6 +24,7 @@ def _clock(start: float = 1_000_000.0) -> list[float]:
 
 
 def _sqlite(path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
 
 

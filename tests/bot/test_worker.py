@@ -174,3 +174,21 @@ def test_once_stopping_a_pass_starts_no_further_step(app: App) -> None:
     app.tickets.deliver = deliver  # type: ignore[method-assign]
     asyncio.run(EscalationWorker(app.tickets, mailbox).run_pass(stop))
     assert steps == ["intake"]
+
+
+def test_every_worker_drops_its_copies_of_erased_attachments_once_an_hour_leader_or_not(app: App) -> None:
+    folder = app.tickets.attachments_dir
+    folder.mkdir(parents=True)
+    erased = folder / "7-0123456789abcdef0123456789abcdef"  # its ticket was erased through another worker
+    erased.write_bytes(b"%PDF-1.7 oud advies")
+    an_hour_ago = time.time() - 3700
+    os.utime(erased, (an_hour_ago, an_hour_ago))
+    now = [1000.0]
+    worker = EscalationWorker(app.tickets, lambda: None, leader=lambda: False, clock=lambda: now[0])
+    assert worker.run_once()["copies_dropped"] == 1 and not erased.exists()
+    erased.write_bytes(b"%PDF-1.7 oud advies")
+    os.utime(erased, (an_hour_ago, an_hour_ago))
+    now[0] += 60
+    assert worker.run_once()["copies_dropped"] == 0 and erased.exists()  # not due yet
+    now[0] += 3600
+    assert worker.run_once()["copies_dropped"] == 1 and not erased.exists()

@@ -314,3 +314,57 @@ def test_a_delivery_of_all_parts_and_files_waits_less_than_the_lease() -> None:
     longest = len(render_text("x " * MAX_ANSWER_CHARS + "\n" * 40))
     # Waiting past the lease would let another worker claim the delivery and send it twice.
     assert deliver_timeout(longest, MAX_ATTACHMENTS) < LEASE_SECONDS
+
+
+def test_a_worker_that_did_not_read_the_mail_passes_the_files_on_and_drops_its_copy_once_they_are_erased(
+        store_url: str, pool: ExpertPool, tmp_path: Path, smtp_server: SmtpServer) -> None:
+    reader = _service(store_url, pool, tmp_path / "reader", smtp_server)  # polls the mailbox
+    other = _service(store_url, pool, tmp_path / "other", smtp_server)  # another machine: a data dir of its own
+    number = _answered(reader, smtp_server, ("Advies.docx", DOCX_TYPE, docx_file("Ja, dat mag.")))
+    assert not other.attachments_dir.exists()
+
+    [answer] = other.take_pending("console", lambda address: address.get("user") == "an")  # the delivery
+    [file] = answer.files
+    assert file.path.parent == other.attachments_dir and file.path.read_bytes() == docx_file("Ja, dat mag.")
+    assert stat.S_IMODE(os.stat(file.path).st_mode) == 0o600
+    file.path.unlink()
+    assert other.attachment(file.id).path.read_bytes() == docx_file("Ja, dat mag.")  # the download link
+    assert [f.name for f in other.files_for(number, "p1")] == ["Advies.docx"]  # /bijlagen
+
+    assert other.tidy_copies(older_than_seconds=0) == 0  # still stored: the copy stays
+    reader.forget_officer("p1")
+    assert other.attachment(file.id) is None and other.store.attachments_of(number) == []
+    assert file.path.exists() and other.tidy_copies(older_than_seconds=0) == 1 and not file.path.exists()
+
+
+def test_bytes_that_do_not_match_their_digest_are_not_passed_on(store_url: str, pool: ExpertPool, tmp_path: Path,
+                                                               smtp_server: SmtpServer) -> None:
+    import sqlalchemy as sa
+
+    from escalation.store import attachment_contents
+
+    reader = _service(store_url, pool, tmp_path / "reader", smtp_server)
+    other = _service(store_url, pool, tmp_path / "other", smtp_server)
+    number = _answered(reader, smtp_server, ("a.pdf", "application/pdf", pdf_file()))
+    with reader.store.transaction() as conn:
+        conn.execute(attachment_contents.update().values(data=b"%PDF-1.7 something else"))
+    assert other.files_for(number, "p1") == () and not other.attachments_dir.exists()
+    assert [f.name for f in reader.files_for(number, "p1")] == ["a.pdf"]  # the reader's own copy is intact
+    with reader.store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(attachment_contents)).scalar() == 1
+
+
+def test_files_recorded_before_their_bytes_were_kept_in_the_database_are_copied_in_by_the_worker_that_has_them(
+        store_url: str, pool: ExpertPool, tmp_path: Path, smtp_server: SmtpServer) -> None:
+    from escalation.store import attachment_contents
+
+    reader = _service(store_url, pool, tmp_path / "reader", smtp_server)
+    other = _service(store_url, pool, tmp_path / "other", smtp_server)
+    number = _answered(reader, smtp_server, ("a.pdf", "application/pdf", pdf_file()))
+    with reader.store.transaction() as conn:  # as an answer recorded by the previous version left it
+        conn.execute(attachment_contents.delete())
+    assert other.files_for(number, "p1") == ()
+    assert other.tidy_copies() == 0 and other.files_for(number, "p1") == ()  # it has no copy to give
+    assert reader.tidy_copies() == 0
+    [file] = other.files_for(number, "p1")
+    assert file.path.read_bytes() == pdf_file()

@@ -637,10 +637,12 @@ def test_a_version_1_database_gets_the_lease_columns_and_the_attachments(store_u
             conn.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN lease_until"))
         conn.execute(sa.text("ALTER TABLE deliveries DROP COLUMN files"))
         conn.execute(sa.text("DROP TABLE attachments"))
+        conn.execute(sa.text("DROP TABLE attachment_contents"))
         conn.execute(sa.text("DELETE FROM schema_version WHERE version > 1"))
     store.engine.dispose()
     upgraded = TicketStore(store_url)
-    assert upgraded.version == 3
+    assert upgraded.version == 4
+    assert upgraded.attachment_content("1-0123") is None  # the table of the attachments' bytes is there
     columns = {c["name"] for c in sa.inspect(upgraded.engine).get_columns("outbox")}
     assert "lease_until" in columns and upgraded.due_mails() == []
     assert "files" in {c["name"] for c in sa.inspect(upgraded.engine).get_columns("deliveries")}
