@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 
 from bot.messages import Decision, Reply
 from common.database import create_tables, database_engine, shown_url
@@ -159,6 +159,7 @@ class AuditLog:
             raise ConfigError(f"the database {shown_url(url)} (VRAAGBAAK_DATABASE_URL) cannot be opened: "
                               f"{type(exc.orig or exc).__name__}") from None
         self._key = key
+        self._warned_at = float("-inf")
 
     def pseudonym(self, channel: str, user_id: str) -> str:
         """A stable pseudonym for a channel user (not reversible without the key)."""
@@ -166,8 +167,9 @@ class AuditLog:
 
     def record(self, *, channel: str, conversation_id: str, user_id: str, question: str, query: str,
                reply: Reply, confidence: float | None, reason: str | None = None,
-               full_question: str | None = None) -> None:
-        """Log one exchange; ``reason`` says why an escalated question went to the expert pool."""
+               full_question: str | None = None) -> bool:
+        """Log one exchange; ``reason`` says why an escalated question went to the expert pool. False when the
+        database could not be reached (the reply goes out all the same)."""
         citations = json.dumps([c.as_dict() | {"chunk_id": c.chunk_id} for c in reply.citations], ensure_ascii=False)
         row = dict(reply_id=reply.reply_id, at=time.time(), channel=channel[:40],
                    conversation=self.pseudonym(channel, conversation_id), officer=self.pseudonym(channel, user_id),
@@ -175,10 +177,21 @@ class AuditLog:
                    citations=citations, confidence=confidence, ticket=reply.ticket,
                    escalation_reason=reason if reply.decision is Decision.ESCALATE else None,
                    full_question=full_question if full_question != question else None)
-        with self.engine.begin() as conn:
-            # A reply id is new for every reply; logging one again (a retried turn) keeps the latest.
-            conn.execute(exchanges.delete().where(exchanges.c.reply_id == reply.reply_id))
-            conn.execute(exchanges.insert().values(**row))
+        try:
+            with self.engine.begin() as conn:
+                # A reply id is new for every reply; logging one again (a retried turn) keeps the latest.
+                conn.execute(exchanges.delete().where(exchanges.c.reply_id == reply.reply_id))
+                conn.execute(exchanges.insert().values(**row))
+        except (OperationalError, InterfaceError, DisconnectionError) as exc:
+            # The database is away: the officer still gets the answer; the log misses it (and a vote under it
+            # is answered as lost). Said once a minute, not once a reply.
+            now = time.monotonic()
+            if now - self._warned_at >= 60:
+                self._warned_at = now
+                logger.warning("question log not written while the database is away (%s)",
+                               type(exc.orig or exc).__name__)
+            return False
+        return True
 
     def exchange(self, reply_id: str) -> dict | None:
         """One logged exchange, or None (``user`` is the asker's pseudonym)."""

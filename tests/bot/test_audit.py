@@ -6,6 +6,9 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pytest
+import sqlalchemy as sa
+
 from bot.audit import LEGACY_FILE, NO_ANSWER_REASON, AuditLog
 from bot.messages import Decision, Reply
 from common.database import database_url
@@ -95,3 +98,17 @@ def test_a_reply_logged_by_one_worker_takes_votes_and_the_expert_button_at_the_o
     finally:
         one.close()
         other.close()
+
+
+def test_while_the_database_is_away_a_reply_is_not_logged_and_nothing_raises(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    audit = AuditLog(f"sqlite:///{tmp_path / 'tickets.sqlite'}", key=b"k" * 32)
+    audit.engine.dispose()
+    audit.engine = sa.create_engine("postgresql+psycopg://nobody@127.0.0.1:9/none",  # nothing listens on port 9
+                                    connect_args={"connect_timeout": 2})
+    for n in range(3):
+        assert not audit.record(channel="teams", conversation_id="c", user_id="an", question="Wat is PCP?",
+                                query="q", reply=Reply(text="…", decision=Decision.ANSWER, reply_id=f"r{n}"),
+                                confidence=0.9)
+    assert caplog.text.count("question log not written") == 1  # once a minute, not once a reply
+    audit.close()
