@@ -3,7 +3,8 @@
 The log is in the deployment's database (SQLite under the data dir by default, PostgreSQL when
 ``VRAAGBAAK_DATABASE_URL`` names one), so 👍 / 👎 and "Vraag een expert" under a reply work whichever worker the
 press lands on, and `vraagbaak stats` counts every worker's questions. An earlier version kept it in
-``audit.sqlite`` under the data dir; that file is moved into the database once, on the first start that finds it.
+``audit.sqlite`` under the data dir; the first start that finds that file merges it into the database and deletes
+it.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from bot.messages import Decision, Reply
-from common.database import create_tables, database_engine, shown_url
+from common.database import SMALL_POOL, create_tables, database_engine, shown_url
 from common.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -36,7 +38,7 @@ NO_ANSWER_REASON = "onvoldoende zekerheid over het antwoord"
 unlike a question escalated on purpose (a legal-advice rule, an own case, the officer asking for an expert)."""
 
 LEGACY_FILE = "audit.sqlite"
-"""Where versions before the shared database kept the question log (under VRAAGBAAK_HOME); imported once."""
+"""Where versions before the shared database kept the question log (under VRAAGBAAK_HOME); merged in, then deleted."""
 
 metadata = sa.MetaData()
 
@@ -145,15 +147,19 @@ class AuditLog:
     """Every question and reply, and 👍 / 👎 per reply. User ids are stored only as keyed hashes.
 
     ``url``: the database (``sqlite://`` keeps a log in memory, for evaluations); ``legacy``: a question log of an
-    earlier version, moved into the database when the database has no log yet (then renamed to ``*.imported``).
+    earlier version, merged into the database and then deleted.
     """
 
     def __init__(self, url: str, *, key: bytes, legacy: Path | None = None) -> None:
-        self.engine = database_engine(url, pool_pre_ping=True)
+        self.engine = database_engine(url, pool_pre_ping=True, **SMALL_POOL)
         try:
             create_tables(self.engine, metadata)
             if legacy is not None:
-                _import_legacy(self.engine, legacy)
+                try:
+                    _import_legacy(self.engine, legacy)
+                except (IntegrityError, OSError, sqlite3.Error) as exc:  # e.g. merged by another process just now
+                    logger.warning("the question log of %s was not merged (%s); it is tried again at the next "
+                                   "start", legacy, type(exc).__name__)
         except SQLAlchemyError as exc:
             self.engine.dispose()
             raise ConfigError(f"the database {shown_url(url)} (VRAAGBAAK_DATABASE_URL) cannot be opened: "
@@ -182,7 +188,7 @@ class AuditLog:
                 # A reply id is new for every reply; logging one again (a retried turn) keeps the latest.
                 conn.execute(exchanges.delete().where(exchanges.c.reply_id == reply.reply_id))
                 conn.execute(exchanges.insert().values(**row))
-        except (OperationalError, InterfaceError, DisconnectionError) as exc:
+        except (OperationalError, InterfaceError, DisconnectionError, PoolTimeout) as exc:
             # The database is away: the officer still gets the answer; the log misses it (and a vote under it
             # is answered as lost). Said once a minute, not once a reply.
             now = time.monotonic()
@@ -317,40 +323,48 @@ IMPORT_BATCH = 2000
 
 
 def _import_legacy(engine: sa.engine.Engine, path: Path) -> None:
-    """Move the question log of an earlier version's ``audit.sqlite`` into the database, once.
+    """Merge the question log of an earlier version's ``audit.sqlite`` into the database, then delete the file (the
+    retention purge and `privacy forget` reach only the database).
 
     Each of its schema versions is read as it is: before version 1 an escalation had no reason, and one logged with a
     confidence was a knowledge gap (rule escalations and requests for an expert had none), which is restored.
-    When the database already holds a log, the file is left alone and a warning says so.
+    Several workers each had a log of their own: every file is merged; a reply already in the database is kept.
     """
     if not path.is_file():
         return
-    with engine.connect() as conn:
-        if conn.execute(sa.select(exchanges.c.reply_id).limit(1)).first() is not None:
-            logger.warning("%s was not imported: the database already holds a question log", path)
-            return
+    moved = 0
     with closing(sqlite3.connect(path)) as old:  # not read-only: a file in WAL mode needs its -shm to be read
         have = {row[1] for row in old.execute("PRAGMA table_info(exchanges)")}
-        if not have:
-            return
-        picked = ", ".join(column if column in have else "NULL" for column in _EXCHANGE_COLUMNS)
-        gap = "escalation_reason" not in have
-        moved = 0
-        with engine.begin() as conn:
-            cursor = old.execute(f"SELECT {picked} FROM exchanges")  # noqa: S608 - our own column names
-            while batch := cursor.fetchmany(IMPORT_BATCH):
-                rows = []
-                for values in batch:
-                    row = dict(zip(_EXCHANGE_COLUMNS, values))
-                    row["officer"] = row.pop("user")
-                    if gap and row["decision"] == str(Decision.ESCALATE) and row["confidence"] is not None:
-                        row["escalation_reason"] = NO_ANSWER_REASON
-                    rows.append(row)
-                conn.execute(exchanges.insert(), rows)
-                moved += len(rows)
-            votes = [dict(zip(("reply_id", "officer", "at", "value"), row)) for row in
-                     old.execute("SELECT reply_id, user, at, value FROM feedback")]
-            if votes:
-                conn.execute(feedback.insert(), votes)
-    path.rename(path.with_name(path.name + ".imported"))
-    logger.info("the question log of %s moved into the database (%d exchanges)", path, moved)
+        if have:
+            picked = ", ".join(column if column in have else "NULL" for column in _EXCHANGE_COLUMNS)
+            gap = "escalation_reason" not in have
+            with engine.begin() as conn:
+                cursor = old.execute(f"SELECT {picked} FROM exchanges")  # noqa: S608 - our own column names
+                while batch := cursor.fetchmany(IMPORT_BATCH):
+                    ids = [values[0] for values in batch]
+                    present = set(conn.execute(sa.select(exchanges.c.reply_id)
+                                               .where(exchanges.c.reply_id.in_(ids))).scalars())
+                    rows = []
+                    for values in batch:
+                        row = dict(zip(_EXCHANGE_COLUMNS, values))
+                        if row["reply_id"] in present:
+                            continue
+                        row["officer"] = row.pop("user")
+                        if gap and row["decision"] == str(Decision.ESCALATE) and row["confidence"] is not None:
+                            row["escalation_reason"] = NO_ANSWER_REASON
+                        rows.append(row)
+                    if rows:
+                        conn.execute(exchanges.insert(), rows)
+                    moved += len(rows)
+                votes = old.execute("SELECT reply_id, user, at, value FROM feedback")
+                while batch := votes.fetchmany(IMPORT_BATCH):
+                    present = set(conn.execute(sa.select(feedback.c.reply_id, feedback.c.officer).where(
+                        feedback.c.reply_id.in_([vote[0] for vote in batch]))).all())
+                    rows = [dict(zip(("reply_id", "officer", "at", "value"), vote)) for vote in batch
+                            if (vote[0], vote[1]) not in present]
+                    if rows:
+                        conn.execute(feedback.insert(), rows)
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    logger.info("the question log of %s was merged into the database (%d exchanges) and the file deleted", path,
+                moved)

@@ -340,6 +340,7 @@ def serve_command(app: App, once: bool) -> None:
 
     try:
         channels = app.channels()
+        _ = app.audit  # opened now: an earlier version's audit.sqlite is merged at start, not in an officer's turn
         lease = app.poller_lease()
         worker = EscalationWorker(service=app.tickets, mailbox_factory=app.mailbox,
                                   deliverers=lambda: {c.name: c for c in channels},

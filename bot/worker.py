@@ -89,8 +89,8 @@ class EscalationWorker:
             now = self.clock()
             if self._tidied_at is not None and now - self._tidied_at < self.tidy_every_seconds:
                 return
-            self._tidied_at = now
             counts["copies_dropped"] = self.service.tidy_copies()
+            self._tidied_at = now  # only once it worked: a database away now is tried again next pass
 
         steps: tuple[tuple[str, Callable[[], Awaitable[None]]], ...] = (
             ("send", lambda: asyncio.to_thread(send)), ("intake", lambda: asyncio.to_thread(intake)),

@@ -19,6 +19,10 @@ def database_url(home: Path, env: Mapping[str, str]) -> str:
 
 CONNECT_TIMEOUT_SECONDS = 5
 
+SMALL_POOL = {"pool_size": 2, "max_overflow": 4}
+"""For a component with short statements (the question log, the Telegram access list): a worker's threads need
+a few connections, not the default 5 + 10 each, next to the tickets' and the shared state's pools."""
+
 
 def database_engine(url: str, **options: Any) -> sa.engine.Engine:
     """An engine for ``url`` (sqlite:///... or postgresql+psycopg://...)."""
@@ -35,6 +39,8 @@ def database_engine(url: str, **options: Any) -> sa.engine.Engine:
     options.pop("pool_pre_ping", None)
     if sa.engine.make_url(url).database in (None, "", ":memory:"):
         options["poolclass"] = sa.pool.StaticPool  # one connection: each new one would be an empty database
+        options.pop("pool_size", None)
+        options.pop("max_overflow", None)
     engine = sa.create_engine(url, future=True, **options)
     if engine.url.database and engine.url.database != ":memory:":
         sa.event.listen(engine, "connect", _write_ahead_log)

@@ -426,8 +426,15 @@ class EscalationService:
             lease = await asyncio.to_thread(self.store.claim_delivery, item.id)
             if lease is None:
                 continue  # another thread or process is delivering it
+            try:  # the files may first be copied from the database: off the event loop
+                files = await asyncio.to_thread(self._here, item.files)
+            except Exception as exc:  # noqa: BLE001 - the database went away after the claim: due again later
+                failed = asyncio.get_running_loop().create_future()
+                failed.set_exception(DeliveryError(f"attachments not readable: {type(exc).__name__}"))
+                delivered += await self._settle(item, lease, failed)
+                continue
             send = asyncio.ensure_future(deliverer.deliver(
-                item.reply_address, ExpertAnswer.from_stored(item.ticket, item.text), self._here(item.files)))
+                item.reply_address, ExpertAnswer.from_stored(item.ticket, item.text), files))
             stopping = asyncio.ensure_future(stop.wait()) if stop is not None else None
             try:
                 done, _ = await asyncio.wait({send} | ({stopping} if stopping else set()), timeout=wait_seconds,

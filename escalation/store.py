@@ -525,6 +525,9 @@ class TicketStore:
             mails = conn.execute(inbox.delete().where(mail_filter)).rowcount
             conn.execute(attachments.delete().where(attachments.c.ticket.in_(numbers)))
             conn.execute(attachment_contents.delete().where(attachment_contents.c.ticket.in_(numbers)))
+            # Bytes whose attachment records are gone whatever the way (an erasure racing a copy-in).
+            conn.execute(attachment_contents.delete().where(
+                attachment_contents.c.ticket.not_in(sa.select(attachments.c.ticket))))
             conn.execute(deliveries.delete().where(deliveries.c.ticket.in_(numbers)))
             conn.execute(outbox.delete().where(outbox.c.ticket.in_(numbers)))
             removed = conn.execute(tickets.update().where(tickets.c.number.in_(numbers)).values(
@@ -570,6 +573,10 @@ class TicketStore:
         """The bytes of an attachment recorded before they were kept in the database."""
         try:
             with self.transaction() as conn:
+                recorded = conn.execute(sa.select(attachments.c.id).where(attachments.c.ticket == ticket)
+                                        .with_for_update()).all()  # an erasure in between waits, or has won
+                if not recorded:
+                    return
                 conn.execute(attachment_contents.insert().values(name=stored_as, ticket=ticket, data=data,
                                                                  created_at=self.clock()))
         except sa.exc.IntegrityError:  # another worker copied them in a moment ago

@@ -3,7 +3,7 @@
 The invites and the admitted officers live in the deployment's database (SQLite under the data dir by default,
 PostgreSQL when ``VRAAGBAAK_DATABASE_URL`` names one), so an officer admitted through one worker is admitted by
 every worker, and a revocation reaches them all. An earlier version kept them in ``telegram_access.sqlite`` under
-the data dir; that file is moved into the database once, on the first start that finds it.
+the data dir; the first start that finds that file merges it into the database and deletes it.
 """
 
 from __future__ import annotations
@@ -23,17 +23,20 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from common.database import create_tables, database_engine, shown_url
+from common.database import SMALL_POOL, create_tables, database_engine, shown_url
 from common.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
 LEGACY_FILE = "telegram_access.sqlite"
-"""Where versions before the shared database kept the access list (under VRAAGBAAK_HOME); imported once."""
+"""Where versions before the shared database kept the access list (under VRAAGBAAK_HOME); merged in, then deleted."""
 
 MAX_KNOWN = 10_000
 """Admitted officers a worker remembers, to go on serving them while the database is away; beyond it the memory
 starts over."""
+KNOWN_SECONDS = 900.0
+"""How long ago the database must have confirmed an officer for the worker to serve them while it is away (a
+revocation made just before an outage holds at the latest this long after it)."""
 
 metadata = sa.MetaData()
 
@@ -107,32 +110,36 @@ class InviteRecord:
 class TelegramAccess:
     """The allow-list: ids from ``VRAAGBAAK_TELEGRAM_ALLOWED_USERS`` and members added by redeeming an invite.
 
-    ``legacy``: an access file of an earlier version, moved into the database when the database has no access
-    list yet (then renamed to ``*.imported``).
+    ``legacy``: an access file of an earlier version, merged into the database and then deleted.
     """
 
     def __init__(self, url: str, *, allowed: Iterable[int] = (), clock: Callable[[], float] = time.time,
                  legacy: Path | None = None) -> None:
-        self.engine = database_engine(url, pool_pre_ping=True)
+        self.engine = database_engine(url, pool_pre_ping=True, **SMALL_POOL)
         try:
             create_tables(self.engine, metadata)
             if legacy is not None:
-                _import_legacy(self.engine, legacy)
+                try:
+                    _import_legacy(self.engine, legacy)
+                except (IntegrityError, OSError, sqlite3.Error) as exc:  # e.g. merged by another process just now
+                    logger.warning("the Telegram access list of %s was not merged (%s); it is tried again at the "
+                                   "next start", legacy, type(exc).__name__)
         except SQLAlchemyError as exc:
             self.engine.dispose()
             raise ConfigError(f"the database {shown_url(url)} (VRAAGBAAK_DATABASE_URL) cannot be opened: "
                               f"{type(exc.orig or exc).__name__}") from None
         self._allowed = frozenset(allowed)
         self._clock = clock
-        self._known: set[int] = set()  # officers the database said were admitted
+        self._known: dict[int, float] = {}  # officer the database said was admitted -> when (monotonic)
         self._lock = threading.Lock()
 
     def is_allowed(self, user_id: int) -> bool:
         """Whether this Telegram user may ask questions (the database is asked each time: a revocation made
         through another worker or the command line holds from the next message on).
 
-        Raises SQLAlchemyError when the database cannot say and this worker did not see the officer admitted
-        before: nobody is let in on a guess, and nobody seen admitted is turned away while the database is away.
+        Raises SQLAlchemyError when the database cannot say and this worker did not see the officer admitted in
+        the last ``KNOWN_SECONDS``: nobody is let in on a guess, and nobody just seen admitted is turned away while
+        the database is briefly away.
         """
         if user_id in self._allowed:
             return True
@@ -141,19 +148,19 @@ class TelegramAccess:
                 admitted = conn.execute(sa.select(members.c.user_id).where(members.c.user_id == user_id)).first()
         except SQLAlchemyError as exc:
             with self._lock:
-                seen = user_id in self._known
-            if not seen:
+                confirmed = self._known.get(user_id)
+            if confirmed is None or time.monotonic() - confirmed > KNOWN_SECONDS:
                 raise
             logger.warning("the Telegram access list cannot be read (%s); an officer seen admitted before is "
                            "served", type(exc.orig or exc).__name__)
             return True
         with self._lock:
             if admitted is None:
-                self._known.discard(user_id)
+                self._known.pop(user_id, None)
             else:
                 if len(self._known) >= MAX_KNOWN:
                     self._known.clear()
-                self._known.add(user_id)
+                self._known[user_id] = time.monotonic()
         return admitted is not None
 
     def create_invite(self, *, uses: int = 1, days: float = 7.0) -> Invite:
@@ -192,8 +199,10 @@ class TelegramAccess:
                 if revoked is not None and revoked >= invite.created_at:
                     logger.info("Telegram invite refused: the officer was revoked after the invite was created")
                     return False
-                taken = conn.execute(invites.update().where(invites.c.id == invite.id, invites.c.uses_left > 0)
-                                     .values(uses_left=invites.c.uses_left - 1))
+                # The conditions again: an invalidation committed since the select must win.
+                taken = conn.execute(invites.update().where(
+                    invites.c.id == invite.id, invites.c.uses_left > 0, invites.c.expires_at > now,
+                    invites.c.invalidated_at.is_(None)).values(uses_left=invites.c.uses_left - 1))
                 if taken.rowcount != 1:  # another worker took the last use in between
                     return False
                 conn.execute(redemptions.insert().values(invite_id=invite.id, user_id=user_id, redeemed_at=now))
@@ -236,7 +245,7 @@ class TelegramAccess:
             conn.execute(revocations.delete().where(revocations.c.user_id == user_id))
             conn.execute(revocations.insert().values(user_id=user_id, revoked_at=now))
         with self._lock:
-            self._known.discard(user_id)
+            self._known.pop(user_id, None)
         return True
 
     def close(self) -> None:
@@ -245,14 +254,17 @@ class TelegramAccess:
 
 
 def _import_legacy(engine: sa.engine.Engine, path: Path) -> None:
-    """Move the access list of an earlier version's ``telegram_access.sqlite`` into the database, once.
+    """Merge the access list of an earlier version's ``telegram_access.sqlite`` into the database, then delete
+    the file (it would keep officers' ids out of reach of `telegram revoke`).
 
     Its two schemas are read as they are (1: invites without ids, members; 2: with ids, redemptions, revocations).
-    When the database already holds an access list, the file is left alone and a warning says so.
+    Several workers each had a file of their own: every file is merged. An invite already in the database (same
+    code) stays as it is; the later of two revocations counts, and a revocation removes an officer who joined
+    before it, whichever file they joined in. Invites get the database's ids (`telegram invites` shows them).
     """
     if not path.is_file():
         return
-    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as old:
+    with closing(sqlite3.connect(path)) as old:
         tables = {name for (name,) in old.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         with_ids = "redemptions" in tables
         old_invites = old.execute(
@@ -265,26 +277,39 @@ def _import_legacy(engine: sa.engine.Engine, path: Path) -> None:
         old_revocations = old.execute("SELECT user_id, revoked_at FROM revocations").fetchall() \
             if "revocations" in tables else []
     with engine.begin() as conn:
-        present = sum(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
-                      for table in (invites, members, revocations))
-        if present:
-            logger.warning("%s was not imported: the database already holds a Telegram access list", path)
-            return
+        known_codes = dict(conn.execute(sa.select(invites.c.code_hash, invites.c.id)).all())
         new_ids = {}
-        for old_id, *values in old_invites:
-            row = dict(zip(("code_hash", "created_at", "expires_at", "uses_left", "invalidated_at"), values))
+        for old_id, code_hash, *values in old_invites:
+            if code_hash in known_codes:
+                continue
+            row = dict(zip(("created_at", "expires_at", "uses_left", "invalidated_at"), values), code_hash=code_hash)
             new_ids[old_id] = conn.execute(invites.insert().values(**row)).inserted_primary_key[0]
         rows = [{"invite_id": new_ids[invite_id], "user_id": user_id, "redeemed_at": at}
                 for invite_id, user_id, at in old_redemptions if invite_id in new_ids]
         if rows:
             conn.execute(redemptions.insert(), rows)
-        if old_members:
-            conn.execute(members.insert(), [{"user_id": u, "joined_at": at} for u, at in old_members])
-        if old_revocations:
-            conn.execute(revocations.insert(), [{"user_id": u, "revoked_at": at} for u, at in old_revocations])
-    path.rename(path.with_name(path.name + ".imported"))
-    logger.info("the Telegram access list of %s moved into the database (%d invites, %d officers)", path,
-                len(old_invites), len(old_members))
+        revoked = dict(conn.execute(sa.select(revocations.c.user_id, revocations.c.revoked_at)).all())
+        for user_id, at in old_revocations:
+            if at > revoked.get(user_id, float("-inf")):
+                revoked[user_id] = at
+                conn.execute(revocations.delete().where(revocations.c.user_id == user_id))
+                conn.execute(revocations.insert().values(user_id=user_id, revoked_at=at))
+        present = dict(conn.execute(sa.select(members.c.user_id, members.c.joined_at)).all())
+        for user_id, joined in present.items():
+            if revoked.get(user_id, float("-inf")) >= joined:
+                conn.execute(members.delete().where(members.c.user_id == user_id))
+        added = [{"user_id": u, "joined_at": at} for u, at in old_members
+                 if u not in present and revoked.get(u, float("-inf")) < at]
+        if added:
+            conn.execute(members.insert(), added)
+    _delete_sqlite_file(path)
+    logger.info("the Telegram access list of %s was merged into the database and the file deleted (%d new "
+                "invites, %d officers added)", path, len(new_ids), len(added))
+
+
+def _delete_sqlite_file(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
 
 
 def _hash(code: str) -> str:

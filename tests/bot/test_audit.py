@@ -43,15 +43,15 @@ def _old_log(path: Path, rows: list[tuple], *, version: int) -> None:
     old.close()
 
 
-def test_an_old_log_moves_into_the_database_and_only_its_unanswered_escalations_become_gaps(home: Path) -> None:
+def test_an_old_log_moves_into_the_database_and_only_its_unanswered_escalations_become_gaps(
+        home: Path, store_url: str) -> None:
     home.mkdir(parents=True, exist_ok=True)
     path = home / LEGACY_FILE
     _old_log(path, [("r1", "Mag ik drie bestellingen apart plaatsen?", "escalate", 0.86, 1),  # retrieval was unsure
                     ("r2", "Een inschrijver dreigt met een kort geding.", "escalate", None, 2),  # a legal-advice rule
                     ("r3", "Wat is een innovatiepartnerschap?", "answer", 0.91, None)], version=0)
-    url = database_url(home, {})
-    audit = AuditLog(url, key=b"k", legacy=path)
-    assert not path.exists() and (home / f"{LEGACY_FILE}.imported").is_file()
+    audit = AuditLog(store_url, key=b"k", legacy=path)
+    assert not path.exists() and list(home.iterdir()) == []  # deleted: the purge reaches only the database
     assert audit.exchange("r1")["escalation_reason"] == NO_ANSWER_REASON
     assert audit.exchange("r2")["escalation_reason"] is None
     assert audit.exchange("r3")["user"] == "u"
@@ -63,8 +63,14 @@ def test_an_old_log_moves_into_the_database_and_only_its_unanswered_escalations_
                  confidence=0.7)
     assert audit.stats().decisions["not_found"] == 1
     audit.close()
-    again = AuditLog(url, key=b"k", legacy=home / f"{LEGACY_FILE}.imported")  # even handed the file again
-    assert again.stats().total == 4 and again.exchange("r4")["decision"] == "not_found"
+
+    # Another worker's log of its own, with one reply id that is already in the database: merged, that one kept.
+    _old_log(path, [("r4", "Iets anders", "answer", 0.9, None),
+                    ("r5", "Wat is een marktconsultatie?", "answer", 0.9, None)], version=0)
+    again = AuditLog(store_url, key=b"k", legacy=path)
+    assert not path.exists() and again.stats().total == 5
+    assert again.exchange("r4")["decision"] == "not_found" and again.exchange("r5")["decision"] == "answer"
+    assert again.stats().feedback_down == 2  # r5's vote came along
     again.close()
 
 

@@ -126,18 +126,19 @@ def test_an_access_file_of_the_first_version_moves_into_the_database_once(home: 
 
     url = database_url(home, {})
     access = TelegramAccess(url, legacy=path)
-    assert not path.exists() and path.with_name(LEGACY_FILE + ".imported").is_file()
+    assert not path.exists()  # deleted: `telegram revoke` reaches only the database
     assert access.is_allowed(AN) and [m[0] for m in access.members()] == [AN]
     assert access.redeem(invite.code, BERT)
     [listed] = access.invites()
     assert listed.uses_left == 1 and listed.redeemed == 1
     access.close()
-    again = TelegramAccess(url, legacy=path.with_name(LEGACY_FILE + ".imported"))  # even handed the file again
+    again = TelegramAccess(url, legacy=path)  # no file any more: nothing changes
     assert again.is_allowed(BERT) and len(again.invites()) == 1 and len(again.members()) == 2
     again.close()
 
 
-def test_an_access_file_of_the_second_version_keeps_its_redemptions_and_revocations(home: Path) -> None:
+def test_an_access_file_of_the_second_version_keeps_its_redemptions_and_revocations(home: Path,
+                                                                                   store_url: str) -> None:
     path = home / LEGACY_FILE
     home.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(path)  # the schema as the second version wrote it
@@ -161,7 +162,7 @@ def test_an_access_file_of_the_second_version_keeps_its_redemptions_and_revocati
     db.commit()
     db.close()
 
-    access = TelegramAccess(database_url(home, {}), legacy=path)
+    access = TelegramAccess(store_url, legacy=path)
     first, second = access.invites()
     assert (first.redeemed, first.invalidated_at, second.redeemed, second.invalidated_at) == (1, None, 0, 5.0)
     assert access.is_allowed(AN)
@@ -199,3 +200,36 @@ def test_while_the_database_is_away_an_officer_seen_admitted_is_served_and_nobod
     with pytest.raises(sa.exc.OperationalError):
         access.is_allowed(BERT)
     access.close()
+
+
+def test_the_access_files_of_several_workers_are_merged_and_a_revocation_wins_over_an_earlier_admission(
+        home: Path, store_url: str) -> None:
+    access = TelegramAccess(store_url)  # the list as a first worker merged it: An admitted at t=2
+    invite = access.create_invite(uses=2)
+    assert access.redeem(invite.code, AN)
+    access.close()
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / LEGACY_FILE  # a second worker's file: An revoked there later, Bert admitted, the same invite
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE invites (id INTEGER PRIMARY KEY AUTOINCREMENT, code_hash TEXT NOT NULL UNIQUE,
+                              created_at REAL NOT NULL, expires_at REAL NOT NULL,
+                              uses_left INTEGER NOT NULL CHECK (uses_left >= 0), invalidated_at REAL);
+        CREATE TABLE members (user_id INTEGER PRIMARY KEY, joined_at REAL NOT NULL);
+        CREATE TABLE redemptions (invite_id INTEGER NOT NULL REFERENCES invites (id), user_id INTEGER NOT NULL,
+                                  redeemed_at REAL NOT NULL);
+        CREATE TABLE revocations (user_id INTEGER PRIMARY KEY, revoked_at REAL NOT NULL);
+    """)
+    code_hash = hashlib.sha256(invite.code.encode()).hexdigest()
+    db.execute("INSERT INTO invites VALUES (1, ?, 1.0, 4e9, 0, NULL)", (code_hash,))
+    db.execute("INSERT INTO members VALUES (?, 5.0)", (BERT,))
+    db.execute("INSERT INTO revocations VALUES (?, 4e9)", (AN,))  # long after An joined through the first worker
+    db.commit()
+    db.close()
+
+    merged = TelegramAccess(store_url, legacy=path)
+    assert not path.exists()
+    assert not merged.is_allowed(AN) and merged.is_allowed(BERT)
+    [kept] = merged.invites()
+    assert kept.uses_left == 1 and kept.redeemed == 1  # the invite already in the database stays as it was
+    merged.close()
