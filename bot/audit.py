@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from bot.messages import Decision, Reply
-from common.database import SMALL_POOL, create_tables, database_engine, shown_url
+from common.database import SMALL_POOL, merge_legacy_file, open_database
 from common.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -151,19 +151,8 @@ class AuditLog:
     """
 
     def __init__(self, url: str, *, key: bytes, legacy: Path | None = None) -> None:
-        self.engine = database_engine(url, pool_pre_ping=True, **SMALL_POOL)
-        try:
-            create_tables(self.engine, metadata)
-            if legacy is not None:
-                try:
-                    _import_legacy(self.engine, legacy)
-                except (IntegrityError, OSError, sqlite3.Error) as exc:  # e.g. merged by another process just now
-                    logger.warning("the question log of %s was not merged (%s); it is tried again at the next "
-                                   "start", legacy, type(exc).__name__)
-        except SQLAlchemyError as exc:
-            self.engine.dispose()
-            raise ConfigError(f"the database {shown_url(url)} (VRAAGBAAK_DATABASE_URL) cannot be opened: "
-                              f"{type(exc.orig or exc).__name__}") from None
+        self.engine = open_database(url, metadata, then=merge_legacy_file("question log", legacy, _import_legacy),
+                                    pool_pre_ping=True, **SMALL_POOL)
         self._key = key
         self._warned_at = float("-inf")
 

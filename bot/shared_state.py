@@ -23,8 +23,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from bot.conversation import TTL_SECONDS, Turn
 from bot.messages import Decision
-from common.database import create_tables, database_engine, shown_url
-from common.errors import ConfigError
+from common.database import open_database
 
 logger = logging.getLogger(__name__)
 
@@ -91,14 +90,8 @@ class SharedState:
     """The database the workers share (its tables are created on first use, next to the ticket tables)."""
 
     def __init__(self, url: str, *, clock: Callable[[], float] = time.time) -> None:
-        self.engine = database_engine(url, pool_pre_ping=True)
+        self.engine = open_database(url, metadata, pool_pre_ping=True)
         self.clock = clock
-        try:
-            create_tables(self.engine, metadata)
-        except SQLAlchemyError as exc:
-            self.engine.dispose()
-            raise ConfigError(f"the database {shown_url(url)} (VRAAGBAAK_DATABASE_URL) cannot be opened: "
-                              f"{type(exc.orig or exc).__name__}") from None
 
     def purge(self, *, turns_older_than: float, walks_older_than_days: float) -> int:
         """Delete what has expired: conversation turns older than ``turns_older_than`` seconds, spent rate

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from common.errors import ConfigError
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
 # SQLAlchemy is imported where an engine is built: reading settings must not pay for it (`vraagbaak --help`).
+
+logger = logging.getLogger(__name__)
 
 
 def database_url(home: Path, env: Mapping[str, str]) -> str:
@@ -73,6 +78,44 @@ def create_tables(engine: sa.engine.Engine, metadata: sa.MetaData) -> None:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
         metadata.create_all(conn)
+
+
+def open_database(url: str, metadata: sa.MetaData, *, then: Callable[[sa.engine.Engine], None] | None = None,
+                  **options: Any) -> sa.engine.Engine:
+    """An engine for ``url`` with the tables of ``metadata`` created, and ``then`` run on it (a merge of an earlier
+    version's file); a database that cannot be opened is a ConfigError that names it without its password."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine = database_engine(url, **options)
+    try:
+        create_tables(engine, metadata)
+        if then is not None:
+            then(engine)
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise ConfigError(f"the database {shown_url(url)} (VRAAGBAAK_DATABASE_URL) cannot be opened: "
+                          f"{type(exc.orig or exc).__name__}") from None
+    return engine
+
+
+def merge_legacy_file(what: str, path: Path | None,
+                      merge: Callable[[sa.engine.Engine, Path], None]) -> Callable[[sa.engine.Engine], None]:
+    """``then`` for ``open_database``: merge an earlier version's SQLite file of ``what`` at ``path``; a failure
+    (another process merging it at the same moment, a damaged file) is logged and tried again at the next start."""
+    import sqlite3
+
+    from sqlalchemy.exc import IntegrityError
+
+    def then(engine: sa.engine.Engine) -> None:
+        if path is None:
+            return
+        try:
+            merge(engine, path)
+        except (IntegrityError, OSError, sqlite3.Error) as exc:
+            logger.warning("the %s of %s was not merged (%s); it is tried again at the next start", what, path,
+                           type(exc).__name__)
+
+    return then
 
 
 def shown_url(url: str) -> str:

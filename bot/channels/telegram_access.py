@@ -23,8 +23,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from common.database import SMALL_POOL, create_tables, database_engine, shown_url
-from common.errors import ConfigError
+from common.database import SMALL_POOL, merge_legacy_file, open_database
 
 logger = logging.getLogger(__name__)
 
@@ -115,19 +114,8 @@ class TelegramAccess:
 
     def __init__(self, url: str, *, allowed: Iterable[int] = (), clock: Callable[[], float] = time.time,
                  legacy: Path | None = None) -> None:
-        self.engine = database_engine(url, pool_pre_ping=True, **SMALL_POOL)
-        try:
-            create_tables(self.engine, metadata)
-            if legacy is not None:
-                try:
-                    _import_legacy(self.engine, legacy)
-                except (IntegrityError, OSError, sqlite3.Error) as exc:  # e.g. merged by another process just now
-                    logger.warning("the Telegram access list of %s was not merged (%s); it is tried again at the "
-                                   "next start", legacy, type(exc).__name__)
-        except SQLAlchemyError as exc:
-            self.engine.dispose()
-            raise ConfigError(f"the database {shown_url(url)} (VRAAGBAAK_DATABASE_URL) cannot be opened: "
-                              f"{type(exc.orig or exc).__name__}") from None
+        self.engine = open_database(url, metadata, pool_pre_ping=True, **SMALL_POOL,
+                                    then=merge_legacy_file("Telegram access list", legacy, _import_legacy))
         self._allowed = frozenset(allowed)
         self._clock = clock
         self._known: dict[int, float] = {}  # officer the database said was admitted -> when (monotonic)

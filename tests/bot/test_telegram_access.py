@@ -28,6 +28,21 @@ def _sqlite(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+def _second_version_file(path: Path) -> sqlite3.Connection:
+    """An access file with the schema the second version wrote (invites with ids, redemptions, revocations)."""
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE invites (id INTEGER PRIMARY KEY AUTOINCREMENT, code_hash TEXT NOT NULL UNIQUE,
+                              created_at REAL NOT NULL, expires_at REAL NOT NULL,
+                              uses_left INTEGER NOT NULL CHECK (uses_left >= 0), invalidated_at REAL);
+        CREATE TABLE members (user_id INTEGER PRIMARY KEY, joined_at REAL NOT NULL);
+        CREATE TABLE redemptions (invite_id INTEGER NOT NULL REFERENCES invites (id), user_id INTEGER NOT NULL,
+                                  redeemed_at REAL NOT NULL);
+        CREATE TABLE revocations (user_id INTEGER PRIMARY KEY, revoked_at REAL NOT NULL);
+    """)
+    return db
+
+
 def _deployment(home: Path) -> TelegramAccess:
     """The access list as `vraagbaak serve` and the `telegram` commands open it: in the deployment's database."""
     return TelegramAccess(database_url(home, {}))
@@ -141,16 +156,7 @@ def test_an_access_file_of_the_second_version_keeps_its_redemptions_and_revocati
                                                                                    store_url: str) -> None:
     path = home / LEGACY_FILE
     home.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path)  # the schema as the second version wrote it
-    db.executescript("""
-        CREATE TABLE invites (id INTEGER PRIMARY KEY AUTOINCREMENT, code_hash TEXT NOT NULL UNIQUE,
-                              created_at REAL NOT NULL, expires_at REAL NOT NULL,
-                              uses_left INTEGER NOT NULL CHECK (uses_left >= 0), invalidated_at REAL);
-        CREATE TABLE members (user_id INTEGER PRIMARY KEY, joined_at REAL NOT NULL);
-        CREATE TABLE redemptions (invite_id INTEGER NOT NULL REFERENCES invites (id), user_id INTEGER NOT NULL,
-                                  redeemed_at REAL NOT NULL);
-        CREATE TABLE revocations (user_id INTEGER PRIMARY KEY, revoked_at REAL NOT NULL);
-    """)
+    db = _second_version_file(path)
     codes = {}
     for invite_id, code, invalidated in ((7, "A" * 24, None), (9, "B" * 24, 5.0)):  # ids with a gap
         codes[invite_id] = code
@@ -210,16 +216,7 @@ def test_the_access_files_of_several_workers_are_merged_and_a_revocation_wins_ov
     access.close()
     home.mkdir(parents=True, exist_ok=True)
     path = home / LEGACY_FILE  # a second worker's file: An revoked there later, Bert admitted, the same invite
-    db = sqlite3.connect(path)
-    db.executescript("""
-        CREATE TABLE invites (id INTEGER PRIMARY KEY AUTOINCREMENT, code_hash TEXT NOT NULL UNIQUE,
-                              created_at REAL NOT NULL, expires_at REAL NOT NULL,
-                              uses_left INTEGER NOT NULL CHECK (uses_left >= 0), invalidated_at REAL);
-        CREATE TABLE members (user_id INTEGER PRIMARY KEY, joined_at REAL NOT NULL);
-        CREATE TABLE redemptions (invite_id INTEGER NOT NULL REFERENCES invites (id), user_id INTEGER NOT NULL,
-                                  redeemed_at REAL NOT NULL);
-        CREATE TABLE revocations (user_id INTEGER PRIMARY KEY, revoked_at REAL NOT NULL);
-    """)
+    db = _second_version_file(path)
     code_hash = hashlib.sha256(invite.code.encode()).hexdigest()
     db.execute("INSERT INTO invites VALUES (1, ?, 1.0, 4e9, 0, NULL)", (code_hash,))
     db.execute("INSERT INTO members VALUES (?, 5.0)", (BERT,))
