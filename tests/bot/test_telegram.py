@@ -981,6 +981,35 @@ def test_with_the_database_away_the_officer_is_asked_to_wait_a_minute(home: Path
         loop.close()
 
 
+class EchoHelpdesk:
+    """Answers every message with its own text."""
+
+    def handle(self, incoming: Any) -> Reply:
+        return Reply(text=f"antwoord op {incoming.text}", decision=Decision.CLARIFY, reply_id="e1")
+
+
+def test_with_the_access_list_away_an_officer_just_admitted_is_served_and_a_stranger_is_asked_to_wait(
+        home: Path, fake_telegram: FakeTelegram) -> None:
+    import sqlalchemy as sa
+
+    loop = LoopThread()
+    access = TelegramAccess(_sqlite(home / "access.sqlite"))
+    invite = access.create_invite(uses=1)
+    channel = TelegramChannel(helpdesk=EchoHelpdesk(), settings=TelegramSettings.from_env(os.environ), access=access)
+    bot = TelegramBot(fake_telegram, channel, loop).start()
+    try:
+        assert bot.say(f"/start {invite.code}", sender=BERT)[0].startswith("Je uitnodiging is aanvaard")
+        assert bot.say("eerste vraag", sender=BERT) == ["antwoord op eerste vraag"]
+        access.engine.dispose()  # the database goes away: nothing listens on port 9
+        access.engine = sa.create_engine("postgresql+psycopg://nobody@127.0.0.1:9/none",
+                                         connect_args={"connect_timeout": 2})
+        assert bot.say("tweede vraag", sender=BERT) == ["antwoord op tweede vraag"]
+        assert bot.say("Mag ik ook iets vragen?", sender=CHLOE) == [DATABASE_AWAY]  # not let in on a guess
+    finally:
+        bot.stop()
+        loop.close()
+
+
 class SlowFirstHelpdesk:
     """Answers every message with its own text; the first one takes a second (a long search, a slow model)."""
 
