@@ -28,7 +28,7 @@ from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, O
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from bot.messages import Decision, Reply
-from common.database import SMALL_POOL, merge_legacy_file, open_database
+from common.database import SMALL_POOL, lock_for_merge, merge_legacy_file, open_database
 from common.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -184,7 +184,7 @@ class AuditLog:
             if now - self._warned_at >= 60:
                 self._warned_at = now
                 logger.warning("question log not written while the database is away (%s)",
-                               type(exc.orig or exc).__name__)
+                               type(getattr(exc, "orig", None) or exc).__name__)
             return False
         return True
 
@@ -308,7 +308,8 @@ class AuditLog:
 
 _EXCHANGE_COLUMNS = ("reply_id", "at", "channel", "conversation", "user", "question", "query", "decision", "reply",
                      "citations", "confidence", "ticket", "escalation_reason", "full_question")
-IMPORT_BATCH = 2000
+IMPORT_BATCH = 500
+"""Rows per insert, and ids per IN list (older SQLite libraries take at most 999 parameters)."""
 
 
 def _import_legacy(engine: sa.engine.Engine, path: Path) -> None:
@@ -328,6 +329,7 @@ def _import_legacy(engine: sa.engine.Engine, path: Path) -> None:
             picked = ", ".join(column if column in have else "NULL" for column in _EXCHANGE_COLUMNS)
             gap = "escalation_reason" not in have
             with engine.begin() as conn:
+                lock_for_merge(conn)  # another worker merging its log at the same moment waits
                 cursor = old.execute(f"SELECT {picked} FROM exchanges")  # noqa: S608 - our own column names
                 while batch := cursor.fetchmany(IMPORT_BATCH):
                     ids = [values[0] for values in batch]

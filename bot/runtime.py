@@ -191,12 +191,14 @@ def database_away(error: BaseException | None) -> bool:
     """Whether a failed turn failed because the shared database (or the index in it) could not be reached: the
     officer is then asked to try again in a minute, not told that something broke."""
     from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
 
     from retrieval.errors import IndexUnavailableError
 
     seen = 0
     while error is not None and seen < 10:  # a cause chain is short; never follow a cycle
-        if isinstance(error, (OperationalError, InterfaceError, DisconnectionError, IndexUnavailableError)):
+        if isinstance(error, (OperationalError, InterfaceError, DisconnectionError, PoolTimeout,
+                              IndexUnavailableError)):
             return True
         error = error.__cause__ or error.__context__
         seen += 1

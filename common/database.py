@@ -94,7 +94,7 @@ def open_database(url: str, metadata: sa.MetaData, *, then: Callable[[sa.engine.
     except SQLAlchemyError as exc:
         engine.dispose()
         raise ConfigError(f"the database {shown_url(url)} (VRAAGBAAK_DATABASE_URL) cannot be opened: "
-                          f"{type(exc.orig or exc).__name__}") from None
+                          f"{type(getattr(exc, 'orig', None) or exc).__name__}") from None
     return engine
 
 
@@ -104,18 +104,37 @@ def merge_legacy_file(what: str, path: Path | None,
     (another process merging it at the same moment, a damaged file) is logged and tried again at the next start."""
     import sqlite3
 
-    from sqlalchemy.exc import IntegrityError
+    from sqlalchemy.exc import SQLAlchemyError
 
     def then(engine: sa.engine.Engine) -> None:
         if path is None:
             return
         try:
             merge(engine, path)
-        except (IntegrityError, OSError, sqlite3.Error) as exc:
-            logger.warning("the %s of %s was not merged (%s); it is tried again at the next start", what, path,
-                           type(exc).__name__)
+        except (SQLAlchemyError, OSError, sqlite3.Error) as exc:  # the file stays; the worker starts all the same
+            logger.error("the %s of %s was not merged into the database (%s); the file is left as it is and the "
+                         "merge is tried again at the next start", what, path, type(exc).__name__)
 
     return then
+
+
+MERGE_LOCK_KEY = 7243013
+"""PostgreSQL advisory lock held while an earlier version's file is merged (one merge at a time)."""
+
+
+def lock_for_merge(conn: sa.engine.Connection) -> None:
+    """Make the merges of several workers' files run one after the other: each reads what the others wrote.
+
+    PostgreSQL: a transaction-level advisory lock. SQLite: a write that changes nothing, so the transaction holds
+    the write lock before its first read (pysqlite would otherwise read outside it).
+    """
+    import sqlalchemy as sa
+
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MERGE_LOCK_KEY})
+    elif conn.dialect.name == "sqlite":
+        conn.execute(sa.text("CREATE TABLE IF NOT EXISTS merge_lock (id INTEGER PRIMARY KEY)"))
+        conn.execute(sa.text("DELETE FROM merge_lock"))
 
 
 def shown_url(url: str) -> str:

@@ -543,10 +543,13 @@ class EscalationService:
             return 0
         for file in self.store.attachments_without_content():
             path = self.attachments_dir / file.path.name
-            if path.is_file():
-                data = path.read_bytes()
-                if hashlib.sha256(data).hexdigest() == file.sha256:
-                    self.store.add_content(path.name, ticket=file.ticket, data=data)
+            try:
+                data = path.read_bytes() if path.is_file() else None
+            except OSError as exc:  # one unreadable file does not stop the others
+                logger.warning("VB-%s: attachment %s not copied into the database: %s", file.ticket, file.id, exc)
+                continue
+            if data is not None and hashlib.sha256(data).hexdigest() == file.sha256:
+                self.store.add_content(path.name, ticket=file.ticket, data=data)
         cutoff = time.time() - older_than_seconds
         old = [p for p in self.attachments_dir.iterdir() if p.is_file() and not p.name.startswith(".")
                and p.stat().st_mtime < cutoff]

@@ -573,8 +573,10 @@ class TicketStore:
         """The bytes of an attachment recorded before they were kept in the database."""
         try:
             with self.transaction() as conn:
+                # PostgreSQL: an erasure in between waits, or has won. SQLite takes no row locks: bytes inserted
+                # just after an erasure are swept by the next one (`forget` drops bytes without a record).
                 recorded = conn.execute(sa.select(attachments.c.id).where(attachments.c.ticket == ticket)
-                                        .with_for_update()).all()  # an erasure in between waits, or has won
+                                        .with_for_update()).all()
                 if not recorded:
                     return
                 conn.execute(attachment_contents.insert().values(name=stored_as, ticket=ticket, data=data,

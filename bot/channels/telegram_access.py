@@ -23,7 +23,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from common.database import SMALL_POOL, merge_legacy_file, open_database
+from common.database import SMALL_POOL, lock_for_merge, merge_legacy_file, open_database
 
 logger = logging.getLogger(__name__)
 
@@ -113,11 +113,12 @@ class TelegramAccess:
     """
 
     def __init__(self, url: str, *, allowed: Iterable[int] = (), clock: Callable[[], float] = time.time,
-                 legacy: Path | None = None) -> None:
+                 legacy: Path | None = None, known_seconds: float = KNOWN_SECONDS) -> None:
         self.engine = open_database(url, metadata, pool_pre_ping=True, **SMALL_POOL,
                                     then=merge_legacy_file("Telegram access list", legacy, _import_legacy))
         self._allowed = frozenset(allowed)
         self._clock = clock
+        self._known_seconds = known_seconds
         self._known: dict[int, float] = {}  # officer the database said was admitted -> when (monotonic)
         self._lock = threading.Lock()
 
@@ -137,10 +138,10 @@ class TelegramAccess:
         except SQLAlchemyError as exc:
             with self._lock:
                 confirmed = self._known.get(user_id)
-            if confirmed is None or time.monotonic() - confirmed > KNOWN_SECONDS:
+            if confirmed is None or time.monotonic() - confirmed > self._known_seconds:
                 raise
             logger.warning("the Telegram access list cannot be read (%s); an officer seen admitted before is "
-                           "served", type(exc.orig or exc).__name__)
+                           "served", type(getattr(exc, "orig", None) or exc).__name__)
             return True
         with self._lock:
             if admitted is None:
@@ -246,9 +247,10 @@ def _import_legacy(engine: sa.engine.Engine, path: Path) -> None:
     the file (it would keep officers' ids out of reach of `telegram revoke`).
 
     Its two schemas are read as they are (1: invites without ids, members; 2: with ids, redemptions, revocations).
-    Several workers each had a file of their own: every file is merged. An invite already in the database (same
-    code) stays as it is; the later of two revocations counts, and a revocation removes an officer who joined
-    before it, whichever file they joined in. Invites get the database's ids (`telegram invites` shows them).
+    Several workers each had a file of their own (or copies of one data dir): every file is merged. An invite in
+    both keeps the stricter state; the later of two revocations counts; an officer is a member when their latest
+    admission is after their latest revocation, whichever file either is in. New invites get the database's ids
+    (`telegram invites` shows them).
     """
     if not path.is_file():
         return
@@ -265,34 +267,58 @@ def _import_legacy(engine: sa.engine.Engine, path: Path) -> None:
         old_revocations = old.execute("SELECT user_id, revoked_at FROM revocations").fetchall() \
             if "revocations" in tables else []
     with engine.begin() as conn:
-        known_codes = dict(conn.execute(sa.select(invites.c.code_hash, invites.c.id)).all())
-        new_ids = {}
-        for old_id, code_hash, *values in old_invites:
-            if code_hash in known_codes:
-                continue
-            row = dict(zip(("created_at", "expires_at", "uses_left", "invalidated_at"), values), code_hash=code_hash)
-            new_ids[old_id] = conn.execute(invites.insert().values(**row)).inserted_primary_key[0]
-        rows = [{"invite_id": new_ids[invite_id], "user_id": user_id, "redeemed_at": at}
-                for invite_id, user_id, at in old_redemptions if invite_id in new_ids]
-        if rows:
-            conn.execute(redemptions.insert(), rows)
+        lock_for_merge(conn)  # another worker merging its file at the same moment waits: each sees the other's
+        invite_ids = _merge_invites(conn, old_invites, old_redemptions)
         revoked = dict(conn.execute(sa.select(revocations.c.user_id, revocations.c.revoked_at)).all())
         for user_id, at in old_revocations:
             if at > revoked.get(user_id, float("-inf")):
                 revoked[user_id] = at
                 conn.execute(revocations.delete().where(revocations.c.user_id == user_id))
                 conn.execute(revocations.insert().values(user_id=user_id, revoked_at=at))
-        present = dict(conn.execute(sa.select(members.c.user_id, members.c.joined_at)).all())
-        for user_id, joined in present.items():
-            if revoked.get(user_id, float("-inf")) >= joined:
+        # An officer is a member when their latest admission, in the database or the file, is after their latest
+        # revocation; the database keeps that latest admission.
+        joined = dict(conn.execute(sa.select(members.c.user_id, members.c.joined_at)).all())
+        in_database = set(joined)
+        for user_id, at in old_members:
+            joined[user_id] = max(at, joined.get(user_id, float("-inf")))
+        changed = 0
+        for user_id, at in joined.items():
+            member = at > revoked.get(user_id, float("-inf"))
+            if user_id in in_database:
                 conn.execute(members.delete().where(members.c.user_id == user_id))
-        added = [{"user_id": u, "joined_at": at} for u, at in old_members
-                 if u not in present and revoked.get(u, float("-inf")) < at]
-        if added:
-            conn.execute(members.insert(), added)
+            if member:
+                conn.execute(members.insert().values(user_id=user_id, joined_at=at))
+            changed += member != (user_id in in_database)
     _delete_sqlite_file(path)
     logger.info("the Telegram access list of %s was merged into the database and the file deleted (%d new "
-                "invites, %d officers added)", path, len(new_ids), len(added))
+                "invites, %d officers admitted or removed)", path, invite_ids, changed)
+
+
+def _merge_invites(conn: sa.engine.Connection, old_invites: list, old_redemptions: list) -> int:
+    """Merge a file's invites and redemptions; returns how many invites were new. An invite in both keeps the
+    stricter of the two (fewest uses left, earliest expiry and invalidation); its redemptions are kept once."""
+    known = {row.code_hash: row for row in conn.execute(sa.select(invites))}
+    ids, new = {}, 0
+    for old_id, code_hash, created_at, expires_at, uses_left, invalidated_at in old_invites:
+        there = known.get(code_hash)
+        if there is None:
+            ids[old_id] = conn.execute(invites.insert().values(
+                code_hash=code_hash, created_at=created_at, expires_at=expires_at, uses_left=uses_left,
+                invalidated_at=invalidated_at)).inserted_primary_key[0]
+            new += 1
+            continue
+        ids[old_id] = there.id
+        stamps = [t for t in (there.invalidated_at, invalidated_at) if t is not None]
+        conn.execute(invites.update().where(invites.c.id == there.id).values(
+            uses_left=min(there.uses_left, uses_left), expires_at=min(there.expires_at, expires_at),
+            invalidated_at=min(stamps) if stamps else None))
+    have = set(conn.execute(sa.select(redemptions.c.invite_id, redemptions.c.user_id, redemptions.c.redeemed_at)))
+    rows = [{"invite_id": ids[invite_id], "user_id": user_id, "redeemed_at": at}
+            for invite_id, user_id, at in old_redemptions
+            if invite_id in ids and (ids[invite_id], user_id, at) not in have]
+    if rows:
+        conn.execute(redemptions.insert(), rows)
+    return new
 
 
 def _delete_sqlite_file(path: Path) -> None:

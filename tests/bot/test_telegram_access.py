@@ -195,38 +195,62 @@ def test_an_officer_admitted_through_one_worker_is_admitted_by_the_other_and_a_r
         other.close()
 
 
-def test_while_the_database_is_away_an_officer_seen_admitted_is_served_and_nobody_else_is_let_in(home: Path) -> None:
-    access = TelegramAccess(_sqlite(home / "access.sqlite"))
+@pytest.mark.parametrize("known_seconds", [900.0, 0.0])
+def test_while_the_database_is_away_an_officer_seen_admitted_is_served_and_nobody_else_is_let_in(
+        home: Path, known_seconds: float) -> None:
+    access = TelegramAccess(_sqlite(home / "access.sqlite"), known_seconds=known_seconds)
     invite = access.create_invite(uses=2)
     assert access.redeem(invite.code, AN) and access.is_allowed(AN)
     access.engine.dispose()
     access.engine = sa.create_engine("postgresql+psycopg://nobody@127.0.0.1:9/none",  # nothing listens on port 9
                                      connect_args={"connect_timeout": 2})
-    assert access.is_allowed(AN)
+    if known_seconds:
+        assert access.is_allowed(AN)  # confirmed a moment ago
+    else:
+        with pytest.raises(sa.exc.OperationalError):  # confirmed longer ago than the window: not on a guess
+            access.is_allowed(AN)
     with pytest.raises(sa.exc.OperationalError):
         access.is_allowed(BERT)
     access.close()
 
 
-def test_the_access_files_of_several_workers_are_merged_and_a_revocation_wins_over_an_earlier_admission(
+def test_the_access_files_of_several_workers_are_merged_and_the_latest_of_admission_and_revocation_counts(
         home: Path, store_url: str) -> None:
-    access = TelegramAccess(store_url)  # the list as a first worker merged it: An admitted at t=2
-    invite = access.create_invite(uses=2)
-    assert access.redeem(invite.code, AN)
+    dirk, erik = 1004, 1005
+    access = TelegramAccess(store_url)  # the list as a first worker's merge left it: An, Dirk and Erik admitted now
+    invite = access.create_invite(uses=5)
+    assert access.redeem(invite.code, AN) and access.redeem(invite.code, dirk) and access.redeem(invite.code, erik)
     access.close()
     home.mkdir(parents=True, exist_ok=True)
-    path = home / LEGACY_FILE  # a second worker's file: An revoked there later, Bert admitted, the same invite
+    path = home / LEGACY_FILE  # a second worker's file, a copy of the same data dir made earlier, used since
     db = _second_version_file(path)
     code_hash = hashlib.sha256(invite.code.encode()).hexdigest()
-    db.execute("INSERT INTO invites VALUES (1, ?, 1.0, 4e9, 0, NULL)", (code_hash,))
-    db.execute("INSERT INTO members VALUES (?, 5.0)", (BERT,))
-    db.execute("INSERT INTO revocations VALUES (?, 4e9)", (AN,))  # long after An joined through the first worker
+    db.execute("INSERT INTO invites VALUES (1, ?, 1.0, 4e9, 2, 6.0)", (code_hash,))  # invalidated there
+    db.execute("INSERT INTO redemptions VALUES (1, ?, 3.0)", (CHLOE,))
+    db.executemany("INSERT INTO members VALUES (?, ?)", [(BERT, 5.0), (CHLOE, 3.0), (dirk, 2.0), (erik, 5e9)])
+    db.executemany("INSERT INTO revocations VALUES (?, ?)", [
+        (AN, 4e9),  # long after An joined through the first worker: An goes
+        (dirk, 1.0),  # before Dirk's admissions: Dirk stays
+        (erik, 4.5e9)])  # after the first admission, before the file's later one: Erik stays
     db.commit()
     db.close()
 
     merged = TelegramAccess(store_url, legacy=path)
     assert not path.exists()
-    assert not merged.is_allowed(AN) and merged.is_allowed(BERT)
-    [kept] = merged.invites()
-    assert kept.uses_left == 1 and kept.redeemed == 1  # the invite already in the database stays as it was
+    assert not merged.is_allowed(AN)
+    assert all(merged.is_allowed(u) for u in (BERT, CHLOE, dirk, erik))
+    [kept] = merged.invites()  # the same invite in both: the stricter state, both redemption records
+    assert (kept.uses_left, kept.invalidated_at, kept.redeemed) == (2, 6.0, 4)
+    assert not merged.redeem(invite.code, 1006)
     merged.close()
+
+
+def test_a_file_that_cannot_be_merged_is_left_as_it_is_and_the_worker_starts(
+        home: Path, caplog: pytest.LogCaptureFixture) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / LEGACY_FILE
+    path.write_bytes(b"this is not a SQLite database" * 100)
+    access = TelegramAccess(_sqlite(home / "access.sqlite"), legacy=path)
+    assert path.exists() and "was not merged" in caplog.text
+    assert access.members() == []
+    access.close()

@@ -368,3 +368,24 @@ def test_files_recorded_before_their_bytes_were_kept_in_the_database_are_copied_
     assert reader.tidy_copies() == 0
     [file] = other.files_for(number, "p1")
     assert file.path.read_bytes() == pdf_file()
+
+
+def test_bytes_of_an_erased_ticket_are_not_copied_in_again_and_stray_bytes_go_with_the_next_erasure(
+        store_url: str, pool: ExpertPool, tmp_path: Path, smtp_server: SmtpServer) -> None:
+    import sqlalchemy as sa
+
+    from escalation.store import attachment_contents
+
+    service = _service(store_url, pool, tmp_path, smtp_server)
+    number = _answered(service, smtp_server, ("a.pdf", "application/pdf", pdf_file()))
+    [file] = service.store.attachments_of(number)
+    service.forget_officer("p1")
+    service.store.add_content(file.path.name, ticket=number, data=pdf_file())  # a copy-in that lost the race
+    with service.store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(attachment_contents)).scalar() == 0
+    with service.store.transaction() as conn:  # as SQLite, without row locks, could still let one through
+        conn.execute(attachment_contents.insert().values(name=file.path.name, ticket=number, data=b"x",
+                                                         created_at=0.0))
+    service.forget_officer("someone else")
+    with service.store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(attachment_contents)).scalar() == 0
