@@ -268,7 +268,7 @@ def _import_legacy(engine: sa.engine.Engine, path: Path) -> None:
             if "revocations" in tables else []
     with engine.begin() as conn:
         lock_for_merge(conn)  # another worker merging its file at the same moment waits: each sees the other's
-        invite_ids = _merge_invites(conn, old_invites, old_redemptions)
+        new_invites = _merge_invites(conn, old_invites, old_redemptions)
         revoked = dict(conn.execute(sa.select(revocations.c.user_id, revocations.c.revoked_at)).all())
         for user_id, at in old_revocations:
             if at > revoked.get(user_id, float("-inf")):
@@ -291,7 +291,7 @@ def _import_legacy(engine: sa.engine.Engine, path: Path) -> None:
             changed += member != (user_id in in_database)
     _delete_sqlite_file(path)
     logger.info("the Telegram access list of %s was merged into the database and the file deleted (%d new "
-                "invites, %d officers admitted or removed)", path, invite_ids, changed)
+                "invites, %d officers admitted or removed)", path, new_invites, changed)
 
 
 def _merge_invites(conn: sa.engine.Connection, old_invites: list, old_redemptions: list) -> int:
