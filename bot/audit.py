@@ -28,7 +28,7 @@ from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, O
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from bot.messages import Decision, Reply
-from common.database import SMALL_POOL, lock_for_merge, merge_legacy_file, open_database
+from common.database import SMALL_POOL, delete_sqlite_file, lock_for_merge, merge_legacy_file, open_database
 from common.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -173,10 +173,13 @@ class AuditLog:
                    escalation_reason=reason if reply.decision is Decision.ESCALATE else None,
                    full_question=full_question if full_question != question else None)
         try:
-            with self.engine.begin() as conn:
-                # A reply id is new for every reply; logging one again (a retried turn) keeps the latest.
-                conn.execute(exchanges.delete().where(exchanges.c.reply_id == reply.reply_id))
-                conn.execute(exchanges.insert().values(**row))
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(exchanges.insert().values(**row))
+            except IntegrityError:  # a reply id is new for every reply; one logged again keeps the latest
+                with self.engine.begin() as conn:
+                    conn.execute(exchanges.delete().where(exchanges.c.reply_id == reply.reply_id))
+                    conn.execute(exchanges.insert().values(**row))
         except (OperationalError, InterfaceError, DisconnectionError, PoolTimeout) as exc:
             # The database is away: the officer still gets the answer; the log misses it (and a vote under it
             # is answered as lost). Said once a minute, not once a reply.
@@ -240,8 +243,6 @@ class AuditLog:
         since = time.time() - days * 86400
         e, f = exchanges.c, feedback.c
         disliked = sa.exists().where(f.reply_id == e.reply_id, f.value == -1)
-        asked = sa.func.lower(sa.func.trim(e.question))
-        n = sa.func.count().label("n")
         with self.engine.connect() as conn:
             # Days in the local time of whoever runs `stats`, counted here: the same on SQLite and PostgreSQL.
             per_day = Counter(time.strftime("%Y-%m-%d", time.localtime(at))
@@ -252,12 +253,10 @@ class AuditLog:
                 sa.select(sa.func.coalesce(sa.func.sum(sa.case((f.value == 1, 1), else_=0)), 0),
                           sa.func.coalesce(sa.func.sum(sa.case((f.value == -1, 1), else_=0)), 0))
                 .select_from(feedback.join(exchanges, f.reply_id == e.reply_id)).where(e.at >= since)).one()
-            gaps = conn.execute(
-                sa.select(asked, n).where(e.at >= since, sa.or_(
-                    e.decision == str(Decision.NOT_FOUND),
-                    sa.and_(e.decision == str(Decision.ESCALATE), e.escalation_reason == NO_ANSWER_REASON),
-                    disliked))
-                .group_by(asked).order_by(n.desc(), sa.func.max(e.at).desc()).limit(top)).all()
+            gaps = conn.execute(_most_asked(e.at >= since, sa.or_(
+                e.decision == str(Decision.NOT_FOUND),
+                sa.and_(e.decision == str(Decision.ESCALATE), e.escalation_reason == NO_ANSWER_REASON),
+                disliked), limit=top)).all()
         # Every decision is shown, in the order of the enum, even at 0; an unknown one (an older log) after them.
         decisions = {str(d): counts.pop(str(d), 0) for d in Decision} | dict(sorted(counts.items()))
         total = sum(decisions.values())
@@ -269,12 +268,8 @@ class AuditLog:
         """The questions asked in the period (case and spacing aside), most asked first."""
         since = time.time() - days * 86400
         e = exchanges.c
-        asked = sa.func.lower(sa.func.trim(e.question))
-        n = sa.func.count().label("n")
         with self.engine.connect() as conn:
-            return [tuple(row) for row in conn.execute(
-                sa.select(asked, n).where(e.at >= since, e.question != "").group_by(asked)
-                .order_by(n.desc(), sa.func.max(e.at).desc()).limit(limit))]
+            return [tuple(row) for row in conn.execute(_most_asked(e.at >= since, e.question != "", limit=limit))]
 
     def export_disliked(self) -> list[dict]:
         """Disliked questions as eval lines ({"id", "question", "gold": [], "expect"}) to turn into test questions.
@@ -304,6 +299,16 @@ class AuditLog:
     def close(self) -> None:
         """Release the connections."""
         self.engine.dispose()
+
+
+def _most_asked(*conditions: sa.ColumnElement[bool], limit: int) -> sa.Select:
+    """(question, times asked) of the exchanges that meet ``conditions``, case and spacing aside: most asked
+    first, then the most recently asked."""
+    e = exchanges.c
+    asked = sa.func.lower(sa.func.trim(e.question))
+    n = sa.func.count().label("n")
+    return (sa.select(asked, n).where(*conditions).group_by(asked)
+            .order_by(n.desc(), sa.func.max(e.at).desc()).limit(limit))
 
 
 _EXCHANGE_COLUMNS = ("reply_id", "at", "channel", "conversation", "user", "question", "query", "decision", "reply",
@@ -355,7 +360,6 @@ def _import_legacy(engine: sa.engine.Engine, path: Path) -> None:
                             if (vote[0], vote[1]) not in present]
                     if rows:
                         conn.execute(feedback.insert(), rows)
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    delete_sqlite_file(path)
     logger.info("the question log of %s was merged into the database (%d exchanges) and the file deleted", path,
                 moved)

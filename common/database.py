@@ -118,6 +118,12 @@ def merge_legacy_file(what: str, path: Path | None,
     return then
 
 
+def delete_sqlite_file(path: Path) -> None:
+    """Delete a SQLite file with its write-ahead log, shared-memory index and rollback journal."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+
+
 MERGE_LOCK_KEY = 7243013
 """PostgreSQL advisory lock held while an earlier version's file is merged (one merge at a time)."""
 

@@ -527,9 +527,7 @@ class EscalationService:
             logger.error("VB-%s: the stored bytes of attachment %s do not match its digest; not passed on",
                          file.ticket, file.id)
             return
-        written, _ = write_private(self.attachments_dir, file.ticket, data)
-        if written != path:  # a digest cut differently: the name of the copy is the name of the record
-            written.replace(path)
+        write_private(self.attachments_dir, file.ticket, data)  # named <ticket>-<digest> as the record names it
 
     def tidy_copies(self, *, older_than_seconds: float = 3600.0) -> int:
         """Keep this worker's attachments dir in step with the database; returns how many copies were dropped.

@@ -23,7 +23,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from common.database import SMALL_POOL, lock_for_merge, merge_legacy_file, open_database
+from common.database import SMALL_POOL, delete_sqlite_file, lock_for_merge, merge_legacy_file, open_database
 
 logger = logging.getLogger(__name__)
 
@@ -289,7 +289,7 @@ def _import_legacy(engine: sa.engine.Engine, path: Path) -> None:
             if member:
                 conn.execute(members.insert().values(user_id=user_id, joined_at=at))
             changed += member != (user_id in in_database)
-    _delete_sqlite_file(path)
+    delete_sqlite_file(path)
     logger.info("the Telegram access list of %s was merged into the database and the file deleted (%d new "
                 "invites, %d officers admitted or removed)", path, new_invites, changed)
 
@@ -319,11 +319,6 @@ def _merge_invites(conn: sa.engine.Connection, old_invites: list, old_redemption
     if rows:
         conn.execute(redemptions.insert(), rows)
     return new
-
-
-def _delete_sqlite_file(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        path.with_name(path.name + suffix).unlink(missing_ok=True)
 
 
 def _hash(code: str) -> str:

@@ -93,6 +93,10 @@ def test_a_reply_logged_by_one_worker_takes_votes_and_the_expert_button_at_the_o
                    reply=Reply(text="…", decision=Decision.ANSWER, reply_id="abc123"), confidence=0.9,
                    full_question="Welke drempel geldt voor werken?")
         assert other.exchange("abc123")["full_question"] == "Welke drempel geldt voor werken?"
+        other.record(channel="teams", conversation_id="c", user_id="an", question="en voor werken?", query="q",
+                     reply=Reply(text="…", decision=Decision.ANSWER, reply_id="abc123"), confidence=0.9,
+                     full_question="Welke drempel geldt voor werken in 2026?")  # the same reply logged again
+        assert one.exchange("abc123")["full_question"] == "Welke drempel geldt voor werken in 2026?"
         assert other.feedback(reply_id="abc123", channel="teams", user_id="an", value=1)
         assert one.feedback(reply_id="abc123", channel="teams", user_id="an", value=-1)  # the second vote replaces
         assert not other.feedback(reply_id="unknown", channel="teams", user_id="an", value=1)
