@@ -7,7 +7,6 @@ introduces a list keeps its list, and numbered paragraphs ("§ 1.", "1°", "a)")
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -84,11 +83,13 @@ def split_sentences(line: str, *, semicolons: bool = True) -> list[str]:
 
 
 def _score(text: str, weights: dict[str, float]) -> float:
+    """How much of what was asked the block says: the weight of the question's terms it contains.
+
+    Not divided by the block's length: a short sentence that repeats two of the question's words would beat the
+    long one that states the rule (lid 1 of an article, whose list is one block in records without line breaks),
+    and the quote's length is bounded anyway."""
     tokens = set(analyse(text))
-    if not tokens:
-        return 0.0
-    # Prefer blocks dense in query terms over long ones that happen to contain them.
-    return sum(w for t, w in weights.items() if t in tokens) / math.sqrt(max(len(tokens), 8))
+    return sum(w for t, w in weights.items() if t in tokens)
 
 
 def _window(parts: list[Block], weights: dict[str, float], *, anchor: range | None = None
@@ -158,6 +159,12 @@ def quote(hit: SearchHit, question: str, *, context: str = "", from_start: bool 
         weights.setdefault(t, 0.3)
     start, end, intro = _window(parts, weights, anchor=range(0, 1) if from_start else anchor)
     shown = parts[start:end]
+    # A sentence too long for the room left is shown up to the end of a list point when that fills the room well
+    # (a rule whose conditions follow "indien:" as one long sentence), rather than stopping before it.
+    tail = _clause_head(parts[end].text, MAX_QUOTE_CHARS - sum(len(b.text) + 1 for b in shown)) \
+        if end < len(parts) and not parts[end].introduces else None
+    if tail is not None:
+        shown = [*shown, Block(tail, parts[end].paragraph, item=parts[end].item)]
     lines: list[str] = []
     for i, block in enumerate(shown):
         text = block.text
@@ -177,6 +184,15 @@ def quote(hit: SearchHit, question: str, *, context: str = "", from_start: bool 
 
 
 _CLAUSE_END = re.compile(r"[;:](?=\s)")
+
+
+def _clause_head(text: str, room: int) -> str | None:
+    """The first list points of a sentence too long for the room left, up to its last ";" that fits, when they
+    fill at least a quarter of the quote; else None (the quote ends before the sentence)."""
+    if room < MAX_QUOTE_CHARS // 4:
+        return None
+    cut = text[:room].rfind("; ")
+    return text[:cut + 1] + " …" if cut > 0 else None
 
 
 def _cut(text: str) -> str:

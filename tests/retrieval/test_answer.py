@@ -127,3 +127,37 @@ def test_a_long_unit_whose_heading_asks_the_question_is_quoted_from_its_first_st
     answer = compose(question, [unit], probabilities=[0.9])
     assert answer.quote.startswith("1. Stap 1.") and answer.quote.endswith("…")  # step 1, not the best row
     assert quote(unit, question).startswith("… 5. Stap 5.")  # without the heading's say: from where it matches
+
+
+def test_the_sentence_that_states_the_rule_is_quoted_rather_than_a_short_one_repeating_a_few_words() -> None:
+    # Lid 1 (its list flattened into one sentence, as lower-case records have it) says all the question asks;
+    # a later short sentence only repeats "buiten behandeling stellen".
+    points = "; ".join((
+        "de aanvrager de gevraagde inlichtingen over zijn inkomen niet binnen twee weken aanvult",
+        "hij zonder geldige reden niet verschijnt op het gesprek met de ambtenaar",
+        "zijn woonadres onbekend blijkt na een onderzoek in het bevolkingsregister",
+        "de leges na een herinnering onbetaald blijven",
+        "een vertaling van buitenlandse stukken ontbreekt ondanks een verzoek daartoe",
+        "hij het land heeft verlaten zonder een contactpersoon op te geven",
+        "de medische keuring door zijn toedoen niet kon plaatsvinden",
+        "hij over zijn identiteit of nationaliteit een onware verklaring heeft afgelegd",
+        "de aanvraag niet is ondertekend door de aanvrager of zijn wettelijke vertegenwoordiger"))
+    rule = ("een aanvraag tot verlenging van de vergunning voor bepaalde tijd kan buiten behandeling worden "
+            f"gesteld, indien: {points}.")
+    rest = " ".join(f"de aanvrager ontvangt in geval {i} een bericht van het college." for i in range(12))
+    text = f"{rule} het besluit buiten behandeling te stellen, geldt als afwijzing. {rest}"
+    assert len(text) > MAX_QUOTE_CHARS and len(rule) > MAX_QUOTE_CHARS * 0.6
+    shown = quote(SearchHit(chunk=_record(1, text), score=1.0),
+                  "Wanneer kan een vergunning voor bepaalde tijd buiten behandeling worden gesteld?")
+    assert shown.startswith("een aanvraag tot verlenging van de vergunning")
+
+
+def test_a_long_sentence_that_does_not_fit_whole_is_shown_up_to_a_list_point_rather_than_left_out() -> None:
+    points = "; ".join(f"de ouders onder punt {i} in staat zijn de taken van het budget zelf uit te voeren"
+                       for i in range(16))
+    text = f"het college verstrekt een budget als de ouders dit wensen. een budget wordt verstrekt, indien: {points}."
+    assert len(text) > MAX_QUOTE_CHARS
+    shown = quote(SearchHit(chunk=_record(1, text), score=1.0), "Wanneer wordt een budget verstrekt?")
+    assert shown.startswith("het college verstrekt een budget als de ouders dit wensen. een budget wordt verstrekt, "
+                            "indien: de ouders onder punt 0")
+    assert shown.endswith("uit te voeren; …") and shown.count("…") == 1 and len(shown) <= MAX_QUOTE_CHARS + 2
