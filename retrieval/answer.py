@@ -22,17 +22,24 @@ MAX_SEE_ALSO = 2
 RELATIVE_SCORE_FLOOR = 0.6
 """Another hit is listed under "Zie ook" only when its score is at least this share of the best hit's."""
 
-_SPLIT = re.compile(r"(?<=[.;!?])\s+(?=[A-Z0-9\u00c0-\u017f(\"'«])|(?<=[^\W\d_]{4}[.!?])\s+(?=[a-z])")
-_SPLIT_FULL_STOPS = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\u00c0-\u017f(\"'«])|(?<=[^\W\d_]{4}[.!?])\s+(?=[a-z])")
+_LOWER_CASE_END = r"|(?<=[^\W\d_]{4}[.!?])\s+(?=[a-z])|(?<=\)[.!?])\s+(?=[a-z])"
+_SPLIT = re.compile(r"(?<=[.;!?])\s+(?=[A-Z0-9\u00c0-\u017f(\"'«])" + _LOWER_CASE_END)
+_SPLIT_FULL_STOPS = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\u00c0-\u017f(\"'«])" + _LOWER_CASE_END)
 """After ".", "!" or "?" (and ";"): before a capital, a digit or a quote; before a lower-case letter only after a
-word of four letters or more, so a text written in lower case (records exported that way) still splits while
-"o.a. de" or "nr. 3" do not (abbreviations of four letters or more are glued back by ``_ABBREVIATION``)."""
+word of four letters or more or a closing bracket, so a text written in lower case (records exported that way)
+still splits while "o.a. de" or "nr. 3" do not (abbreviations of four letters or more are glued back by
+``_ABBREVIATION``)."""
 _ABBREVIATION = re.compile(
-    r"\b(art|artt|nr|bv|vb|vgl|o\.a|m\.a\.w|z\.n|bijv|resp|blz|p|al|lid|jo|excl|incl|ca|min|max)\.$", re.IGNORECASE)
+    r"\b(art|artt|nr|bv|vb|vgl|o\.a|m\.a\.w|z\.n|bijv|resp|blz|p|al|lid|jo|excl|incl|ca|min|max"
+    r"|stb|stcrt|trb|b\.s|k\.b)\.$", re.IGNORECASE)
+"""Words a full stop does not end a sentence after; the last five are the official journals a statute cites
+("Trb. 1981, 239", "Stb. 2012", "B.S. 14 juli 2016") and a royal decree ("K.B.")."""
 _MARKDOWN = re.compile(r"\*\*|__|`")
 _HEADING_LINE = re.compile(r"^(#+\s|art(ikel|\.)\s*[\w./]+\.?$|art\.\s*[\w./]+\s*\(vervolg\)$)", re.IGNORECASE)
-_LIST_ITEM = re.compile(r"^\s*(?:[-*•]\s+|(?:\d+°|[a-z]\)|\d+[.)]|§\s*\d+\.?)\s+)")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*•]\s+|(?:\d+°\.?|[a-z][.)]|\d+[.)]|§\s*\d+\.?)\s+)")
 _BULLET = re.compile(r"^\s*[-*•]\s+")
+_MARKERS = ((re.compile(r"^\s*[-*•]\s"), "•"), (re.compile(r"^\s*\d+°"), "°"),
+            (re.compile(r"^\s*[a-z][.)]"), "a"), (re.compile(r"^\s*§"), "§"))
 _QUOTE_LINE = re.compile(r"^\s*>\s?")
 
 
@@ -46,6 +53,13 @@ class Block:
     item: bool = False
     introduces: bool = False
     """A sentence ending in ":" that the next list items belong to."""
+    marker: str = ""
+    """An item's kind of number: "1" (1. 2.), "a" (a. b.), "°" (1° 2°), "§" or "•"."""
+
+
+def _marker(line: str) -> str:
+    """The kind of number a list item carries (see ``Block.marker``)."""
+    return next((kind for pattern, kind in _MARKERS if pattern.match(line)), "1")
 
 
 def blocks(text: str, *, headings: Sequence[str] = ()) -> list[Block]:
@@ -57,10 +71,19 @@ def blocks(text: str, *, headings: Sequence[str] = ()) -> list[Block]:
         if not line or line.lstrip("#").strip().lower() in skip or _HEADING_LINE.match(line):
             continue
         if _LIST_ITEM.match(line):
-            out.append(Block(_BULLET.sub("• ", line), paragraph, item=True, introduces=line.endswith(":")))
+            out.append(Block(_BULLET.sub("• ", line), paragraph, item=True, introduces=line.endswith(":"),
+                             marker=_marker(line)))
+            continue
+        continues = out and line[0].islower() and not out[-1].text.endswith((".", "!", "?", ":", ";"))
+        if continues and out[-1].item:
+            # The rest of a list point after a line break ("b. ... een inschrijving hebben ingediend,\nmits ..."):
+            # it stays one point.
+            last = out.pop()
+            out.append(Block(f"{last.text} {line}", last.paragraph, item=True, introduces=line.endswith(":"),
+                             marker=last.marker))
             continue
         sentences = split_sentences(line)
-        if out and line[0].islower() and not out[-1].text.endswith((".", "!", "?", ":", ";")):
+        if continues:
             # A line that goes on with the sentence before it (records split mid-sentence): one block.
             last = out.pop()
             sentences[0] = f"{last.text} {sentences[0]}"
@@ -107,16 +130,17 @@ def _window(parts: list[Block], weights: dict[str, float], *, anchor: range | No
         return sum(len(b.text) + 1 for b in parts[first:best + 1])
 
     start, intro = best, None
-    if parts[best].item:
-        # A list item is read with the sentence that introduces its list: with the items between when they fit.
-        first = best
-        while first > 0 and parts[first - 1].item:
-            first -= 1
-        head = first - 1 if first > 0 and parts[first - 1].introduces else None
-        if head is not None and size(head) <= MAX_QUOTE_CHARS * 0.6:
-            start = head
-        elif head is not None:
-            intro = head
+    # A list item is read with the sentence that introduces its list, with the items between when they fit; an
+    # introduction that is itself an item ("2. Een organisatie voldoet aan de volgende voorwaarden:", "a. ... die
+    # aan de volgende criteria voldoen:") is read with its own introduction in turn.
+    while parts[start].item:
+        head = _introduction(parts, start)
+        if head is None:
+            break
+        if size(head) > MAX_QUOTE_CHARS * 0.6:
+            intro = head if start == best else None
+            break
+        start = head
 
     # Begin at the start of the paragraph while that leaves room for what follows: it reads better whole.
     while (start > 0 and not parts[start].item and parts[start - 1].paragraph == parts[start].paragraph
@@ -130,6 +154,27 @@ def _window(parts: list[Block], weights: dict[str, float], *, anchor: range | No
     while end - start > 1 and parts[end - 1].introduces:
         end -= 1
     return start, end, intro
+
+
+def _introduction(parts: list[Block], item: int) -> int | None:
+    """The block that introduces the list ``item`` belongs to, if any.
+
+    Kinds of number nest in the order they first appear in the unit ("1." paragraphs, then "a." points, then "1°"
+    in a Netherlands act; "§", "1°", "a)" in a Belgian one). Walking back, deeper items and siblings are passed
+    over, even those that introduce points of their own, and so is text in lower case between them (a point that
+    went on after a line break); the first other block is the introduction when it ends in ":", and otherwise there
+    is none (lid 3 is not a point of the list lid 1 introduces)."""
+    depth: dict[str, int] = {}
+    for block in parts:
+        if block.item:
+            depth.setdefault(block.marker, len(depth))
+    level = depth[parts[item].marker]
+    for i in range(item - 1, -1, -1):
+        block = parts[i]
+        if (block.item and depth[block.marker] >= level) or (not block.item and block.text[:1].islower()):
+            continue  # a deeper point, a sibling, or the rest of a point that went on after a line break
+        return i if block.introduces else None
+    return None
 
 
 def quote(hit: SearchHit, question: str, *, context: str = "", from_start: bool = False) -> str:

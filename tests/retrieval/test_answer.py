@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from retrieval.answer import MAX_QUOTE_CHARS, blocks, compose, quote, split_sentences
+from retrieval.answer import MAX_QUOTE_CHARS, Block, blocks, compose, quote, split_sentences
 from retrieval.types import Chunk, SearchHit
 
 
@@ -161,3 +161,54 @@ def test_a_long_sentence_that_does_not_fit_whole_is_shown_up_to_a_list_point_rat
     assert shown.startswith("het college verstrekt een budget als de ouders dit wensen. een budget wordt verstrekt, "
                             "indien: de ouders onder punt 0")
     assert shown.endswith("uit te voeren; …") and shown.count("…") == 1 and len(shown) <= MAX_QUOTE_CHARS + 2
+
+
+def test_a_citation_of_an_official_journal_does_not_end_a_sentence() -> None:
+    assert split_sentences("het verdrag van genève (Trb. 1981, 239). de vergunning geldt vijf jaar. zie Stb. 2012, "
+                           "nr. 3 en B.S. 14 juli 2016.") == [
+        "het verdrag van genève (Trb. 1981, 239).", "de vergunning geldt vijf jaar.",
+        "zie Stb. 2012, nr. 3 en B.S. 14 juli 2016."]
+
+
+def _article(text: str) -> SearchHit:
+    chunk = Chunk(id="w:art:0", source_id="w", doc_id="w", unit_id="w:art", title="Wet", kind="legislation",
+                  text=text, content_hash="w", label="art. 2.28")
+    return SearchHit(chunk=chunk, score=1.0)
+
+
+LATER_PARAGRAPHS = "\n".join(f"{n}. De dienst maakt in geval {n} een verslag op dat de keuze motiveert en bewaart "
+                             "het bij de stukken van de opdracht." for n in range(2, 12))
+
+
+def test_a_point_of_a_nested_list_is_quoted_with_the_introductions_it_belongs_to() -> None:
+    text = ("1. De aanbestedende dienst kan in de volgende gevallen de concurrentiegerichte dialoog toepassen:\n"
+            "a. voor werken of diensten die aan een of meer van de volgende criteria voldoen:\n"
+            "1°. de behoefte kan niet worden vervuld met oplossingen die al beschikbaar zijn;\n"
+            "2°. het gaat om ontwerp- of innovatieve oplossingen;\n"
+            "3°. de opdracht kan wegens de juridische en financiële risico's niet zonder onderhandelingen worden "
+            "gegund;\n"
+            "b. voor opdrachten waarop alleen onregelmatige inschrijvingen zijn ingediend.\n" + LATER_PARAGRAPHS)
+    assert len(text) > MAX_QUOTE_CHARS
+    shown = quote(_article(text), "Mag het bij juridische en financiële risico's zonder onderhandelingen?")
+    lines = shown.splitlines()
+    assert lines[0].startswith("1. De aanbestedende dienst kan in de volgende gevallen")
+    assert lines[1].startswith("a. voor werken of diensten") and lines[4].startswith("3°. de opdracht kan")
+
+
+def test_a_later_paragraph_is_not_read_as_a_point_of_the_list_the_first_paragraph_introduces() -> None:
+    text = ("1. Een ondernemer toont zijn financiële draagkracht aan met een of meer van de volgende middelen:\n"
+            + "\n".join(f"{letter}. een verklaring van de bank over het jaar {year} met de cijfers van de omzet en "
+                        "de winst van de onderneming," for letter, year in zip("abcdefg", range(2015, 2022)))
+            + "\n2. De dienst vermeldt in de aankondiging welke bewijsstukken gevraagd worden.\n"
+            "3. Kan de ondernemer om gegronde redenen de gevraagde jaarrekeningen niet voorleggen, dan mag hij andere "
+            "bescheiden gebruiken.\n" + LATER_PARAGRAPHS)
+    shown = quote(_article(text), "Wat als de ondernemer de gevraagde jaarrekeningen niet kan voorleggen?")
+    assert shown.startswith("… ") and "volgende middelen:" not in shown and "3. Kan de ondernemer" in shown
+
+
+def test_a_point_that_goes_on_after_a_line_break_stays_one_point() -> None:
+    assert blocks("a. de inschrijver is uitgesloten,\nb. hij heeft een offerte ingediend,\nmits de voorwaarden "
+                  "niet wezenlijk wijzigen.") == [
+        Block("a. de inschrijver is uitgesloten,", 0, item=True, marker="a"),
+        Block("b. hij heeft een offerte ingediend, mits de voorwaarden niet wezenlijk wijzigen.", 1, item=True,
+              marker="a")]
