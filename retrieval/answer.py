@@ -98,11 +98,18 @@ def split_sentences(line: str, *, semicolons: bool = True) -> list[str]:
     pieces: list[str] = []
     for part in (_SPLIT if semicolons else _SPLIT_FULL_STOPS).split(line):
         # "art. 40" or "nr. 3" is not the end of a sentence: glue the pieces back together.
-        if pieces and _ABBREVIATION.search(pieces[-1]):
+        if pieces and _ends_with_abbreviation(pieces[-1]):
             pieces[-1] += " " + part
         else:
             pieces.append(part)
     return [p.strip() for p in pieces if p.strip()]
+
+
+def _ends_with_abbreviation(text: str) -> bool:
+    """Whether ``text`` ends with one of ``_ABBREVIATION``; only its end is read, so gluing many pieces together
+    stays linear (the longest abbreviation with its full stop is 7 characters: the word boundary before it lies
+    inside the last 12)."""
+    return _ABBREVIATION.search(text[-12:]) is not None
 
 
 def _score(text: str, weights: dict[str, float]) -> float:
@@ -110,8 +117,9 @@ def _score(text: str, weights: dict[str, float]) -> float:
 
     Not divided by the block's length: a short sentence that repeats two of the question's words would beat the
     long one that states the rule (lid 1 of an article, whose list is one block in records without line breaks),
-    and the quote's length is bounded anyway."""
-    tokens = set(analyse(text))
+    and the quote's length is bounded anyway. Only the part that can be shown counts: a long annex that names the
+    question's words at its end does not win with a quote that lacks them."""
+    tokens = set(analyse(text[:MAX_QUOTE_CHARS]))
     return sum(w for t, w in weights.items() if t in tokens)
 
 
@@ -132,13 +140,14 @@ def _window(parts: list[Block], weights: dict[str, float], *, anchor: range | No
     start, intro = best, None
     # A list item is read with the sentence that introduces its list, with the items between when they fit; an
     # introduction that is itself an item ("2. Een organisatie voldoet aan de volgende voorwaarden:", "a. ... die
-    # aan de volgende criteria voldoen:") is read with its own introduction in turn.
+    # aan de volgende criteria voldoen:") is read with its own introduction in turn. One that does not fit is shown
+    # before the window, with "…" between.
     while parts[start].item:
         head = _introduction(parts, start)
         if head is None:
             break
         if size(head) > MAX_QUOTE_CHARS * 0.6:
-            intro = head if start == best else None
+            intro = head
             break
         start = head
 
@@ -146,7 +155,8 @@ def _window(parts: list[Block], weights: dict[str, float], *, anchor: range | No
     while (start > 0 and not parts[start].item and parts[start - 1].paragraph == parts[start].paragraph
            and size(start - 1) <= MAX_QUOTE_CHARS * 0.6):
         start -= 1
-    end, total = start, 0
+    # An introduction shown before the window ("…" between) takes its share of the room.
+    end, total = start, (len(parts[intro].text) + 2 if intro is not None else 0)
     while end < len(parts) and (end == start or total + len(parts[end].text) + 1 <= MAX_QUOTE_CHARS):
         total += len(parts[end].text) + 1
         end += 1
@@ -159,21 +169,26 @@ def _window(parts: list[Block], weights: dict[str, float], *, anchor: range | No
 def _introduction(parts: list[Block], item: int) -> int | None:
     """The block that introduces the list ``item`` belongs to, if any.
 
-    Kinds of number nest in the order they first appear in the unit ("1." paragraphs, then "a." points, then "1°"
-    in a Netherlands act; "§", "1°", "a)" in a Belgian one). Walking back, deeper items and siblings are passed
-    over, even those that introduce points of their own, and so is text in lower case between them (a point that
-    went on after a line break); the first other block is the introduction when it ends in ":", and otherwise there
-    is none (lid 3 is not a point of the list lid 1 introduces)."""
-    depth: dict[str, int] = {}
+    Paragraph numbers ("§ 1.", then "1.") are the outer levels; other kinds of number nest in the order they first
+    appear in the unit ("a." then "1°" in a Netherlands act, "1°" then "a)" in a Belgian one). Walking back, deeper
+    items and siblings are passed over, even those that introduce points of their own, and so is text in lower case
+    that introduces nothing (a point that went on after a line break). The first other block is the introduction
+    when it ends in ":" and the first item after it is of this list's kind; otherwise there is none (lid 3 is not a
+    point of the list lid 1 introduces)."""
+    depth: dict[str, int] = {"§": 0, "1": 1}
     for block in parts:
         if block.item:
             depth.setdefault(block.marker, len(depth))
-    level = depth[parts[item].marker]
+    kind = parts[item].marker
+    level = depth[kind]
     for i in range(item - 1, -1, -1):
         block = parts[i]
-        if (block.item and depth[block.marker] >= level) or (not block.item and block.text[:1].islower()):
-            continue  # a deeper point, a sibling, or the rest of a point that went on after a line break
-        return i if block.introduces else None
+        if block.item and depth[block.marker] >= level:
+            continue  # a deeper point or a sibling
+        if not block.item and not block.introduces and block.text[:1].islower():
+            continue  # the rest of a point that went on after a line break
+        first = next((b for b in parts[i + 1:item + 1] if b.item), None)
+        return i if block.introduces and first is not None and first.marker == kind else None
     return None
 
 
@@ -206,8 +221,9 @@ def quote(hit: SearchHit, question: str, *, context: str = "", from_start: bool 
     shown = parts[start:end]
     # A sentence too long for the room left is shown up to the end of a list point when that fills the room well
     # (a rule whose conditions follow "indien:" as one long sentence), rather than stopping before it.
-    tail = _clause_head(parts[end].text, MAX_QUOTE_CHARS - sum(len(b.text) + 1 for b in shown)) \
-        if end < len(parts) and not parts[end].introduces else None
+    used = sum(len(b.text) + 1 for b in shown) + (len(parts[intro].text) + 2 if intro is not None else 0)
+    tail = _clause_head(parts[end].text, MAX_QUOTE_CHARS - used) \
+        if end < len(parts) else None
     if tail is not None:
         shown = [*shown, Block(tail, parts[end].paragraph, item=parts[end].item)]
     lines: list[str] = []
@@ -234,10 +250,8 @@ _CLAUSE_END = re.compile(r"[;:](?=\s)")
 def _clause_head(text: str, room: int) -> str | None:
     """The first list points of a sentence too long for the room left, up to its last ";" that fits, when they
     fill at least a quarter of the quote; else None (the quote ends before the sentence)."""
-    if room < MAX_QUOTE_CHARS // 4:
-        return None
-    cut = text[:room].rfind("; ")
-    return text[:cut + 1] + " …" if cut > 0 else None
+    cut = text[:max(room, 0)].rfind("; ")
+    return text[:cut + 1] + " …" if cut + 1 >= MAX_QUOTE_CHARS // 4 else None
 
 
 def _cut(text: str) -> str:

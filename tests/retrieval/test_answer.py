@@ -196,7 +196,8 @@ def test_a_point_of_a_nested_list_is_quoted_with_the_introductions_it_belongs_to
 
 
 def test_a_later_paragraph_is_not_read_as_a_point_of_the_list_the_first_paragraph_introduces() -> None:
-    text = ("1. Een ondernemer toont zijn financiële draagkracht aan met een of meer van de volgende middelen:\n"
+    # Lid 1 without a number, as some acts print it: its introduction still belongs to its points only.
+    text = ("Een ondernemer toont zijn financiële draagkracht aan met een of meer van de volgende middelen:\n"
             + "\n".join(f"{letter}. een verklaring van de bank over het jaar {year} met de cijfers van de omzet en "
                         "de winst van de onderneming," for letter, year in zip("abcdefg", range(2015, 2022)))
             + "\n2. De dienst vermeldt in de aankondiging welke bewijsstukken gevraagd worden.\n"
@@ -204,6 +205,63 @@ def test_a_later_paragraph_is_not_read_as_a_point_of_the_list_the_first_paragrap
             "bescheiden gebruiken.\n" + LATER_PARAGRAPHS)
     shown = quote(_article(text), "Wat als de ondernemer de gevraagde jaarrekeningen niet kan voorleggen?")
     assert shown.startswith("… ") and "volgende middelen:" not in shown and "3. Kan de ondernemer" in shown
+    numbered = "1. " + text
+    assert "volgende middelen:" not in quote(_article(numbered), "Wat als de ondernemer de gevraagde jaarrekeningen "
+                                                                 "niet kan voorleggen?")
+
+
+def test_the_points_of_a_later_paragraph_belong_to_its_introduction_not_to_the_first_one() -> None:
+    # Lid 1 is unnumbered and has points a. and b. before lid 2 brings the first paragraph number.
+    points = "\n".join(f"{letter}. de inschrijver in geval {n} een verklaring over het jaar {2010 + n} niet tijdig "
+                       "overlegt;" for n, letter in enumerate("abcdefghij"))
+    text = ("Een ondernemer toont zijn draagkracht aan met de volgende middelen:\na. een bankverklaring;\n"
+            "b. de jaarrekening.\n2. De dienst weigert de inschrijving indien:\n" + points
+            + "\nk. de inschrijver de waarborg na een herinnering niet stort.\n" + LATER_PARAGRAPHS)
+    shown = quote(_article(text), "Wat als de inschrijver de waarborg na een herinnering niet stort?")
+    assert shown.startswith("2. De dienst weigert de inschrijving indien:\n…\nk. de inschrijver de waarborg")
+
+
+def test_an_introduction_in_lower_case_is_found_for_its_points() -> None:
+    points = "\n".join(f"{letter}. de aanvrager in geval {n} geen bewijs van zijn inkomen over het jaar voorlegt;"
+                       for n, letter in enumerate("abcdefghijkl"))
+    text = ("de dienst stelt vooraf een dossier samen met de stukken van de aanvraag en het advies van de commissie.\n"
+            "de aanvraag wordt afgewezen indien:\n" + points + "\nm. de aanvrager de leges na een herinnering "
+            "niet betaalt.\n" + LATER_PARAGRAPHS)
+    shown = quote(_article(text), "Wat als de aanvrager de leges na een herinnering niet betaalt?")
+    assert shown.startswith("de aanvraag wordt afgewezen indien:\n…\nm. de aanvrager de leges")
+
+
+def test_the_tail_counts_the_introduction_shown_before_it_and_must_show_a_quarter() -> None:
+    intro = ("De subsidie wordt verleend voor projecten die " + "aan alle eisen van het reglement voldoen en " * 18
+             + "die:")
+    items = "\n".join(f"- het project in fase {n} een verslag oplevert;" for n in range(30))
+    point = "- de aanvrager een begroting voegt bij zijn aanvraag om subsidie voor het project."
+    long = "; ".join(f"de aanvrager in geval {n} de kosten van het project verantwoordt" for n in range(40)) + "."
+    shown = quote(_article(f"{intro}\n{items}\n{point}\nDaarnaast geldt: {long}"),
+                  "Moet de aanvrager een begroting voegen bij zijn aanvraag om subsidie?")
+    assert shown.startswith(intro) and len(shown) <= MAX_QUOTE_CHARS + 10
+    after = "\n".join(f"- het project in fase {n} wordt na afloop door het college beoordeeld;" for n in range(30))
+    window = quote(_article(f"{intro}\n{items}\n{point}\n{after}"),
+                   "Moet de aanvrager een begroting voegen bij zijn aanvraag om subsidie?")
+    assert window.startswith(intro) and point[2:] in window and len(window) <= MAX_QUOTE_CHARS + 10
+    # A head of one short point is not worth showing: the quote ends before the long sentence instead.
+    short = quote(_article("Het college beslist binnen dertig dagen over de aanvraag om subsidie. " * 12
+                           + "\nDe subsidie wordt verleend indien: a; " + "de aanvrager voldoet " * 80 + "."),
+                  "Wanneer beslist het college over de aanvraag om subsidie?")
+    assert "indien: a;" not in short
+
+
+def test_a_block_counts_by_the_words_in_the_part_that_can_be_shown() -> None:
+    annex = "Bijlage bij de regeling met de lijst van " + "formulieren en modellen voor de dienst, " * 60
+    text = (f"{annex}waaronder ook de termijn voor bezwaar.\nDe termijn voor bezwaar bedraagt zes weken.\n"
+            + LATER_PARAGRAPHS)
+    shown = quote(_article(text), "Hoe lang is de termijn voor bezwaar?")
+    assert "De termijn voor bezwaar bedraagt zes weken." in shown
+
+
+def test_a_word_ending_in_an_abbreviation_still_ends_a_sentence() -> None:
+    assert split_sentences("het is een standaart. de wet geldt. zie art. 3 hier.") == [
+        "het is een standaart.", "de wet geldt.", "zie art. 3 hier."]
 
 
 def test_a_point_that_goes_on_after_a_line_break_stays_one_point() -> None:
