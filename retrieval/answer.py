@@ -95,20 +95,21 @@ def blocks(text: str, *, headings: Sequence[str] = ()) -> list[Block]:
 
 def split_sentences(line: str, *, semicolons: bool = True) -> list[str]:
     """The sentences of one line of text, in order; "art. 40" and the like do not end a sentence."""
-    pieces: list[str] = []
+    groups: list[list[str]] = []
     for part in (_SPLIT if semicolons else _SPLIT_FULL_STOPS).split(line):
-        # "art. 40" or "nr. 3" is not the end of a sentence: glue the pieces back together.
-        if pieces and _ends_with_abbreviation(pieces[-1]):
-            pieces[-1] += " " + part
+        # "art. 40" or "nr. 3" is not the end of a sentence: glue the pieces back together (joined once at the end,
+        # so a line of many abbreviations stays linear).
+        if groups and _ends_with_abbreviation(groups[-1][-1]):
+            groups[-1].append(part)
         else:
-            pieces.append(part)
-    return [p.strip() for p in pieces if p.strip()]
+            groups.append([part])
+    pieces = (" ".join(group).strip() for group in groups)
+    return [p for p in pieces if p]
 
 
 def _ends_with_abbreviation(text: str) -> bool:
-    """Whether ``text`` ends with one of ``_ABBREVIATION``; only its end is read, so gluing many pieces together
-    stays linear (the longest abbreviation with its full stop is 7 characters: the word boundary before it lies
-    inside the last 12)."""
+    """Whether ``text`` ends with one of ``_ABBREVIATION`` (only its end is read: the longest abbreviation with its
+    full stop is 6 characters, so the word boundary before it lies inside the last 12)."""
     return _ABBREVIATION.search(text[-12:]) is not None
 
 
@@ -147,7 +148,9 @@ def _window(parts: list[Block], weights: dict[str, float], *, anchor: range | No
         if head is None:
             break
         if size(head) > MAX_QUOTE_CHARS * 0.6:
-            intro = head
+            # Shown before the window with "…" between, when there is room for it beside the point itself.
+            if len(parts[head].text) + len(parts[start].text) <= MAX_QUOTE_CHARS:
+                intro = head
             break
         start = head
 
@@ -169,13 +172,17 @@ def _window(parts: list[Block], weights: dict[str, float], *, anchor: range | No
 def _introduction(parts: list[Block], item: int) -> int | None:
     """The block that introduces the list ``item`` belongs to, if any.
 
-    Paragraph numbers ("§ 1.", then "1.") are the outer levels; other kinds of number nest in the order they first
-    appear in the unit ("a." then "1°" in a Netherlands act, "1°" then "a)" in a Belgian one). Walking back, deeper
+    Paragraph numbers ("§ 1.", then "1." unless the first one follows an introduction) are the outer levels; other
+    kinds of number nest in the order they first appear in the unit ("a." then "1°" in a Netherlands act, "1°" then
+    "a)" in a Belgian one). Walking back, deeper
     items and siblings are passed over, even those that introduce points of their own, and so is text in lower case
     that introduces nothing (a point that went on after a line break). The first other block is the introduction
     when it ends in ":" and the first item after it is of this list's kind; otherwise there is none (lid 3 is not a
     point of the list lid 1 introduces)."""
-    depth: dict[str, int] = {"§": 0, "1": 1}
+    # "1." is a paragraph number unless the unit's first one follows an introduction: then "1)", "2)" are points.
+    first_number = next((i for i, b in enumerate(parts) if b.item and b.marker == "1"), None)
+    numbered_points = first_number is not None and first_number > 0 and parts[first_number - 1].introduces
+    depth: dict[str, int] = {"§": 0} if numbered_points else {"§": 0, "1": 1}
     for block in parts:
         if block.item:
             depth.setdefault(block.marker, len(depth))

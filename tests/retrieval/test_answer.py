@@ -270,3 +270,21 @@ def test_a_point_that_goes_on_after_a_line_break_stays_one_point() -> None:
         Block("a. de inschrijver is uitgesloten,", 0, item=True, marker="a"),
         Block("b. hij heeft een offerte ingediend, mits de voorwaarden niet wezenlijk wijzigen.", 1, item=True,
               marker="a")]
+
+
+def test_numbered_points_under_a_lettered_introduction_keep_it() -> None:
+    cases = "\n".join(f"{n}) de aanvrager in geval {n} een verklaring over het jaar {2000 + n} niet overlegt;"
+                      for n in range(1, 12))
+    text = ("De aanvraag wordt afgewezen indien:\na. de aanvrager niet in de gemeente woont;\n"
+            "b. de aanvrager in een van de volgende gevallen verkeert:\n" + cases
+            + "\n12) de aanvrager de leges na een herinnering niet betaalt.\n" + LATER_PARAGRAPHS)
+    shown = quote(_article(text), "Wat als de aanvrager de leges na een herinnering niet betaalt?")
+    assert "b. de aanvrager in een van de volgende gevallen verkeert:\n…\n12) de aanvrager de leges" in shown
+
+
+def test_an_introduction_too_long_to_show_beside_its_point_is_left_out() -> None:
+    intro = "Het college kan " + "na advies van de commissie en de dienst en " * 40 + "beslissen dat:"
+    point = "- de aanvrager een waarborg stort " + "die het college bepaalt en " * 40 + "binnen dertig dagen."
+    shown = quote(_article(f"{intro}\n" + "\n".join(f"- punt {n} geldt;" for n in range(40)) + f"\n{point}"),
+                  "Moet de aanvrager een waarborg storten?")
+    assert shown.startswith("… • de aanvrager een waarborg") and len(shown) <= MAX_QUOTE_CHARS + 10
