@@ -36,10 +36,11 @@ _ABBREVIATION = re.compile(
 ("Trb. 1981, 239", "Stb. 2012", "B.S. 14 juli 2016") and a royal decree ("K.B.")."""
 _MARKDOWN = re.compile(r"\*\*|__|`")
 _HEADING_LINE = re.compile(r"^(#+\s|art(ikel|\.)\s*[\w./]+\.?$|art\.\s*[\w./]+\s*\(vervolg\)$)", re.IGNORECASE)
-_LIST_ITEM = re.compile(r"^\s*(?:[-*•]\s+|(?:\d+°\.?|[a-z][.)]|\d+[.)]|§\s*\d+\.?)\s+)")
+_LIST_ITEM = re.compile(r"^\s*(?:(?P<bullet>[-*•])\s+|(?:(?P<ordinal>\d+°\.?)|(?P<letter>[a-z][.)])"
+                        r"|(?P<number>\d+[.)])|(?P<section>§\s*\d+\.?))\s+)")
+_MARKER_KINDS = {"bullet": "•", "ordinal": "°", "letter": "a", "number": "1", "section": "§"}
+"""The ``Block.marker`` of a list item, by the group of ``_LIST_ITEM`` its number or bullet matched."""
 _BULLET = re.compile(r"^\s*[-*•]\s+")
-_MARKERS = ((re.compile(r"^\s*[-*•]\s"), "•"), (re.compile(r"^\s*\d+°"), "°"),
-            (re.compile(r"^\s*[a-z][.)]"), "a"), (re.compile(r"^\s*§"), "§"))
 _QUOTE_LINE = re.compile(r"^\s*>\s?")
 
 
@@ -57,11 +58,6 @@ class Block:
     """An item's kind of number: "1" (1. 2.), "a" (a. b.), "°" (1° 2°), "§" or "•"."""
 
 
-def _marker(line: str) -> str:
-    """The kind of number a list item carries (see ``Block.marker``)."""
-    return next((kind for pattern, kind in _MARKERS if pattern.match(line)), "1")
-
-
 def blocks(text: str, *, headings: Sequence[str] = ()) -> list[Block]:
     """The passage as sentences and list items in their order, without headings or markup."""
     skip = {h.strip().lower() for h in headings if h}
@@ -70,9 +66,10 @@ def blocks(text: str, *, headings: Sequence[str] = ()) -> list[Block]:
         line = _MARKDOWN.sub("", _QUOTE_LINE.sub("", raw)).strip()
         if not line or line.lstrip("#").strip().lower() in skip or _HEADING_LINE.match(line):
             continue
-        if _LIST_ITEM.match(line):
+        numbered = _LIST_ITEM.match(line)
+        if numbered:
             out.append(Block(_BULLET.sub("• ", line), paragraph, item=True, introduces=line.endswith(":"),
-                             marker=_marker(line)))
+                             marker=_MARKER_KINDS[numbered.lastgroup]))
             continue
         continues = out and line[0].islower() and not out[-1].text.endswith((".", "!", "?", ":", ";"))
         if continues and out[-1].item:
@@ -159,7 +156,7 @@ def _window(parts: list[Block], weights: dict[str, float], *, anchor: range | No
            and size(start - 1) <= MAX_QUOTE_CHARS * 0.6):
         start -= 1
     # An introduction shown before the window ("…" between) takes its share of the room.
-    end, total = start, (len(parts[intro].text) + 2 if intro is not None else 0)
+    end, total = start, _intro_size(parts, intro)
     while end < len(parts) and (end == start or total + len(parts[end].text) + 1 <= MAX_QUOTE_CHARS):
         total += len(parts[end].text) + 1
         end += 1
@@ -167,6 +164,11 @@ def _window(parts: list[Block], weights: dict[str, float], *, anchor: range | No
     while end - start > 1 and parts[end - 1].introduces:
         end -= 1
     return start, end, intro
+
+
+def _intro_size(parts: list[Block], intro: int | None) -> int:
+    """The room an introduction shown before the window takes (its line and the "…" line after it)."""
+    return len(parts[intro].text) + 2 if intro is not None else 0
 
 
 def _introduction(parts: list[Block], item: int) -> int | None:
@@ -228,7 +230,7 @@ def quote(hit: SearchHit, question: str, *, context: str = "", from_start: bool 
     shown = parts[start:end]
     # A sentence too long for the room left is shown up to the end of a list point when that fills the room well
     # (a rule whose conditions follow "indien:" as one long sentence), rather than stopping before it.
-    used = sum(len(b.text) + 1 for b in shown) + (len(parts[intro].text) + 2 if intro is not None else 0)
+    used = sum(len(b.text) + 1 for b in shown) + _intro_size(parts, intro)
     tail = _clause_head(parts[end].text, MAX_QUOTE_CHARS - used) \
         if end < len(parts) else None
     if tail is not None:
