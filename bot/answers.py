@@ -25,7 +25,8 @@ class ExtractiveComposer:
         cited = list(extracted.sources)
         body = f"{lead(cited[0])} [1]:\n\n{extracted.quote}"
         if len(cited) > 1:
-            body += f"\n\n{SEE_ALSO}\n" + "\n".join(f"[{n}] {reference(hit)}" for n, hit in enumerate(cited[1:], 2))
+            body += f"\n\n{SEE_ALSO}\n" + "\n".join(f"[{n}] {reference(hit, beside=cited[0])}"
+                                                  for n, hit in enumerate(cited[1:], 2))
         return body, cited
 
 
@@ -41,10 +42,23 @@ def lead(hit: SearchHit) -> str:
     return according_to_section(label, first.title) if label else according_to(first.title)
 
 
-def reference(hit: SearchHit) -> str:
-    """A "zie ook" line: what the source is called, not a quote from it."""
+def reference(hit: SearchHit, *, beside: SearchHit | None = None) -> str:
+    """A "zie ook" line: what the source is called, not a quote from it. A part of the document the lead line
+    (``beside``) named already is called by its label alone ("Artikel 7"); the sources under the reply name it
+    in full, with its link."""
     label = hit.passage.label or hit.chunk.label
+    if label and beside is not None and _document(hit) == _document(beside):
+        return label
     return f"{label} — {hit.chunk.title}" if label and not _names(hit.chunk.title, label) else hit.chunk.title
+
+
+def _document(hit: SearchHit) -> tuple[str, str]:
+    """The source and the title without the article it may end with: "Wet ... Artikel 6" and "Wet ... Artikel 7"
+    are parts of one law."""
+    title, label = hit.chunk.title.rstrip(" ."), (hit.chunk.label or "").strip()
+    if _names(title, label):
+        title = title[: len(title) - len(label)]
+    return hit.chunk.source_id, " ".join(title.split()).casefold()
 
 
 def _names(title: str, label: str) -> bool:

@@ -28,3 +28,28 @@ def test_a_title_that_already_names_the_article_does_not_say_it_twice() -> None:
 def test_a_number_at_the_end_of_a_title_is_not_taken_for_the_article() -> None:
     hit = _article("Decreet lokaal bestuur van 22 december 2017", "17")
     assert lead(hit) == "Volgens 17 van Decreet lokaal bestuur van 22 december 2017"
+
+
+def test_a_see_also_line_of_the_law_the_lead_line_named_gives_only_the_article() -> None:
+    # The lead line says "Volgens Wet openbaarheid van bestuur Artikel 10"; repeating the law name on every
+    # "Zie ook" line only lengthens the reply (the sources under it name the law in full, with its link).
+    lead_hit = _article("Wet openbaarheid van bestuur Artikel 10", "Artikel 10")
+    same_law = _article("Wet openbaarheid van bestuur Artikel 7", "Artikel 7")
+    other_law = _article("Participatiewet Artikel 7", "Artikel 7")
+    assert reference(same_law, beside=lead_hit) == "Artikel 7"
+    assert reference(other_law, beside=lead_hit) == "Participatiewet Artikel 7"
+    # A law whose title does not carry the article (one source, one title for all its articles).
+    act = _article("Aanbestedingswet 2012 (Nederland)", "art. 2.87a")
+    assert reference(_article("Aanbestedingswet 2012 (Nederland)", "art. 2.86"), beside=act) == "art. 2.86"
+    assert reference(_article("Gemeentewet", "art. 2.86"), beside=act) == "art. 2.86 — Gemeentewet"
+
+
+def test_the_extractive_reply_names_the_law_once() -> None:
+    from bot.answers import ExtractiveComposer
+
+    first = _article("Wet openbaarheid van bestuur Artikel 10", "Artikel 10")
+    second = _article("Wet openbaarheid van bestuur Artikel 7", "Artikel 7")
+    body, cited = ExtractiveComposer().compose("Wanneer kan de procedure?", [first, second])
+    assert cited == [first, second]
+    assert body.count("Wet openbaarheid van bestuur") == 1
+    assert body.endswith("Zie ook:\n[2] Artikel 7")
