@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from retrieval.evidence import topic_tokens
+from retrieval.evidence import covered, topic_tokens
 from retrieval.lexical import analyse
 from retrieval.types import SearchHit
 
@@ -293,8 +293,10 @@ def compose(question: str, hits: Sequence[SearchHit], *, probabilities: Sequence
 
     def heading_asks(hit: SearchHit) -> bool:
         # A section or FAQ entry whose heading asks the question is the answer an officer looks for first.
+        # Through the terminology: "Quand puis-je recourir à un partenariat d'innovation ?" asks the heading
+        # "Wanneer mag ik een innovatiepartnerschap gebruiken?".
         heading = set(analyse(" ".join([hit.passage.label or "", *hit.passage.heading_path[-1:]])))
-        return bool(asked) and len(asked & heading) >= 0.75 * len(asked)
+        return bool(asked) and len(covered(list(asked), heading)) >= 0.75 * len(asked)
 
     top = max(h.score for h in hits) or 1.0
     # Every hit the search returned may lead when its heading asks the question (the FAQ entry that is the

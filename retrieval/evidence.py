@@ -20,7 +20,7 @@ from functools import lru_cache
 import numpy as np
 
 from retrieval.lexical import analyse, fold
-from retrieval.terminology import groups
+from retrieval.terminology import groups, translations
 from retrieval.types import Chunk, SearchHit
 
 # Question words and the generic words of any procurement question carry no topic.
@@ -30,6 +30,19 @@ _QUESTION_WORDS = frozenset(analyse(
     "eigenlijk graag precies best juist gewoon even dan daarvoor daarbij hierover soort "
     "quoi qui quel quelle quels quelles quand comment combien pourquoi est peut peuvent doit doivent faut notre "
     "nos commune ville une des les pour dans sur avec"))
+_FRENCH_WORDS = frozenset(analyse(
+    "un le la du au aux et ou par sans en il elle ils elles on je tu nous vous se ce cet cette ces que qu jusqu "
+    "sont etre puis dois devons pouvons peux mon ma mes votre vos son sa ses leur leurs ne pas plus tout tous "
+    "toute toutes autre autres deja si lors entre apres avant existe"))
+"""French function words, no topic in a French question (the corpus is Dutch: each would count as a topic word no
+source covers). Several are Dutch words too ("pas", "mes", "plus"), so they are left out only of a French
+question."""
+_FRENCH_MARKERS = frozenset(
+    "le la les une des du est que qu pour dans avec sur quel quelle quels quelles peut puis dois doit faut comment "
+    "combien pourquoi quand nous notre vous il elle ils elles cette ces et ou au aux sont ne pas un par sans leur "
+    "leurs votre".split())
+"""Words that tell a French question: two different ones (folded, not stemmed) and it is one."""
+_WORD = re.compile(r"[^\W\d_]+")
 
 _YEAR = re.compile(r"\b(19[5-9]\d|20\d\d)\b")
 _COUNT_WORD = (r"(?:twee|drie|vier|vijf|zes|zeven|acht|negen|tien|elf|twaalf|vijftien|twintig|dertig|"
@@ -142,7 +155,13 @@ class TermStats:
 
 def topic_tokens(question: str) -> list[str]:
     """The question's analysed words that say what it is about, in order, without repeats."""
-    return list(dict.fromkeys(t for t in analyse(question) if t not in _QUESTION_WORDS))
+    skip = _QUESTION_WORDS | _FRENCH_WORDS if is_french(question) else _QUESTION_WORDS
+    return list(dict.fromkeys(t for t in analyse(question) if t not in skip))
+
+
+def is_french(question: str) -> bool:
+    """Whether the question is written in French (two different French function words)."""
+    return len(set(_WORD.findall(fold(question))) & _FRENCH_MARKERS) >= 2
 
 
 @lru_cache(maxsize=1)
@@ -151,7 +170,8 @@ def _equivalents() -> tuple[tuple[tuple[str, ...], ...], ...]:
 
 
 def covered(wanted: Sequence[str], have: AbstractSet[str]) -> set[str]:
-    """The wanted terms present in ``have``, directly or through an equivalent term of the terminology."""
+    """The wanted terms present in ``have``, directly or through an equivalent term of the terminology (a French
+    term through its Dutch ones)."""
     found = {t for t in wanted if t in have}
     wanted_set = set(wanted)
     for group in _equivalents():
@@ -161,6 +181,9 @@ def covered(wanted: Sequence[str], have: AbstractSet[str]) -> set[str]:
         if any(set(term) <= have for term in group):
             for term in present:
                 found.update(term)
+    for source, dutch in translations():
+        if set(source) <= wanted_set and any(set(term) <= have for term in dutch):
+            found.update(source)
     return found
 
 

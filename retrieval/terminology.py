@@ -14,21 +14,49 @@ from retrieval.types import Chunk
 
 
 @lru_cache(maxsize=1)
+def _terminology() -> dict:
+    text = resources.files("retrieval").joinpath("data/terminology.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text) or {}
+
+
+@lru_cache(maxsize=1)
 def groups() -> tuple[tuple[tuple[str, ...], ...], ...]:
     """The terminology groups, each term as its analysed (stemmed) token sequence."""
-    text = resources.files("retrieval").joinpath("data/terminology.yaml").read_text(encoding="utf-8")
-    data = yaml.safe_load(text) or {}
-    return tuple(tuple(tuple(analyse(term)) for term in group) for group in data.get("groups", []))
+    return tuple(tuple(tuple(analyse(term)) for term in group) for group in _terminology().get("groups", []))
+
+
+@lru_cache(maxsize=1)
+def translations() -> tuple[tuple[tuple[str, ...], tuple[tuple[str, ...], ...]], ...]:
+    """(French term, its Dutch terms) as analysed token sequences, one way: the Dutch terms include every term of
+    the groups they belong to, so a French question searches what the Dutch one would."""
+    out = []
+    for entry in _terminology().get("french", []):
+        source, *targets = (tuple(analyse(term)) for term in entry)
+        dutch = [t for t in targets if t]
+        for group in groups():
+            if any(t in group for t in dutch):
+                dutch.extend(term for term in group if term and term not in dutch)
+        if source and dutch:
+            out.append((source, tuple(dutch)))
+    return tuple(out)
 
 
 def expand(tokens: list[str]) -> list[str]:
-    """Analysed query tokens plus the tokens of every equivalent of a term they contain."""
+    """Analysed query tokens plus the tokens of every equivalent of a term they contain (and of the Dutch terms of
+    a French one)."""
     extra: list[str] = []
+
+    def add(terms) -> None:
+        for term in terms:
+            if term and not _contains(tokens, term):
+                extra.extend(t for t in term if t not in tokens and t not in extra)
+
     for group in groups():
         if any(_contains(tokens, term) for term in group if term):
-            for term in group:
-                if term and not _contains(tokens, term):
-                    extra.extend(t for t in term if t not in tokens and t not in extra)
+            add(group)
+    for source, dutch in translations():
+        if _contains(tokens, source):
+            add(dutch)
     return tokens + extra
 
 

@@ -64,6 +64,14 @@ def test_the_section_whose_heading_asks_the_question_leads_and_the_others_are_re
     assert answer.quote == "Wanneer de oplossing nog niet op de markt bestaat."
 
 
+def test_a_heading_that_asks_a_french_question_in_dutch_leads() -> None:
+    near = _hit("Het innovatiepartnerschap begint met een aankondiging.", "Hoe verloopt de selectie?", score=1.0)
+    faq = _hit("Wanneer de oplossing nog niet op de markt bestaat.", "Wanneer mag ik een innovatiepartnerschap "
+               "gebruiken?", score=0.9, n=2)
+    answer = compose("Quand puis-je recourir à un partenariat d'innovation ?", [near, faq], probabilities=[0.8, 0.7])
+    assert answer.sources == (faq, near)
+
+
 def test_without_a_heading_match_the_most_likely_answer_leads() -> None:
     a, b = _hit("Tekst a.", "Over a", n=1), _hit("Tekst b.", "Over b", score=0.95, n=2)
     assert compose("Iets gevraagd?", [a, b], probabilities=[0.3, 0.9]).sources[0] is b

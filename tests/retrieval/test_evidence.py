@@ -39,6 +39,26 @@ def test_equivalent_terms_count_as_covered() -> None:
     assert row["plain_coverage"] == 1.0  # "offerte" found as "inschrijving" (retrieval/data/terminology.yaml)
 
 
+def test_a_french_question_is_covered_by_the_dutch_terms_of_a_unit() -> None:
+    # The corpus is Dutch: without the French terms of the terminology, every word of a French question would
+    # be a topic word no unit covers, and French questions would never be answered.
+    unit = _hit("Een innovatiepartnerschap gebruik je voor een oplossing die nog niet op de markt bestaat.",
+                "Wanneer mag ik een innovatiepartnerschap gebruiken?")
+    stats = TermStats.from_chunks([unit.chunk])
+    row = dict(zip(FEATURES, features("Quand puis-je recourir à un partenariat d'innovation ?", [unit], stats)[0]))
+    assert row["plain_coverage"] == 1.0
+    assert row["heading_coverage"] == 1.0
+
+
+def test_french_function_words_are_no_topic_of_a_french_question_only() -> None:
+    from retrieval.evidence import topic_tokens
+    from retrieval.lexical import analyse
+
+    assert topic_tokens("Puis-je passer un marché par facture acceptée ?") == analyse("passer marché facture acceptée")
+    # "pas" is a French function word and a Dutch one ("pas na", "passen"): it stays a topic of a Dutch question.
+    assert "pas" in topic_tokens("Mag ik pas na de wachttermijn sluiten?")
+
+
 def test_an_amount_asked_needs_an_amount_in_the_unit() -> None:
     assert [t.name for t in asked_types("Tot welk bedrag volstaat een aanvaarde factuur?")] == ["amount"]
     assert _row("Tot welk bedrag volstaat een aanvaarde factuur?", FACTUUR)["type_missing"] == 0.0

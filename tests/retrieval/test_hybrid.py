@@ -64,6 +64,30 @@ def test_flemish_wording_reaches_statute_wording_through_terminology(home: Path)
     assert retriever.search("Wat met een offerte?", k=3, mode="bm25") == []
 
 
+def test_a_french_question_reaches_the_dutch_text_and_a_dutch_one_is_not_expanded_with_french(home: Path) -> None:
+    retriever = _build(home, ExactIndex())
+    # "partenariat d'innovation" and "offre anormalement basse" occur nowhere in the Dutch corpus.
+    assert [h.chunk.label for h in retriever.search("Qu'est-ce qu'un partenariat d'innovation ?", k=3,
+                                                   mode="bm25")][:1] == ["art. 2.2"]
+    assert [h.chunk.label for h in retriever.search("Une offre anormalement basse ?", k=3,
+                                                   mode="bm25")][:1] == ["art. 2.4"]
+    retriever.params = FusionParams(expand_terms=False)
+    assert retriever.search("Qu'est-ce qu'un partenariat d'innovation ?", k=3, mode="bm25") == []
+
+
+def test_the_french_terms_expand_one_way() -> None:
+    from retrieval.lexical import analyse
+    from retrieval.terminology import expand
+
+    french = expand(analyse("Qu'est-ce qu'un partenariat d'innovation ?"))
+    assert set(analyse("innovatiepartnerschap")) <= set(french)
+    # A French term reaches the whole Dutch group of its counterpart ("soumissionnaire" -> inschrijver, bieder).
+    assert set(analyse("inschrijver bieder offerant")) <= set(expand(analyse("le soumissionnaire")))
+    # The other way round nothing changes: a Dutch question searches no French words.
+    dutch = analyse("Wanneer mag ik een innovatiepartnerschap met een inschrijver aangaan?")
+    assert not set(expand(dutch)) & set(analyse("partenariat innovation soumissionnaire"))
+
+
 def test_twin_articles_fold_into_the_general_rule(home: Path) -> None:
     retriever = _build(home, ExactIndex())
     hits = retriever.search("Hoe lang is de opschortende termijn na de gunningsbeslissing?", k=5)
