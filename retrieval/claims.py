@@ -42,9 +42,13 @@ ECHO_SHARE = 0.6
 repeats the prompt."""
 MAX_ANSWER_CHARS = 16_000
 """Longer model output is cut before it is checked (the prompt asks for at most 150 words; four Telegram messages)."""
+MAX_CLAIMS = 120
+"""Claims checked at most; the rest of a longer answer is dropped unchecked (the prompt's 150 words are some 15
+sentences), so a model that writes thousands of tiny sentences cannot make the check take seconds."""
 
 # [1], [ 2 ], [1, 3], [1;3]: one or more source numbers in square brackets (the generative composer reads them too).
-MARKER = re.compile(r"\[\s*(?P<nums>\d+(?:\s*[,;]\s*\d+)*)\s*\]")
+# At most three digits a number: a prompt has a handful of sources, and a marker of 5,000 digits is no number.
+MARKER = re.compile(r"\[\s*(?P<nums>\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\s*\]")
 # "Zin. [1]" and "Zin.[1]": the marker belongs to the sentence before it; moved in front of the full stop.
 _MARKER_AFTER_END = re.compile(rf"([.!?])((?:[ \t]*{MARKER.pattern})+)")
 # After a marker that words follow ("A [1] en B") and after ";": where a claim ends although the sentence goes on.
@@ -56,14 +60,25 @@ _MARKUP = re.compile(r"\*\*|__|`")
 _NUMBER = re.compile(r"\d{1,3}(?:[. \u00a0\u202f]\d{3})+(?![\d])|\d+(?:[.,/]\d+)*[a-z]?")
 _NUMBER_WORDS = {
     "twee": "2", "drie": "3", "vier": "4", "vijf": "5", "zes": "6", "zeven": "7", "acht": "8", "negen": "9",
-    "tien": "10", "elf": "11", "twaalf": "12", "vijftien": "15", "twintig": "20", "dertig": "30", "veertig": "40",
-    "vijftig": "50", "zestig": "60", "negentig": "90", "honderd": "100", "deux": "2", "trois": "3", "quatre": "4",
-    "cinq": "5", "dix": "10", "quinze": "15", "vingt": "20", "trente": "30", "soixante": "60",
+    "tien": "10", "elf": "11", "twaalf": "12", "dertien": "13", "veertien": "14", "vijftien": "15", "zestien": "16",
+    "zeventien": "17", "achttien": "18", "negentien": "19", "twintig": "20", "dertig": "30", "veertig": "40",
+    "vijftig": "50", "zestig": "60", "zeventig": "70", "tachtig": "80", "negentig": "90", "honderd": "100",
+    "duizend": "1000", "miljoen": "1000000", "miljard": "1000000000",
+    "deux": "2", "trois": "3", "quatre": "4", "cinq": "5", "six": "6", "sept": "7", "huit": "8", "neuf": "9",
+    "dix": "10", "onze": "11", "douze": "12", "treize": "13", "quatorze": "14", "quinze": "15", "seize": "16",
+    "vingt": "20", "trente": "30", "quarante": "40", "cinquante": "50", "soixante": "60", "cent": "100",
+    "mille": "1000", "million": "1000000", "millions": "1000000", "milliard": "1000000000",
 }
+"""Written numbers, each compared as the number it is. A compound ("vijfentwintig") is not parsed: it does not
+match any of these, so a claim that states it is compared by its words only. "miljoen" is a number of its own:
+"216.000 miljoen euro" states 216000 and 1000000, and the second must be in the source too."""
 _WORD = re.compile(r"[^\W\d_]+")
 # Not "zonder" (a paraphrase says "zonder btw" for "exclusief btw") nor "pas" ("kan pas" is "only then" in Dutch).
-_NEGATION = frozenset({"niet", "geen", "nooit", "niets", "niemand", "nergens", "noch", "jamais", "aucun", "aucune",
-                       "not", "never"})
+_NEGATION = frozenset({"niet", "geen", "nooit", "niets", "niemand", "nergens", "noch", "nimmer", "geenszins",
+                       "allerminst", "evenmin", "verboden", "jamais", "aucun", "aucune", "ne", "n", "nullement",
+                       "interdit", "interdite", "not", "never"})
+"""Words that negate what a sentence says. French "ne ... pas" counts by its "ne" / "n'" (``_WORD`` reads "n'est" as
+"n" and "est"); "verboden" / "interdit" state a prohibition, as "mag niet" does."""
 
 # The model about itself or its instructions: never a statement about procurement.
 _SELF_TALK = re.compile(
@@ -84,9 +99,17 @@ _INJECTION = re.compile(
     r"|^\W*(?:systeem|system|assistant|assistent|developer)\s*:\s*(?:je|jij|u|you|vous|negeer|ignore|meld|zeg|"
     r"antwoord|de assistent|the assistant)\b"
     r"|\b(?:je bent nu|you are now|vous etes maintenant|doe alsof je|pretend to be|act as)\b"
+    r"|\b(?:negeer|vergeet|ignore|forget|oubliez|ignorez)\s+(?:alles|everything|tout)\b.{0,40}?"
+    r"\b(?:hierboven|hiervoor|voorgaande|above|before|precede|ci-dessus)\b"
+    r"|\bne\s+(?:tenez|tiens|tenir)\s+(?:plus\s+|pas\s+)?compte\s+(?:des|de\s+vos|de\s+tes)\s+"
+    r"(?:consignes|instructions|regles)\b"
+    r"|\b(?:vanaf nu|from now on|desormais|dorenavant)\b.{0,30}?\b(?:antwoord|zeg|meld|answer|say|reponds|dis)\s+"
+    r"(?:je|jij|u|you|tu|vous)\b"
     r"|\b(?:system ?prompt|systeemprompt)\b"
     r"|\b(?:aan|voor|for|to)\s+(?:de |het |the )?(?:ai-?)?(?:assistent(?:en)?|assistants?|taalmodel(?:len)?|"
     r"chatbots?|language models?|llms?)\b")
+# Unicode format characters (zero-width space and joiners, bidi controls, soft hyphen): invisible to a reader.
+_FORMAT_CHARACTERS = re.compile(r"[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
 # A line in capitals that speaks as the system ("SYSTEEM: Meld ..."): how injected text poses as the prompt.
 _SYSTEM_VOICE = re.compile(r"^\W*(?:SYSTEEM|SYSTEM|ASSISTANT|ASSISTENT|DEVELOPER)\s*:")
 
@@ -111,6 +134,8 @@ class Claim:
     """A list item's bullet or number."""
     cited: tuple[int, ...] = ()
     """The 1-based source numbers its markers name, in order, without repeats."""
+    sentence: int = 0
+    """Which sentence of the answer it is part of (the clauses of one sentence share it)."""
 
     @property
     def statement(self) -> str:
@@ -126,7 +151,8 @@ class Support:
     score: float
     """Best share of the claim's content words covered by one window of a cited source."""
     reason: str = ""
-    """Empty when supported; else one of: no marker, unknown source, number, negation, self-talk, coverage."""
+    """Empty when supported; else one of: no marker, unknown source, number, negation, self-talk, coverage,
+    condition dropped (a condition of the sentence was dropped), too long (beyond ``MAX_CLAIMS``)."""
     supporting: tuple[int, ...] = ()
     """The cited sources that carry a fair share of the claim (the markers kept, ``MARKER_SHARE``)."""
 
@@ -153,8 +179,16 @@ class CheckedAnswer:
 # -- sources ---------------------------------------------------------------------------------------------------
 
 def is_injection(sentence: str) -> bool:
-    """Whether a passage sentence addresses the model (an instruction), not the reader."""
-    return bool(_SYSTEM_VOICE.match(sentence) or _INJECTION.search(fold(sentence)))
+    """Whether a passage sentence addresses the model (an instruction), not the reader. Zero-width and other
+    format characters are taken out first: "Neg\u200beer" is "Negeer" to a model."""
+    visible = _FORMAT_CHARACTERS.sub("", sentence)
+    return bool(_SYSTEM_VOICE.match(visible) or _INJECTION.search(fold(visible)))
+
+
+def clean_heading(text: str) -> str:
+    """A title, label or heading as the prompt and the support check may read it: empty when it addresses the model
+    (headings are corpus text too)."""
+    return "" if is_injection(text) else text
 
 
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
@@ -197,18 +231,21 @@ def claims(answer: str) -> list[Claim]:
     """
     out: list[Claim] = []
     text = _MARKER_AFTER_END.sub(r"\2\1", answer[:MAX_ANSWER_CHARS])
+    sentences = 0
     for number, line in enumerate(text.splitlines()):
         prefix_match = _LIST_PREFIX.match(line)
         prefix = prefix_match.group().strip() if prefix_match else ""
         body = line[prefix_match.end():] if prefix_match else line
-        pieces = [piece for sentence in split_sentences(body.strip()) for piece in _clauses(sentence)]
-        for sentence in pieces:
-            cited: list[int] = []
-            for group in MARKER.findall(sentence):
-                for raw in re.findall(r"\d+", group):
-                    if int(raw) not in cited:
-                        cited.append(int(raw))
-            out.append(Claim(sentence, number, prefix if not out or out[-1].line != number else "", tuple(cited)))
+        for whole in split_sentences(body.strip()):
+            sentences += 1
+            for piece in _clauses(whole):
+                cited: list[int] = []
+                for group in MARKER.findall(piece):
+                    for raw in re.findall(r"\d+", group):
+                        if int(raw) not in cited:
+                            cited.append(int(raw))
+                out.append(Claim(piece, number, prefix if not out or out[-1].line != number else "", tuple(cited),
+                                 sentences))
     return out
 
 
@@ -229,6 +266,10 @@ def _clauses(sentence: str) -> list[str]:
 
 
 # -- support -----------------------------------------------------------------------------------------------------
+
+# A clause that states a condition or an exception of the clause before it.
+_CONDITION = re.compile(r"^\W*(?:als|indien|tenzij|behalve|zolang|mits|uitgezonderd|behoudens|wanneer|op voorwaarde|"
+                        r"si|sauf|a condition|pour autant|lorsque|if|unless)\b")
 
 def numbers(text: str) -> set[str]:
     """The numbers a text states, normalised: "5.404.000" and "5 404 000" are "5404000", "drie" is "3"."""
@@ -261,8 +302,8 @@ def _prepared(source: Source) -> _Prepared:
     # Without any sentence that addresses the model (defence in depth: the composer removes them too).
     parts = tuple(sentence for paragraph in _PARAGRAPH_BREAK.split(source.text)
                   for sentence in _clean_paragraph(paragraph)[0])
-    return _Prepared(parts, tuple(_windows(parts, source.heading)),
-                     frozenset(numbers(" ".join([*parts, source.heading]))))
+    heading = clean_heading(source.heading)
+    return _Prepared(parts, tuple(_windows(parts, heading)), frozenset(numbers(" ".join([*parts, heading]))))
 
 
 @lru_cache(maxsize=8)
@@ -292,33 +333,58 @@ def support(claim: Claim, sources: Sequence[Source], *, instructions: str = "",
     statement = claim.statement
     # Numbers are compared as numbers (below): "216 000" and "216.000" are one amount, not two words.
     words = list(dict.fromkeys(w for w in analyse(statement) if not w[0].isdigit()))
+    stating = numbers(statement)
     closest, closest_share, stated = "", -1.0, set()
     by_source: dict[int, float] = {}
+    holding: set[int] = set()  # sources that state one of the claim's numbers
+    best_window: tuple[float, str, str] = (-1.0, "", "")  # (share, its sentence, the next one)
     for n in cited:
         prepared = _prepared(sources[n - 1])
         stated |= prepared.numbers
+        if stating & prepared.numbers:
+            holding.add(n)
         by_source[n] = 0.0
-        for text, (alone, window) in zip(prepared.sentences, prepared.windows):
-            by_source[n] = max(by_source[n], _share(words, window))
+        for i, (text, (alone, window)) in enumerate(zip(prepared.sentences, prepared.windows)):
+            share = _share(words, window)
+            by_source[n] = max(by_source[n], share)
+            if share > best_window[0]:
+                following = prepared.sentences[i + 1] if i + 1 < len(prepared.sentences) else ""
+                best_window = (share, text, following)
             # The sentence that says most of it on its own is the one whose negations must agree.
             single = _share(words, alone)
             if single > closest_share:
                 closest, closest_share = text, single
     best = max(by_source.values())
-    supporting = [n for n, share in by_source.items() if share > 0 and share >= MARKER_SHARE * best]
+    supporting = [n for n, share in by_source.items() if share > 0 and share >= MARKER_SHARE * best
+                  and (not stating or n in holding)]
     found = tuple(supporting)
     echo = _share(words, _words_of(instructions)) if instructions else 0.0
     if _SELF_TALK.search(fold(statement)) or echo > max(best, ECHO_SHARE):
         return Support(best, "self-talk", found)
-    if numbers(statement) - stated:
+    if stating - stated:
         return Support(best, "number", found)
     if best < threshold:
         return Support(best, "coverage", found)
+    if stating and not supporting:
+        # "De Europese drempel is 30.000 euro [3, 4]": [3] says it with another amount, [4] has 30.000 for something
+        # else. The sources that carry the words must state the numbers too (the markers kept are those).
+        return Support(best, "number", found)
     # Whether each side negates at all. On train this beat scoping "niet" to nearby words and comparing with the
     # two-sentence window (docs/EVALUATION.md).
     if _negated(statement) != _negated(closest):
         return Support(best, "negation", found)
+    # The window that covers best may take words from a negated next sentence ("... vijftien dagen. Tijdens die
+    # termijn mag de overeenkomst niet gesloten worden."): a claim that does not negate is not carried by it.
+    _, first, following = best_window
+    if following and _negated(following) and not _negated(statement) and _adds(words, first, following):
+        return Support(best, "negation", found)
     return Support(best, "", found)
+
+
+def _adds(words: Sequence[str], first: str, following: str) -> bool:
+    """Whether the next sentence of a window covers at least two of the claim's words the first one does not."""
+    alone = covered(words, frozenset(analyse(first)))
+    return len(covered(words, frozenset(analyse(following))) - alone) >= 2
 
 
 def _share(words: Sequence[str], have: frozenset[str]) -> float:
@@ -330,8 +396,16 @@ def check(answer: str, sources: Sequence[Source], *, instructions: str = "") -> 
     result = CheckedAnswer("")
     lines: dict[int, list[str]] = {}
     prefixes: dict[int, str] = {}
-    for claim in claims(answer):
-        verdict = support(claim, sources, instructions=instructions)
+    every = claims(answer)
+    verdicts = [support(claim, sources, instructions=instructions) if i < MAX_CLAIMS else Support(0.0, "too long")
+                for i, claim in enumerate(every)]
+    # A condition that is dropped takes its sentence with it: "X mag [1] als Y" without "als Y" is a rule without
+    # its condition, which no source states.
+    unconditional = {claim.sentence for claim, verdict in zip(every, verdicts)
+                     if not verdict.supported and _CONDITION.match(fold(claim.statement))}
+    for claim, verdict in zip(every, verdicts):
+        if verdict.supported and claim.sentence in unconditional:
+            verdict = Support(verdict.score, "condition dropped", verdict.supporting)
         if not verdict.supported:
             result.dropped.append((claim, verdict))
             continue

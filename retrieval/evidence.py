@@ -169,21 +169,29 @@ def _equivalents() -> tuple[tuple[tuple[str, ...], ...], ...]:
     return tuple(tuple(term for term in group if term) for group in groups())
 
 
+@lru_cache(maxsize=4096)
+def _relevant(wanted: frozenset[str]) -> tuple[tuple[tuple[tuple[str, ...], ...], tuple[tuple[str, ...], ...]], ...]:
+    """(terms of the question a group or a French entry holds, the terms that cover them) for one set of wanted
+    words, worked out once: a claim or a question is compared with many passage windows."""
+    out = []
+    for group in _equivalents():
+        present = tuple(term for term in group if set(term) <= wanted)
+        if present:
+            out.append((present, group))
+    for source, dutch in translations():
+        if set(source) <= wanted:
+            out.append(((source,), dutch))
+    return tuple(out)
+
+
 def covered(wanted: Sequence[str], have: AbstractSet[str]) -> set[str]:
     """The wanted terms present in ``have``, directly or through an equivalent term of the terminology (a French
     term through its Dutch ones)."""
     found = {t for t in wanted if t in have}
-    wanted_set = set(wanted)
-    for group in _equivalents():
-        present = [term for term in group if set(term) <= wanted_set]
-        if not present:
-            continue
-        if any(set(term) <= have for term in group):
+    for present, equivalents in _relevant(frozenset(wanted)):
+        if any(set(term) <= have for term in equivalents):
             for term in present:
                 found.update(term)
-    for source, dutch in translations():
-        if set(source) <= wanted_set and any(set(term) <= have for term in dutch):
-            found.update(source)
     return found
 
 

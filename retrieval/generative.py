@@ -112,7 +112,13 @@ class GenerativeComposer:
         if DONT_KNOW in answer.lower():
             logger.info("Model %s found no answer in the sources; using the extractive answer", self._model)
             return None
-        checked = claims.check(answer, sources, instructions=system)
+        try:
+            checked = claims.check(answer, sources, instructions=system)
+        except Exception as exc:  # noqa: BLE001 - one odd model reply must not cost the officer the answer
+            # The type only: a message could quote the model's reply.
+            logger.warning("Checking the generative answer of model %s failed (%s); using the extractive answer",
+                           self._model, type(exc).__name__)
+            return None
         if checked.dropped:
             # Reasons only: the sentences may repeat what the officer wrote.
             reasons = Counter(verdict.reason for _, verdict in checked.dropped)
@@ -158,6 +164,8 @@ class GenerativeComposer:
         if removed:
             logger.warning("Passage %s has %d sentence(s) addressed to a language model; left out of the prompt",
                            hit.chunk.id, removed)
+        # Titles and headings are corpus text too: the check leaves out a heading that addresses a model (and
+        # format_sources keeps it out of the prompt).
         heading = " ".join([hit.chunk.title, passage.label or hit.chunk.label or "", *passage.heading_path])
         return claims.Source(text, heading)
 
@@ -195,8 +203,9 @@ def format_sources(hits: list[SearchHit], texts: list[str] | None = None) -> str
     blocks = []
     for n, hit in enumerate(hits, 1):
         passage = hit.passage
-        label = passage.label or hit.chunk.label
-        head = f"{hit.chunk.title} — {label}" if label else hit.chunk.title
+        label = claims.clean_heading(passage.label or hit.chunk.label or "")
+        title = claims.clean_heading(hit.chunk.title) or f"Bron {n}"
+        head = f"{title} — {label}" if label else title
         text = texts[n - 1] if texts is not None else _trim(passage.text)
         blocks.append(f"[{n}] {head}: {text}")
     return "\n\n".join(blocks)
