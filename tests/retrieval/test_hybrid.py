@@ -189,6 +189,18 @@ def test_a_special_regime_ranks_below_the_general_rule_unless_the_question_names
     assert retriever.search(question, k=2, mode="bm25")[0].chunk.label == "art. 3.80"
 
 
+@pytest.mark.parametrize("mode", ["hybrid", "bm25"])
+def test_a_special_regime_comes_after_the_general_rules_even_when_it_matches_far_better(home: Path,
+                                                                                       mode: str) -> None:
+    retriever = _build(home, ExactIndex(), articles=FRAMEWORKS)
+    # Only art. 3.80 has "uitzonderlijke gevallen" and "langer": lowering its score is not enough to rank it second.
+    question = "Mag de looptijd van een raamovereenkomst in uitzonderlijke gevallen langer zijn?"
+    labels = [h.chunk.label for h in retriever.search(question, k=3, mode=mode)]
+    assert labels[-1] == "art. 3.80" and labels[0] == "art. 2.140"
+    named = retriever.search(question.replace("?", " bij een nutsbedrijf?"), k=3, mode=mode)
+    assert named[0].chunk.label == "art. 3.80"
+
+
 def _generation(store: GenerationStore, vectors: ExactIndex, embedder: FakeEmbedder, articles: list) -> tuple[str, set]:
     """Write one more generation (not activated) and return its id and chunk ids."""
     sections = tuple(Section(text=f"Artikel {label[5:]}\n{text}", label=label, heading_path=(part,), is_article=True)
