@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,6 +30,9 @@ from retrieval.evaluation import first_gold_rank
 from retrieval.evidence import DENSE_FEATURES, FEATURES, EvidenceJudge, TermStats, features
 from retrieval.ranking import RANK_FEATURES, Ranker, rank_features
 from retrieval.types import SearchHit
+
+if TYPE_CHECKING:
+    from retrieval.search import FusionParams
 
 logger = logging.getLogger(__name__)
 
@@ -360,7 +364,8 @@ def _procurement_act_available() -> bool:
 # -- the command ------------------------------------------------------------------------------------------------
 
 
-def build_index(home: Path, manifest: Path | None, embedder: Embedder, ranker: Ranker | None = None):
+def build_index(home: Path, manifest: Path | None, embedder: Embedder, ranker: Ranker | None = None,
+                params: FusionParams | None = None):
     """Index a manifest into ``home`` (incremental: re-runs reuse the embedding cache) and open a retriever."""
     from corpus.refresh import Refresher
     from retrieval.search import HybridRetriever
@@ -371,7 +376,8 @@ def build_index(home: Path, manifest: Path | None, embedder: Embedder, ranker: R
     summary = Refresher(home=home, embedder=embedder, vectors=vectors).refresh(load_manifest(manifest, home=home))
     if summary.failed:
         raise CorpusError(f"indexing {manifest or 'the sample corpus'} failed: {summary.failed}")
-    return HybridRetriever(store=GenerationStore(home / "index"), vectors=vectors, embedder=embedder, ranker=ranker)
+    return HybridRetriever(store=GenerationStore(home / "index"), vectors=vectors, embedder=embedder, ranker=ranker,
+                           params=params)
 
 
 def train(embedder: Embedder, *, work: Path, independent: bool = False, say: Callable[[str], None] = print) -> dict:
@@ -385,7 +391,11 @@ def train(embedder: Embedder, *, work: Path, independent: bool = False, say: Cal
     say(f"intent: chose {intent_info['chosen']}, escalate threshold {intent.escalate_threshold:.3f}")
 
     sample = build_index(work / "sample", bundled_manifest_path(), embedder)
-    aw = build_index(work / "aanbestedingswet", AW_MANIFEST, embedder) if _procurement_act_available() else None
+    from retrieval.search import FusionParams  # noqa: F811 - at run time, where retrievers are built
+
+    # The ranker's candidates in the order it will reorder: fused, without the general rules moved first.
+    aw = (build_index(work / "aanbestedingswet", AW_MANIFEST, embedder, params=FusionParams(general_first=False))
+          if _procurement_act_available() else None)
     ranker, ranking_info = None, {}
     if aw is not None and not independent:
         # Learned on statute text, where the fused order fails most; candidates are read without a ranker.

@@ -65,20 +65,22 @@ _NUMBER_WORDS = {
     "vijftig": "50", "zestig": "60", "zeventig": "70", "tachtig": "80", "negentig": "90", "honderd": "100",
     "duizend": "1000", "miljoen": "1000000", "miljard": "1000000000",
     "deux": "2", "trois": "3", "quatre": "4", "cinq": "5", "six": "6", "sept": "7", "huit": "8", "neuf": "9",
-    "dix": "10", "onze": "11", "douze": "12", "treize": "13", "quatorze": "14", "quinze": "15", "seize": "16",
-    "vingt": "20", "trente": "30", "quarante": "40", "cinquante": "50", "soixante": "60", "cent": "100",
+    "dix": "10", "douze": "12", "treize": "13", "quatorze": "14", "quinze": "15", "seize": "16",
+    "vingt": "20", "trente": "30", "quarante": "40", "cinquante": "50", "soixante": "60",
     "mille": "1000", "million": "1000000", "millions": "1000000", "milliard": "1000000000",
 }
 """Written numbers, each compared as the number it is. A compound ("vijfentwintig") is not parsed: it does not
 match any of these, so a claim that states it is compared by its words only. "miljoen" is a number of its own:
-"216.000 miljoen euro" states 216000 and 1000000, and the second must be in the source too."""
+"216.000 miljoen euro" states 216000 and 1000000, and the second must be in the source too. French "onze" and
+"cent" are left out: they are Dutch words ("onze gemeente", "geen cent")."""
 _WORD = re.compile(r"[^\W\d_]+")
 # Not "zonder" (a paraphrase says "zonder btw" for "exclusief btw") nor "pas" ("kan pas" is "only then" in Dutch).
 _NEGATION = frozenset({"niet", "geen", "nooit", "niets", "niemand", "nergens", "noch", "nimmer", "geenszins",
-                       "allerminst", "evenmin", "verboden", "jamais", "aucun", "aucune", "ne", "n", "nullement",
+                       "allerminst", "evenmin", "verboden", "jamais", "aucun", "aucune", "ne", "nullement",
                        "interdit", "interdite", "not", "never"})
-"""Words that negate what a sentence says. French "ne ... pas" counts by its "ne" / "n'" (``_WORD`` reads "n'est" as
-"n" and "est"); "verboden" / "interdit" state a prohibition, as "mag niet" does."""
+"""Words that negate what a sentence says; French "ne ... pas" counts by its "ne", and "n'" before a vowel by
+``_ELIDED_NE`` (not "n°" nor Dutch "'n"). "verboden" / "interdit" state a prohibition, as "mag niet" does."""
+_ELIDED_NE = re.compile(r"(?<![\w'’])n['’](?=[aeiouyh])")
 
 # The model about itself or its instructions: never a statement about procurement.
 _SELF_TALK = re.compile(
@@ -285,7 +287,8 @@ def numbers(text: str) -> set[str]:
 
 
 def _negated(text: str) -> bool:
-    return any(word in _NEGATION for word in _WORD.findall(fold(text)))
+    folded = fold(text)
+    return any(word in _NEGATION for word in _WORD.findall(folded)) or bool(_ELIDED_NE.search(folded))
 
 
 @dataclass(frozen=True)

@@ -38,10 +38,11 @@ _FRENCH_WORDS = frozenset(analyse(
 source covers). Several are Dutch words too ("pas", "mes", "plus"), so they are left out only of a French
 question."""
 _FRENCH_MARKERS = frozenset(
-    "le la les une des du est que qu pour dans avec sur quel quelle quels quelles peut puis dois doit faut comment "
-    "combien pourquoi quand nous notre vous il elle ils elles cette ces et ou au aux sont ne pas un par sans leur "
+    "le la une du est que qu pour dans avec sur quel quelle quels quelles peut puis dois doit faut comment "
+    "combien pourquoi quand nous notre vous il elle ils elles cette ces ou au aux sont ne un par sans leur "
     "leurs votre".split())
-"""Words that tell a French question: two different ones (folded, not stemmed) and it is one."""
+"""Words that tell a French question: two different ones (folded, not stemmed) and it is one. Not "et", "les",
+"des" or "pas", which Dutch writes too ("et cetera", "de les", "des te beter", "pas later")."""
 _WORD = re.compile(r"[^\W\d_]+")
 
 _YEAR = re.compile(r"\b(19[5-9]\d|20\d\d)\b")
@@ -179,8 +180,10 @@ def _relevant(wanted: frozenset[str]) -> tuple[tuple[tuple[tuple[str, ...], ...]
         if present:
             out.append((present, group))
     for source, dutch in translations():
-        if set(source) <= wanted:
-            out.append(((source,), dutch))
+        # Compared as topic words: "cahier des charges" is "cahier charges" once function words are out.
+        topic = tuple(t for t in source if t not in _QUESTION_WORDS and t not in _FRENCH_WORDS)
+        if topic and set(topic) <= wanted:
+            out.append(((topic,), dutch))
     return tuple(out)
 
 

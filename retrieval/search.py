@@ -38,6 +38,9 @@ class FusionParams:
     """Rank units of special-case parts (special sectors, concessions) lower unless the query names them."""
     rerank: bool = True
     """Reorder the first fused units with the learned ranker, when the retriever has one."""
+    general_first: bool = True
+    """Among the first ``REGIME_DEPTH`` units, those of a special regime the query does not name come last (off
+    while the ranker's training reads the fused order it will reorder)."""
 
 
 KIND_FILTER_DEPTH = 300
@@ -183,13 +186,14 @@ class HybridRetriever:
             dense = [(pos, score) for pos, score in dense if served.chunks[pos].kind in kinds]
         fused = self._fuse(lexical, dense, mode)
         ranker = self.ranker if mode == "hybrid" and self.params.rerank else None
-        regimes = special_regimes() if self.params.special_regimes else None
+        regimes = special_regimes() if self.params.special_regimes and self.params.general_first else None
         depth = max(k, ranker.depth if ranker is not None else 0, REGIME_DEPTH if regimes is not None else 0)
         hits = self._units(served, fused, lexical, dense, query, depth)
         if ranker is not None:
             hits = ranker.rerank(query, hits, served.term_stats())
         if regimes is not None:
-            hits = _general_first(hits, regimes, query)
+            # Within the first REGIME_DEPTH only, so the first k do not depend on how many were asked for.
+            hits = _general_first(hits[:REGIME_DEPTH], regimes, query) + hits[REGIME_DEPTH:]
         return hits[:k]
 
     def _fuse(self, lexical: list[tuple[int, float]], dense: list[tuple[int, float]],

@@ -298,3 +298,16 @@ def test_reworded_and_hidden_instructions_to_a_model_are_found(sentence: str) ->
 ])
 def test_what_officers_read_is_not_taken_for_an_instruction(sentence: str) -> None:
     assert not is_injection(sentence)
+
+
+def test_dutch_words_that_are_french_numbers_or_elisions_are_neither() -> None:
+    # "onze" is Dutch for "our" (French 11), "n°" a number sign: neither is a number or a negation.
+    assert support(Claim("Onze gemeente kan een opdracht rechtstreeks gunnen als de geraamde waarde lager is dan "
+                         "30.000 euro [1].", 0, cited=(1,)), [DIRECT]).reason == ""
+    circular = Source("Volgens de omzendbrief n° 12 geldt na de gunningsbeslissing een wachttermijn van vijftien "
+                      "dagen.", "Wachttermijn")
+    assert support(Claim("Na de gunningsbeslissing geldt een wachttermijn van vijftien dagen [1].", 0, cited=(1,)),
+                   [circular]).reason == ""
+    # French "n'" before a vowel is a negation.
+    assert support(Claim("Le pouvoir adjudicateur n'a pas le droit de mettre fin au partenariat d'innovation après "
+                         "une phase.", 0, cited=(1,)), [FRENCH]).reason == "negation"

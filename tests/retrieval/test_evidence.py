@@ -54,9 +54,21 @@ def test_french_function_words_are_no_topic_of_a_french_question_only() -> None:
     from retrieval.evidence import topic_tokens
     from retrieval.lexical import analyse
 
-    assert topic_tokens("Puis-je passer un marché par facture acceptée ?") == analyse("passer marché facture acceptée")
+    french = topic_tokens("Puis-je passer un marché par facture acceptée ?")
+    assert french == analyse("passer marché facture acceptée")
     # "pas" is a French function word and a Dutch one ("pas na", "passen"): it stays a topic of a Dutch question.
     assert "pas" in topic_tokens("Mag ik pas na de wachttermijn sluiten?")
+    # Two different French function words make a question French; "et cetera", "de les" and "des te" are Dutch.
+    assert "pas" in topic_tokens("Zijn er geen passende offertes, et cetera, en wat is de les over des te hogere "
+                                 "prijzen?")
+    assert "pas" in topic_tokens("Is het een rendez-vous bij de notaris als ik pas later teken?")
+
+
+def test_a_french_term_with_function_words_is_covered_through_its_dutch_term() -> None:
+    unit = _hit("De opdrachtdocumenten vermelden de gunningscriteria.", "Opdrachtdocumenten")
+    stats = TermStats.from_chunks([unit.chunk])
+    row = dict(zip(FEATURES, features("Quel est le cahier des charges ?", [unit], stats)[0]))
+    assert row["plain_coverage"] == 1.0
 
 
 def test_an_amount_asked_needs_an_amount_in_the_unit() -> None:

@@ -201,6 +201,20 @@ def test_a_special_regime_comes_after_the_general_rules_even_when_it_matches_far
     assert named[0].chunk.label == "art. 3.80"
 
 
+def test_the_first_hits_do_not_depend_on_how_many_are_asked_for(home: Path) -> None:
+    # 25 special-sector units match better than the one general article, which the fused order puts below the
+    # first 20: asking for 30 hits must not move it first when asking for 5 does not.
+    special = [("Deel 3 Speciale-sectoropdrachten", f"art. 3.{i}", f"De looptijd van een raamovereenkomst bedraagt "
+                f"ten hoogste acht jaar; de looptijd van de raamovereenkomst {i} telt.") for i in range(1, 26)]
+    general = [("Deel 2 Overheidsopdrachten", "art. 2.9", "Een opdracht kan ook een raamovereenkomst zijn.")]
+    retriever = _build(home, ExactIndex(), articles=general + special)
+    question = "Wat is de looptijd van een raamovereenkomst?"
+    few = [h.chunk.label for h in retriever.search(question, k=5, mode="bm25")]
+    many = [h.chunk.label for h in retriever.search(question, k=30, mode="bm25")]
+    assert "art. 2.9" in many[20:]
+    assert few == many[:5]
+
+
 def _generation(store: GenerationStore, vectors: ExactIndex, embedder: FakeEmbedder, articles: list) -> tuple[str, set]:
     """Write one more generation (not activated) and return its id and chunk ids."""
     sections = tuple(Section(text=f"Artikel {label[5:]}\n{text}", label=label, heading_path=(part,), is_article=True)
