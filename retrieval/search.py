@@ -44,11 +44,11 @@ class FusionParams:
 
 
 KIND_FILTER_DEPTH = 300
+"""Candidates per ranking when only some source kinds are wanted."""
 REGIME_DEPTH = 20
 """How many units are read so that the general rules among them come before the special regimes' units."""
 UNAVAILABLE_LOG_SECONDS = 60.0
 """While the shared index store is down, the retriever says so at most once a minute."""
-"""Candidates per ranking when only some source kinds are wanted."""
 
 
 class _Generation:
