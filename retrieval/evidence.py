@@ -170,6 +170,18 @@ def _equivalents() -> tuple[tuple[tuple[str, ...], ...], ...]:
     return tuple(tuple(term for term in group if term) for group in groups())
 
 
+@lru_cache(maxsize=1)
+def _french_topics() -> tuple[tuple[tuple[str, ...], tuple[tuple[str, ...], ...]], ...]:
+    """The French entries as topic words, with their Dutch terms: "cahier des charges" is "cahier charges" once
+    function words are out, as it is in a question's topic words."""
+    out = []
+    for source, dutch in translations():
+        topic = tuple(t for t in source if t not in _QUESTION_WORDS and t not in _FRENCH_WORDS)
+        if topic:
+            out.append((topic, dutch))
+    return tuple(out)
+
+
 @lru_cache(maxsize=4096)
 def _relevant(wanted: frozenset[str]) -> tuple[tuple[tuple[tuple[str, ...], ...], tuple[tuple[str, ...], ...]], ...]:
     """(terms of the question a group or a French entry holds, the terms that cover them) for one set of wanted
@@ -179,10 +191,8 @@ def _relevant(wanted: frozenset[str]) -> tuple[tuple[tuple[tuple[str, ...], ...]
         present = tuple(term for term in group if set(term) <= wanted)
         if present:
             out.append((present, group))
-    for source, dutch in translations():
-        # Compared as topic words: "cahier des charges" is "cahier charges" once function words are out.
-        topic = tuple(t for t in source if t not in _QUESTION_WORDS and t not in _FRENCH_WORDS)
-        if topic and set(topic) <= wanted:
+    for topic, dutch in _french_topics():
+        if set(topic) <= wanted:
             out.append(((topic,), dutch))
     return tuple(out)
 
