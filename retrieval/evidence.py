@@ -60,6 +60,9 @@ class AnswerType:
     name: str
     asked: re.Pattern[str]
     present: re.Pattern[str]
+    any_number: bool = False
+    """``present`` takes any number: then article numbers and dates do not count ("art. 40", "17 juni 2016" state
+    no limit)."""
 
 
 ANSWER_TYPES = (
@@ -88,6 +91,7 @@ ANSWER_TYPES = (
         re.compile(r"\b(maximaal|maximum\w*|minimaal|minimum\w*|hoogstens|ten hoogste|ten minste|minstens|"
                    r"au maximum|au minimum|maximale|minimale)\b"),
         re.compile(rf"\b(\d+|{_COUNT_WORD})\b"),
+        any_number=True,
     ),
     AnswerType(
         "who",
@@ -114,8 +118,15 @@ ANSWER_TYPES = (
                    r"ondernemingen|deelnemers|partners|bedrijven|leveranciers|opdrachtnemers|ondernemers|"
                    r"gegadigden|candidats|offres|soumissionnaires)\b|\b(minstens|minimaal|ten minste|tenminste) "
                    rf"(\d+|{_NUMBER_WORD})\b"),
+        any_number=True,
     ),
 )
+_MONTH = (r"(?:januari|februari|maart|april|mei|juni|juli|augustus|september|oktober|november|december|janvier|"
+          r"fevrier|mars|avril|mai|juin|juillet|aout|septembre|octobre|novembre|decembre)")
+_REFERENCE = re.compile(rf"\b(?:artt?\.?|artikels?|articles?|lid|leden)\s*\d[\w./:-]*|§\s*\d+"
+                        rf"|\b\d{{1,2}}\s+{_MONTH}(?:\s+\d{{4}})?\b|\b(?:19|20)\d\d\b")
+"""Numbers that are no answer to "hoeveel" or "maximaal": references to an article or its paragraphs, dates and
+years (in folded text)."""
 
 FEATURES = ("dense", "dense_recip_rank", "lexical_recip_rank", "relative_score", "recip_rank", "coverage",
             "heading_coverage", "sentence_coverage", "plain_coverage", "missing_idf", "type_missing", "year_missing",
@@ -238,6 +249,11 @@ def _folded(text: str) -> str:
     return fold(text)
 
 
+@lru_cache(maxsize=_TEXT_CACHE)
+def _without_references(folded: str) -> str:
+    return _REFERENCE.sub(" ", folded)
+
+
 def _sentence_coverage(wanted: Sequence[str], weights: Mapping[str, float], total: float, text: str) -> float:
     """The best idf-weighted coverage of the question's terms by one sentence of the unit (with its neighbour):
     an answer states the asked terms together, a near miss scatters them over a long section."""
@@ -272,7 +288,8 @@ def features(question: str, hits: Sequence[SearchHit], stats: TermStats, *, dept
         heading_covered = covered(wanted, _token_set(_heading_text(unit)))
         missing = [weights[t] for t in wanted if t not in covered_terms]
         folded = _folded(unit.text)
-        type_missing = float(any(not t.present.search(folded) for t in types))
+        type_missing = float(any(not t.present.search(_without_references(folded) if t.any_number else folded)
+                                 for t in types))
         # "Welke drempels gelden in 2026?" is not answered by the 2024-2025 amounts.
         year_missing = float(bool(years - set(_YEAR.findall(unit.embedding_text()))))
         rows.append([

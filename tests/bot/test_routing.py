@@ -18,7 +18,7 @@ from bot.messages import Decision
 from bot.policy import load_rules
 from bot.routing import (DEFAULT_MODEL, Router, RoutingModel, Verdict, load_routing, model_file_name,
                          names_procurement)
-from retrieval.evidence import ANSWER_TYPES, FEATURES, EvidenceJudge, TermStats
+from retrieval.evidence import _REFERENCE, ANSWER_TYPES, FEATURES, EvidenceJudge, TermStats
 from retrieval.types import Chunk, SearchHit
 
 ROUTING_DIR = Path(__file__).resolve().parents[2] / "bot" / "data" / "routing"
@@ -134,6 +134,9 @@ def test_answer_type_patterns_take_linear_time_on_a_table_of_numbers() -> None:
 
     small, large = ("1 2 3 4 5 6 7 8 9 " * n for n in (200, 1_600))
     assert _time(scan, large) < 24 * _time(scan, small)
+    small, large = ("art. 1 § 2 lid 3 17 juni 2016 " * n for n in (200, 1_600))
+    assert _time(lambda text: _REFERENCE.sub(" ", text), large) < 24 * _time(lambda text: _REFERENCE.sub(" ", text),
+                                                                              small)
 
 
 def test_routing_train_and_report_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

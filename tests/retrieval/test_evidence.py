@@ -85,6 +85,17 @@ def test_a_period_or_a_count_asked_needs_one_in_the_unit() -> None:
     assert _row("Hoeveel kandidaten moet ik uitnodigen?", three)["type_missing"] == 0.0
 
 
+def test_article_numbers_and_dates_are_no_limit() -> None:
+    # A statute unit is full of numbers that answer nothing: its own article, paragraphs and the act's date.
+    question = "Hoeveel keer mag ik de opdracht maximaal verlengen?"
+    assert [t.name for t in asked_types(question)] == ["limit"]
+    references = _hit("Art. 40. § 2. Zoals bepaald in de wet van 17 juni 2016 en artikel 2.116, lid 3, sinds 2017, "
+                      "kan de opdracht worden verlengd.", "Artikel 40")
+    assert _row(question, references)["type_missing"] == 1.0
+    limit = _hit("De opdracht kan maximaal 3 keer worden verlengd (art. 40).", "Artikel 40")
+    assert _row(question, limit)["type_missing"] == 0.0
+
+
 def test_a_year_the_unit_does_not_mention_is_missing() -> None:
     amounts = _hit("Voor 2024-2025 bedraagt de drempel 221.000 euro.", "Drempels")
     assert _row("Welke drempel geldt in 2026?", amounts)["year_missing"] == 1.0
